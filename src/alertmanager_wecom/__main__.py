@@ -1,0 +1,3 @@
+from alertmanager_wecom.cli import main
+
+main()

@@ -1,0 +1,70 @@
+"""WeCom app messages (应用消息): ``message/send`` with an app's access token."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alertmanager_wecom.channels.base import SendResult
+from alertmanager_wecom.config import AppConfig, Target
+from alertmanager_wecom.errcodes import Action
+from alertmanager_wecom.message import Message
+from alertmanager_wecom.token_cache import AccessToken
+from alertmanager_wecom.wecom_api import WeComAPI, WeComError
+
+_PARTIAL_KEYS = ("invaliduser", "invalidparty", "invalidtag", "unlicenseduser")
+
+
+class AppMessageChannel:
+    def __init__(
+        self, api: WeComAPI, token: AccessToken, app: AppConfig, target: Target, app_name: str = ""
+    ) -> None:
+        self.api = api
+        self.token = token
+        self.app = app
+        self.target = target
+        recipients = "|".join(
+            target.to_user + [f"party:{p}" for p in target.to_party] + [f"tag:{t}" for t in target.to_tag]
+        )
+        self._name = f"app:{app_name or app.agent_id}→{recipients}"
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def body(self, message: Message) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "agentid": self.app.agent_id,
+            "msgtype": message.msgtype,
+            message.msgtype: message.body(),
+            "safe": self.app.safe,
+        }
+        if self.target.to_user:
+            body["touser"] = "|".join(self.target.to_user)
+        if self.target.to_party:
+            body["toparty"] = "|".join(self.target.to_party)
+        if self.target.to_tag:
+            body["totag"] = "|".join(self.target.to_tag)
+        if self.app.duplicate_check_seconds:
+            body["enable_duplicate_check"] = 1
+            body["duplicate_check_interval"] = self.app.duplicate_check_seconds
+        return body
+
+    async def send(self, message: Message) -> SendResult:
+        body = self.body(message)
+        for attempt in (1, 2):
+            token = await self.token.get()
+            try:
+                reply = await self.api.call("POST", "message/send", params={"access_token": token}, body=body)
+            except WeComError as exc:
+                # 40014/41001/42001: the token went stale early (revoked, or expired on WeCom's clock).
+                if exc.action is Action.REFRESH_TOKEN and attempt == 1:
+                    self.token.invalidate(token)
+                    continue
+                raise
+            invalid = {}
+            for key in _PARTIAL_KEYS:
+                value = reply.get(key)
+                if isinstance(value, str) and value:
+                    invalid[key] = value.split("|")
+            return SendResult(msgid=str(reply.get("msgid", "")), invalid=invalid)
+        raise AssertionError("unreachable: the second attempt returns or raises")

@@ -1,0 +1,378 @@
+"""The `alertmanager-wecom` command."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+import uvicorn
+from starlette.routing import BaseRoute, Mount
+
+from alertmanager_wecom import __version__, samples
+from alertmanager_wecom.config import Config, ConfigError, Target, load_config, parse_config
+from alertmanager_wecom.logsetup import setup_logging
+from alertmanager_wecom.payload import Notification
+from alertmanager_wecom.rendering import Renderer, TemplateError
+
+log = logging.getLogger("alertmanager_wecom")
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise click.BadParameter(f"{value!r}: use HOST:PORT, e.g. 127.0.0.1:9095 or 0.0.0.0:9095")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def _load(path: str) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise click.ClickException(f"config {path} is invalid:\n{exc}") from None
+
+
+def _run_server(app: Any, host: str, port: int, log_level: str) -> None:
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            log_level=log_level,
+            lifespan="on",
+        )
+    )
+    server.run()
+
+
+@click.group()
+@click.version_option(__version__, prog_name="alertmanager-wecom")
+@click.option(
+    "--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]), show_default=True
+)
+@click.option("--log-format", default="plain", type=click.Choice(["plain", "json"]), show_default=True)
+def main(log_level: str, log_format: str) -> None:
+    """Deliver Alertmanager and Grafana alerts to WeCom (企业微信)."""
+    setup_logging(log_level, json_lines=log_format == "json")
+
+
+@main.command()
+@click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False), help="YAML config; omit for sandbox mode."
+)
+@click.option("--listen", help="HOST:PORT to listen on (default: server.listen, 127.0.0.1:9095).")
+def serve(config_path: str | None, listen: str | None) -> None:
+    """Run the relay. Without --config: sandbox mode, with the WeCom simulator in the same process."""
+    from alertmanager_wecom.relay import create_app
+
+    level = logging.getLevelName(logging.getLogger().level).lower()
+    if config_path is None:
+        from alertmanager_wecom.sandbox import DEMO_RECEIVER, SIMULATOR_PREFIX, sandbox_config
+        from alertmanager_wecom.simulator import create_simulator_app, sandbox_settings
+
+        host, port = parse_listen(listen or "127.0.0.1:9095")
+        config = sandbox_config(host, port)
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        base = f"http://{shown}:{port}"
+        extra: list[BaseRoute] = [Mount(SIMULATOR_PREFIX, app=create_simulator_app(sandbox_settings()))]
+        click.echo(
+            "Sandbox mode: no --config given, so WeCom is simulated in this process.\n"
+            f"  webhook for Alertmanager: {base}/alerts/{DEMO_RECEIVER}\n"
+            f"  what people would see:    {base}{SIMULATOR_PREFIX}/inbox\n"
+            f"  send sample alerts:       alertmanager-wecom demo --url {base}\n"
+        )
+        _run_server(create_app(config, extra_routes=extra), host, port, level)
+        return
+    config = _load(config_path)
+    host, port = parse_listen(listen or config.server.listen)
+    log.info(
+        "listening on %s:%d; receivers: %s",
+        host,
+        port,
+        ", ".join(f"/alerts/{r.name}" for r in config.receivers) or "none",
+    )
+    _run_server(create_app(config), host, port, level)
+
+
+@main.command("check-config")
+@click.argument("config_path", type=click.Path(dir_okay=False))
+def check_config(config_path: str) -> None:
+    """Validate a config file (and compile its templates) without contacting WeCom."""
+    config = _load(config_path)
+    targets = sum(len(r.targets) for r in config.receivers)
+    click.echo(
+        f"{config_path}: OK — {len(config.apps)} app(s), {len(config.receivers)} receiver(s), "
+        f"{targets} target(s)"
+    )
+
+
+@main.command()
+@click.option("--listen", default="127.0.0.1:9096", show_default=True, help="HOST:PORT to listen on.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Simulator YAML (corps, users, apps, robots, limits); default: the sandbox corp.",
+)
+@click.option("--token-ttl", type=int, help="Access token lifetime in seconds (WeCom: 7200).")
+@click.option("--fault-rate", type=float, help="Fraction of API calls that fail (0..1).")
+@click.option("--fault-kinds", help="Comma list of busy, rate_limit, http_502, slow.")
+@click.option("--slow-seconds", type=float, help="Delay of a 'slow' fault.")
+@click.option(
+    "--trusted-ip",
+    "trusted_ips",
+    multiple=True,
+    help="Only these caller IPs may send (others get 60020); repeat for several.",
+)
+def simulator(
+    listen: str,
+    config_path: str | None,
+    token_ttl: int | None,
+    fault_rate: float | None,
+    fault_kinds: str | None,
+    slow_seconds: float | None,
+    trusted_ips: tuple[str, ...],
+) -> None:
+    """Run the WeCom simulator: gettoken, message/send, webhook/send, media/upload, and an inbox page."""
+    from pydantic import ValidationError
+
+    from alertmanager_wecom.simulator import SimulatorSettings, create_simulator_app, sandbox_settings
+
+    try:
+        settings = SimulatorSettings.load(config_path) if config_path else sandbox_settings()
+        faults = settings.faults.model_dump()
+        for key, value in (("rate", fault_rate), ("slow_seconds", slow_seconds)):
+            if value is not None:
+                faults[key] = value
+        if fault_kinds:
+            faults["kinds"] = [k.strip() for k in fault_kinds.split(",") if k.strip()]
+        update: dict[str, Any] = {"faults": type(settings.faults).model_validate(faults)}
+        if token_ttl is not None:
+            update["token_ttl_seconds"] = token_ttl
+        settings = SimulatorSettings.model_validate(
+            {**settings.model_dump(), **update, "faults": update["faults"].model_dump()}
+        )
+    except (ValidationError, OSError) as exc:
+        raise click.ClickException(f"simulator settings are invalid: {exc}") from None
+    if trusted_ips:
+        for corp in settings.corps:
+            for app in corp.apps:
+                app.trusted_ips = list(trusted_ips)
+    host, port = parse_listen(listen)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    click.echo(f"WeCom simulator on http://{shown}:{port}/cgi-bin/  (set wecom.api_url to this)")
+    click.echo(f"inbox: http://{shown}:{port}/inbox")
+    for corp in settings.corps:
+        for app in corp.apps:
+            click.echo(f"  corp_id {corp.corp_id}  agent_id {app.agent_id}  users {', '.join(corp.users)}")
+    _run_server(create_simulator_app(settings), host, port, "warning")
+
+
+@main.command()
+@click.option("--url", default="http://127.0.0.1:9095", show_default=True, help="The relay's base URL.")
+@click.option("--receiver", default="demo", show_default=True)
+def demo(url: str, receiver: str) -> None:
+    """Post sample alerts to a running relay (a small group, a mixed group, 100 alerts, then resolved)."""
+    payloads = [
+        ("2 NodeDown alerts", samples.node_down(2, receiver=receiver)),
+        ("a mixed group (firing and resolved)", samples.mixed(receiver=receiver)),
+        ("a group of 100 alerts", samples.node_down(100, receiver=receiver, cluster="prod-sh")),
+        ("the 2 NodeDown alerts resolved", samples.node_down(2, status="resolved", receiver=receiver)),
+    ]
+    target = url.rstrip("/") + f"/alerts/{receiver}"
+    failed = False
+    with httpx.Client(timeout=30) as client:
+        for label, payload in payloads:
+            try:
+                response = client.post(target, json=payload)
+            except httpx.HTTPError as exc:
+                raise click.ClickException(
+                    f"cannot reach {target}: {exc}; is `alertmanager-wecom serve` running?"
+                ) from None
+            click.echo(f"{label}: HTTP {response.status_code} {response.text}")
+            failed = failed or response.status_code >= 300
+    click.echo(f"now open {url.rstrip('/')}/sim/inbox (sandbox) or your WeCom client")
+    if failed:
+        sys.exit(1)
+
+
+def _read_text(text: str | None) -> str:
+    if text is None or text == "-":
+        return sys.stdin.read()
+    return text
+
+
+@main.command()
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False))
+@click.option("--app", "app_name", required=True, help="App name from the config's apps.")
+@click.option("--to", "to_user", multiple=True, help="userid (repeat, or @all).")
+@click.option("--party", "to_party", multiple=True, help="Department id (repeat).")
+@click.option("--tag", "to_tag", multiple=True, help="Tag id (repeat).")
+@click.option("--msgtype", default="text", type=click.Choice(["text", "markdown"]), show_default=True)
+@click.argument("text", required=False)
+def send(
+    config_path: str,
+    app_name: str,
+    to_user: tuple[str, ...],
+    to_party: tuple[str, ...],
+    to_tag: tuple[str, ...],
+    msgtype: str,
+    text: str | None,
+) -> None:
+    """Send a message through an app (TEXT, or stdin when omitted or '-'); long text is split to fit."""
+    from alertmanager_wecom.channels import build_channel
+    from alertmanager_wecom.fit import CONTENT_LIMITS, split_text
+    from alertmanager_wecom.message import Message
+    from alertmanager_wecom.wecom_api import WeComAPI, WeComError
+
+    config = _load(config_path)
+    if app_name not in config.apps:
+        raise click.ClickException(f"unknown app {app_name!r}; apps: {', '.join(config.apps) or 'none'}")
+    try:
+        target = Target(
+            app=app_name, to_user=list(to_user), to_party=list(to_party), to_tag=list(to_tag), msgtype=msgtype
+        )
+    except ValueError as exc:
+        raise click.ClickException(str(exc).splitlines()[-1]) from None
+    content = _read_text(text).strip()
+    if not content:
+        raise click.ClickException("nothing to send: give TEXT or pipe it on stdin")
+
+    async def run() -> None:
+        async with httpx.AsyncClient(timeout=config.wecom.timeout_seconds) as client:
+            channel = build_channel(target, config, WeComAPI(config.wecom.api_url, client), {})
+            chunks = split_text(content, CONTENT_LIMITS[msgtype])
+            for chunk in chunks:
+                try:
+                    result = await channel.send(Message(msgtype, chunk))
+                except WeComError as exc:
+                    raise click.ClickException(exc.detail) from None
+                for key, names in result.invalid.items():
+                    click.echo(
+                        f"warning: WeCom skipped {key.removeprefix('invalid')} {'|'.join(names)}", err=True
+                    )
+            click.echo(f"sent {len(chunks)} message(s) to {channel.name}")
+
+    asyncio.run(run())
+
+
+@main.command()
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False))
+@click.option("--no-send", is_flag=True, help="Only check credentials; send no test message.")
+def check(config_path: str, no_send: bool) -> None:
+    """Get a token for each app, send a test message to each target, and explain each failure."""
+    from alertmanager_wecom.checks import run_checks
+
+    config = _load(config_path)
+
+    async def run() -> bool:
+        async with httpx.AsyncClient(timeout=config.wecom.timeout_seconds) as client:
+            results = await run_checks(config, client, send=not no_send)
+        for result in results:
+            click.echo(result.line())
+        return all(r.ok for r in results)
+
+    if not asyncio.run(run()):
+        sys.exit(1)
+
+
+@main.command()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="Config whose receiver targets to render for; omit to use the defaults below.",
+)
+@click.option("--receiver", help="Receiver name (default: the first).")
+@click.option(
+    "--msgtype",
+    default="markdown",
+    type=click.Choice(["text", "markdown", "textcard"]),
+    show_default=True,
+    help="Without --config.",
+)
+@click.option(
+    "--language", default="zh", type=click.Choice(["zh", "en"]), show_default=True, help="Without --config."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@click.argument("payload", type=click.File("r", encoding="utf-8"))
+def render(
+    config_path: str | None, receiver: str | None, msgtype: str, language: str, as_json: bool, payload: Any
+) -> None:
+    """Print the messages a webhook PAYLOAD (a file, or - for stdin) would become, with byte counts."""
+    from alertmanager_wecom.fit import byte_len
+
+    try:
+        notification = Notification.model_validate(json.load(payload))
+    except ValueError as exc:
+        raise click.ClickException(f"payload is not an Alertmanager webhook body: {exc}") from None
+    if config_path:
+        config = _load(config_path)
+    else:
+        config = parse_config(
+            {
+                "apps": {"app": {"corp_id": "ww", "agent_id": 1, "secret": "unused-for-render"}},
+                "receivers": [
+                    {
+                        "name": "default",
+                        "targets": [
+                            {"app": "app", "to_user": ["@all"], "msgtype": msgtype, "language": language}
+                        ],
+                    }
+                ],
+            }
+        )
+    chosen = config.receiver(receiver) if receiver else (config.receivers[0] if config.receivers else None)
+    if chosen is None:
+        raise click.ClickException(f"no receiver {receiver!r} in the config")
+    out: list[dict[str, Any]] = []
+    for index, target in enumerate(chosen.targets):
+        try:
+            messages = Renderer.for_target(target, config).render(notification)
+        except TemplateError as exc:
+            raise click.ClickException(str(exc)) from None
+        if not target.send_resolved:
+            messages = (
+                []
+                if not notification.firing
+                else Renderer.for_target(target, config).render(
+                    notification.model_copy(update={"alerts": notification.firing})
+                )
+            )
+        for number, message in enumerate(messages, 1):
+            out.append(
+                {
+                    "target": index + 1,
+                    "message": number,
+                    "of": len(messages),
+                    "msgtype": message.msgtype,
+                    "bytes": byte_len(message.content),
+                    "title": message.title,
+                    "content": message.content,
+                }
+            )
+    if as_json:
+        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
+        return
+    for item in out:
+        limit = "512" if item["msgtype"] == "textcard" else "2048"
+        click.echo(
+            f"--- target {item['target']} · message {item['message']}/{item['of']} · {item['msgtype']} · "
+            f"{item['bytes']}/{limit} bytes ---"
+        )
+        if item["title"]:
+            click.echo(item["title"])
+        click.echo(item["content"])
+    if not out:
+        click.echo("(no messages: nothing to send for this payload and these targets)")
+
+
+def _path_exists(path: str) -> bool:
+    return Path(path).exists()

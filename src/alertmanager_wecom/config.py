@@ -1,0 +1,248 @@
+"""Typed configuration, validated when loaded.
+
+Every error names the path of the bad key (``receivers[0].targets[1].app``) and why, so that the
+process refuses to start with a message an operator can act on.  Secrets come from ``${ENV_VAR}``
+interpolation or ``*_file`` keys and are held as `Secret`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from alertmanager_wecom.secret import Secret
+
+DEFAULT_API_URL = "https://qyapi.weixin.qq.com/cgi-bin/"
+MsgType = Literal["text", "markdown", "textcard"]
+Language = Literal["zh", "en"]
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_RECEIVER_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+# Keys whose value may instead be read from a file named by ``<key>_file`` (Kubernetes secrets).
+SECRET_KEYS = frozenset({"secret", "key", "token", "password", "bearer_token", "encoding_aes_key"})
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message lists each problem with its key path."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WeComSettings(_Model):
+    api_url: str = DEFAULT_API_URL
+    timeout_seconds: float = Field(default=10.0, gt=0)
+
+    @field_validator("api_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value if value.endswith("/") else value + "/"
+
+
+class AppConfig(_Model):
+    corp_id: str = Field(min_length=1)
+    agent_id: int = Field(gt=0)
+    secret: Secret
+    safe: Literal[0, 1] = 0
+    # WeCom drops a byte-identical request within this window: the backstop against duplicates
+    # when a notification is retried after a partial delivery.
+    duplicate_check_seconds: int = Field(default=1800, ge=0, le=14400)
+
+
+class Target(_Model):
+    app: str
+    to_user: list[str] = Field(default_factory=list)
+    to_party: list[str] = Field(default_factory=list)
+    to_tag: list[str] = Field(default_factory=list)
+    msgtype: MsgType = "markdown"
+    send_resolved: bool = True
+    language: Language | None = None
+    time_zone: str | None = None
+    template: str | None = None
+    title_template: str | None = None
+    max_messages: int | None = Field(default=None, ge=1, le=50)
+
+    @model_validator(mode="after")
+    def _has_recipients(self) -> Target:
+        if not (self.to_user or self.to_party or self.to_tag):
+            raise ValueError("a target needs at least one of to_user, to_party, to_tag")
+        if len(self.to_user) > 1000:
+            raise ValueError("to_user: WeCom accepts at most 1000 users per message")
+        if len(self.to_party) > 100 or len(self.to_tag) > 100:
+            raise ValueError("to_party/to_tag: WeCom accepts at most 100 each")
+        return self
+
+    @field_validator("time_zone")
+    @classmethod
+    def _tz(cls, value: str | None) -> str | None:
+        return None if value is None else _check_time_zone(value)
+
+
+class Receiver(_Model):
+    name: str
+    targets: list[Target] = Field(min_length=1)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _RECEIVER_NAME.match(value):
+            raise ValueError("use letters, digits, '_', '.', '-' (it is part of the webhook URL)")
+        return value
+
+
+class ServerSettings(_Model):
+    listen: str = "127.0.0.1:9095"
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    # How long one webhook request may spend retrying transient WeCom failures before it answers
+    # 503 and leaves the retry to Alertmanager.
+    retry_budget_seconds: float = Field(default=8.0, ge=0)
+
+
+class RenderSettings(_Model):
+    language: Language = "zh"
+    time_zone: str = "Asia/Shanghai"
+    max_messages: int = Field(default=5, ge=1, le=50)
+    alertmanager_url: str | None = None
+
+    @field_validator("time_zone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        return _check_time_zone(value)
+
+
+class Config(_Model):
+    wecom: WeComSettings = Field(default_factory=WeComSettings)
+    apps: dict[str, AppConfig] = Field(default_factory=dict)
+    receivers: list[Receiver] = Field(default_factory=list)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    render: RenderSettings = Field(default_factory=RenderSettings)
+    # Directory that relative template paths are resolved against (the config file's directory).
+    base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
+
+    @model_validator(mode="after")
+    def _references(self) -> Config:
+        seen: set[str] = set()
+        for i, receiver in enumerate(self.receivers):
+            if receiver.name in seen:
+                raise ValueError(f"receivers[{i}].name: duplicate receiver name {receiver.name!r}")
+            seen.add(receiver.name)
+            for j, target in enumerate(receiver.targets):
+                if target.app not in self.apps:
+                    known = ", ".join(sorted(self.apps)) or "none defined"
+                    raise ValueError(
+                        f"receivers[{i}].targets[{j}].app: unknown app {target.app!r} (apps: {known})"
+                    )
+        return self
+
+    def receiver(self, name: str) -> Receiver | None:
+        for receiver in self.receivers:
+            if receiver.name == name:
+                return receiver
+        return None
+
+
+def _check_time_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Asia/Shanghai)") from None
+    return value
+
+
+def _path(loc: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out or "(top level)"
+
+
+def _interpolate(node: Any, loc: tuple[str | int, ...], errors: list[str]) -> Any:
+    """Replace ``${VAR}`` with environment values and ``<name>_file`` keys with file contents."""
+    if isinstance(node, str):
+
+        def env(match: re.Match[str]) -> str:
+            value = os.environ.get(match.group(1))
+            if value is None:
+                errors.append(f"{_path(loc)}: environment variable {match.group(1)} is not set")
+                return ""
+            return value
+
+        return _ENV_REF.sub(env, node)
+    if isinstance(node, list):
+        return [_interpolate(item, (*loc, i), errors) for i, item in enumerate(node)]
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            key = str(key)
+            name = key.removesuffix("_file")
+            if key.endswith("_file") and name in SECRET_KEYS and isinstance(value, str):
+                if name in node:
+                    errors.append(f"{_path((*loc, key))}: set either {name} or {key}, not both")
+                    continue
+                try:
+                    out[name] = Path(value).read_text(encoding="utf-8").strip()
+                except OSError as exc:
+                    errors.append(f"{_path((*loc, key))}: cannot read {value}: {exc.strerror}")
+                continue
+            out[key] = _interpolate(value, (*loc, key), errors)
+        return out
+    return node
+
+
+def parse_config(raw: Any, base_dir: Path | None = None) -> Config:
+    """Validate already-parsed YAML; raise `ConfigError` listing every problem."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError("(top level): the config must be a mapping of keys to values")
+    errors: list[str] = []
+    data = _interpolate(raw, (), errors)
+    if errors:
+        raise ConfigError("\n".join(errors))
+    if base_dir is not None:
+        data["base_dir"] = base_dir
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            message = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                message = "unknown key"
+            if message.startswith(("receivers[", "apps.")):
+                lines.append(message)
+            else:
+                lines.append(f"{_path(err['loc'])}: {message}")
+        raise ConfigError("\n".join(lines)) from None
+    # Templates are compiled now so that a broken template stops the start, with its line number.
+    from alertmanager_wecom.rendering import compile_target_templates
+
+    compile_target_templates(config)
+    return config
+
+
+def load_config(path: str | Path) -> Config:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}: invalid YAML{where}: {problem}") from None
+    return parse_config(raw, base_dir=path.parent.resolve())

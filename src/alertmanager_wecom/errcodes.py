@@ -1,0 +1,165 @@
+"""The one table that maps every WeCom errcode to what a sender does about it.
+
+Nothing else in the code base looks at errcode values: channels call `classify` and act on the
+`Action`; the `Reason` is the label that logs and metrics use.  Codes not in the table are treated
+as transient, because retrying an unknown failure until the age limit loses less than giving up.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+
+
+class Action(enum.Enum):
+    OK = "ok"
+    REFRESH_TOKEN = "refresh_token"  # get a new token, resend once
+    RETRY = "retry"  # transient: back off and try again
+    PERMANENT = "permanent"  # configuration error: do not retry, tell the operator the fix
+    BAD_REQUEST = "bad_request"  # this message is wrong: do not resend it unchanged
+
+
+class Reason(enum.Enum):
+    OK = "ok"
+    TOKEN = "token"
+    BUSY = "busy"
+    RATE_LIMITED = "rate_limited"
+    HTTP_ERROR = "http_error"
+    NETWORK = "network"
+    TRUSTED_IP = "trusted_ip"
+    BAD_CREDENTIALS = "bad_credentials"
+    BAD_AGENT = "bad_agent"
+    NO_PERMISSION = "no_permission"
+    RECIPIENTS = "recipients"
+    ROBOT = "robot"
+    BAD_MESSAGE = "bad_message"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class ErrInfo:
+    action: Action
+    reason: Reason
+    meaning: str
+    fix: str = ""
+
+
+_A, _R = Action, Reason
+TABLE: dict[int, ErrInfo] = {
+    0: ErrInfo(_A.OK, _R.OK, "ok"),
+    # token: refresh and resend once
+    40014: ErrInfo(_A.REFRESH_TOKEN, _R.TOKEN, "invalid access_token"),
+    41001: ErrInfo(_A.REFRESH_TOKEN, _R.TOKEN, "access_token missing"),
+    42001: ErrInfo(_A.REFRESH_TOKEN, _R.TOKEN, "access_token expired"),
+    # transient: back off
+    -1: ErrInfo(_A.RETRY, _R.BUSY, "system busy"),
+    45009: ErrInfo(_A.RETRY, _R.RATE_LIMITED, "API frequency limit reached"),
+    45033: ErrInfo(_A.RETRY, _R.RATE_LIMITED, "too many concurrent calls"),
+    6000: ErrInfo(_A.RETRY, _R.BUSY, "data version conflict"),
+    # permanent configuration errors
+    40001: ErrInfo(
+        _A.PERMANENT,
+        _R.BAD_CREDENTIALS,
+        "invalid secret",
+        "the app's Secret does not belong to this corp_id: copy it again from App Management → Apps → "
+        "<app> → Secret (View), and check corp_id under My Company → Company Information",
+    ),
+    40013: ErrInfo(
+        _A.PERMANENT,
+        _R.BAD_CREDENTIALS,
+        "invalid corpid",
+        "corp_id is wrong: copy the Company ID from My Company → Company Information (it starts with ww)",
+    ),
+    40056: ErrInfo(
+        _A.PERMANENT,
+        _R.BAD_AGENT,
+        "invalid agentid",
+        "agent_id is wrong: use the AgentId shown on the app's detail page (App Management → Apps → <app>)",
+    ),
+    301002: ErrInfo(
+        _A.PERMANENT,
+        _R.BAD_AGENT,
+        "the token's app is not this agentid",
+        "agent_id does not match the app whose Secret is configured: take both from the same app's page",
+    ),
+    60020: ErrInfo(
+        _A.PERMANENT,
+        _R.TRUSTED_IP,
+        "caller IP is not a trusted IP",
+        "add {ip} under App Management → Apps → <app> → Developer API → Company's Trusted IP (企业可信IP); "
+        "that needs a verified trusted domain or a callback URL first; changes take about a minute",
+    ),
+    48002: ErrInfo(
+        _A.PERMANENT,
+        _R.NO_PERMISSION,
+        "API forbidden for this app",
+        "the app has no permission for this API: check the app's API permissions in the admin console",
+    ),
+    50003: ErrInfo(
+        _A.PERMANENT,
+        _R.NO_PERMISSION,
+        "app is disabled",
+        "the app is disabled: enable it under App Management → Apps → <app>",
+    ),
+    60011: ErrInfo(
+        _A.PERMANENT,
+        _R.NO_PERMISSION,
+        "no privilege to access or operate",
+        "the recipients are outside the app's visible range: add them under the app's Visible to (可见范围)",
+    ),
+    81013: ErrInfo(
+        _A.PERMANENT,
+        _R.RECIPIENTS,
+        "all recipients invalid or outside the app's visible range",
+        "check the userids/party ids/tag ids and add them to the app's Visible to (可见范围) list",
+    ),
+    82001: ErrInfo(
+        _A.PERMANENT,
+        _R.RECIPIENTS,
+        "no recipients",
+        "set to_user, to_party or to_tag on the target",
+    ),
+    40032: ErrInfo(_A.PERMANENT, _R.RECIPIENTS, "too many users (max 1000)", "split the recipients"),
+    82002: ErrInfo(_A.PERMANENT, _R.RECIPIENTS, "too many parties (max 100)", "split the recipients"),
+    82003: ErrInfo(_A.PERMANENT, _R.RECIPIENTS, "too many tags (max 100)", "split the recipients"),
+    93000: ErrInfo(
+        _A.PERMANENT,
+        _R.ROBOT,
+        "robot webhook URL invalid or robot removed",
+        "the robot key is wrong or the robot was removed from the group: copy the webhook URL again",
+    ),
+    93004: ErrInfo(
+        _A.PERMANENT, _R.ROBOT, "robot disabled", "the robot is disabled: enable it in the group's settings"
+    ),
+    # bad message: do not resend unchanged
+    44004: ErrInfo(_A.BAD_REQUEST, _R.BAD_MESSAGE, "empty content"),
+    45002: ErrInfo(_A.BAD_REQUEST, _R.BAD_MESSAGE, "content too long"),
+    40058: ErrInfo(_A.BAD_REQUEST, _R.BAD_MESSAGE, "invalid parameter (or robot content too long)"),
+    40035: ErrInfo(_A.BAD_REQUEST, _R.BAD_MESSAGE, "invalid parameter"),
+    40008: ErrInfo(_A.BAD_REQUEST, _R.BAD_MESSAGE, "invalid msgtype"),
+    40007: ErrInfo(_A.BAD_REQUEST, _R.BAD_MESSAGE, "invalid media_id"),
+    47001: ErrInfo(_A.BAD_REQUEST, _R.BAD_MESSAGE, "data format error (body is not valid JSON)"),
+}
+_UNKNOWN = ErrInfo(_A.RETRY, _R.UNKNOWN, "unknown errcode")
+_FROM_IP = re.compile(r"from ip:\s*([0-9a-fA-F.:]+)")
+
+
+def classify(errcode: int) -> ErrInfo:
+    return TABLE.get(errcode, _UNKNOWN)
+
+
+def caller_ip(errmsg: str) -> str | None:
+    """The caller IP WeCom saw, from ``..., from ip: 1.2.3.4, more info at ...``."""
+    match = _FROM_IP.search(errmsg)
+    return match.group(1).rstrip(".") if match else None
+
+
+def explain(errcode: int, errmsg: str) -> str:
+    """One line: what went wrong and how to fix it."""
+    info = classify(errcode)
+    fix = info.fix
+    if "{ip}" in fix:
+        fix = fix.replace("{ip}", caller_ip(errmsg) or "this host's public egress IP")
+    text = f"WeCom errcode {errcode} ({info.meaning})"
+    return f"{text}: {fix}" if fix else text

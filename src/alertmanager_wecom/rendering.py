@@ -1,0 +1,504 @@
+"""Notification → WeCom messages that fit: templates, then packing alerts into byte-limited parts.
+
+A notification that does not fit one message is split on alert boundaries into parts labelled
+``(1/3)``.  Alerts are shown in full while the parts stay within the cap of messages per
+notification; otherwise in a compact form (name and identifying labels); past the cap, the last
+part says how many alerts were left out.  A final hard cut on a UTF-8 boundary guarantees that no
+message is ever over WeCom's limit, whatever a user template does.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+import jinja2
+
+from alertmanager_wecom import fit
+from alertmanager_wecom.message import Message
+from alertmanager_wecom.payload import Alert, Notification
+
+if TYPE_CHECKING:
+    from alertmanager_wecom.config import Config, Target
+
+STRINGS: dict[str, dict[str, str]] = {
+    "zh": {
+        "title_firing": "【告警】",
+        "title_resolved": "【已恢复】",
+        "firing": "🔥 触发中",
+        "resolved": "✅ 已恢复",
+        "started": "开始",
+        "lasted": "持续",
+        "graph": "图表",
+        "runbook": "手册",
+        "omitted": "另有 %d 条告警未显示，请在 Alertmanager 查看",
+        "details": "详情",
+        "d": "天",
+        "h": "小时",
+        "m": "分",
+        "s": "秒",
+    },
+    "en": {
+        "title_firing": "[FIRING]",
+        "title_resolved": "[RESOLVED]",
+        "firing": "Firing",
+        "resolved": "Resolved",
+        "started": "since",
+        "lasted": "lasted",
+        "graph": "graph",
+        "runbook": "runbook",
+        "omitted": "%d more alerts not shown: see Alertmanager",
+        "details": "More",
+        "d": "d",
+        "h": "h",
+        "m": "m",
+        "s": "s",
+    },
+}
+# Shown in the heading rather than per alert; never "identifying".
+_NOT_IDENTIFYING = frozenset({"alertname", "severity"})
+_SEVERITY_RANK = {
+    "critical": 0,
+    "page": 0,
+    "p0": 0,
+    "high": 1,
+    "error": 1,
+    "p1": 1,
+    "warning": 2,
+    "warn": 2,
+    "p2": 2,
+    "medium": 2,
+    "info": 3,
+    "low": 3,
+    "none": 4,
+}
+_PLACEHOLDER_PARTS = 99  # the widest part label "(99/99)" is used while measuring
+
+
+class TemplateError(Exception):
+    """A template cannot be compiled or rendered; the message names the file and line."""
+
+
+def _environment(loader: jinja2.BaseLoader | None = None) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=loader,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+        autoescape=False,  # noqa: S701 - WeCom text and markdown, not HTML
+    )
+    return env
+
+
+_builtin_env = _environment(jinja2.PackageLoader("alertmanager_wecom", "templates"))
+
+
+@dataclass(frozen=True)
+class Templates:
+    content: jinja2.Template
+    title: jinja2.Template | None  # textcard only
+
+
+def _line_of(exc: BaseException, filename: str) -> int | None:
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        return exc.lineno
+    tb = exc.__traceback__
+    line = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == filename:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def _compile(source: str, filename: str) -> jinja2.Template:
+    # A loader that knows the file name makes Jinja put it in tracebacks, so errors carry the line.
+    env = _environment(jinja2.FunctionLoader(lambda name: (source, filename, lambda: True)))
+    try:
+        return env.get_template(filename)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(f"{filename}:{exc.lineno}: {exc.message}") from None
+
+
+def load_templates(target: Target, config: Config) -> Templates:
+    if target.template:
+        path = Path(target.template)
+        if not path.is_absolute():
+            path = config.base_dir / path
+        try:
+            source = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise TemplateError(f"{path}: cannot read template: {exc.strerror}") from None
+        content = _compile(source, str(path))
+    else:
+        content = _builtin_env.get_template(f"{target.msgtype}.j2")
+    title: jinja2.Template | None = None
+    if target.msgtype == "textcard":
+        if target.title_template:
+            title = _compile(target.title_template, "title_template")
+        else:
+            title = _builtin_env.get_template("textcard_title.j2")
+    return Templates(content, title)
+
+
+def compile_target_templates(config: Config) -> None:
+    """Compile every user template and render it once against a sample, so that syntax errors and
+    undefined names are reported when the config is loaded, not when the first alert arrives."""
+    from alertmanager_wecom.config import ConfigError
+
+    sample = sample_notification()
+    problems: list[str] = []
+    for i, receiver in enumerate(config.receivers):
+        for j, target in enumerate(receiver.targets):
+            if not (target.template or target.title_template):
+                continue
+            where = f"receivers[{i}].targets[{j}].template"
+            try:
+                Renderer.for_target(target, config).render(sample)
+            except TemplateError as exc:
+                problems.append(f"{where}: {exc}")
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
+def sample_notification() -> Notification:
+    alerts = [
+        {
+            "status": status,
+            "labels": {
+                "alertname": "NodeDown",
+                "severity": "critical",
+                "instance": f"10.0.0.{i}:9100",
+                "job": "node",
+            },
+            "annotations": {
+                "summary": f"节点 10.0.0.{i} 宕机",
+                "description": "unreachable for 2 minutes",
+                "runbook_url": "https://runbooks.example.com/NodeDown",
+            },
+            "startsAt": "2026-11-28T09:02:09Z",
+            "endsAt": "2026-11-28T09:12:09Z" if status == "resolved" else "0001-01-01T00:00:00Z",
+            "generatorURL": "http://prometheus:9090/graph?g0.expr=up+%3D%3D+0",
+            "fingerprint": f"{i:016x}",
+        }
+        for i, status in enumerate(["firing", "firing", "resolved"])
+    ]
+    return Notification.model_validate(
+        {
+            "version": "4",
+            "groupKey": '{}:{alertname="NodeDown"}',
+            "receiver": "sample",
+            "status": "firing",
+            "alerts": alerts,
+            "groupLabels": {"alertname": "NodeDown"},
+            "commonLabels": {"alertname": "NodeDown", "severity": "critical", "job": "node"},
+            "commonAnnotations": {},
+            "externalURL": "http://alertmanager:9093",
+        }
+    )
+
+
+def format_duration(seconds: float, strings: dict[str, str]) -> str:
+    seconds = max(0, int(seconds))
+    units = [("d", 86400), ("h", 3600), ("m", 60), ("s", 1)]
+    parts: list[str] = []
+    for key, size in units:
+        if seconds >= size or (key == "s" and not parts):
+            parts.append(f"{seconds // size}{strings[key]}")
+            seconds %= size
+        if len(parts) == 2:
+            break
+    return "".join(parts)
+
+
+def _severity_rank(alert: Alert) -> int:
+    return _SEVERITY_RANK.get(alert.labels.get("severity", "").lower(), 3)
+
+
+@dataclass(frozen=True)
+class AlertView:
+    """What a template sees of one alert (times already in the configured zone)."""
+
+    name: str
+    status: str
+    severity: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    identifying: dict[str, str]
+    ident: str
+    summary: str
+    description: str
+    starts: str
+    starts_short: str
+    ends: str
+    duration: str
+    generator_url: str
+    runbook_url: str
+    silence_url: str
+    dashboard_url: str
+    fingerprint: str
+
+
+class Renderer:
+    """Renders notifications for one target: its msgtype, templates, language and time zone."""
+
+    def __init__(
+        self,
+        msgtype: str,
+        templates: Templates,
+        language: str,
+        time_zone: str,
+        max_messages: int,
+        alertmanager_url: str | None = None,
+    ) -> None:
+        self.msgtype = msgtype
+        self.templates = templates
+        self.strings = STRINGS[language]
+        self.language = language
+        self.zone = ZoneInfo(time_zone)
+        self.max_messages = max_messages
+        self.alertmanager_url = alertmanager_url
+        self.limit = fit.CONTENT_LIMITS.get(msgtype, fit.TEXTCARD_DESCRIPTION_LIMIT)
+
+    @classmethod
+    def for_target(cls, target: Target, config: Config) -> Renderer:
+        render = config.render
+        return cls(
+            msgtype=target.msgtype,
+            templates=load_templates(target, config),
+            language=target.language or render.language,
+            time_zone=target.time_zone or render.time_zone,
+            max_messages=target.max_messages or render.max_messages,
+            alertmanager_url=render.alertmanager_url,
+        )
+
+    # -- public -------------------------------------------------------------------------------------
+
+    def render(self, notification: Notification) -> list[Message]:
+        firing = sorted(notification.firing, key=_severity_rank)
+        resolved = notification.resolved
+        alerts = firing + resolved
+        if not alerts:
+            return []
+        common = self._common(notification)
+        views = [self._view(a, notification.common_labels, many=len(alerts) > 1) for a in alerts]
+        layout: tuple[list[tuple[int, int]], int] = ([], 0)
+        for compact in (False, True):
+            layout = self._pack(views, common, compact)
+            if layout[1] == 0:
+                break
+        spans, omitted = layout
+        messages = []
+        for index, (start, end) in enumerate(spans):
+            last = index == len(spans) - 1
+            messages.append(
+                self._message(
+                    views[start:end],
+                    common,
+                    compact,
+                    part=index + 1,
+                    parts=len(spans),
+                    omitted=omitted if last else 0,
+                )
+            )
+        return messages
+
+    # -- packing ------------------------------------------------------------------------------------
+
+    def _pack(
+        self, views: Sequence[AlertView], common: dict[str, Any], compact: bool
+    ) -> tuple[list[tuple[int, int]], int]:
+        """Greedy: each part takes as many alerts as fit (exponential then binary search)."""
+        spans: list[tuple[int, int]] = []
+        start = 0
+        total = len(views)
+        while start < total:
+            last_allowed = len(spans) == self.max_messages - 1
+            remaining = total - start
+
+            def fits(
+                count: int, start: int = start, remaining: int = remaining, last_allowed: bool = last_allowed
+            ) -> bool:
+                omitted = remaining - count if last_allowed else 0
+                return self._fits(views[start : start + count], common, compact, omitted)
+
+            count = 1
+            if fits(1):
+                low, high = 1, 2
+                while high <= remaining and fits(high):
+                    low, high = high, high * 2
+                high = min(high, remaining + 1)
+                while high - low > 1:
+                    middle = (low + high) // 2
+                    if fits(middle):
+                        low = middle
+                    else:
+                        high = middle
+                count = low
+            spans.append((start, start + count))
+            start += count
+            if last_allowed and start < total:
+                return spans, total - start
+        return spans, 0
+
+    def _fits(self, views: Sequence[AlertView], common: dict[str, Any], compact: bool, omitted: int) -> bool:
+        title, content = self._render_raw(
+            views,
+            common,
+            compact,
+            _PLACEHOLDER_PARTS,
+            _PLACEHOLDER_PARTS,
+            f"({_PLACEHOLDER_PARTS}/{_PLACEHOLDER_PARTS})",
+            omitted,
+        )
+        if title is not None and fit.byte_len(title) > fit.TEXTCARD_TITLE_LIMIT:
+            return False
+        return fit.byte_len(content) <= self.limit
+
+    # -- rendering ----------------------------------------------------------------------------------
+
+    def _message(
+        self,
+        views: Sequence[AlertView],
+        common: dict[str, Any],
+        compact: bool,
+        part: int,
+        parts: int,
+        omitted: int,
+    ) -> Message:
+        label = f"({part}/{parts})" if parts > 1 else ""
+        title, content = self._render_raw(views, common, compact, part, parts, label, omitted)
+        content = fit.truncate_utf8(content, self.limit)
+        if self.msgtype != "textcard":
+            return Message(self.msgtype, content, alert_count=len(views))
+        url = common["alertmanager_url"] or next((v.generator_url for v in views if v.generator_url), "")
+        return Message(
+            "textcard",
+            content,
+            title=fit.truncate_utf8(title or "", fit.TEXTCARD_TITLE_LIMIT),
+            # WeCom requires a url on a textcard; a link that cannot be cut is replaced, not broken.
+            url=url if url and fit.byte_len(url) <= fit.TEXTCARD_URL_LIMIT else "https://work.weixin.qq.com/",
+            btntxt=self.strings["details"][: fit.TEXTCARD_BTNTXT_CHARS],
+            alert_count=len(views),
+        )
+
+    def _render_raw(
+        self,
+        views: Sequence[AlertView],
+        common: dict[str, Any],
+        compact: bool,
+        part: int,
+        parts: int,
+        label: str,
+        omitted: int,
+    ) -> tuple[str | None, str]:
+        context = dict(common)
+        context.update(
+            alerts=list(views),
+            firing=[v for v in views if v.status == "firing"],
+            resolved=[v for v in views if v.status == "resolved"],
+            compact=compact,
+            part=part,
+            parts=parts,
+            part_label=label,
+            omitted=omitted,
+        )
+        try:
+            content = self.templates.content.render(context).strip()
+            title = self.templates.title.render(context).strip() if self.templates.title else None
+        except jinja2.TemplateError as exc:
+            raise self._template_error(exc) from None
+        return title, content
+
+    def _template_error(self, exc: jinja2.TemplateError) -> TemplateError:
+        name = self.templates.content.filename or self.templates.content.name or "template"
+        line = _line_of(exc, name)
+        if line is None and self.templates.title is not None:
+            title_name = self.templates.title.filename or "title_template"
+            line = _line_of(exc, title_name)
+            if line is not None:
+                name = title_name
+        where = f"{name}:{line}" if line else name
+        return TemplateError(f"{where}: {exc.message or type(exc).__name__}")
+
+    def _common(self, notification: Notification) -> dict[str, Any]:
+        alerts = notification.alerts
+        names = list(dict.fromkeys(a.name for a in alerts if a.name))
+        group_name = notification.group_labels.get("alertname")
+        title = group_name or (
+            names[0]
+            if len(names) == 1
+            else ", ".join(names[:3]) + (f" +{len(names) - 3}" if len(names) > 3 else "")
+        )
+        shown_common = {k: v for k, v in notification.common_labels.items() if k not in _NOT_IDENTIFYING}
+        if len(alerts) == 1:
+            shown_common = {}  # a lone alert lists all its labels itself
+        base = self.alertmanager_url or notification.external_url
+        am_url = ""
+        if base:
+            query = urllib.parse.quote(notification.receiver) if notification.receiver else ""
+            am_url = base.rstrip("/") + "/#/alerts" + (f"?receiver={query}" if query else "")
+        return {
+            "t": self.strings,
+            "language": self.language,
+            "status": "firing" if notification.firing else "resolved",
+            "receiver": notification.receiver,
+            "title": notification.title if notification.title and not title else title,
+            "group_labels": notification.group_labels,
+            "common_labels": notification.common_labels,
+            "common_annotations": notification.common_annotations,
+            "common_text": " ".join(f"{k}={v}" for k, v in shown_common.items()),
+            "external_url": notification.external_url,
+            "alertmanager_url": am_url,
+            "show_names": len(names) > 1,
+            "total_firing": len(notification.firing),
+            "total_resolved": len(notification.resolved),
+            "total": len(alerts),
+            "truncated_alerts": notification.truncated_alerts,
+        }
+
+    def _view(self, alert: Alert, common_labels: dict[str, str], many: bool) -> AlertView:
+        labels = alert.labels
+        identifying = {
+            k: v
+            for k, v in labels.items()
+            if k not in _NOT_IDENTIFYING and not (many and common_labels.get(k) == v)
+        }
+        started = alert.started.astimezone(self.zone)
+        ended = alert.ended
+        duration = ""
+        ends = ""
+        if ended is not None and alert.status == "resolved":
+            duration = format_duration((ended - alert.started).total_seconds(), self.strings)
+            ends = ended.astimezone(self.zone).strftime("%Y-%m-%d %H:%M:%S")
+        annotations = alert.annotations
+        return AlertView(
+            name=alert.name,
+            status=alert.status,
+            severity=labels.get("severity", ""),
+            labels=labels,
+            annotations=annotations,
+            identifying=identifying,
+            ident=" ".join(f"{k}={v}" for k, v in identifying.items()),
+            summary=annotations.get("summary", "") or annotations.get("message", ""),
+            description=annotations.get("description", ""),
+            starts=started.strftime("%Y-%m-%d %H:%M:%S"),
+            starts_short=started.strftime("%m-%d %H:%M"),
+            ends=ends,
+            duration=duration,
+            generator_url=alert.generator_url,
+            runbook_url=annotations.get("runbook_url", "") or annotations.get("runbook", ""),
+            silence_url=alert.silence_url or "",
+            dashboard_url=alert.dashboard_url or "",
+            fingerprint=alert.fingerprint,
+        )
+
+
+def builtin_template_source(msgtype: str) -> str:
+    return (resources.files("alertmanager_wecom") / "templates" / f"{msgtype}.j2").read_text(encoding="utf-8")

@@ -1,0 +1,82 @@
+"""What the simulated WeCom knows: corps, their members, apps and robots, and its limits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+FaultKind = Literal["busy", "rate_limit", "http_502", "slow"]
+ALL_FAULTS: tuple[FaultKind, ...] = ("busy", "rate_limit", "http_502", "slow")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SimApp(_Model):
+    agent_id: int
+    secret: str
+    name: str = "alerts"
+    # Members who may receive the app's messages (可见范围); ["@all"] for the whole corp.
+    visible: list[str] = Field(default_factory=lambda: ["@all"])
+    # None: any caller IP is accepted; a list: others get 60020 on message/send.
+    trusted_ips: list[str] | None = None
+
+
+class SimCorp(_Model):
+    corp_id: str
+    users: list[str]
+    parties: dict[str, list[str]] = Field(default_factory=dict)
+    tags: dict[str, list[str]] = Field(default_factory=dict)
+    apps: list[SimApp] = Field(default_factory=list)
+
+
+class Faults(_Model):
+    rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    kinds: list[FaultKind] = Field(default_factory=lambda: list(ALL_FAULTS))
+    slow_seconds: float = Field(default=2.0, ge=0.0)
+    seed: int | None = None
+
+
+class SimulatorSettings(_Model):
+    corps: list[SimCorp] = Field(default_factory=list)
+    robots: dict[str, str] = Field(default_factory=dict)  # name → key
+    token_ttl_seconds: int = Field(default=7200, ge=1)
+    member_per_minute: int = 30
+    member_per_hour: int = 1000
+    robot_per_minute: int = 20
+    content_limit_bytes: int = 2048
+    robot_markdown_limit_bytes: int = 4096
+    # What message/send answers when a member's limit drops the message: 0 (WeCom's documented
+    # "dropped, not delivered"; whether it answers 45009 is unconfirmed) or 45009.
+    member_limit_errcode: Literal[0, 45009] = 0
+    faults: Faults = Field(default_factory=Faults)
+
+    @classmethod
+    def load(cls, path: str | Path) -> SimulatorSettings:
+        return cls.model_validate(yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {})
+
+
+SANDBOX_CORP_ID = "wwsandbox0000001"
+SANDBOX_AGENT_ID = 1000002
+# Not a secret: the sandbox's own made-up credential, printed in the README.
+SANDBOX_SECRET = "sandbox-app-secret-0000000000000000000000"
+SANDBOX_USERS = ["zhangsan", "lisi", "wangwu", "zhaoliu"]
+
+
+def sandbox_settings() -> SimulatorSettings:
+    return SimulatorSettings(
+        corps=[
+            SimCorp(
+                corp_id=SANDBOX_CORP_ID,
+                users=SANDBOX_USERS,
+                parties={"1": SANDBOX_USERS, "2": ["zhangsan", "lisi"]},
+                tags={"1": ["wangwu"]},
+                apps=[SimApp(agent_id=SANDBOX_AGENT_ID, secret=SANDBOX_SECRET, name="alerts")],
+            )
+        ],
+        robots={"sre": "sandbox-robot-key-00000000"},
+    )

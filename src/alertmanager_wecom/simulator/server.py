@@ -1,0 +1,150 @@
+"""The simulator's HTTP face: WeCom's paths under /cgi-bin/, an inbox page, and admin endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from alertmanager_wecom.simulator.model import Faults, SimulatorSettings
+from alertmanager_wecom.simulator.state import Reply, SimulatorState
+
+_pages = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).parent), autoescape=True, undefined=jinja2.StrictUndefined
+)
+
+
+def _ip(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+class SimulatorServer:
+    def __init__(self, state: SimulatorState) -> None:
+        self.state = state
+
+    async def _fault(self, endpoint: str) -> Response | None:
+        """Injected faults: WeCom's busy and limit answers, a gateway error, or a slow answer."""
+        kind = self.state.pick_fault()
+        if kind is None:
+            return None
+        if kind == "slow":
+            await asyncio.sleep(self.state.settings.faults.slow_seconds)
+            return None
+        self.state.count(endpoint, -1 if kind == "busy" else 45009 if kind == "rate_limit" else 502)
+        if kind == "busy":
+            return JSONResponse({"errcode": -1, "errmsg": "system busy"})
+        if kind == "rate_limit":
+            return JSONResponse({"errcode": 45009, "errmsg": "api freq out of limit"})
+        return HTMLResponse("<html><body><h1>502 Bad Gateway</h1></body></html>", status_code=502)
+
+    @staticmethod
+    def _json(reply: Reply) -> JSONResponse:
+        # WeCom answers HTTP 200 even for errors: callers must read errcode.
+        return JSONResponse(reply)
+
+    async def gettoken(self, request: Request) -> Response:
+        return await self._fault("gettoken") or self._json(self.state.gettoken(dict(request.query_params)))
+
+    async def message_send(self, request: Request) -> Response:
+        fault = await self._fault("message/send")
+        if fault is not None:
+            return fault
+        body = await request.body()
+        return self._json(self.state.message_send(dict(request.query_params), body, _ip(request)))
+
+    async def webhook_send(self, request: Request) -> Response:
+        fault = await self._fault("webhook/send")
+        if fault is not None:
+            return fault
+        body = await request.body()
+        return self._json(self.state.robot_send(dict(request.query_params), body))
+
+    async def media_upload(self, request: Request) -> Response:
+        size: int | None = None
+        async with request.form() as form:
+            media = form.get("media")
+            if isinstance(media, UploadFile):
+                size = len(await media.read())
+        params = dict(request.query_params)
+        return self._json(self.state.media_upload(params, params.get("type", ""), size))
+
+    async def inbox_page(self, request: Request) -> Response:
+        recipient = request.query_params.get("user")
+        entries = list(reversed(self.state.entries(recipient)))[:500]
+        recipients = sorted({e["recipient"] for e in self.state.entries()})
+        html = _pages.get_template("inbox.html").render(
+            entries=entries, recipients=recipients, selected=recipient, stats=self.state.stats()
+        )
+        return HTMLResponse(html)
+
+    async def inbox_json(self, request: Request) -> Response:
+        recipient = request.query_params.get("user")
+        return JSONResponse({"entries": self.state.entries(recipient)})
+
+    async def stats(self, request: Request) -> Response:
+        return JSONResponse(self.state.stats())
+
+    async def reset(self, request: Request) -> Response:
+        self.state.reset()
+        return JSONResponse({"status": "reset"})
+
+    async def revoke(self, request: Request) -> Response:
+        return JSONResponse({"revoked": self.state.revoke_tokens()})
+
+    async def faults(self, request: Request) -> Response:
+        if request.method == "POST":
+            try:
+                self.state.set_faults(Faults.model_validate(await self._body(request)))
+            except (ValidationError, ValueError) as exc:
+                return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse(self.state.settings.faults.model_dump())
+
+    async def trusted_ips(self, request: Request) -> Response:
+        try:
+            data = await self._body(request)
+            agent_id = int(data["agent_id"])
+            ips = data.get("ips")
+            if ips is not None and not isinstance(ips, list):
+                raise ValueError("ips must be a list or null")
+        except (KeyError, ValueError, TypeError) as exc:
+            return JSONResponse({"error": f"expected {{agent_id, ips}}: {exc}"}, status_code=400)
+        if not self.state.set_trusted_ips(agent_id, ips):
+            return JSONResponse({"error": f"no app with agent_id {agent_id}"}, status_code=404)
+        return JSONResponse({"agent_id": agent_id, "trusted_ips": ips})
+
+    @staticmethod
+    async def _body(request: Request) -> dict[str, Any]:
+        data = await request.json()
+        if not isinstance(data, dict):
+            raise ValueError("body must be a JSON object")
+        return data
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/cgi-bin/gettoken", self.gettoken, methods=["GET"]),
+            Route("/cgi-bin/message/send", self.message_send, methods=["POST"]),
+            Route("/cgi-bin/webhook/send", self.webhook_send, methods=["POST"]),
+            Route("/cgi-bin/media/upload", self.media_upload, methods=["POST"]),
+            Route("/inbox", self.inbox_page, methods=["GET"]),
+            Route("/admin/inbox", self.inbox_json, methods=["GET"]),
+            Route("/admin/stats", self.stats, methods=["GET"]),
+            Route("/admin/reset", self.reset, methods=["POST"]),
+            Route("/admin/tokens/revoke", self.revoke, methods=["POST"]),
+            Route("/admin/faults", self.faults, methods=["GET", "POST"]),
+            Route("/admin/trusted-ips", self.trusted_ips, methods=["POST"]),
+        ]
+
+
+def create_simulator_app(settings: SimulatorSettings | SimulatorState) -> Starlette:
+    state = settings if isinstance(settings, SimulatorState) else SimulatorState(settings)
+    app = Starlette(routes=SimulatorServer(state).routes())
+    app.state.simulator = state
+    return app

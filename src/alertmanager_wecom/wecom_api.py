@@ -1,0 +1,113 @@
+"""The HTTP boundary to the WeCom API (or a proxy, gateway or the simulator).
+
+Every call goes through `WeComAPI.call`, which turns transport failures, HTTP errors and non-zero
+errcodes into one exception type, `WeComError`, carrying the `ErrInfo` from the errcode table.
+Text that leaves this module is redacted: httpx errors quote URLs with ``access_token=``/``key=``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import httpx
+
+from alertmanager_wecom import errcodes
+from alertmanager_wecom.errcodes import Action, ErrInfo, Reason
+from alertmanager_wecom.secret import redact
+
+log = logging.getLogger(__name__)
+
+
+class WeComError(Exception):
+    """A failed WeCom call: what happened (`info`) and the errcode/errmsg when WeCom answered."""
+
+    def __init__(self, info: ErrInfo, detail: str, errcode: int | None = None, errmsg: str = "") -> None:
+        self.info = info
+        self.errcode = errcode
+        self.errmsg = redact(errmsg)
+        self.detail = redact(detail)
+        super().__init__(self.detail)
+
+    @property
+    def action(self) -> Action:
+        return self.info.action
+
+    @property
+    def reason(self) -> Reason:
+        return self.info.reason
+
+    @property
+    def retryable(self) -> bool:
+        return self.info.action in (Action.RETRY, Action.REFRESH_TOKEN)
+
+
+def _transport_error(reason: Reason, detail: str) -> WeComError:
+    return WeComError(ErrInfo(Action.RETRY, reason, detail), detail)
+
+
+class WeComAPI:
+    """A thin client: base URL + path, JSON in and out, errcode checked."""
+
+    def __init__(self, base_url: str, client: httpx.AsyncClient) -> None:
+        self.base_url = base_url if base_url.endswith("/") else base_url + "/"
+        self.client = client
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
+        files: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        url = self.base_url + path
+        try:
+            if files is not None:
+                response = await self.client.request(method, url, params=params, files=files)
+            elif body is not None:
+                # ensure_ascii=False: WeCom counts UTF-8 bytes, and \uXXXX escapes would waste them.
+                content = json.dumps(body, ensure_ascii=False).encode("utf-8")
+                response = await self.client.request(
+                    method,
+                    url,
+                    params=params,
+                    content=content,
+                    headers={"Content-Type": "application/json; charset=utf-8"},
+                )
+            else:
+                response = await self.client.request(method, url, params=params)
+        except httpx.TimeoutException as exc:
+            raise _transport_error(
+                Reason.NETWORK, f"timeout calling WeCom {path}: {type(exc).__name__}"
+            ) from None
+        except httpx.HTTPError as exc:
+            raise _transport_error(Reason.NETWORK, f"cannot reach WeCom {path}: {exc}") from None
+        if response.status_code >= 500 or response.status_code in (408, 429):
+            raise _transport_error(Reason.HTTP_ERROR, f"WeCom {path} answered HTTP {response.status_code}")
+        if response.status_code >= 400:
+            info = ErrInfo(
+                Action.PERMANENT,
+                Reason.HTTP_ERROR,
+                f"HTTP {response.status_code}",
+                "check wecom.api_url: it must point at the WeCom API (…/cgi-bin/) or the simulator",
+            )
+            raise WeComError(info, f"WeCom {path} answered HTTP {response.status_code}")
+        try:
+            reply = response.json()
+        except ValueError:
+            raise _transport_error(
+                Reason.HTTP_ERROR, f"WeCom {path} answered with a body that is not JSON"
+            ) from None
+        if not isinstance(reply, dict):
+            raise _transport_error(
+                Reason.HTTP_ERROR, f"WeCom {path} answered with JSON that is not an object"
+            )
+        errcode = reply.get("errcode", 0)
+        if not isinstance(errcode, int):
+            errcode = -1
+        if errcode != 0:
+            errmsg = str(reply.get("errmsg", ""))
+            raise WeComError(errcodes.classify(errcode), errcodes.explain(errcode, errmsg), errcode, errmsg)
+        return reply
