@@ -244,5 +244,9 @@ def load_config(path: str | Path) -> Config:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
+        context_mark = getattr(exc, "context_mark", None)
+        context = getattr(exc, "context", None)
+        if context and context_mark:
+            problem += f" ({context} started at line {context_mark.line + 1})"
         raise ConfigError(f"{path}: invalid YAML{where}: {problem}") from None
     return parse_config(raw, base_dir=path.parent.resolve())

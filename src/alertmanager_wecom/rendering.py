@@ -286,7 +286,7 @@ class Renderer:
         alerts = firing + resolved
         if not alerts:
             return []
-        common = self._common(notification)
+        common = self._common(notification, alerts)
         views = [self._view(a, notification.common_labels, many=len(alerts) > 1) for a in alerts]
         layout: tuple[list[tuple[int, int]], int] = ([], 0)
         for compact in (False, True):
@@ -427,8 +427,7 @@ class Renderer:
         where = f"{name}:{line}" if line else name
         return TemplateError(f"{where}: {exc.message or type(exc).__name__}")
 
-    def _common(self, notification: Notification) -> dict[str, Any]:
-        alerts = notification.alerts
+    def _common(self, notification: Notification, alerts: list[Alert]) -> dict[str, Any]:
         names = list(dict.fromkeys(a.name for a in alerts if a.name))
         group_name = notification.group_labels.get("alertname")
         title = group_name or (

@@ -1,0 +1,177 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from alertmanager_wecom.simulator import SimulatorState, create_simulator_app, sandbox_settings
+from alertmanager_wecom.simulator.model import SANDBOX_AGENT_ID, SANDBOX_CORP_ID, SANDBOX_SECRET
+from tests.servers import serve_in_thread
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def state(clock: Clock) -> SimulatorState:
+    return SimulatorState(sandbox_settings(), clock=clock)
+
+
+def token(state: SimulatorState) -> str:
+    reply = state.gettoken({"corpid": SANDBOX_CORP_ID, "corpsecret": SANDBOX_SECRET})
+    assert reply["errcode"] == 0
+    return str(reply["access_token"])
+
+
+def send(state: SimulatorState, tok: str, ip: str = "127.0.0.1", **body: Any) -> dict[str, Any]:
+    payload = {
+        "agentid": SANDBOX_AGENT_ID,
+        "msgtype": "text",
+        "text": {"content": "hello"},
+        "touser": "zhangsan",
+        **body,
+    }
+    return state.message_send({"access_token": tok}, json.dumps(payload, ensure_ascii=False).encode(), ip)
+
+
+def test_gettoken_errors(state: SimulatorState) -> None:
+    assert state.gettoken({"corpid": "wrong", "corpsecret": SANDBOX_SECRET})["errcode"] == 40013
+    assert state.gettoken({"corpid": SANDBOX_CORP_ID, "corpsecret": "wrong"})["errcode"] == 40001
+    first, second = token(state), token(state)
+    assert first == second  # re-fetching a valid token returns the same one
+
+
+def test_token_expiry_and_revocation(state: SimulatorState, clock: Clock) -> None:
+    tok = token(state)
+    assert send(state, tok)["errcode"] == 0
+    clock.now += 7200
+    assert send(state, tok)["errcode"] == 42001
+    tok = token(state)
+    state.revoke_tokens()
+    assert send(state, tok)["errcode"] == 40014
+    assert send(state, "")["errcode"] == 41001
+
+
+def test_send_errcodes(state: SimulatorState) -> None:
+    tok = token(state)
+    assert send(state, tok, agentid=999)["errcode"] == 40056
+    assert send(state, tok, msgtype="html", html={})["errcode"] == 40008
+    assert send(state, tok, text={"content": ""})["errcode"] == 44004
+    assert send(state, tok, touser="")["errcode"] == 82001
+    reply = send(state, tok, touser="nobody|ghost")
+    assert reply["errcode"] == 81013 and reply["invaliduser"] == "nobody|ghost"
+    reply = send(state, tok, touser="zhangsan|ghost", toparty="77")
+    assert reply["errcode"] == 0 and reply["invaliduser"] == "ghost" and reply["invalidparty"] == "77"
+    raw = state.message_send({"access_token": tok}, b"{not json", "127.0.0.1")
+    assert raw["errcode"] == 47001
+
+
+def test_truncation_at_2048_bytes_is_silent_and_utf8_safe(state: SimulatorState) -> None:
+    tok = token(state)
+    content = "节" * 1000  # 3000 bytes
+    assert send(state, tok, text={"content": content})["errcode"] == 0
+    [entry] = state.entries("zhangsan")
+    assert entry["truncated"] is True
+    assert len(entry["visible"].encode()) == 2046  # 682 whole characters; the partial one is gone
+    assert entry["sent_bytes"] == 3000
+
+
+def test_member_limits_drop_silently(state: SimulatorState, clock: Clock) -> None:
+    tok = token(state)
+    for i in range(31):
+        assert send(state, tok, text={"content": f"m{i}"})["errcode"] == 0
+        clock.now += 0.5
+    entries = state.entries("zhangsan")
+    assert [e["dropped"] for e in entries].count(None) == 30
+    assert entries[-1]["dropped"] == "member limit 30/minute"
+    clock.now += 60
+    assert send(state, tok, text={"content": "after a minute"})["errcode"] == 0
+    assert state.entries("zhangsan")[-1]["dropped"] is None
+    # the hourly limit: 1000 per hour, paced under the minute limit
+    for i in range(1000):
+        send(state, tok, text={"content": f"h{i}"})
+        clock.now += 2.1
+    assert any(e["dropped"] == "member limit 1000/hour" for e in state.entries("zhangsan"))
+
+
+def test_trusted_ip_answers_60020_with_caller_ip(state: SimulatorState) -> None:
+    state.set_trusted_ips(SANDBOX_AGENT_ID, ["203.0.113.9"])
+    reply = send(state, token(state), ip="127.0.0.7")
+    assert reply["errcode"] == 60020 and "from ip: 127.0.0.7" in reply["errmsg"]
+
+
+def test_duplicate_check_suppresses_identical_body(state: SimulatorState) -> None:
+    tok = token(state)
+    for _ in range(2):
+        assert send(state, tok, enable_duplicate_check=1, duplicate_check_interval=600)["errcode"] == 0
+    assert len(state.entries("zhangsan")) == 1
+    assert state.stats()["suppressed_duplicates"] == 1
+
+
+def test_robot_limits_and_mentions(state: SimulatorState) -> None:
+    key = sandbox_settings().robots["sre"]
+    body = {"msgtype": "text", "text": {"content": "hi", "mentioned_list": ["zhangsan"]}}
+    assert state.robot_send({"key": "wrong"}, json.dumps(body).encode())["errcode"] == 93000
+    for _ in range(20):
+        assert state.robot_send({"key": key}, json.dumps(body).encode())["errcode"] == 0
+    assert state.robot_send({"key": key}, json.dumps(body).encode())["errcode"] == 45009
+    assert state.entries("robot:sre")[0]["mentioned"] == ["zhangsan"]
+    state.reset()
+    big = {"msgtype": "markdown", "markdown": {"content": "x" * 4097}}
+    assert state.robot_send({"key": key}, json.dumps(big).encode())["errcode"] == 40058
+
+
+def test_http_faults_inbox_page_and_media_upload() -> None:
+    settings = sandbox_settings()
+    state = SimulatorState(settings)
+    with serve_in_thread(create_simulator_app(state)) as url, httpx.Client(base_url=url) as client:
+        assert client.post("/admin/faults", json={"rate": 1.0, "kinds": ["http_502"]}).status_code == 200
+        assert (
+            client.get(
+                "/cgi-bin/gettoken", params={"corpid": SANDBOX_CORP_ID, "corpsecret": SANDBOX_SECRET}
+            ).status_code
+            == 502
+        )
+        client.post("/admin/faults", json={"rate": 1.0, "kinds": ["busy"]})
+        assert client.get("/cgi-bin/gettoken").json()["errcode"] == -1
+        assert client.post("/admin/faults", json={"rate": 7}).status_code == 400
+        client.post("/admin/faults", json={"rate": 0})
+        tok = client.get(
+            "/cgi-bin/gettoken", params={"corpid": SANDBOX_CORP_ID, "corpsecret": SANDBOX_SECRET}
+        ).json()["access_token"]
+        body = {
+            "agentid": SANDBOX_AGENT_ID,
+            "msgtype": "text",
+            "touser": "lisi",
+            "text": {"content": "<script>alert(1)</script> 告警"},
+        }
+        assert (
+            client.post("/cgi-bin/message/send", params={"access_token": tok}, json=body).json()["errcode"]
+            == 0
+        )
+        page = client.get("/inbox").text
+        assert "&lt;script&gt;" in page and "<script>alert" not in page and "告警" in page
+        assert client.get("/admin/inbox", params={"user": "lisi"}).json()["entries"][0]["recipient"] == "lisi"
+        upload = client.post(
+            "/cgi-bin/media/upload",
+            params={"access_token": tok, "type": "image"},
+            files={"media": ("chart.png", b"\x89PNG" + b"0" * 100, "image/png")},
+        ).json()
+        assert upload["errcode"] == 0 and upload["media_id"] and upload["type"] == "image"
+        assert client.post("/admin/tokens/revoke").json()["revoked"] == 1
+        assert (
+            client.post("/cgi-bin/message/send", params={"access_token": tok}, json=body).json()["errcode"]
+            == 40014
+        )
