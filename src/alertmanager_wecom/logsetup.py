@@ -38,6 +38,11 @@ def setup_logging(level: str = "info", json_lines: bool = False) -> None:
     # httpx logs every request URL at info level, and WeCom URLs carry access_token/key.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # No access log: the simulator's request lines carry access_token and robot keys, and the relay
+    # logs one line per delivery outcome instead.
+    access = logging.getLogger("uvicorn.access")
+    access.handlers[:] = []
+    access.propagate = False

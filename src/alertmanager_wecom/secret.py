@@ -8,6 +8,7 @@ registered so that redaction needs no plumbing.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from typing import Any
@@ -86,3 +87,20 @@ class Secret:
         return core_schema.no_info_plain_validator_function(
             to_secret, serialization=core_schema.plain_serializer_function_ser_schema(lambda s: MASK)
         )
+
+
+class RedactFilter(logging.Filter):
+    """Scrubs secrets from records of loggers we do not own (httpx logs every URL it requests)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+def guard_logger(name: str) -> None:
+    logger = logging.getLogger(name)
+    if not any(isinstance(f, RedactFilter) for f in logger.filters):
+        logger.addFilter(RedactFilter())

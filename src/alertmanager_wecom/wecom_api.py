@@ -15,9 +15,11 @@ import httpx
 
 from alertmanager_wecom import errcodes
 from alertmanager_wecom.errcodes import Action, ErrInfo, Reason
-from alertmanager_wecom.secret import redact
+from alertmanager_wecom.secret import guard_logger, redact
 
 log = logging.getLogger(__name__)
+# httpx logs request URLs, which carry access_token, corpsecret and robot keys.
+guard_logger("httpx")
 
 
 class WeComError(Exception):

@@ -88,6 +88,7 @@ class SimulatorState:
     def reset(self) -> None:
         with self._lock:
             self.tokens: dict[str, _Token] = {}
+            self.issued_tokens: list[str] = []  # every token ever handed out, for leak tests
             self.inbox: list[InboxEntry] = []
             self.suppressed_duplicates = 0
             self.calls: dict[str, int] = defaultdict(int)
@@ -174,6 +175,7 @@ class SimulatorState:
                 }
         value = secrets.token_urlsafe(48)
         self.tokens[value] = _Token(corp, app, now + self.settings.token_ttl_seconds)
+        self.issued_tokens.append(value)
         return {
             "errcode": 0,
             "errmsg": "ok",
