@@ -80,3 +80,47 @@ def now_iso() -> str:
 def post_alerts(am_url: str, alerts: list[dict[str, Any]]) -> None:
     response = httpx.post(f"{am_url}/api/v2/alerts", json=alerts, timeout=10)
     response.raise_for_status()
+
+
+def write_relay_config(
+    tmp_path: Path, sim_url: str, delivery: dict[str, Any] | None = None, **target: Any
+) -> Path:
+    """A relay config file pointing at the simulator, with its outbox under tmp_path."""
+    from alertmanager_wecom.simulator.model import SANDBOX_AGENT_ID, SANDBOX_CORP_ID
+
+    config = {
+        "wecom": {"api_url": f"{sim_url}/cgi-bin/", "timeout_seconds": 5},
+        "apps": {
+            "ops": {"corp_id": SANDBOX_CORP_ID, "agent_id": SANDBOX_AGENT_ID, "secret": "${AMW_E2E_SECRET}"}
+        },
+        "receivers": [
+            {
+                "name": "default",
+                "targets": [
+                    {
+                        "app": "ops",
+                        "to_user": ["zhangsan"],
+                        "msgtype": "markdown",
+                        "send_resolved": True,
+                        **target,
+                    }
+                ],
+            }
+        ],
+        "storage": {"path": str(tmp_path / "outbox.db")},
+        "delivery": {
+            "retry_initial": "200ms",
+            "retry_max": "2s",
+            "poll_interval": "200ms",
+            **(delivery or {}),
+        },
+    }
+    path = tmp_path / "relay.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def relay_env() -> dict[str, str]:
+    from alertmanager_wecom.simulator.model import SANDBOX_SECRET
+
+    return {"AMW_E2E_SECRET": SANDBOX_SECRET}

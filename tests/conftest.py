@@ -1,7 +1,9 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,15 +33,35 @@ def simulator(sim_state: SimulatorState) -> Iterator[str]:
         yield url
 
 
-def relay_config(api_url: str, **target: object) -> Config:
+def relay_config(
+    api_url: str,
+    storage_path: str | Path | None = None,
+    delivery: dict[str, Any] | None = None,
+    **target: object,
+) -> Config:
     targets = {"app": "ops", "to_user": ["zhangsan"], "msgtype": "markdown", **target}
-    return parse_config(
-        {
-            "wecom": {"api_url": api_url, "timeout_seconds": 5},
-            "apps": {
-                "ops": {"corp_id": SANDBOX_CORP_ID, "agent_id": SANDBOX_AGENT_ID, "secret": SANDBOX_SECRET}
-            },
-            "receivers": [{"name": "default", "targets": [targets]}],
-            "server": {"retry_budget_seconds": 2},
-        }
-    )
+    raw: dict[str, Any] = {
+        "wecom": {"api_url": api_url, "timeout_seconds": 5},
+        "apps": {"ops": {"corp_id": SANDBOX_CORP_ID, "agent_id": SANDBOX_AGENT_ID, "secret": SANDBOX_SECRET}},
+        "receivers": [{"name": "default", "targets": [targets]}],
+        # Fast retries for tests; the limits stay WeCom's.
+        "delivery": {
+            "retry_initial": "100ms",
+            "retry_max": "500ms",
+            "poll_interval": "200ms",
+            **(delivery or {}),
+        },
+    }
+    if storage_path is not None:
+        raw["storage"] = {"path": str(storage_path), "synchronous": "normal"}
+    return parse_config(raw)
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

@@ -113,7 +113,7 @@ def test_send_reports_failure(tmp_path: Path, simulator: str) -> None:
 
 def test_render_prints_messages_with_byte_counts(tmp_path: Path) -> None:
     payload = tmp_path / "p.json"
-    payload.write_text(json.dumps(samples.node_down(100)), encoding="utf-8")
+    payload.write_text(json.dumps(samples.node_down(300)), encoding="utf-8")
     result = run("render", str(payload))
     assert result.exit_code == 0
     headers = [line for line in result.output.splitlines() if line.startswith("--- target")]

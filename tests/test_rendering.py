@@ -54,24 +54,44 @@ def test_firing_and_resolved_are_separated_firing_first_most_severe_first() -> N
     assert text.index("DiskFull") < text.index("== Resolved 1 ==") < text.index("10.0.9.9")
 
 
-def test_hundred_alerts_split_with_labels_and_every_instance_visible() -> None:
-    messages = renderer().render(Notification.model_validate(samples.node_down(100)))
+def test_hundred_alerts_fit_compactly_with_every_instance_visible() -> None:
+    [message] = renderer().render(Notification.model_validate(samples.node_down(100)))
+    assert byte_len(message.content) <= 2048
+    assert (
+        '**NodeDown** <font color="warning">critical</font> ×100 instance: 10.0.0.0:9100, 10.0.0.1:9100'
+        in message.content
+    )
+    for i in range(100):
+        assert f"10.0.0.{i}:9100" in message.content
+    assert message.alert_count == 100
+
+
+def test_three_hundred_alerts_split_with_part_labels() -> None:
+    messages = renderer().render(Notification.model_validate(samples.node_down(300)))
     assert 1 < len(messages) <= 5
     for index, message in enumerate(messages, 1):
         assert byte_len(message.content) <= 2048
         assert f"({index}/{len(messages)})" in message.content
     everything = "\n".join(m.content for m in messages)
-    for i in range(100):
-        assert f"instance=10.0.0.{i}:9100" in everything
-    assert sum(m.alert_count for m in messages) == 100
+    for i in range(300):
+        assert re.search(rf"\b10\.0\.{i // 256}\.{i % 256}:9100\b", everything)
+    assert sum(m.alert_count for m in messages) == 300
+
+
+def test_digest_is_compact_and_says_how_many_notifications() -> None:
+    notification = Notification.model_validate({**samples.node_down(3), "digest_of": 7})
+    [message] = renderer().render(notification)
+    assert message.content.startswith("## 【告警汇总】 NodeDown")
+    assert "合并了 7 条通知" in message.content
+    assert "×3 instance: 10.0.0.0:9100, 10.0.0.1:9100, 10.0.0.2:9100" in message.content
 
 
 def test_cap_reached_last_message_counts_left_out_alerts() -> None:
-    messages = renderer(max_messages=2).render(Notification.model_validate(samples.node_down(300)))
+    messages = renderer(max_messages=2).render(Notification.model_validate(samples.node_down(900)))
     assert len(messages) == 2
     shown = sum(m.alert_count for m in messages)
-    assert shown < 300
-    assert f"另有 {300 - shown} 条告警未显示" in messages[-1].content
+    assert shown < 900
+    assert f"另有 {900 - shown} 条告警未显示" in messages[-1].content
     assert "http://alertmanager:9093/#/alerts" in messages[-1].content
 
 

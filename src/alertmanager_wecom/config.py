@@ -10,11 +10,19 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from alertmanager_wecom.secret import Secret
 
@@ -25,6 +33,34 @@ _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _RECEIVER_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 # Keys whose value may instead be read from a file named by ``<key>_file`` (Kubernetes secrets).
 SECRET_KEYS = frozenset({"secret", "key", "token", "password", "bearer_token", "encoding_aes_key"})
+
+
+_DURATION = re.compile(
+    r"^\s*(?:(\d+(?:\.\d+)?)d)?\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*"
+    r"(?:(\d+(?:\.\d+)?)s)?\s*(?:(\d+)ms)?\s*$"
+)
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from a number or a string such as ``90``, ``1.5s``, ``5m``, ``24h``, ``1h30m``, ``7d``, ``250ms``."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30s, 5m, 24h")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        match = _DURATION.match(value)
+        if not value.strip() or match is None or not any(match.groups()):
+            raise ValueError(f"{value!r} is not a duration (use e.g. 30s, 5m, 24h, 1h30m)")
+        d, h, m, s, ms = (float(g) if g else 0.0 for g in match.groups())
+        seconds = d * 86400 + h * 3600 + m * 60 + s + ms / 1000
+    else:
+        raise ValueError("expected a duration such as 30s, 5m, 24h")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 
 class ConfigError(Exception):
@@ -55,6 +91,8 @@ class AppConfig(_Model):
     # WeCom drops a byte-identical request within this window: the backstop against duplicates
     # when a notification is retried after a partial delivery.
     duplicate_check_seconds: int = Field(default=1800, ge=0, le=14400)
+    # Recipient-sends per day WeCom allows this app (licensed accounts × 200); None: not paced.
+    daily_quota: int | None = Field(default=None, ge=1)
 
 
 class Target(_Model):
@@ -101,9 +139,37 @@ class Receiver(_Model):
 class ServerSettings(_Model):
     listen: str = "127.0.0.1:9095"
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
-    # How long one webhook request may spend retrying transient WeCom failures before it answers
-    # 503 and leaves the retry to Alertmanager.
-    retry_budget_seconds: float = Field(default=8.0, ge=0)
+
+
+class StorageSettings(_Model):
+    backend: Literal["sqlite"] = "sqlite"
+    # The outbox file; relative paths are relative to the working directory.
+    path: str = "data/outbox.db"
+    # full: a committed notification survives power loss; normal: survives a process crash only.
+    synchronous: Literal["full", "normal"] = "full"
+    # Upper bound on the outbox file; when full, the webhook answers 503 and Alertmanager keeps the alerts.
+    max_size_mb: int | None = Field(default=None, ge=1)
+    # Delivered and dead-lettered rows are deleted after this long.
+    retention: Duration = 7 * 86400.0
+
+
+class DeliverySettings(_Model):
+    workers: int = Field(default=8, ge=1, le=256)
+    retry_initial: Duration = 1.0
+    retry_max: Duration = 60.0
+    # A notification still failing transiently after this long goes to the dead letters.
+    max_age: Duration = 86400.0
+    # Identical notifications from several Alertmanager replicas within this window are delivered once.
+    # Keep it shorter than Alertmanager's repeat_interval: repeats are intended.
+    dedup_window: Duration = 300.0
+    # WeCom drops what is over its limits without an error: stay this fraction below them.
+    headroom: float = Field(default=0.1, ge=0.0, lt=1.0)
+    member_per_minute: int = Field(default=30, ge=1)
+    member_per_hour: int = Field(default=1000, ge=1)
+    robot_per_minute: int = Field(default=20, ge=1)
+    # Most alerts merged into one digest (bounds memory in a storm; the rest go into the next digest).
+    digest_max_alerts: int = Field(default=5000, ge=10)
+    poll_interval: Duration = 1.0
 
 
 class RenderSettings(_Model):
@@ -123,6 +189,8 @@ class Config(_Model):
     apps: dict[str, AppConfig] = Field(default_factory=dict)
     receivers: list[Receiver] = Field(default_factory=list)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     render: RenderSettings = Field(default_factory=RenderSettings)
     # Directory that relative template paths are resolved against (the config file's directory).
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)

@@ -62,6 +62,10 @@ class Notification(_Lenient):
     # Grafana extras
     title: str | None = None
     message: str | None = None
+    # Set on digests: how many notifications were merged, and the message cap chosen from the rate
+    # budget when the digest was made (stored, so that a resumed digest splits the same way).
+    digest_of: int = 0
+    digest_max_messages: int = 0
 
     @property
     def firing(self) -> list[Alert]:

@@ -1,9 +1,8 @@
-"""The webhook service: ``POST /alerts/{receiver}`` → delivery → WeCom.
+"""The webhook service: ``POST /alerts/{receiver}`` → the durable outbox → the dispatcher → WeCom.
 
-Answers: 200 once delivered; 4xx with a JSON reason for bad requests (never a 5xx for user input);
-503 when WeCom failed transiently, so that Alertmanager keeps the notification and retries;
-424 when WeCom refused for a configuration reason that a retry would not fix (the body and the log
-say the fix) — Alertmanager counts it as failed and does not hammer WeCom with it.
+Answers: 200 once the notification is committed to the outbox (or recognised as an HA duplicate);
+4xx with a JSON reason for bad requests (never a 5xx for user input); 503 when it cannot be stored
+durably or the service is shutting down, so that Alertmanager keeps it and retries.
 """
 
 from __future__ import annotations
@@ -11,7 +10,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -23,7 +23,9 @@ from starlette.routing import BaseRoute, Route
 
 from alertmanager_wecom import __version__
 from alertmanager_wecom.config import Config
-from alertmanager_wecom.delivery import Delivery
+from alertmanager_wecom.dedup import dedup_key
+from alertmanager_wecom.dispatcher import Dispatcher
+from alertmanager_wecom.outbox import Outbox, OutboxUnavailable, SQLiteOutbox
 from alertmanager_wecom.payload import Notification
 from alertmanager_wecom.secret import redact
 
@@ -60,22 +62,45 @@ def _validation_message(exc: ValidationError) -> list[str]:
     return out
 
 
+def open_outbox(config: Config) -> Outbox:
+    storage = config.storage
+    return SQLiteOutbox(storage.path, synchronous=storage.synchronous, max_size_mb=storage.max_size_mb)
+
+
 class Relay:
-    def __init__(self, config: Config, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        client: httpx.AsyncClient | None = None,
+        outbox: Outbox | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.config = config
         self._client = client
-        self.delivery: Delivery | None = None
+        self._outbox = outbox
+        self.clock = clock
+        self.outbox: Outbox | None = None
+        self.dispatcher: Dispatcher | None = None
+        self.draining = False
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        own_client = self._client is None
         client = self._client or httpx.AsyncClient(timeout=self.config.wecom.timeout_seconds)
-        self.delivery = Delivery(self.config, client)
+        outbox = self._outbox or open_outbox(self.config)
+        self.outbox = outbox
+        self.dispatcher = Dispatcher(self.config, outbox, client, clock=self.clock)
+        await self.dispatcher.start()
         try:
             yield
         finally:
-            if own_client:
+            # Intake stops first (503), then in-flight sends finish; what is queued stays in the outbox.
+            self.draining = True
+            await self.dispatcher.stop()
+            if self._outbox is None:
+                await outbox.close()
+            if self._client is None:
                 await client.aclose()
+            log.info("stopped; undelivered notifications stay in the outbox for the next start")
 
     async def alerts(self, request: Request) -> Response:
         name = request.path_params["receiver"]
@@ -91,11 +116,12 @@ class Relay:
         except BodyTooLarge:
             return error(
                 413,
-                f"body larger than server.max_body_bytes ({self.config.server.max_body_bytes} bytes);"
-                " lower max_alerts in Alertmanager's webhook_config or raise the limit",
+                f"body larger than server.max_body_bytes ({self.config.server.max_body_bytes} "
+                "bytes); lower max_alerts in Alertmanager's webhook_config or raise the limit",
             )
         try:
-            data = json.loads(body)
+            text = body.decode("utf-8")
+            data = json.loads(text)
         except (ValueError, UnicodeDecodeError) as exc:
             return error(400, f"body is not valid JSON: {exc}")
         if not isinstance(data, dict):
@@ -104,26 +130,25 @@ class Relay:
             notification = Notification.model_validate(data)
         except ValidationError as exc:
             return error(422, "body is not an Alertmanager webhook payload", details=_validation_message(exc))
-        if self.delivery is None:
-            return error(503, "starting up")
-        outcome = await self.delivery.deliver(name, notification)
-        if outcome.transient:
-            failures = [f"{t.target}: {t.error.detail}" for t in outcome.transient if t.error]
-            return error(
-                503,
-                "WeCom failed transiently; retry later",
-                failures=failures,
-                delivered_messages=outcome.messages,
+        if self.draining or self.outbox is None or self.dispatcher is None:
+            return error(503, "shutting down; retry")
+        try:
+            result = await self.outbox.accept(
+                name,
+                text,
+                self.dispatcher.jobs_for(name),
+                dedup_key(name, notification),
+                self.config.delivery.dedup_window,
+                self.clock(),
             )
-        if outcome.permanent:
-            failures = [f"{t.target}: {t.error.detail}" for t in outcome.permanent if t.error]
-            return error(
-                424,
-                "WeCom refused the message; see the fix below",
-                failures=failures,
-                delivered_messages=outcome.messages,
-            )
-        return JSONResponse({"status": "delivered", "messages": outcome.messages})
+        except OutboxUnavailable as exc:
+            log.error("cannot store a notification for receiver %s: %s", name, exc)
+            return error(503, f"cannot store the notification durably ({exc}); retry")
+        if result.duplicate:
+            log.info("duplicate notification for receiver %s (another Alertmanager replica sent it)", name)
+            return JSONResponse({"status": "duplicate"})
+        self.dispatcher.wake()
+        return JSONResponse({"status": "accepted", "id": result.notification_id})
 
     async def index(self, request: Request) -> Response:
         return JSONResponse(
@@ -137,18 +162,47 @@ class Relay:
     async def healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
+    async def readyz(self, request: Request) -> Response:
+        problems = []
+        if self.draining:
+            problems.append("shutting down")
+        if self.dispatcher is None or not self.dispatcher.running:
+            problems.append("dispatcher not running")
+        if self.outbox is not None:
+            try:
+                stats = await self.outbox.stats(self.clock())
+            except OutboxUnavailable as exc:
+                problems.append(str(exc))
+            else:
+                if not problems:
+                    return JSONResponse(
+                        {
+                            "status": "ready",
+                            "pending": stats.pending,
+                            "dead": stats.dead,
+                            "oldest_pending_seconds": round(stats.oldest_pending_age, 1),
+                        }
+                    )
+        else:
+            problems.append("outbox not open")
+        return JSONResponse({"status": "not ready", "problems": problems}, status_code=503)
+
     def routes(self) -> list[BaseRoute]:
         return [
             Route("/", self.index),
             Route("/healthz", self.healthz),
+            Route("/readyz", self.readyz),
             Route("/alerts/{receiver}", self.alerts, methods=["POST"]),
         ]
 
 
 def create_app(
-    config: Config, client: httpx.AsyncClient | None = None, extra_routes: list[BaseRoute] | None = None
+    config: Config,
+    client: httpx.AsyncClient | None = None,
+    outbox: Outbox | None = None,
+    extra_routes: list[BaseRoute] | None = None,
 ) -> Starlette:
-    relay = Relay(config, client)
+    relay = Relay(config, client, outbox)
     app = Starlette(routes=relay.routes() + (extra_routes or []), lifespan=relay.lifespan)
     app.state.relay = relay
     return app

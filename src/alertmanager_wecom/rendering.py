@@ -30,6 +30,8 @@ STRINGS: dict[str, dict[str, str]] = {
     "zh": {
         "title_firing": "【告警】",
         "title_resolved": "【已恢复】",
+        "title_digest": "【告警汇总】",
+        "digest_note": "合并了 %d 条通知（告警频率超过企业微信限制）",
         "firing": "🔥 触发中",
         "resolved": "✅ 已恢复",
         "started": "开始",
@@ -46,6 +48,8 @@ STRINGS: dict[str, dict[str, str]] = {
     "en": {
         "title_firing": "[FIRING]",
         "title_resolved": "[RESOLVED]",
+        "title_digest": "[DIGEST]",
+        "digest_note": "%d notifications merged (more than WeCom's rate limit lets through)",
         "firing": "Firing",
         "resolved": "Resolved",
         "started": "since",
@@ -245,6 +249,32 @@ class AlertView:
     fingerprint: str
 
 
+@dataclass(frozen=True)
+class AlertGroup:
+    """Alerts of one name, for compact lines: ``NodeDown critical ×3 instance: a, b, c``."""
+
+    name: str
+    severity: str
+    count: int
+    key: str  # the one identifying label all of them have, or "" (then items are full "k=v" lists)
+    items: list[str]
+
+
+def _groups(views: Sequence[AlertView]) -> list[AlertGroup]:
+    groups: dict[str, list[AlertView]] = {}
+    for view in views:
+        groups.setdefault(view.name, []).append(view)
+    out = []
+    for name, members in groups.items():
+        keys = {tuple(v.identifying) for v in members}
+        only = next(iter(keys))
+        key = only[0] if len(keys) == 1 and len(only) == 1 else ""
+        items = [v.identifying[key] if key else (v.ident or "-") for v in members]
+        severities = list(dict.fromkeys(v.severity for v in members if v.severity))
+        out.append(AlertGroup(name, "/".join(severities), len(members), key, items))
+    return out
+
+
 class Renderer:
     """Renders notifications for one target: its msgtype, templates, language and time zone."""
 
@@ -280,17 +310,21 @@ class Renderer:
 
     # -- public -------------------------------------------------------------------------------------
 
-    def render(self, notification: Notification) -> list[Message]:
-        firing = sorted(notification.firing, key=_severity_rank)
-        resolved = notification.resolved
+    def render(self, notification: Notification, max_messages: int | None = None) -> list[Message]:
+        """The messages for `notification`; `max_messages` overrides the cap (digests use the rate budget)."""
+        cap = max_messages or self.max_messages
+        # Most severe first; alerts of one name together, so that compact lines group them.
+        firing = sorted(notification.firing, key=lambda a: (_severity_rank(a), a.name))
+        resolved = sorted(notification.resolved, key=lambda a: a.name)
         alerts = firing + resolved
         if not alerts:
             return []
         common = self._common(notification, alerts)
         views = [self._view(a, notification.common_labels, many=len(alerts) > 1) for a in alerts]
         layout: tuple[list[tuple[int, int]], int] = ([], 0)
-        for compact in (False, True):
-            layout = self._pack(views, common, compact)
+        # A digest is dense by design: compact lines, grouped by alert name.
+        for compact in (True,) if notification.digest_of else (False, True):
+            layout = self._pack(views, common, compact, cap)
             if layout[1] == 0:
                 break
         spans, omitted = layout
@@ -312,14 +346,14 @@ class Renderer:
     # -- packing ------------------------------------------------------------------------------------
 
     def _pack(
-        self, views: Sequence[AlertView], common: dict[str, Any], compact: bool
+        self, views: Sequence[AlertView], common: dict[str, Any], compact: bool, cap: int
     ) -> tuple[list[tuple[int, int]], int]:
         """Greedy: each part takes as many alerts as fit (exponential then binary search)."""
         spans: list[tuple[int, int]] = []
         start = 0
         total = len(views)
         while start < total:
-            last_allowed = len(spans) == self.max_messages - 1
+            last_allowed = len(spans) == cap - 1
             remaining = total - start
 
             def fits(
@@ -399,10 +433,14 @@ class Renderer:
         omitted: int,
     ) -> tuple[str | None, str]:
         context = dict(common)
+        firing = [v for v in views if v.status == "firing"]
+        resolved = [v for v in views if v.status == "resolved"]
         context.update(
             alerts=list(views),
-            firing=[v for v in views if v.status == "firing"],
-            resolved=[v for v in views if v.status == "resolved"],
+            firing=firing,
+            resolved=resolved,
+            firing_groups=_groups(firing),
+            resolved_groups=_groups(resolved),
             compact=compact,
             part=part,
             parts=parts,
@@ -460,6 +498,7 @@ class Renderer:
             "total_resolved": len(notification.resolved),
             "total": len(alerts),
             "truncated_alerts": notification.truncated_alerts,
+            "digest": notification.digest_of,
         }
 
     def _view(self, alert: Alert, common_labels: dict[str, str], many: bool) -> AlertView:

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 _ZERO = "0001-01-01T00:00:00Z"
+
+
+def fingerprint(labels: dict[str, str]) -> str:
+    """Like Alertmanager's: a hash of the label set (not the same hash function)."""
+    material = "\x00".join(f"{k}\x00{v}" for k, v in sorted(labels.items()))
+    return hashlib.sha256(material.encode()).hexdigest()[:16]
 
 
 def _iso(at: datetime) -> str:
@@ -25,16 +32,18 @@ def node_down(
     alerts = []
     for i in range(count):
         ip = f"10.0.{i // 256}.{i % 256}"
+        labels = {
+            "alertname": "NodeDown",
+            "cluster": cluster,
+            "instance": f"{ip}:9100",
+            "job": "node",
+            "severity": "critical",
+        }
         alerts.append(
             {
                 "status": status,
-                "labels": {
-                    "alertname": "NodeDown",
-                    "cluster": cluster,
-                    "instance": f"{ip}:9100",
-                    "job": "node",
-                    "severity": "critical",
-                },
+                "labels": labels,
+                "fingerprint": fingerprint(labels),
                 "annotations": {
                     "description": "Node has been unreachable for more than 2 minutes.",
                     "runbook_url": "https://runbooks.example.com/NodeDown",
@@ -43,7 +52,6 @@ def node_down(
                 "startsAt": _iso(started),
                 "endsAt": _iso(ended) if status == "resolved" else _ZERO,
                 "generatorURL": "http://prometheus:9090/graph?g0.expr=up%7Bjob%3D%22node%22%7D+%3D%3D+0&g0.tab=1",
-                "fingerprint": f"{i:016x}",
             }
         )
     return {

@@ -9,7 +9,7 @@ SIMULATOR_PREFIX = "/sim"
 DEMO_RECEIVER = "demo"
 
 
-def sandbox_config(host: str, port: int) -> Config:
+def sandbox_config(host: str, port: int, data_dir: str) -> Config:
     reachable = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
     if ":" in reachable:
         reachable = f"[{reachable}]"
@@ -30,5 +30,6 @@ def sandbox_config(host: str, port: int) -> Config:
                 }
             ],
             "server": {"listen": f"{host}:{port}"},
+            "storage": {"path": f"{data_dir}/outbox.db", "synchronous": "normal"},
         }
     )

@@ -1,0 +1,45 @@
+"""Coalescing: several queued notifications for one target become one digest notification.
+
+An alert that appears in several of them (re-notified, or fired then resolved) is shown once, in its
+latest state.  The digest keeps every alert; the renderer then fits it into as many messages as the
+recipient's rate limit lets through soon.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from alertmanager_wecom.payload import Alert, Notification
+
+
+def alert_identity(alert: Alert) -> str:
+    if alert.fingerprint:
+        return alert.fingerprint
+    return "\x00".join(f"{k}={v}" for k, v in sorted(alert.labels.items()))
+
+
+def merge(notifications: Sequence[Notification]) -> Notification:
+    latest: dict[str, Alert] = {}
+    for notification in notifications:  # oldest first: later states win
+        for alert in notification.alerts:
+            key = alert_identity(alert)
+            latest.pop(key, None)
+            latest[key] = alert
+    alerts = list(latest.values())
+    common = dict(notifications[0].common_labels)
+    for notification in notifications[1:]:
+        common = {k: v for k, v in common.items() if notification.common_labels.get(k) == v}
+    first = notifications[0]
+    return Notification(
+        version=first.version,
+        groupKey="digest",
+        truncatedAlerts=sum(n.truncated_alerts for n in notifications),
+        receiver=first.receiver,
+        status="firing" if any(a.status == "firing" for a in alerts) else "resolved",
+        alerts=alerts,
+        groupLabels={},
+        commonLabels=common,
+        commonAnnotations={},
+        externalURL=first.external_url,
+        digest_of=sum(max(1, n.digest_of) for n in notifications),
+    )

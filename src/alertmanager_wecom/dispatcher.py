@@ -1,0 +1,372 @@
+"""The dispatcher: takes jobs from the outbox and delivers them, paced, coalesced, retried.
+
+Per target (one receiver target: a channel and its recipients), jobs are delivered in order, one
+message at a time, each message waiting for room under WeCom's frequency limits.  When the backlog of a
+target needs more messages than its limits let through now, the queued notifications are merged into
+one digest (persisted first, so that a crash mid-digest resumes the same digest).  Transient failures
+back off the whole target exponentially with jitter, up to `max_age`; permanent ones go to the dead
+letters with the reason and its fix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import httpx
+
+from alertmanager_wecom import digest
+from alertmanager_wecom.channels import Channel, build_channel
+from alertmanager_wecom.config import Config, Target
+from alertmanager_wecom.errcodes import Reason
+from alertmanager_wecom.message import Message
+from alertmanager_wecom.outbox import Job, JobState, NewJob, Outbox
+from alertmanager_wecom.pacing import RateLimiter, Window
+from alertmanager_wecom.payload import Notification
+from alertmanager_wecom.rendering import Renderer
+from alertmanager_wecom.token_cache import AccessToken
+from alertmanager_wecom.wecom_api import WeComAPI, WeComError
+
+log = logging.getLogger("alertmanager_wecom.dispatcher")
+
+MAINTENANCE_SECONDS = 600.0
+DIGEST_MAX_MESSAGES = 40  # even with budget to spare, a digest is at most this many messages
+_MAX_JOBS_PER_ROUND = 2000
+
+
+@dataclass
+class Route:
+    target: Target
+    renderer: Renderer
+    channel: Channel
+    rate_keys: list[str]
+    last_send: float = 0.0
+
+
+def target_job(receiver: str, target: Target) -> NewJob:
+    spec = target.model_dump_json()
+    key = hashlib.sha256(f"{receiver}\n{spec}".encode()).hexdigest()[:24]
+    return NewJob(target_key=key, target=spec)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        config: Config,
+        outbox: Outbox,
+        client: httpx.AsyncClient,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.config = config
+        self.settings = config.delivery
+        self.outbox = outbox
+        self.api = WeComAPI(config.wecom.api_url, client)
+        self.clock = clock
+        self.sleep = sleep
+        self.tokens: dict[str, AccessToken] = {}
+        self.limiter = RateLimiter(clock)
+        self._routes: dict[str, Route] = {}
+        self._jobs = {r.name: [target_job(r.name, t) for t in r.targets] for r in config.receivers}
+        self._wake = asyncio.Event()
+        self._busy: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._main: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._last_maintenance = 0.0
+        self.counters: dict[str, int] = {"sent": 0, "failed": 0, "dead": 0, "digests": 0, "rate_waits": 0}
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+
+    def jobs_for(self, receiver: str) -> list[NewJob]:
+        return self._jobs[receiver]
+
+    async def start(self) -> None:
+        # Sends of the last day count against the limits after a restart too.
+        for key, at in await self.outbox.recent_sends(self.clock() - 86400):
+            self.limiter.record([key], at)
+        self._main = asyncio.create_task(self._run(), name="dispatcher")
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    @property
+    def running(self) -> bool:
+        return self._main is not None and not self._main.done()
+
+    async def stop(self, grace: float = 30.0) -> None:
+        """Finish the messages in flight, then return; what is still queued stays in the outbox."""
+        self._stopping = True
+        self._wake.set()
+        pending = [t for t in (self._main, *self._tasks) if t is not None]
+        if pending:
+            _done, still = await asyncio.wait(pending, timeout=grace)
+            for task in still:
+                task.cancel()
+            if still:
+                await asyncio.wait(still)
+
+    # -- the loop -------------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            try:
+                await self._round()
+            except Exception:
+                log.exception("dispatcher round failed; retrying")
+                await self._idle(self.settings.poll_interval)
+                continue
+            await self._idle(await self._until_next_due())
+
+    async def _round(self) -> None:
+        now = self.clock()
+        if now - self._last_maintenance > MAINTENANCE_SECONDS:
+            self._last_maintenance = now
+            await self._maintain(now)
+        free = self.settings.workers - len(self._busy)
+        if free <= 0:
+            return
+        for key in await self.outbox.due_targets(now, limit=free + len(self._busy)):
+            if key in self._busy or len(self._busy) >= self.settings.workers:
+                continue
+            self._busy.add(key)
+            task = asyncio.create_task(self._process_target(key), name=f"target-{key}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _until_next_due(self) -> float:
+        next_due = await self.outbox.next_due_at()
+        wait = self.settings.poll_interval
+        if next_due is not None:
+            wait = min(wait, max(0.0, next_due - self.clock()))
+        return wait
+
+    async def _idle(self, seconds: float) -> None:
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+        self._wake.clear()
+
+    async def _maintain(self, now: float) -> None:
+        retention = self.config.storage.retention
+        await self.outbox.purge([JobState.DONE, JobState.MERGED, JobState.DEAD], now - retention)
+        await self.outbox.forget_dedup(now - self.settings.dedup_window)
+        await self.outbox.prune_sends(now - 86400)
+
+    # -- one target -----------------------------------------------------------------------------------
+
+    async def _process_target(self, key: str) -> None:
+        try:
+            while not self._stopping:
+                jobs = await self.outbox.pending_jobs(key, self.clock(), _MAX_JOBS_PER_ROUND)
+                if not jobs:
+                    return
+                route = self._route(jobs[0].target)
+                if jobs[0].sent_parts > 0:
+                    # A partly sent job is finished first, alone, exactly as it was split.
+                    if not await self._deliver(jobs[0], route):
+                        return
+                    continue
+                if not await self._deliver_backlog(jobs, route):
+                    return
+        except Exception:
+            log.exception("delivery to target %s failed unexpectedly; will retry", key)
+        finally:
+            self._busy.discard(key)
+            self._wake.set()
+
+    async def _deliver_backlog(self, jobs: list[Job], route: Route) -> bool:
+        needed = sum(len(self._messages(route, self._notification(job))) for job in jobs)
+        available = self.limiter.available(route.rate_keys)
+        # Keep a third of a minute's room for digests, so that a storm's first digest goes out at once
+        # instead of after the window has been spent on single notifications.
+        reserve = self.limiter.capacity(route.rate_keys) // 3
+        if needed <= available - reserve:
+            for job in jobs:
+                if not await self._deliver(job, route):
+                    return False
+            return True
+        if available <= 0:
+            # No room now: wait, then merge whatever has queued up by then.
+            return await self._wait_for_room(route)
+        # In a storm, digests are spaced by a fair share of the minute, so that each carries what
+        # arrived meanwhile instead of spending the room on many small ones.
+        linger = 60.0 / max(1, self.limiter.capacity(route.rate_keys)) - (self.clock() - route.last_send)
+        if linger > 0:
+            if self._stopping:
+                return False
+            await self.sleep(linger)
+            return True  # read the backlog again: more may have queued up
+        chosen: list[Job] = []
+        notifications: list[Notification] = []
+        alerts = 0
+        for job in jobs:
+            notification = self._notification(job)
+            if chosen and alerts + len(notification.alerts) > self.settings.digest_max_alerts:
+                break
+            chosen.append(job)
+            notifications.append(notification)
+            alerts += len(notification.alerts)
+        merged = digest.merge(notifications)
+        # As many messages as it takes to show every alert (sent as the limits allow), up to a bound.
+        merged.digest_max_messages = DIGEST_MAX_MESSAGES
+        payload = merged.model_dump_json(by_alias=True)
+        digest_job = await self.outbox.merge(chosen, payload, merged.digest_of, self.clock())
+        self.counters["digests"] += 1
+        log.info(
+            "coalesced %d notifications (%d alerts) for %s into digest job %d",
+            len(chosen),
+            alerts,
+            route.channel.name,
+            digest_job.id,
+        )
+        return await self._deliver(digest_job, route)
+
+    @staticmethod
+    def _notification(job: Job) -> Notification:
+        return Notification.model_validate_json(job.payload)
+
+    def _messages(self, route: Route, notification: Notification) -> list[Message]:
+        if not route.target.send_resolved:
+            firing = notification.firing
+            if not firing:
+                return []
+            notification = notification.model_copy(update={"alerts": firing})
+        return route.renderer.render(notification, max_messages=notification.digest_max_messages or None)
+
+    async def _deliver(self, job: Job, route: Route) -> bool:
+        """Send the job's remaining messages. False: stop working on this target for now."""
+        try:
+            messages = self._messages(route, self._notification(job))
+        except Exception as exc:  # a template failing at run time: nothing will fix this message
+            await self._dead(job, route, Reason.BAD_MESSAGE.value, f"cannot render: {exc}")
+            return True
+        for index in range(job.sent_parts, len(messages)):
+            if not await self._wait_for_room(route):
+                return False
+            at = route.last_send = self.limiter.record(route.rate_keys)
+            try:
+                result = await route.channel.send(messages[index])
+            except WeComError as exc:
+                self.limiter.forget(route.rate_keys, at)
+                self.counters["failed"] += 1
+                if exc.retryable:
+                    return await self._retry_later(job, route, exc)
+                await self._dead(job, route, exc.reason.value, exc.detail)
+                return True
+            self.counters["sent"] += 1
+            now = self.clock()
+            await asyncio.gather(
+                self.outbox.progress(job.id, index + 1, now), self.outbox.record_send(route.rate_keys, at)
+            )
+            for kind, names in result.invalid.items():
+                log.warning(
+                    "WeCom did not deliver to %s %s via %s: not found or outside the app's visible range "
+                    "(可见范围)",
+                    kind.removeprefix("invalid"),
+                    "|".join(names),
+                    route.channel.name,
+                )
+        await self.outbox.done(job.id, self.clock())
+        log.info(
+            "delivered receiver=%s target=%s job=%d messages=%d%s",
+            job.receiver,
+            route.channel.name,
+            job.id,
+            len(messages),
+            f" digest_of={job.digest_of}" if job.digest_of else "",
+        )
+        return True
+
+    async def _wait_for_room(self, route: Route) -> bool:
+        waited = False
+        while True:
+            wait = self.limiter.wait_time(route.rate_keys)
+            if wait <= 0:
+                return True
+            if self._stopping:
+                return False
+            if not waited:
+                self.counters["rate_waits"] += 1
+                log.info("pacing %s: waiting %.1fs for room under WeCom's limits", route.channel.name, wait)
+                waited = True
+            await self.sleep(min(wait, 1.0))
+
+    async def _retry_later(self, job: Job, route: Route, exc: WeComError) -> bool:
+        now = self.clock()
+        if now - job.created_at > self.settings.max_age:
+            await self._dead(
+                job,
+                route,
+                exc.reason.value,
+                f"gave up after {self.settings.max_age:.0f}s of transient failures: {exc.detail}",
+            )
+            return True
+        attempts = job.attempts + 1
+        delay = min(self.settings.retry_max, self.settings.retry_initial * 2 ** (attempts - 1))
+        delay *= random.uniform(0.5, 1.0)  # jitter: targets and replicas do not retry in step
+        await self.outbox.retry_later(job.id, attempts, now + delay, exc.detail, exc.reason.value, now)
+        log.warning(
+            "delivery failed, retrying in %.1fs receiver=%s target=%s job=%d attempt=%d reason=%s: %s",
+            delay,
+            job.receiver,
+            route.channel.name,
+            job.id,
+            attempts,
+            exc.reason.value,
+            exc.detail,
+        )
+        return False
+
+    async def _dead(self, job: Job, route: Route, reason: str, detail: str) -> None:
+        self.counters["dead"] += 1
+        await self.outbox.dead(job.id, detail, reason, self.clock())
+        log.error(
+            "delivery failed permanently receiver=%s target=%s job=%d reason=%s: %s "
+            "(kept as a dead letter: alertmanager-wecom outbox list --state dead)",
+            job.receiver,
+            route.channel.name,
+            job.id,
+            reason,
+            detail,
+        )
+
+    # -- routes ---------------------------------------------------------------------------------------
+
+    def _route(self, spec: str) -> Route:
+        route = self._routes.get(spec)
+        if route is None:
+            target = Target.model_validate_json(spec)
+            channel = build_channel(target, self.config, self.api, self.tokens)
+            route = Route(target, Renderer.for_target(target, self.config), channel, self._rate_keys(target))
+            self._routes[spec] = route
+        return route
+
+    def _rate_keys(self, target: Target) -> list[str]:
+        app = self.config.apps[target.app]
+        keep = 1.0 - self.settings.headroom
+        member = (
+            Window(max(1, int(self.settings.member_per_minute * keep)), 60.0),
+            Window(max(1, int(self.settings.member_per_hour * keep)), 3600.0),
+        )
+        prefix = f"app:{app.corp_id}:{app.agent_id}"
+        # A party or tag is paced like one member: its members are not known here.
+        keys = [f"{prefix}:user:{u}" for u in target.to_user] + [
+            f"{prefix}:party:{p}" for p in target.to_party
+        ]
+        keys += [f"{prefix}:tag:{t}" for t in target.to_tag]
+        for key in keys:
+            self.limiter.configure(key, member)
+        if app.daily_quota:
+            day = f"{prefix}:day"
+            self.limiter.configure(day, (Window(max(1, int(app.daily_quota * keep)), 86400.0),))
+            keys.append(day)
+        return keys

@@ -1,0 +1,377 @@
+"""The SQLite outbox (WAL mode): one writer thread, group commit.
+
+Every operation runs on one thread that owns the connection.  Operations that arrive while a commit
+is in progress are committed together in the next transaction (each inside its own savepoint, so one
+failing operation does not undo the others): under load, many webhook requests share one fsync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from alertmanager_wecom.outbox.base import AcceptResult, Job, JobState, NewJob, OutboxStats, OutboxUnavailable
+
+T = TypeVar("T")
+_BATCH = 512
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS notifications (
+    id INTEGER PRIMARY KEY,
+    receiver TEXT NOT NULL,
+    received_at REAL NOT NULL,
+    payload TEXT NOT NULL,
+    kind TEXT NOT NULL DEFAULT 'webhook'
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY,
+    notification_id INTEGER NOT NULL REFERENCES notifications(id),
+    receiver TEXT NOT NULL,
+    target_key TEXT NOT NULL,
+    target TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    sent_parts INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    next_attempt_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    digest_of INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    reason TEXT,
+    merged_into INTEGER
+);
+CREATE INDEX IF NOT EXISTS jobs_pending ON jobs(state, next_attempt_at);
+CREATE INDEX IF NOT EXISTS jobs_target ON jobs(target_key, state, id);
+CREATE TABLE IF NOT EXISTS dedup (key TEXT PRIMARY KEY, seen_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS sends (rate_key TEXT NOT NULL, at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS sends_at ON sends(at);
+"""
+
+_JOB_COLUMNS = (
+    "j.id, j.notification_id, j.receiver, j.target_key, j.target, j.state, j.attempts, j.sent_parts, "
+    "j.created_at, j.next_attempt_at, j.updated_at, n.payload, j.digest_of, j.last_error, j.reason, j.merged_into"
+)
+_JOB_FROM = "FROM jobs j JOIN notifications n ON n.id = j.notification_id"
+
+
+def _job(row: tuple[Any, ...]) -> Job:
+    values = list(row)
+    values[5] = JobState(values[5])
+    return Job(*values)
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+class SQLiteOutbox:
+    def __init__(self, path: str | Path, synchronous: str = "full", max_size_mb: int | None = None) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+        if max_size_mb is not None:
+            page_size = self._conn.execute("PRAGMA page_size").fetchone()[0]
+            self._conn.execute(f"PRAGMA max_page_count={max(16, max_size_mb * 1024 * 1024 // page_size)}")
+        self._conn.executescript(SCHEMA)
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._closed = False
+        self._thread = threading.Thread(target=self._writer, name="outbox-writer", daemon=True)
+        self._thread.start()
+
+    # -- the writer thread ----------------------------------------------------------------------------
+
+    def _writer(self) -> None:
+        conn = self._conn
+        while True:
+            item = self._queue.get()
+            if item is None:
+                break
+            batch = [item]
+            stop = False
+            while len(batch) < _BATCH:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                batch.append(more)
+            self._run_batch(conn, batch)
+            if stop:
+                break
+        conn.close()
+
+    @staticmethod
+    def _run_batch(conn: sqlite3.Connection, batch: list[Any]) -> None:
+        outcomes: list[tuple[Any, Any, Any, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for fn, future, loop in batch:
+                conn.execute("SAVEPOINT op")
+                try:
+                    result = fn(conn)
+                except Exception as exc:
+                    # This operation is undone; the others in the batch still commit.
+                    conn.execute("ROLLBACK TO op")
+                    conn.execute("RELEASE op")
+                    problem = OutboxUnavailable(f"outbox: {exc}") if isinstance(exc, sqlite3.Error) else exc
+                    outcomes.append((future, loop, None, problem))
+                    continue
+                conn.execute("RELEASE op")
+                outcomes.append((future, loop, result, None))
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            failed = OutboxUnavailable(f"outbox: cannot commit: {exc}")
+            for _fn, future, loop in batch:
+                loop.call_soon_threadsafe(_settle, future, None, failed)
+            return
+        for future, loop, result, error in outcomes:
+            loop.call_soon_threadsafe(_settle, future, result, error)
+
+    async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._closed:
+            raise OutboxUnavailable("outbox is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put((fn, future, loop))
+        return await future
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._queue.put(None)
+            await asyncio.to_thread(self._thread.join, 30)
+
+    # -- ingest ---------------------------------------------------------------------------------------
+
+    async def accept(
+        self,
+        receiver: str,
+        payload: str,
+        jobs: list[NewJob],
+        dedup_key: str | None,
+        dedup_window: float,
+        now: float,
+    ) -> AcceptResult:
+        def op(conn: sqlite3.Connection) -> AcceptResult:
+            if dedup_key is not None:
+                row = conn.execute("SELECT seen_at FROM dedup WHERE key = ?", (dedup_key,)).fetchone()
+                if row is not None and now - row[0] < dedup_window:
+                    return AcceptResult(None, duplicate=True)
+                conn.execute("INSERT OR REPLACE INTO dedup(key, seen_at) VALUES (?, ?)", (dedup_key, now))
+            cursor = conn.execute(
+                "INSERT INTO notifications(receiver, received_at, payload) VALUES (?, ?, ?)",
+                (receiver, now, payload),
+            )
+            notification_id = cursor.lastrowid
+            conn.executemany(
+                "INSERT INTO jobs(notification_id, receiver, target_key, target, state, created_at, next_attempt_at,"
+                " updated_at) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)",
+                [(notification_id, receiver, j.target_key, j.target, now, now, now) for j in jobs],
+            )
+            return AcceptResult(notification_id, duplicate=False)
+
+        return await self._call(op)
+
+    # -- dispatch -------------------------------------------------------------------------------------
+
+    async def due_targets(self, now: float, limit: int) -> list[str]:
+        def op(conn: sqlite3.Connection) -> list[str]:
+            rows = conn.execute(
+                "SELECT target_key, MIN(id) AS first FROM jobs WHERE state = 'pending' AND next_attempt_at <= ?"
+                " GROUP BY target_key ORDER BY first LIMIT ?",
+                (now, limit),
+            ).fetchall()
+            return [r[0] for r in rows]
+
+        return await self._call(op)
+
+    async def next_due_at(self) -> float | None:
+        def op(conn: sqlite3.Connection) -> float | None:
+            row = conn.execute("SELECT MIN(next_attempt_at) FROM jobs WHERE state = 'pending'").fetchone()
+            return None if row is None or row[0] is None else float(row[0])
+
+        return await self._call(op)
+
+    async def pending_jobs(self, target_key: str, now: float, limit: int) -> list[Job]:
+        def op(conn: sqlite3.Connection) -> list[Job]:
+            rows = conn.execute(
+                f"SELECT {_JOB_COLUMNS} {_JOB_FROM} WHERE j.target_key = ? AND j.state = 'pending'"
+                " AND j.next_attempt_at <= ? ORDER BY j.id LIMIT ?",
+                (target_key, now, limit),
+            ).fetchall()
+            return [_job(r) for r in rows]
+
+        return await self._call(op)
+
+    async def progress(self, job_id: int, sent_parts: int, now: float) -> None:
+        await self._call(
+            lambda conn: conn.execute(
+                "UPDATE jobs SET sent_parts = ?, updated_at = ? WHERE id = ?", (sent_parts, now, job_id)
+            )
+        )
+
+    async def done(self, job_id: int, now: float) -> None:
+        await self._call(
+            lambda conn: conn.execute(
+                "UPDATE jobs SET state = 'done', updated_at = ?, last_error = NULL WHERE id = ?",
+                (now, job_id),
+            )
+        )
+
+    async def retry_later(
+        self, job_id: int, attempts: int, next_attempt_at: float, error: str, reason: str, now: float
+    ) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE jobs SET attempts = ?, next_attempt_at = ?, last_error = ?, reason = ?, updated_at = ?"
+                " WHERE id = ?",
+                (attempts, next_attempt_at, error, reason, now, job_id),
+            )
+            # The whole target waits: later notifications must not overtake the one that failed.
+            conn.execute(
+                "UPDATE jobs SET next_attempt_at = MAX(next_attempt_at, ?) WHERE state = 'pending' AND target_key ="
+                " (SELECT target_key FROM jobs WHERE id = ?)",
+                (next_attempt_at, job_id),
+            )
+
+        await self._call(op)
+
+    async def dead(self, job_id: int, error: str, reason: str, now: float) -> None:
+        await self._call(
+            lambda conn: conn.execute(
+                "UPDATE jobs SET state = 'dead', last_error = ?, reason = ?, updated_at = ? WHERE id = ?",
+                (error, reason, now, job_id),
+            )
+        )
+
+    async def merge(self, jobs: list[Job], payload: str, digest_of: int, now: float) -> Job:
+        def op(conn: sqlite3.Connection) -> Job:
+            first = jobs[0]
+            cursor = conn.execute(
+                "INSERT INTO notifications(receiver, received_at, payload, kind) VALUES (?, ?, ?, 'digest')",
+                (first.receiver, now, payload),
+            )
+            created = min(j.created_at for j in jobs)
+            cursor = conn.execute(
+                "INSERT INTO jobs(notification_id, receiver, target_key, target, state, created_at, next_attempt_at,"
+                " updated_at, digest_of) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
+                (
+                    cursor.lastrowid,
+                    first.receiver,
+                    first.target_key,
+                    first.target,
+                    created,
+                    now,
+                    now,
+                    digest_of,
+                ),
+            )
+            digest_id = cursor.lastrowid
+            conn.executemany(
+                "UPDATE jobs SET state = 'merged', merged_into = ?, updated_at = ? WHERE id = ?",
+                [(digest_id, now, j.id) for j in jobs],
+            )
+            row = conn.execute(f"SELECT {_JOB_COLUMNS} {_JOB_FROM} WHERE j.id = ?", (digest_id,)).fetchone()
+            return _job(row)
+
+        return await self._call(op)
+
+    async def record_send(self, rate_keys: list[str], at: float) -> None:
+        await self._call(
+            lambda conn: conn.executemany(
+                "INSERT INTO sends(rate_key, at) VALUES (?, ?)", [(k, at) for k in rate_keys]
+            )
+        )
+
+    async def recent_sends(self, since: float) -> list[tuple[str, float]]:
+        def op(conn: sqlite3.Connection) -> list[tuple[str, float]]:
+            return [
+                (r[0], float(r[1]))
+                for r in conn.execute("SELECT rate_key, at FROM sends WHERE at >= ? ORDER BY at", (since,))
+            ]
+
+        return await self._call(op)
+
+    # -- operators ------------------------------------------------------------------------------------
+
+    async def list_jobs(self, state: JobState | None, limit: int) -> list[Job]:
+        def op(conn: sqlite3.Connection) -> list[Job]:
+            where, args = ("WHERE j.state = ?", [state.value]) if state else ("", [])
+            rows = conn.execute(
+                f"SELECT {_JOB_COLUMNS} {_JOB_FROM} {where} ORDER BY j.id DESC LIMIT ?", (*args, limit)
+            ).fetchall()
+            return [_job(r) for r in rows]
+
+        return await self._call(op)
+
+    async def get_job(self, job_id: int) -> Job | None:
+        def op(conn: sqlite3.Connection) -> Job | None:
+            row = conn.execute(f"SELECT {_JOB_COLUMNS} {_JOB_FROM} WHERE j.id = ?", (job_id,)).fetchone()
+            return None if row is None else _job(row)
+
+        return await self._call(op)
+
+    async def requeue(self, job_ids: list[int] | None, now: float) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            if job_ids is None:
+                cursor = conn.execute(
+                    "UPDATE jobs SET state = 'pending', attempts = 0, next_attempt_at = ?, updated_at = ?,"
+                    " created_at = ? WHERE state = 'dead'",
+                    (now, now, now),
+                )
+            else:
+                cursor = conn.executemany(
+                    "UPDATE jobs SET state = 'pending', attempts = 0, next_attempt_at = ?, updated_at = ?,"
+                    " created_at = ? WHERE id = ? AND state = 'dead'",
+                    [(now, now, now, i) for i in job_ids],
+                )
+            return cursor.rowcount
+
+        return await self._call(op)
+
+    async def purge(self, states: list[JobState], older_than: float) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            marks = ",".join("?" for _ in states)
+            cursor = conn.execute(
+                f"DELETE FROM jobs WHERE state IN ({marks}) AND updated_at < ?",  # noqa: S608 - placeholders only
+                (*[s.value for s in states], older_than),
+            )
+            conn.execute("DELETE FROM notifications WHERE id NOT IN (SELECT notification_id FROM jobs)")
+            conn.execute("DELETE FROM sends WHERE at < ?", (older_than,))
+            return cursor.rowcount
+
+        return await self._call(op)
+
+    async def forget_dedup(self, older_than: float) -> None:
+        await self._call(lambda conn: conn.execute("DELETE FROM dedup WHERE seen_at < ?", (older_than,)))
+
+    async def prune_sends(self, older_than: float) -> None:
+        await self._call(lambda conn: conn.execute("DELETE FROM sends WHERE at < ?", (older_than,)))
+
+    async def stats(self, now: float) -> OutboxStats:
+        def op(conn: sqlite3.Connection) -> OutboxStats:
+            pending, oldest = conn.execute(
+                "SELECT COUNT(*), MIN(created_at) FROM jobs WHERE state = 'pending'"
+            ).fetchone()
+            dead = conn.execute("SELECT COUNT(*) FROM jobs WHERE state = 'dead'").fetchone()[0]
+            return OutboxStats(int(pending), int(dead), max(0.0, now - oldest) if oldest is not None else 0.0)
+
+        return await self._call(op)
