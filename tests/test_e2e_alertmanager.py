@@ -77,7 +77,9 @@ def test_hundred_alert_group_through_real_alertmanager(tmp_path: Path) -> None:
             def all_instances_visible() -> list[dict[str, Any]] | None:
                 entries = [e for e in inbox(sim, "zhangsan") if e["dropped"] is None]
                 text = "\n".join(e["visible"] for e in entries)
-                return entries if all(re.search(rf"\b10\.1\.0\.{i}:9100\b", text) for i in range(100)) else None
+                return (
+                    entries if all(re.search(rf"\b10\.1\.0\.{i}:9100\b", text) for i in range(100)) else None
+                )
 
             entries = wait_for(all_instances_visible, 60, "all 100 instances in zhangsan's inbox")
             assert all(e["sent_bytes"] <= 2048 and not e["truncated"] for e in entries)

@@ -6,10 +6,12 @@ import asyncio
 import json
 import logging
 import shutil
+import signal
 import sys
 import tempfile
 import time
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import click
@@ -40,8 +42,19 @@ def _load(path: str) -> Config:
         raise click.ClickException(f"config {path} is invalid:\n{exc}") from None
 
 
+class _Server(uvicorn.Server):
+    """uvicorn re-raises SIGTERM after its graceful shutdown, so the process would die by the signal;
+    a clean drain (intake stopped, in-flight sends finished, outbox closed) should exit 0."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        captured = getattr(self, "_captured_signals", None)
+        if sig == signal.SIGTERM and isinstance(captured, list) and sig in captured:
+            captured.remove(sig)
+
+
 def _run_server(app: Any, host: str, port: int, log_level: str) -> None:
-    server = uvicorn.Server(
+    server = _Server(
         uvicorn.Config(
             app,
             host=host,

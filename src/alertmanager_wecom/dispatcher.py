@@ -250,7 +250,8 @@ class Dispatcher:
             await self._dead(job, route, Reason.BAD_MESSAGE.value, f"cannot render: {exc}")
             return True
         for index in range(job.sent_parts, len(messages)):
-            if not await self._wait_for_room(route):
+            # Shutting down: stop between messages; the job resumes at this part after the restart.
+            if self._stopping or not await self._wait_for_room(route):
                 return False
             at = route.last_send = self.limiter.record(route.rate_keys)
             try:

@@ -1,0 +1,107 @@
+"""The simulator and the relay as real processes, for end-to-end tests that kill and restart them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.alertmanager import relay_env, write_relay_config
+from tests.servers import free_port, wait_http
+
+
+class Stack:
+    def __init__(
+        self,
+        tmp_path: Path,
+        sim_args: list[str] | None = None,
+        delivery: dict[str, Any] | None = None,
+        **target: Any,
+    ) -> None:
+        self.tmp_path = tmp_path
+        self.sim_port, self.relay_port = free_port(), free_port()
+        self.sim = f"http://127.0.0.1:{self.sim_port}"
+        self.relay = f"http://127.0.0.1:{self.relay_port}"
+        self.sim_args = sim_args or []
+        self.config = write_relay_config(tmp_path, self.sim, delivery, **target)
+        self.sim_proc: subprocess.Popen[bytes] | None = None
+        self.relay_proc: subprocess.Popen[bytes] | None = None
+        self.relay_starts = 0
+
+    def _spawn(self, args: list[str], log: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        with (self.tmp_path / log).open("ab") as out:
+            return subprocess.Popen(
+                [sys.executable, "-m", "alertmanager_wecom", *args],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **(env or {})},
+            )
+
+    def start_sim(self) -> None:
+        self.sim_proc = self._spawn(
+            ["simulator", "--listen", f"127.0.0.1:{self.sim_port}", *self.sim_args], "sim.log"
+        )
+        wait_http(f"{self.sim}/admin/stats", proc=self.sim_proc)
+
+    def start_relay(self) -> None:
+        self.relay_starts += 1
+        self.relay_proc = self._spawn(
+            ["serve", "--config", str(self.config), "--listen", f"127.0.0.1:{self.relay_port}"],
+            "relay.log",
+            relay_env(),
+        )
+        wait_http(f"{self.relay}/healthz", proc=self.relay_proc)
+
+    def kill_relay(self) -> None:
+        assert self.relay_proc is not None
+        self.relay_proc.send_signal(signal.SIGKILL)
+        self.relay_proc.wait()
+
+    def stop_sim(self) -> None:
+        if self.sim_proc is not None:
+            self.sim_proc.terminate()
+            self.sim_proc.wait(10)
+            self.sim_proc = None
+
+    def __enter__(self) -> Stack:
+        self.start_sim()
+        self.start_relay()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for proc in (self.relay_proc, self.sim_proc):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+    # -- looking at what people see ------------------------------------------------------------------
+
+    def inbox(self, user: str = "zhangsan") -> list[dict[str, Any]]:
+        return list(httpx.get(f"{self.sim}/admin/inbox", params={"user": user}, timeout=10).json()["entries"])
+
+    def visible_text(self, user: str = "zhangsan") -> str:
+        return "\n".join(e["visible"] for e in self.inbox(user) if e["dropped"] is None)
+
+    def sim_stats(self) -> dict[str, Any]:
+        return dict(httpx.get(f"{self.sim}/admin/stats", timeout=10).json())
+
+    def relay_log(self) -> str:
+        return (self.tmp_path / "relay.log").read_text(encoding="utf-8", errors="replace")
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "alertmanager_wecom", *args, "--config", str(self.config)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, **relay_env()},
+        )

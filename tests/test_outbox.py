@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from alertmanager_wecom.outbox import JobState, NewJob, OutboxUnavailable, SQLiteOutbox
+
+pytestmark = pytest.mark.anyio
+JOBS = [NewJob("t1", '{"app": "ops", "to_user": ["a"]}'), NewJob("t2", '{"app": "ops", "to_user": ["b"]}')]
+
+
+async def test_accept_is_durable_across_reopen(tmp_path: Path) -> None:
+    store = SQLiteOutbox(tmp_path / "o.db")
+    result = await store.accept("r", '{"x": 1}', JOBS, "k1", 300, now=100.0)
+    assert result.notification_id is not None and not result.duplicate
+    await store.close()
+    reopened = SQLiteOutbox(tmp_path / "o.db")
+    jobs = await reopened.pending_jobs("t1", now=100.0, limit=10)
+    assert [(j.receiver, j.payload, j.state) for j in jobs] == [("r", '{"x": 1}', JobState.PENDING)]
+    assert await reopened.due_targets(now=100.0, limit=10) == ["t1", "t2"]
+    await reopened.close()
+
+
+async def test_concurrent_accepts_share_commits_and_all_land(tmp_path: Path) -> None:
+    store = SQLiteOutbox(tmp_path / "o.db")
+    results = await asyncio.gather(
+        *(store.accept("r", f'{{"n": {i}}}', JOBS[:1], f"k{i}", 300, 100.0) for i in range(300))
+    )
+    assert len({r.notification_id for r in results}) == 300
+    assert len(await store.pending_jobs("t1", 100.0, 1000)) == 300
+    await store.close()
+
+
+async def test_dedup_window(tmp_path: Path) -> None:
+    store = SQLiteOutbox(tmp_path / "o.db")
+    assert not (await store.accept("r", "{}", JOBS, "same", 300, 100.0)).duplicate
+    assert (await store.accept("r", "{}", JOBS, "same", 300, 399.0)).duplicate
+    assert not (await store.accept("r", "{}", JOBS, "same", 300, 401.0)).duplicate  # a repeat, later
+    assert len(await store.pending_jobs("t1", 500.0, 10)) == 2
+    await store.close()
+
+
+async def test_a_failing_operation_does_not_undo_its_batch(tmp_path: Path) -> None:
+    store = SQLiteOutbox(tmp_path / "o.db")
+
+    def broken(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO notifications(receiver, received_at, payload) VALUES ('r', 1, '{}')")
+        conn.execute("INSERT INTO no_such_table VALUES (1)")
+
+    results = await asyncio.gather(
+        store.accept("r", '{"ok": 1}', JOBS[:1], None, 0, 100.0),
+        store._call(broken),
+        store.accept("r", '{"ok": 2}', JOBS[:1], None, 0, 100.0),
+        return_exceptions=True,
+    )
+    assert isinstance(results[1], OutboxUnavailable)
+    assert [j.payload for j in await store.pending_jobs("t1", 100.0, 10)] == ['{"ok": 1}', '{"ok": 2}']
+    count = await store._call(lambda c: c.execute("SELECT COUNT(*) FROM notifications").fetchone()[0])
+    assert count == 2  # the broken operation's own insert was rolled back
+    await store.close()
+
+
+async def test_progress_retry_dead_requeue_purge_and_stats(tmp_path: Path) -> None:
+    store = SQLiteOutbox(tmp_path / "o.db")
+    for i in range(3):
+        await store.accept("r", f'{{"n": {i}}}', JOBS[:1], None, 0, 100.0 + i)
+    first, second, third = await store.pending_jobs("t1", 200.0, 10)
+    await store.progress(first.id, 2, 150.0)
+    await store.retry_later(first.id, 1, 300.0, "system busy", "busy", 150.0)
+    # the whole target waits behind the failed job: order is kept
+    assert await store.pending_jobs("t1", 299.0, 10) == []
+    job = (await store.pending_jobs("t1", 300.0, 10))[0]
+    assert (job.id, job.sent_parts, job.attempts, job.last_error) == (first.id, 2, 1, "system busy")
+    await store.dead(second.id, "WeCom errcode 60020", "trusted_ip", 310.0)
+    await store.done(third.id, 310.0)
+    stats = await store.stats(now=400.0)
+    assert (stats.pending, stats.dead, stats.oldest_pending_age) == (1, 1, 300.0)
+    assert [j.id for j in await store.list_jobs(JobState.DEAD, 10)] == [second.id]
+    assert await store.requeue([second.id], 500.0) == 1
+    assert (await store.get_job(second.id)).state is JobState.PENDING  # type: ignore[union-attr]
+    assert await store.purge([JobState.DONE], older_than=1000.0) == 1
+    assert await store.get_job(third.id) is None
+    await store.close()
+
+
+async def test_merge_makes_one_digest_job(tmp_path: Path) -> None:
+    store = SQLiteOutbox(tmp_path / "o.db")
+    for i in range(3):
+        await store.accept("r", f'{{"n": {i}}}', JOBS[:1], None, 0, 100.0 + i)
+    jobs = await store.pending_jobs("t1", 200.0, 10)
+    digest = await store.merge(jobs, '{"digest": true}', 3, 200.0)
+    assert (digest.digest_of, digest.payload, digest.created_at, digest.target_key) == (
+        3,
+        '{"digest": true}',
+        100.0,
+        "t1",
+    )
+    assert [j.id for j in await store.pending_jobs("t1", 200.0, 10)] == [digest.id]
+    assert {j.merged_into for j in await store.list_jobs(JobState.MERGED, 10)} == {digest.id}
+    await store.close()
+
+
+async def test_full_outbox_is_unavailable(tmp_path: Path) -> None:
+    store = SQLiteOutbox(tmp_path / "o.db", max_size_mb=1)
+    with pytest.raises(OutboxUnavailable):
+        for i in range(10):
+            await store.accept("r", "x" * 300_000, JOBS, f"k{i}", 300, 100.0)
+    await store.close()
+    with pytest.raises(OutboxUnavailable):
+        await store.accept("r", "{}", JOBS, None, 0, 100.0)
+
+
+async def test_sends_are_remembered(tmp_path: Path) -> None:
+    store = SQLiteOutbox(tmp_path / "o.db")
+    await store.record_send(["u:a", "u:b"], 100.0)
+    await store.record_send(["u:a"], 50.0)
+    assert await store.recent_sends(since=60.0) == [("u:a", 100.0), ("u:b", 100.0)]
+    await store.prune_sends(older_than=75.0)
+    assert await store.recent_sends(since=0.0) == [("u:a", 100.0), ("u:b", 100.0)]
+    await store.close()
