@@ -76,6 +76,7 @@ class Dispatcher:
         self._jobs = {r.name: [target_job(r.name, t) for t in r.targets] for r in config.receivers}
         self._wake = asyncio.Event()
         self._busy: set[str] = set()
+        self._cooldown: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._main: asyncio.Task[None] | None = None
         self._stopping = False
@@ -117,28 +118,43 @@ class Dispatcher:
     async def _run(self) -> None:
         while not self._stopping:
             try:
-                await self._round()
+                started = await self._round()
+                wait = await self._until_next_due()
             except Exception:
                 log.exception("dispatcher round failed; retrying")
                 await self._idle(self.settings.poll_interval)
                 continue
-            await self._idle(await self._until_next_due())
+            if not started and wait <= 0:
+                # What is due is busy (its task wakes us when done) or cooling down.
+                now = self.clock()
+                wait = min(
+                    [until - now for until in self._cooldown.values() if until > now],
+                    default=self.settings.poll_interval,
+                )
+                wait = max(0.01, min(wait, self.settings.poll_interval))
+            await self._idle(wait)
 
-    async def _round(self) -> None:
+    async def _round(self) -> int:
         now = self.clock()
         if now - self._last_maintenance > MAINTENANCE_SECONDS:
             self._last_maintenance = now
             await self._maintain(now)
         free = self.settings.workers - len(self._busy)
         if free <= 0:
-            return
-        for key in await self.outbox.due_targets(now, limit=free + len(self._busy)):
+            return 0
+        started = 0
+        for key in await self.outbox.due_targets(now, limit=free + len(self._busy) + len(self._cooldown)):
             if key in self._busy or len(self._busy) >= self.settings.workers:
                 continue
+            if self._cooldown.get(key, 0.0) > now:
+                continue
+            self._cooldown.pop(key, None)
             self._busy.add(key)
             task = asyncio.create_task(self._process_target(key), name=f"target-{key}")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+            started += 1
+        return started
 
     async def _until_next_due(self) -> float:
         next_due = await self.outbox.next_due_at()
@@ -170,9 +186,10 @@ class Dispatcher:
                 if not jobs:
                     return
                 route = self._route(jobs[0].target)
-                if jobs[0].sent_parts > 0:
+                started = next((j for j in jobs if j.sent_parts > 0 or j.inflight), None)
+                if started is not None:
                     # A partly sent job is finished first, alone, exactly as it was split.
-                    if not await self._deliver(jobs[0], route):
+                    if not await self._deliver(started, route):
                         return
                     continue
                 if not await self._deliver_backlog(jobs, route):
@@ -254,6 +271,7 @@ class Dispatcher:
             if self._stopping or not await self._wait_for_room(route):
                 return False
             at = route.last_send = self.limiter.record(route.rate_keys)
+            await self.outbox.sending(job.id, self.clock())  # write-ahead: see Job.inflight
             try:
                 result = await route.channel.send(messages[index])
             except WeComError as exc:
@@ -314,7 +332,18 @@ class Dispatcher:
         attempts = job.attempts + 1
         delay = min(self.settings.retry_max, self.settings.retry_initial * 2 ** (attempts - 1))
         delay *= random.uniform(0.5, 1.0)  # jitter: targets and replicas do not retry in step
-        await self.outbox.retry_later(job.id, attempts, now + delay, exc.detail, exc.reason.value, now)
+        await self.outbox.retry_later(
+            job.id,
+            attempts,
+            now + delay,
+            exc.detail,
+            exc.reason.value,
+            now,
+            maybe_delivered=exc.maybe_delivered,
+        )
+        # The whole target cools down, including notifications that arrive meanwhile: they wait and are
+        # coalesced when WeCom is back, instead of each probing a WeCom that is down.
+        self._cooldown[job.target_key] = now + delay
         log.warning(
             "delivery failed, retrying in %.1fs receiver=%s target=%s job=%d attempt=%d reason=%s: %s",
             delay,

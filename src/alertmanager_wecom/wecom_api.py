@@ -25,8 +25,18 @@ guard_logger("httpx")
 class WeComError(Exception):
     """A failed WeCom call: what happened (`info`) and the errcode/errmsg when WeCom answered."""
 
-    def __init__(self, info: ErrInfo, detail: str, errcode: int | None = None, errmsg: str = "") -> None:
+    def __init__(
+        self,
+        info: ErrInfo,
+        detail: str,
+        errcode: int | None = None,
+        errmsg: str = "",
+        maybe_delivered: bool = False,
+    ) -> None:
         self.info = info
+        # True when the request may have reached WeCom and been acted on (a read timeout, a gateway
+        # error): a resend must then be byte-identical so that WeCom's duplicate check drops it.
+        self.maybe_delivered = maybe_delivered
         self.errcode = errcode
         self.errmsg = redact(errmsg)
         self.detail = redact(detail)
@@ -45,8 +55,8 @@ class WeComError(Exception):
         return self.info.action in (Action.RETRY, Action.REFRESH_TOKEN)
 
 
-def _transport_error(reason: Reason, detail: str) -> WeComError:
-    return WeComError(ErrInfo(Action.RETRY, reason, detail), detail)
+def _transport_error(reason: Reason, detail: str, maybe_delivered: bool = False) -> WeComError:
+    return WeComError(ErrInfo(Action.RETRY, reason, detail), detail, maybe_delivered=maybe_delivered)
 
 
 class WeComAPI:
@@ -81,13 +91,17 @@ class WeComAPI:
             else:
                 response = await self.client.request(method, url, params=params)
         except httpx.TimeoutException as exc:
-            raise _transport_error(
-                Reason.NETWORK, f"timeout calling WeCom {path}: {type(exc).__name__}"
-            ) from None
-        except httpx.HTTPError as exc:
+            sent = not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
+            detail = f"timeout calling WeCom {path}: {type(exc).__name__}"
+            raise _transport_error(Reason.NETWORK, detail, maybe_delivered=sent) from None
+        except (httpx.ConnectError, httpx.UnsupportedProtocol) as exc:
             raise _transport_error(Reason.NETWORK, f"cannot reach WeCom {path}: {exc}") from None
+        except httpx.HTTPError as exc:
+            detail = f"connection to WeCom {path} failed: {exc}"
+            raise _transport_error(Reason.NETWORK, detail, maybe_delivered=True) from None
         if response.status_code >= 500 or response.status_code in (408, 429):
-            raise _transport_error(Reason.HTTP_ERROR, f"WeCom {path} answered HTTP {response.status_code}")
+            detail = f"WeCom {path} answered HTTP {response.status_code}"
+            raise _transport_error(Reason.HTTP_ERROR, detail, maybe_delivered=True)
         if response.status_code >= 400:
             info = ErrInfo(
                 Action.PERMANENT,

@@ -42,6 +42,10 @@ class Job:
     last_error: str | None = None
     reason: str | None = None
     merged_into: int | None = None
+    # Set just before a message goes to WeCom, cleared when its success is recorded: after a crash, a
+    # job with it set may have reached WeCom, so it is resent unchanged (WeCom's duplicate check then
+    # drops the copy), never merged into a digest.
+    inflight: bool = False
 
 
 @dataclass(frozen=True)
@@ -74,12 +78,21 @@ class Outbox(Protocol):
 
     async def pending_jobs(self, target_key: str, now: float, limit: int) -> list[Job]: ...
 
+    async def sending(self, job_id: int, now: float) -> None: ...
+
     async def progress(self, job_id: int, sent_parts: int, now: float) -> None: ...
 
     async def done(self, job_id: int, now: float) -> None: ...
 
     async def retry_later(
-        self, job_id: int, attempts: int, next_attempt_at: float, error: str, reason: str, now: float
+        self,
+        job_id: int,
+        attempts: int,
+        next_attempt_at: float,
+        error: str,
+        reason: str,
+        now: float,
+        maybe_delivered: bool = False,
     ) -> None: ...
 
     async def dead(self, job_id: int, error: str, reason: str, now: float) -> None: ...

@@ -43,7 +43,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     digest_of INTEGER NOT NULL DEFAULT 0,
     last_error TEXT,
     reason TEXT,
-    merged_into INTEGER
+    merged_into INTEGER,
+    inflight INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS jobs_pending ON jobs(state, next_attempt_at);
 CREATE INDEX IF NOT EXISTS jobs_target ON jobs(target_key, state, id);
@@ -54,7 +55,7 @@ CREATE INDEX IF NOT EXISTS sends_at ON sends(at);
 
 _JOB_COLUMNS = (
     "j.id, j.notification_id, j.receiver, j.target_key, j.target, j.state, j.attempts, j.sent_parts, "
-    "j.created_at, j.next_attempt_at, j.updated_at, n.payload, j.digest_of, j.last_error, j.reason, j.merged_into"
+    "j.created_at, j.next_attempt_at, j.updated_at, n.payload, j.digest_of, j.last_error, j.reason, j.merged_into, j.inflight"
 )
 _JOB_FROM = "FROM jobs j JOIN notifications n ON n.id = j.notification_id"
 
@@ -62,6 +63,7 @@ _JOB_FROM = "FROM jobs j JOIN notifications n ON n.id = j.notification_id"
 def _job(row: tuple[Any, ...]) -> Job:
     values = list(row)
     values[5] = JobState(values[5])
+    values[16] = bool(values[16])
     return Job(*values)
 
 
@@ -87,6 +89,9 @@ class SQLiteOutbox:
             page_size = self._conn.execute("PRAGMA page_size").fetchone()[0]
             self._conn.execute(f"PRAGMA max_page_count={max(16, max_size_mb * 1024 * 1024 // page_size)}")
         self._conn.executescript(SCHEMA)
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(jobs)")}
+        if "inflight" not in columns:  # an outbox written by 0.1.0 before the column existed
+            self._conn.execute("ALTER TABLE jobs ADD COLUMN inflight INTEGER NOT NULL DEFAULT 0")
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._closed = False
         self._thread = threading.Thread(target=self._writer, name="outbox-writer", daemon=True)
@@ -221,10 +226,18 @@ class SQLiteOutbox:
 
         return await self._call(op)
 
+    async def sending(self, job_id: int, now: float) -> None:
+        await self._call(
+            lambda conn: conn.execute(
+                "UPDATE jobs SET inflight = 1, updated_at = ? WHERE id = ?", (now, job_id)
+            )
+        )
+
     async def progress(self, job_id: int, sent_parts: int, now: float) -> None:
         await self._call(
             lambda conn: conn.execute(
-                "UPDATE jobs SET sent_parts = ?, updated_at = ? WHERE id = ?", (sent_parts, now, job_id)
+                "UPDATE jobs SET sent_parts = ?, inflight = 0, updated_at = ? WHERE id = ?",
+                (sent_parts, now, job_id),
             )
         )
 
@@ -237,13 +250,20 @@ class SQLiteOutbox:
         )
 
     async def retry_later(
-        self, job_id: int, attempts: int, next_attempt_at: float, error: str, reason: str, now: float
+        self,
+        job_id: int,
+        attempts: int,
+        next_attempt_at: float,
+        error: str,
+        reason: str,
+        now: float,
+        maybe_delivered: bool = False,
     ) -> None:
         def op(conn: sqlite3.Connection) -> None:
             conn.execute(
-                "UPDATE jobs SET attempts = ?, next_attempt_at = ?, last_error = ?, reason = ?, updated_at = ?"
-                " WHERE id = ?",
-                (attempts, next_attempt_at, error, reason, now, job_id),
+                "UPDATE jobs SET attempts = ?, next_attempt_at = ?, last_error = ?, reason = ?, updated_at = ?,"
+                " inflight = ? WHERE id = ?",
+                (attempts, next_attempt_at, error, reason, now, int(maybe_delivered), job_id),
             )
             # The whole target waits: later notifications must not overtake the one that failed.
             conn.execute(
