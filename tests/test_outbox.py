@@ -20,7 +20,8 @@ async def test_accept_is_durable_across_reopen(tmp_path: Path) -> None:
     reopened = SQLiteOutbox(tmp_path / "o.db")
     jobs = await reopened.pending_jobs("t1", now=100.0, limit=10)
     assert [(j.receiver, j.payload, j.state) for j in jobs] == [("r", '{"x": 1}', JobState.PENDING)]
-    assert await reopened.due_targets(now=100.0, limit=10) == ["t1", "t2"]
+    assert sorted(await reopened.pending_targets()) == ["t1", "t2"]
+    assert await reopened.next_due(["t1", "t2", "t3"]) == {"t1": 100.0, "t2": 100.0, "t3": None}
     await reopened.close()
 
 

@@ -37,7 +37,7 @@ log = logging.getLogger("alertmanager_wecom.dispatcher")
 
 MAINTENANCE_SECONDS = 600.0
 DIGEST_MAX_MESSAGES = 40  # even with budget to spare, a digest is at most this many messages
-_MAX_JOBS_PER_ROUND = 2000
+_MAX_JOBS_PER_ROUND = 500
 
 
 @dataclass
@@ -74,6 +74,9 @@ class Dispatcher:
         self.limiter = RateLimiter(clock)
         self._routes: dict[str, Route] = {}
         self._jobs = {r.name: [target_job(r.name, t) for t in r.targets] for r in config.receivers}
+        self._configured = {job.target_key for jobs in self._jobs.values() for job in jobs}
+        # Targets that may have pending jobs: the configured ones, and any left from an earlier config.
+        self._targets: set[str] = set(self._configured)
         self._wake = asyncio.Event()
         self._busy: set[str] = set()
         self._cooldown: dict[str, float] = {}
@@ -92,6 +95,7 @@ class Dispatcher:
         # Sends of the last day count against the limits after a restart too.
         for key, at in await self.outbox.recent_sends(self.clock() - 86400):
             self.limiter.record([key], at)
+        self._targets |= set(await self.outbox.pending_targets())
         self._main = asyncio.create_task(self._run(), name="dispatcher")
 
     def wake(self) -> None:
@@ -118,49 +122,36 @@ class Dispatcher:
     async def _run(self) -> None:
         while not self._stopping:
             try:
-                started = await self._round()
-                wait = await self._until_next_due()
+                wait = await self._round()
             except Exception:
                 log.exception("dispatcher round failed; retrying")
-                await self._idle(self.settings.poll_interval)
-                continue
-            if not started and wait <= 0:
-                # What is due is busy (its task wakes us when done) or cooling down.
-                now = self.clock()
-                wait = min(
-                    [until - now for until in self._cooldown.values() if until > now],
-                    default=self.settings.poll_interval,
-                )
-                wait = max(0.01, min(wait, self.settings.poll_interval))
+                wait = self.settings.poll_interval
             await self._idle(wait)
 
-    async def _round(self) -> int:
+    async def _round(self) -> float:
+        """Start a task for each target with due jobs; return how long to wait before the next round."""
         now = self.clock()
         if now - self._last_maintenance > MAINTENANCE_SECONDS:
             self._last_maintenance = now
             await self._maintain(now)
-        free = self.settings.workers - len(self._busy)
-        if free <= 0:
-            return 0
-        started = 0
-        for key in await self.outbox.due_targets(now, limit=free + len(self._busy) + len(self._cooldown)):
-            if key in self._busy or len(self._busy) >= self.settings.workers:
+        wait = self.settings.poll_interval
+        idle = [k for k in self._targets if k not in self._busy]
+        for key, due in (await self.outbox.next_due(idle)).items():
+            if due is None:
+                if key not in self._configured:
+                    self._targets.discard(key)
                 continue
-            if self._cooldown.get(key, 0.0) > now:
+            due = max(due, self._cooldown.get(key, 0.0))
+            if due > now:
+                wait = min(wait, due - now)
                 continue
+            if len(self._busy) >= self.settings.workers:
+                break  # a finishing task wakes the loop
             self._cooldown.pop(key, None)
             self._busy.add(key)
             task = asyncio.create_task(self._process_target(key), name=f"target-{key}")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-            started += 1
-        return started
-
-    async def _until_next_due(self) -> float:
-        next_due = await self.outbox.next_due_at()
-        wait = self.settings.poll_interval
-        if next_due is not None:
-            wait = min(wait, max(0.0, next_due - self.clock()))
         return wait
 
     async def _idle(self, seconds: float) -> None:
@@ -169,6 +160,9 @@ class Dispatcher:
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+        if self._wake.is_set():
+            # Woken by new notifications: let a burst of them land first, so one round serves them all.
+            await asyncio.sleep(0.01)
         self._wake.clear()
 
     async def _maintain(self, now: float) -> None:
@@ -201,12 +195,15 @@ class Dispatcher:
             self._wake.set()
 
     async def _deliver_backlog(self, jobs: list[Job], route: Route) -> bool:
-        needed = sum(len(self._messages(route, self._notification(job))) for job in jobs)
         available = self.limiter.available(route.rate_keys)
         # Keep a third of a minute's room for digests, so that a storm's first digest goes out at once
         # instead of after the window has been spent on single notifications.
         reserve = self.limiter.capacity(route.rate_keys) // 3
-        if needed <= available - reserve:
+        # Rendering is needed to count messages only when the jobs alone do not already exceed the room.
+        fits = len(jobs) <= available - reserve and (
+            await asyncio.to_thread(self._count_messages, route, jobs) <= available - reserve
+        )
+        if fits:
             for job in jobs:
                 if not await self._deliver(job, route):
                     return False
@@ -222,21 +219,8 @@ class Dispatcher:
                 return False
             await self.sleep(linger)
             return True  # read the backlog again: more may have queued up
-        chosen: list[Job] = []
-        notifications: list[Notification] = []
-        alerts = 0
-        for job in jobs:
-            notification = self._notification(job)
-            if chosen and alerts + len(notification.alerts) > self.settings.digest_max_alerts:
-                break
-            chosen.append(job)
-            notifications.append(notification)
-            alerts += len(notification.alerts)
-        merged = digest.merge(notifications)
-        # As many messages as it takes to show every alert (sent as the limits allow), up to a bound.
-        merged.digest_max_messages = DIGEST_MAX_MESSAGES
-        payload = merged.model_dump_json(by_alias=True)
-        digest_job = await self.outbox.merge(chosen, payload, merged.digest_of, self.clock())
+        chosen, payload, digest_of, alerts = await asyncio.to_thread(self._build_digest, jobs)
+        digest_job = await self.outbox.merge(chosen, payload, digest_of, self.clock())
         self.counters["digests"] += 1
         log.info(
             "coalesced %d notifications (%d alerts) for %s into digest job %d",
@@ -251,6 +235,31 @@ class Dispatcher:
     def _notification(job: Job) -> Notification:
         return Notification.model_validate_json(job.payload)
 
+    # Parsing, merging and rendering are CPU work: they run in a thread so that the event loop keeps
+    # answering webhooks with low latency while a storm is being digested.
+
+    def _count_messages(self, route: Route, jobs: list[Job]) -> int:
+        return sum(len(self._messages(route, self._notification(job))) for job in jobs)
+
+    def _build_digest(self, jobs: list[Job]) -> tuple[list[Job], str, int, int]:
+        chosen: list[Job] = []
+        notifications: list[Notification] = []
+        alerts = 0
+        for job in jobs:
+            notification = self._notification(job)
+            if chosen and alerts + len(notification.alerts) > self.settings.digest_max_alerts:
+                break
+            chosen.append(job)
+            notifications.append(notification)
+            alerts += len(notification.alerts)
+        merged = digest.merge(notifications)
+        # As many messages as it takes to show every alert (sent as the limits allow), up to a bound.
+        merged.digest_max_messages = DIGEST_MAX_MESSAGES
+        return chosen, merged.model_dump_json(by_alias=True), merged.digest_of, alerts
+
+    def _render_job(self, route: Route, job: Job) -> list[Message]:
+        return self._messages(route, self._notification(job))
+
     def _messages(self, route: Route, notification: Notification) -> list[Message]:
         if not route.target.send_resolved:
             firing = notification.firing
@@ -262,7 +271,7 @@ class Dispatcher:
     async def _deliver(self, job: Job, route: Route) -> bool:
         """Send the job's remaining messages. False: stop working on this target for now."""
         try:
-            messages = self._messages(route, self._notification(job))
+            messages = await asyncio.to_thread(self._render_job, route, job)
         except Exception as exc:  # a template failing at run time: nothing will fix this message
             await self._dead(job, route, Reason.BAD_MESSAGE.value, f"cannot render: {exc}")
             return True

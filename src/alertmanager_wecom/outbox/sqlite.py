@@ -8,6 +8,7 @@ failing operation does not undo the others): under load, many webhook requests s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import sqlite3
 import threading
@@ -19,6 +20,7 @@ from alertmanager_wecom.outbox.base import AcceptResult, Job, JobState, NewJob, 
 
 T = TypeVar("T")
 _BATCH = 512
+CHECKPOINT_SECONDS = 0.5
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS notifications (
@@ -46,7 +48,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     merged_into INTEGER,
     inflight INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS jobs_pending ON jobs(state, next_attempt_at);
+CREATE INDEX IF NOT EXISTS jobs_due ON jobs(target_key, state, next_attempt_at);
 CREATE INDEX IF NOT EXISTS jobs_target ON jobs(target_key, state, id);
 CREATE TABLE IF NOT EXISTS dedup (key TEXT PRIMARY KEY, seen_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS sends (rate_key TEXT NOT NULL, at REAL NOT NULL);
@@ -96,8 +98,24 @@ class SQLiteOutbox:
         self._closed = False
         self._thread = threading.Thread(target=self._writer, name="outbox-writer", daemon=True)
         self._thread.start()
+        # Checkpoints copy the WAL into the database file. Done by the writer at commit time, they stall
+        # every commit behind them (latency spikes under load); a second connection does them instead,
+        # in PASSIVE mode, which never blocks the writer.
+        self._conn.execute("PRAGMA wal_autocheckpoint=0")
+        self._stop_checkpoints = threading.Event()
+        self._checkpointer = threading.Thread(target=self._checkpoints, name="outbox-checkpoint", daemon=True)
+        self._checkpointer.start()
 
-    # -- the writer thread ----------------------------------------------------------------------------
+    # -- the writer and checkpoint threads ------------------------------------------------------------
+
+    def _checkpoints(self) -> None:
+        conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=10)
+        try:
+            while not self._stop_checkpoints.wait(CHECKPOINT_SECONDS):
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            conn.close()
 
     def _writer(self) -> None:
         conn = self._conn
@@ -119,36 +137,32 @@ class SQLiteOutbox:
             self._run_batch(conn, batch)
             if stop:
                 break
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         conn.close()
 
-    @staticmethod
-    def _run_batch(conn: sqlite3.Connection, batch: list[Any]) -> None:
-        outcomes: list[tuple[Any, Any, Any, BaseException | None]] = []
+    @classmethod
+    def _run_batch(cls, conn: sqlite3.Connection, batch: list[Any]) -> None:
+        """Run the batch in one transaction; if an operation fails, run each in its own instead, so
+        that one failure does not undo the others (the common path pays for no savepoints)."""
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for fn, future, loop in batch:
-                conn.execute("SAVEPOINT op")
-                try:
-                    result = fn(conn)
-                except Exception as exc:
-                    # This operation is undone; the others in the batch still commit.
-                    conn.execute("ROLLBACK TO op")
-                    conn.execute("RELEASE op")
-                    problem = OutboxUnavailable(f"outbox: {exc}") if isinstance(exc, sqlite3.Error) else exc
-                    outcomes.append((future, loop, None, problem))
-                    continue
-                conn.execute("RELEASE op")
-                outcomes.append((future, loop, result, None))
+            results = [fn(conn) for fn, _future, _loop in batch]
             conn.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except Exception as exc:
             if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            failed = OutboxUnavailable(f"outbox: cannot commit: {exc}")
-            for _fn, future, loop in batch:
-                loop.call_soon_threadsafe(_settle, future, None, failed)
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            if len(batch) > 1:
+                for item in batch:
+                    cls._run_batch(conn, [item])
+                return
+            _fn, future, loop = batch[0]
+            error = OutboxUnavailable(f"outbox: {exc}") if isinstance(exc, sqlite3.Error) else exc
+            loop.call_soon_threadsafe(_settle, future, None, error)
             return
-        for future, loop, result, error in outcomes:
-            loop.call_soon_threadsafe(_settle, future, result, error)
+        for (_fn, future, loop), result in zip(batch, results, strict=True):
+            loop.call_soon_threadsafe(_settle, future, result, None)
 
     async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._closed:
@@ -161,8 +175,10 @@ class SQLiteOutbox:
     async def close(self) -> None:
         if not self._closed:
             self._closed = True
+            self._stop_checkpoints.set()
             self._queue.put(None)
             await asyncio.to_thread(self._thread.join, 30)
+            await asyncio.to_thread(self._checkpointer.join, 30)
 
     # -- ingest ---------------------------------------------------------------------------------------
 
@@ -177,10 +193,15 @@ class SQLiteOutbox:
     ) -> AcceptResult:
         def op(conn: sqlite3.Connection) -> AcceptResult:
             if dedup_key is not None:
-                row = conn.execute("SELECT seen_at FROM dedup WHERE key = ?", (dedup_key,)).fetchone()
-                if row is not None and now - row[0] < dedup_window:
+                # One statement: insert the key, or refresh it if its window has passed; no change
+                # means a replica already sent this notification within the window.
+                cursor = conn.execute(
+                    "INSERT INTO dedup(key, seen_at) VALUES (?, ?) ON CONFLICT(key) DO UPDATE"
+                    " SET seen_at = excluded.seen_at WHERE excluded.seen_at - dedup.seen_at >= ?",
+                    (dedup_key, now, dedup_window),
+                )
+                if cursor.rowcount == 0:
                     return AcceptResult(None, duplicate=True)
-                conn.execute("INSERT OR REPLACE INTO dedup(key, seen_at) VALUES (?, ?)", (dedup_key, now))
             cursor = conn.execute(
                 "INSERT INTO notifications(receiver, received_at, payload) VALUES (?, ?, ?)",
                 (receiver, now, payload),
@@ -197,21 +218,23 @@ class SQLiteOutbox:
 
     # -- dispatch -------------------------------------------------------------------------------------
 
-    async def due_targets(self, now: float, limit: int) -> list[str]:
+    async def pending_targets(self) -> list[str]:
         def op(conn: sqlite3.Connection) -> list[str]:
-            rows = conn.execute(
-                "SELECT target_key, MIN(id) AS first FROM jobs WHERE state = 'pending' AND next_attempt_at <= ?"
-                " GROUP BY target_key ORDER BY first LIMIT ?",
-                (now, limit),
-            ).fetchall()
-            return [r[0] for r in rows]
+            return [
+                r[0] for r in conn.execute("SELECT DISTINCT target_key FROM jobs WHERE state = 'pending'")
+            ]
 
         return await self._call(op)
 
-    async def next_due_at(self) -> float | None:
-        def op(conn: sqlite3.Connection) -> float | None:
-            row = conn.execute("SELECT MIN(next_attempt_at) FROM jobs WHERE state = 'pending'").fetchone()
-            return None if row is None or row[0] is None else float(row[0])
+    async def next_due(self, target_keys: list[str]) -> dict[str, float | None]:
+        def op(conn: sqlite3.Connection) -> dict[str, float | None]:
+            # One indexed look-up per target (jobs_due): cheap however long the backlog is.
+            return {
+                key: conn.execute(
+                    "SELECT MIN(next_attempt_at) FROM jobs WHERE target_key = ? AND state = 'pending'", (key,)
+                ).fetchone()[0]
+                for key in target_keys
+            }
 
         return await self._call(op)
 

@@ -1,0 +1,134 @@
+"""Ingest: requests/s and latency of POST /alerts/{receiver} (durable commit included) vs a no-op endpoint.
+
+Run: python bench/ingest.py [--seconds 10]   (needs wrk: apt-get install wrk)
+Each request carries a realistic 10-alert payload with a unique groupKey (so HA dedup never short-cuts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from common import cli, dump, free_port, machine, notification, spawn, stop, wait_http, write_yaml
+
+LUA = """
+counter = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+template = [[%s]]
+request = function()
+  counter = counter + 1
+  local body = string.gsub(template, "GROUPKEY", tostring(counter) .. "-" .. tostring(math.random(1, 1000000000)))
+  return wrk.format(nil, nil, nil, body)
+end
+"""
+
+
+def run_wrk(url: str, script: Path, connections: int, seconds: int) -> dict[str, float]:
+    out = subprocess.run(
+        ["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+
+    def pct(p: str) -> float:
+        match = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)", out, re.M)
+        assert match, out
+        value, unit = float(match.group(1)), match.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "rps": rps,
+        "p50_ms": pct("50"),
+        "p99_ms": pct("99"),
+        "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--synchronous", default="full", choices=["full", "normal"])
+    parser.add_argument(
+        "--stack",
+        default="standard",
+        choices=["standard", "fast"],
+        help="standard: asyncio + h11 (the default install); fast: uvloop + httptools",
+    )
+    parser.add_argument("--no-delivery", action="store_true", help="WeCom unreachable: measure ingest alone")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="amw-bench-ingest-"))
+    sim_port, relay_port = free_port(), free_port()
+    sim = spawn(cli("simulator", "--listen", f"127.0.0.1:{sim_port}"), work / "sim.log")
+    config = write_yaml(
+        work / "relay.yaml",
+        {
+            "wecom": {"api_url": f"http://127.0.0.1:{sim_port if not args.no_delivery else 9}/cgi-bin/"},
+            "apps": {
+                "ops": {
+                    "corp_id": "wwsandbox0000001",
+                    "agent_id": 1000002,
+                    "secret": "sandbox-app-secret-0000000000000000000000",
+                }
+            },
+            "receivers": [{"name": "default", "targets": [{"app": "ops", "to_user": ["zhangsan"]}]}],
+            "storage": {"path": str(work / "outbox.db"), "synchronous": args.synchronous},
+        },
+    )
+    relay = spawn(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("ingest_server.py")),
+            str(config),
+            str(relay_port),
+            args.stack,
+        ],
+        work / "relay.log",
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{sim_port}/admin/stats")
+        wait_http(f"http://127.0.0.1:{relay_port}/healthz")
+        body = json.dumps(notification("GROUPKEY", 10), ensure_ascii=False)
+        script = work / "post.lua"
+        script.write_text(
+            LUA % body.replace('group=\\"GROUPKEY\\"', 'group=\\"GROUPKEY\\"'), encoding="utf-8"
+        )
+        results = {
+            "machine": machine(),
+            "payload_bytes": len(body.encode()),
+            "synchronous": args.synchronous,
+            "runs": [],
+        }
+        for connections in (1, 16, 64):
+            for name, path in (("noop", "/noop"), ("alerts", "/alerts/default")):
+                result = run_wrk(f"http://127.0.0.1:{relay_port}{path}", script, connections, args.seconds)
+                results["runs"].append({"endpoint": name, "concurrency": connections, **result})
+                print(
+                    f"{name:<7} c={connections:<3} {result['rps']:8.0f} req/s  p50 {result['p50_ms']:6.2f} ms  "
+                    f"p99 {result['p99_ms']:6.2f} ms  non-2xx {result['non_2xx']}",
+                    flush=True,
+                )
+        for connections in (1, 16, 64):
+            noop = next(
+                r for r in results["runs"] if r["endpoint"] == "noop" and r["concurrency"] == connections
+            )
+            real = next(
+                r for r in results["runs"] if r["endpoint"] == "alerts" and r["concurrency"] == connections
+            )
+            print(f"c={connections}: /alerts throughput = {real['rps'] / noop['rps']:.0%} of no-op")
+        print(dump(results))
+    finally:
+        stop(relay)
+        stop(sim)
+
+
+if __name__ == "__main__":
+    main()
