@@ -63,6 +63,7 @@ def main() -> None:
         choices=["standard", "fast"],
         help="standard: asyncio + h11 (the default install); fast: uvloop + httptools",
     )
+    parser.add_argument("--data-dir", help="where the outbox file goes (default: a temporary directory)")
     parser.add_argument("--no-delivery", action="store_true", help="WeCom unreachable: measure ingest alone")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="amw-bench-ingest-"))
@@ -80,7 +81,10 @@ def main() -> None:
                 }
             },
             "receivers": [{"name": "default", "targets": [{"app": "ops", "to_user": ["zhangsan"]}]}],
-            "storage": {"path": str(work / "outbox.db"), "synchronous": args.synchronous},
+            "storage": {
+                "path": str(Path(args.data_dir or work) / f"outbox-{relay_port}.db"),
+                "synchronous": args.synchronous,
+            },
         },
     )
     relay = spawn(
