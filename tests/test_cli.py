@@ -42,7 +42,7 @@ def test_check_all_good(tmp_path: Path, simulator: str, sim_state: SimulatorStat
     result = run("check", "--config", str(write_config(tmp_path, simulator)))
     assert result.exit_code == 0, result.output
     assert "OK   app ops gettoken" in result.output
-    assert "OK   receiver default target 1 (app ops): test message sent to zhangsan" in result.output
+    assert "OK   receiver default target 1 (app ops): test message sent to app:ops→zhangsan" in result.output
     assert "alertmanager-wecom check: test message" in sim_state.entries("zhangsan")[0]["visible"]
 
 
@@ -116,7 +116,7 @@ def test_render_prints_messages_with_byte_counts(tmp_path: Path) -> None:
     payload.write_text(json.dumps(samples.node_down(300)), encoding="utf-8")
     result = run("render", str(payload))
     assert result.exit_code == 0
-    headers = [line for line in result.output.splitlines() if line.startswith("--- target")]
+    headers = [line for line in result.output.splitlines() if line.startswith("--- ")]
     assert len(headers) > 1
     assert all(int(h.split("·")[3].split("/")[0]) <= 2048 for h in headers)
     as_json = json.loads(run("render", "--json", "--msgtype", "textcard", str(payload)).output)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 from pathlib import Path
 
@@ -12,9 +13,13 @@ pytestmark = pytest.mark.anyio
 JOBS = [NewJob("t1", '{"app": "ops", "to_user": ["a"]}'), NewJob("t2", '{"app": "ops", "to_user": ["b"]}')]
 
 
+def with_payload(payload: str, base: list[NewJob]) -> list[NewJob]:
+    return [dataclasses.replace(job, payload=payload) for job in base]
+
+
 async def test_accept_is_durable_across_reopen(tmp_path: Path) -> None:
     store = SQLiteOutbox(tmp_path / "o.db")
-    result = await store.accept("r", '{"x": 1}', JOBS, "k1", 300, now=100.0)
+    result = await store.accept("r", with_payload('{"x": 1}', JOBS), "k1", 300, now=100.0)
     assert result.notification_id is not None and not result.duplicate
     await store.close()
     reopened = SQLiteOutbox(tmp_path / "o.db")
@@ -28,7 +33,7 @@ async def test_accept_is_durable_across_reopen(tmp_path: Path) -> None:
 async def test_concurrent_accepts_share_commits_and_all_land(tmp_path: Path) -> None:
     store = SQLiteOutbox(tmp_path / "o.db")
     results = await asyncio.gather(
-        *(store.accept("r", f'{{"n": {i}}}', JOBS[:1], f"k{i}", 300, 100.0) for i in range(300))
+        *(store.accept("r", with_payload(f'{{"n": {i}}}', JOBS[:1]), f"k{i}", 300, 100.0) for i in range(300))
     )
     assert len({r.notification_id for r in results}) == 300
     assert len(await store.pending_jobs("t1", 100.0, 1000)) == 300
@@ -37,9 +42,9 @@ async def test_concurrent_accepts_share_commits_and_all_land(tmp_path: Path) -> 
 
 async def test_dedup_window(tmp_path: Path) -> None:
     store = SQLiteOutbox(tmp_path / "o.db")
-    assert not (await store.accept("r", "{}", JOBS, "same", 300, 100.0)).duplicate
-    assert (await store.accept("r", "{}", JOBS, "same", 300, 399.0)).duplicate
-    assert not (await store.accept("r", "{}", JOBS, "same", 300, 401.0)).duplicate  # a repeat, later
+    assert not (await store.accept("r", with_payload("{}", JOBS), "same", 300, 100.0)).duplicate
+    assert (await store.accept("r", with_payload("{}", JOBS), "same", 300, 399.0)).duplicate
+    assert not (await store.accept("r", with_payload("{}", JOBS), "same", 300, 401.0)).duplicate  # a repeat, later
     assert len(await store.pending_jobs("t1", 500.0, 10)) == 2
     await store.close()
 
@@ -52,9 +57,9 @@ async def test_a_failing_operation_does_not_undo_its_batch(tmp_path: Path) -> No
         conn.execute("INSERT INTO no_such_table VALUES (1)")
 
     results = await asyncio.gather(
-        store.accept("r", '{"ok": 1}', JOBS[:1], None, 0, 100.0),
+        store.accept("r", with_payload('{"ok": 1}', JOBS[:1]), None, 0, 100.0),
         store._call(broken),
-        store.accept("r", '{"ok": 2}', JOBS[:1], None, 0, 100.0),
+        store.accept("r", with_payload('{"ok": 2}', JOBS[:1]), None, 0, 100.0),
         return_exceptions=True,
     )
     assert isinstance(results[1], OutboxUnavailable)
@@ -67,7 +72,7 @@ async def test_a_failing_operation_does_not_undo_its_batch(tmp_path: Path) -> No
 async def test_progress_retry_dead_requeue_purge_and_stats(tmp_path: Path) -> None:
     store = SQLiteOutbox(tmp_path / "o.db")
     for i in range(3):
-        await store.accept("r", f'{{"n": {i}}}', JOBS[:1], None, 0, 100.0 + i)
+        await store.accept("r", with_payload(f'{{"n": {i}}}', JOBS[:1]), None, 0, 100.0 + i)
     first, second, third = await store.pending_jobs("t1", 200.0, 10)
     await store.progress(first.id, 2, 150.0)
     await store.retry_later(first.id, 1, 300.0, "system busy", "busy", 150.0)
@@ -90,7 +95,7 @@ async def test_progress_retry_dead_requeue_purge_and_stats(tmp_path: Path) -> No
 async def test_merge_makes_one_digest_job(tmp_path: Path) -> None:
     store = SQLiteOutbox(tmp_path / "o.db")
     for i in range(3):
-        await store.accept("r", f'{{"n": {i}}}', JOBS[:1], None, 0, 100.0 + i)
+        await store.accept("r", with_payload(f'{{"n": {i}}}', JOBS[:1]), None, 0, 100.0 + i)
     jobs = await store.pending_jobs("t1", 200.0, 10)
     digest = await store.merge(jobs, '{"digest": true}', 3, 200.0)
     assert (digest.digest_of, digest.payload, digest.created_at, digest.target_key) == (
@@ -108,10 +113,10 @@ async def test_full_outbox_is_unavailable(tmp_path: Path) -> None:
     store = SQLiteOutbox(tmp_path / "o.db", max_size_mb=1)
     with pytest.raises(OutboxUnavailable):
         for i in range(10):
-            await store.accept("r", "x" * 300_000, JOBS, f"k{i}", 300, 100.0)
+            await store.accept("r", with_payload("x" * 300_000, JOBS), f"k{i}", 300, 100.0)
     await store.close()
     with pytest.raises(OutboxUnavailable):
-        await store.accept("r", "{}", JOBS, None, 0, 100.0)
+        await store.accept("r", with_payload("{}", JOBS), None, 0, 100.0)
 
 
 async def test_sends_are_remembered(tmp_path: Path) -> None:
@@ -121,4 +126,22 @@ async def test_sends_are_remembered(tmp_path: Path) -> None:
     assert await store.recent_sends(since=60.0) == [("u:a", 100.0), ("u:b", 100.0)]
     await store.prune_sends(older_than=75.0)
     assert await store.recent_sends(since=0.0) == [("u:a", 100.0), ("u:b", 100.0)]
+    await store.close()
+
+
+async def test_routed_jobs_keep_their_own_payloads_and_dead_reasons(tmp_path: Path) -> None:
+    store = SQLiteOutbox(tmp_path / "o.db")
+    routed = [
+        NewJob("t1", "{}", payload='{"alerts": "all"}'),
+        NewJob("t2", "{}", payload='{"alerts": "critical only"}'),
+        NewJob("t3", "{}", payload='{"alerts": "owner=???"}', dead_reason="no valid recipient: '???'"),
+    ]
+    await store.accept("r", routed, None, 0, 100.0)
+    assert [j.payload for j in await store.pending_jobs("t2", 100.0, 10)] == ['{"alerts": "critical only"}']
+    [dead] = await store.list_jobs(JobState.DEAD, 10)
+    assert (dead.target_key, dead.reason, dead.last_error) == (
+        "t3",
+        "recipients",
+        "no valid recipient: '???'",
+    )
     await store.close()

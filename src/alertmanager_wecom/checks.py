@@ -53,8 +53,13 @@ async def run_checks(config: Config, client: httpx.AsyncClient, send: bool = Tru
     text = f"alertmanager-wecom check: test message from {socket.gethostname()}"
     for receiver in config.receivers:
         for index, target in enumerate(receiver.targets):
-            subject = f"receiver {receiver.name} target {index + 1} (app {target.app})"
-            if target.app not in working:
+            via = (
+                f"app {target.app}" + (f", chat {target.chat}" if target.chat else "")
+                if target.app
+                else (f"robot {target.robot}")
+            )
+            subject = f"receiver {receiver.name} target {index + 1} ({via})"
+            if target.app is not None and target.app not in working:
                 results.append(CheckResult(False, subject, f"skipped: app {target.app} has no access token"))
                 continue
             channel = build_channel(target, config, api, tokens)
@@ -77,12 +82,6 @@ async def run_checks(config: Config, client: httpx.AsyncClient, send: bool = Tru
                     )
                 )
             else:
-                results.append(
-                    CheckResult(
-                        True,
-                        subject,
-                        f"test message sent to {channel.name.split('→', 1)[1]} "
-                        f"(agent_id {config.apps[target.app].agent_id} accepted)",
-                    )
-                )
+                agent = f" (agent_id {config.apps[target.app].agent_id} accepted)" if target.app else ""
+                results.append(CheckResult(True, subject, f"test message sent to {channel.name}{agent}"))
     return results

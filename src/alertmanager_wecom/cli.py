@@ -145,6 +145,7 @@ def check_config(config_path: str) -> None:
 @click.option("--fault-rate", type=float, help="Fraction of API calls that fail (0..1).")
 @click.option("--fault-kinds", help="Comma list of busy, rate_limit, http_502, slow.")
 @click.option("--slow-seconds", type=float, help="Delay of a 'slow' fault.")
+@click.option("--fault-seed", type=int, help="Seed for the fault sequence (reproducible runs).")
 @click.option(
     "--trusted-ip",
     "trusted_ips",
@@ -158,6 +159,7 @@ def simulator(
     fault_rate: float | None,
     fault_kinds: str | None,
     slow_seconds: float | None,
+    fault_seed: int | None,
     trusted_ips: tuple[str, ...],
 ) -> None:
     """Run the WeCom simulator: gettoken, message/send, webhook/send, media/upload, and an inbox page."""
@@ -168,7 +170,7 @@ def simulator(
     try:
         settings = SimulatorSettings.load(config_path) if config_path else sandbox_settings()
         faults = settings.faults.model_dump()
-        for key, value in (("rate", fault_rate), ("slow_seconds", slow_seconds)):
+        for key, value in (("rate", fault_rate), ("slow_seconds", slow_seconds), ("seed", fault_seed)):
             if value is not None:
                 faults[key] = value
         if fault_kinds:
@@ -221,6 +223,15 @@ def demo(url: str, receiver: str) -> None:
     click.echo(f"now open {url.rstrip('/')}/sim/inbox (sandbox) or your WeCom client")
     if failed:
         sys.exit(1)
+
+
+def _describe_target(target: Target) -> str:
+    if target.robot:
+        return f"robot {target.robot}"
+    recipients = "|".join(
+        target.to_user + [f"party:{p}" for p in target.to_party] + [f"tag:{t}" for t in target.to_tag]
+    )
+    return f"app {target.app} → " + (f"chat {target.chat}" if target.chat else recipients)
 
 
 def _read_text(text: str | None) -> str:
@@ -327,6 +338,7 @@ def render(
     config_path: str | None, receiver: str | None, msgtype: str, language: str, as_json: bool, payload: Any
 ) -> None:
     """Print the messages a webhook PAYLOAD (a file, or - for stdin) would become, with byte counts."""
+    from alertmanager_wecom import fit
     from alertmanager_wecom.fit import byte_len
 
     try:
@@ -352,41 +364,59 @@ def render(
     chosen = config.receiver(receiver) if receiver else (config.receivers[0] if config.receivers else None)
     if chosen is None:
         raise click.ClickException(f"no receiver {receiver!r} in the config")
+    from alertmanager_wecom.dispatcher import render_messages
+    from alertmanager_wecom.routing import Router
+
     out: list[dict[str, Any]] = []
-    for index, target in enumerate(chosen.targets):
+    raw = notification.model_dump_json(by_alias=True)
+    for job in Router(config).route(chosen.name, notification, raw):
+        target = Target.model_validate_json(job.target)
+        where = _describe_target(target)
+        if job.dead_reason:
+            out.append(
+                {
+                    "target": where,
+                    "message": 0,
+                    "of": 0,
+                    "msgtype": target.msgtype,
+                    "bytes": 0,
+                    "limit": 0,
+                    "title": "",
+                    "content": f"(not deliverable: {job.dead_reason})",
+                }
+            )
+            continue
         try:
-            messages = Renderer.for_target(target, config).render(notification)
+            messages = render_messages(
+                target, Renderer.for_target(target, config), Notification.model_validate_json(job.payload)
+            )
         except TemplateError as exc:
             raise click.ClickException(str(exc)) from None
-        if not target.send_resolved:
-            messages = (
-                []
-                if not notification.firing
-                else Renderer.for_target(target, config).render(
-                    notification.model_copy(update={"alerts": notification.firing})
-                )
-            )
+        limit = fit.content_limit(target.msgtype, robot=target.robot is not None)
         for number, message in enumerate(messages, 1):
             out.append(
                 {
-                    "target": index + 1,
+                    "target": where,
                     "message": number,
                     "of": len(messages),
                     "msgtype": message.msgtype,
                     "bytes": byte_len(message.content),
+                    "limit": limit,
                     "title": message.title,
                     "content": message.content,
+                    "mentions": list(message.mentions),
                 }
             )
     if as_json:
         click.echo(json.dumps(out, ensure_ascii=False, indent=2))
         return
     for item in out:
-        limit = "512" if item["msgtype"] == "textcard" else "2048"
         click.echo(
-            f"--- target {item['target']} · message {item['message']}/{item['of']} · {item['msgtype']} · "
-            f"{item['bytes']}/{limit} bytes ---"
+            f"--- {item['target']} · message {item['message']}/{item['of']} · {item['msgtype']} · "
+            f"{item['bytes']}/{item['limit']} bytes ---"
         )
+        if item.get("mentions"):
+            click.echo(f"(mentioned_list: {', '.join(item['mentions'])})")
         if item["title"]:
             click.echo(item["title"])
         click.echo(item["content"])
@@ -396,6 +426,86 @@ def render(
 
 def _path_exists(path: str) -> bool:
     return Path(path).exists()
+
+
+# -- appchat -------------------------------------------------------------------------------------------
+
+
+@main.group()
+def appchat() -> None:
+    """Create or show an app chat (群聊会话) that a target can send to with `chat: CHATID`."""
+
+
+def _app_api_token(config: Config, app_name: str, client: httpx.AsyncClient) -> tuple[Any, Any]:
+    from alertmanager_wecom.channels import token_for
+    from alertmanager_wecom.wecom_api import WeComAPI
+
+    if app_name not in config.apps:
+        raise click.ClickException(f"unknown app {app_name!r}; apps: {', '.join(config.apps) or 'none'}")
+    api = WeComAPI(config.wecom.api_url, client)
+    return api, token_for(app_name, config, api, {})
+
+
+@appchat.command("create")
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False))
+@click.option("--app", "app_name", required=True)
+@click.option("--name", required=True, help="The chat's name.")
+@click.option("--owner", help="userid of the owner (default: the first member).")
+@click.option("--user", "users", multiple=True, required=True, help="A member's userid (at least 2).")
+@click.option("--chatid", help="Your own chat id (letters and digits); WeCom makes one otherwise.")
+def appchat_create(
+    config_path: str, app_name: str, name: str, owner: str | None, users: tuple[str, ...], chatid: str | None
+) -> None:
+    from alertmanager_wecom.wecom_api import WeComError
+
+    config = _load(config_path)
+
+    async def run() -> str:
+        async with httpx.AsyncClient(timeout=config.wecom.timeout_seconds) as client:
+            api, token = _app_api_token(config, app_name, client)
+            body: dict[str, Any] = {"name": name, "userlist": list(users)}
+            if owner:
+                body["owner"] = owner
+            if chatid:
+                body["chatid"] = chatid
+            try:
+                reply = await api.call(
+                    "POST", "appchat/create", params={"access_token": await token.get()}, body=body
+                )
+            except WeComError as exc:
+                raise click.ClickException(exc.detail) from None
+            return str(reply["chatid"])
+
+    created = asyncio.run(run())
+    click.echo(f"created app chat {created}; send to it with a target {{app: {app_name}, chat: {created}}}")
+
+
+@appchat.command("show")
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False))
+@click.option("--app", "app_name", required=True)
+@click.argument("chatid")
+def appchat_show(config_path: str, app_name: str, chatid: str) -> None:
+    from alertmanager_wecom.wecom_api import WeComError
+
+    config = _load(config_path)
+
+    async def run() -> dict[str, Any]:
+        async with httpx.AsyncClient(timeout=config.wecom.timeout_seconds) as client:
+            api, token = _app_api_token(config, app_name, client)
+            try:
+                reply = await api.call(
+                    "GET", "appchat/get", params={"access_token": await token.get(), "chatid": chatid}
+                )
+            except WeComError as exc:
+                raise click.ClickException(exc.detail) from None
+            info = reply.get("chat_info")
+            return info if isinstance(info, dict) else {}
+
+    info = asyncio.run(run())
+    click.echo(
+        f"chat {info.get('chatid')}: {info.get('name')!r}, owner {info.get('owner')}, "
+        f"members {', '.join(info.get('userlist', []))}"
+    )
 
 
 # -- outbox ---------------------------------------------------------------------------------------------

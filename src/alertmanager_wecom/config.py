@@ -27,7 +27,7 @@ from pydantic import (
 from alertmanager_wecom.secret import Secret
 
 DEFAULT_API_URL = "https://qyapi.weixin.qq.com/cgi-bin/"
-MsgType = Literal["text", "markdown", "textcard"]
+MsgType = Literal["text", "markdown", "textcard", "markdown_v2"]
 Language = Literal["zh", "en"]
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _RECEIVER_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -95,8 +95,30 @@ class AppConfig(_Model):
     daily_quota: int | None = Field(default=None, ge=1)
 
 
+_MENTION_SOURCE = re.compile(r"^(labels|annotations)\.[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class RobotConfig(_Model):
+    """A group robot (群机器人): its key, or the whole webhook URL (both are secrets)."""
+
+    key: Secret | None = None
+    url: Secret | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> RobotConfig:
+        if (self.key is None) == (self.url is None):
+            raise ValueError("set key (or key_file), or url: the robot's webhook address")
+        if self.url is not None and not self.url.reveal().startswith(("http://", "https://")):
+            raise ValueError("url must be the robot's full webhook URL (https://…/webhook/send?key=…)")
+        return self
+
+
 class Target(_Model):
-    app: str
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    app: str | None = None
+    robot: str | None = None
+    chat: str | None = None  # an app chat (群聊会话) of `app`: appchat/send
     to_user: list[str] = Field(default_factory=list)
     to_party: list[str] = Field(default_factory=list)
     to_tag: list[str] = Field(default_factory=list)
@@ -107,21 +129,66 @@ class Target(_Model):
     template: str | None = None
     title_template: str | None = None
     max_messages: int | None = Field(default=None, ge=1, le=50)
+    # Group robots: who to @mention ("@all" for everyone), also from each alert's labels/annotations.
+    mention: list[str] = Field(default_factory=list)
+    mention_mobile: list[str] = Field(default_factory=list)
+    mention_from: list[str] = Field(default_factory=list)
+    # Routing inside the receiver: Alertmanager matchers; `continue: false` stops later targets for
+    # the alerts this one took.
+    match: list[str] = Field(default_factory=list)
+    continue_: bool = Field(default=True, alias="continue")
 
     @model_validator(mode="after")
-    def _has_recipients(self) -> Target:
-        if not (self.to_user or self.to_party or self.to_tag):
-            raise ValueError("a target needs at least one of to_user, to_party, to_tag")
+    def _shape(self) -> Target:
+        from alertmanager_wecom.matchers import MatcherError, parse_matcher
+
+        if (self.app is None) == (self.robot is None):
+            raise ValueError(
+                "a target sends through either an app (app: NAME) or a group robot (robot: NAME)"
+            )
+        recipients = self.to_user or self.to_party or self.to_tag
+        if self.robot is not None:
+            if recipients or self.chat:
+                raise ValueError("a robot posts to its own group chat: drop to_user/to_party/to_tag/chat")
+            if self.msgtype == "textcard":
+                raise ValueError("msgtype: group robots send text, markdown or markdown_v2")
+        else:
+            if self.msgtype == "markdown_v2":
+                raise ValueError(
+                    "msgtype: markdown_v2 is for group robots; apps send text, markdown or textcard"
+                )
+            if self.mention or self.mention_mobile or self.mention_from:
+                raise ValueError("mention: only group robots can @mention people")
+            if self.chat and recipients:
+                raise ValueError(
+                    "an app chat target sends to the chat's members: drop to_user/to_party/to_tag"
+                )
+            if not self.chat and not recipients:
+                raise ValueError("a target needs at least one of to_user, to_party, to_tag (or chat)")
+        if self.msgtype == "markdown_v2" and (self.mention or self.mention_mobile or self.mention_from):
+            raise ValueError("markdown_v2 cannot @mention anyone: use msgtype markdown or text for mentions")
         if len(self.to_user) > 1000:
             raise ValueError("to_user: WeCom accepts at most 1000 users per message")
         if len(self.to_party) > 100 or len(self.to_tag) > 100:
             raise ValueError("to_party/to_tag: WeCom accepts at most 100 each")
+        for source in self.mention_from:
+            if not _MENTION_SOURCE.match(source):
+                raise ValueError(f"mention_from: {source!r} must look like labels.NAME or annotations.NAME")
+        for matcher in self.match:
+            try:
+                parse_matcher(matcher)
+            except MatcherError as exc:
+                raise ValueError(f"match: {exc}") from None
         return self
 
     @field_validator("time_zone")
     @classmethod
     def _tz(cls, value: str | None) -> str | None:
         return None if value is None else _check_time_zone(value)
+
+    @property
+    def templated_recipients(self) -> bool:
+        return any("{{" in r for r in (*self.to_user, *self.to_party, *self.to_tag))
 
 
 class Receiver(_Model):
@@ -187,6 +254,7 @@ class RenderSettings(_Model):
 class Config(_Model):
     wecom: WeComSettings = Field(default_factory=WeComSettings)
     apps: dict[str, AppConfig] = Field(default_factory=dict)
+    robots: dict[str, RobotConfig] = Field(default_factory=dict)
     receivers: list[Receiver] = Field(default_factory=list)
     server: ServerSettings = Field(default_factory=ServerSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
@@ -203,10 +271,15 @@ class Config(_Model):
                 raise ValueError(f"receivers[{i}].name: duplicate receiver name {receiver.name!r}")
             seen.add(receiver.name)
             for j, target in enumerate(receiver.targets):
-                if target.app not in self.apps:
+                if target.app is not None and target.app not in self.apps:
                     known = ", ".join(sorted(self.apps)) or "none defined"
                     raise ValueError(
                         f"receivers[{i}].targets[{j}].app: unknown app {target.app!r} (apps: {known})"
+                    )
+                if target.robot is not None and target.robot not in self.robots:
+                    known = ", ".join(sorted(self.robots)) or "none defined"
+                    raise ValueError(
+                        f"receivers[{i}].targets[{j}].robot: unknown robot {target.robot!r} (robots: {known})"
                     )
         return self
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import random
 import time
@@ -26,10 +25,11 @@ from alertmanager_wecom.channels import Channel, build_channel
 from alertmanager_wecom.config import Config, Target
 from alertmanager_wecom.errcodes import Reason
 from alertmanager_wecom.message import Message
-from alertmanager_wecom.outbox import Job, JobState, NewJob, Outbox
+from alertmanager_wecom.outbox import Job, JobState, Outbox
 from alertmanager_wecom.pacing import RateLimiter, Window
 from alertmanager_wecom.payload import Notification
 from alertmanager_wecom.rendering import Renderer
+from alertmanager_wecom.routing import target_key
 from alertmanager_wecom.token_cache import AccessToken
 from alertmanager_wecom.wecom_api import WeComAPI, WeComError
 
@@ -49,10 +49,29 @@ class Route:
     last_send: float = 0.0
 
 
-def target_job(receiver: str, target: Target) -> NewJob:
-    spec = target.model_dump_json()
-    key = hashlib.sha256(f"{receiver}\n{spec}".encode()).hexdigest()[:24]
-    return NewJob(target_key=key, target=spec)
+def render_messages(target: Target, renderer: Renderer, notification: Notification) -> list[Message]:
+    """What one target sends for one notification (its resolved alerts dropped if send_resolved is off)."""
+    if not target.send_resolved:
+        firing = notification.firing
+        if not firing:
+            return []
+        notification = notification.model_copy(update={"alerts": firing})
+    return renderer.render(
+        notification,
+        max_messages=notification.digest_max_messages or None,
+        mentions=mentions_for(target, notification),
+    )
+
+
+def mentions_for(target: Target, notification: Notification) -> tuple[list[str], list[str]]:
+    """Who a robot message @mentions: the target's list and values of the alerts' labels/annotations."""
+    users = list(target.mention)
+    for source in target.mention_from:
+        kind, _, name = source.partition(".")
+        for alert in notification.alerts:
+            value = (alert.labels if kind == "labels" else alert.annotations).get(name, "")
+            users.extend(v.strip() for v in value.replace(",", "|").split("|") if v.strip())
+    return list(dict.fromkeys(users)), list(dict.fromkeys(target.mention_mobile))
 
 
 class Dispatcher:
@@ -73,8 +92,9 @@ class Dispatcher:
         self.tokens: dict[str, AccessToken] = {}
         self.limiter = RateLimiter(clock)
         self._routes: dict[str, Route] = {}
-        self._jobs = {r.name: [target_job(r.name, t) for t in r.targets] for r in config.receivers}
-        self._configured = {job.target_key for jobs in self._jobs.values() for job in jobs}
+        self._configured = {
+            target_key(r.name, t.model_dump_json(by_alias=True)) for r in config.receivers for t in r.targets
+        }
         # Targets that may have pending jobs: the configured ones, and any left from an earlier config.
         self._targets: set[str] = set(self._configured)
         self._wake = asyncio.Event()
@@ -87,9 +107,6 @@ class Dispatcher:
         self.counters: dict[str, int] = {"sent": 0, "failed": 0, "dead": 0, "digests": 0, "rate_waits": 0}
 
     # -- lifecycle ------------------------------------------------------------------------------------
-
-    def jobs_for(self, receiver: str) -> list[NewJob]:
-        return self._jobs[receiver]
 
     async def start(self) -> None:
         # Sends of the last day count against the limits after a restart too.
@@ -261,12 +278,7 @@ class Dispatcher:
         return self._messages(route, self._notification(job))
 
     def _messages(self, route: Route, notification: Notification) -> list[Message]:
-        if not route.target.send_resolved:
-            firing = notification.firing
-            if not firing:
-                return []
-            notification = notification.model_copy(update={"alerts": firing})
-        return route.renderer.render(notification, max_messages=notification.digest_max_messages or None)
+        return render_messages(route.target, route.renderer, notification)
 
     async def _deliver(self, job: Job, route: Route) -> bool:
         """Send the job's remaining messages. False: stop working on this target for now."""
@@ -390,13 +402,24 @@ class Dispatcher:
         return route
 
     def _rate_keys(self, target: Target) -> list[str]:
-        app = self.config.apps[target.app]
         keep = 1.0 - self.settings.headroom
-        member = (
-            Window(max(1, int(self.settings.member_per_minute * keep)), 60.0),
-            Window(max(1, int(self.settings.member_per_hour * keep)), 3600.0),
-        )
+
+        def windows(*limits: tuple[int, float]) -> tuple[Window, ...]:
+            return tuple(Window(max(1, int(limit * keep)), seconds) for limit, seconds in limits)
+
+        if target.robot is not None:
+            key = f"robot:{target.robot}"
+            self.limiter.configure(key, windows((self.settings.robot_per_minute, 60.0)))
+            return [key]
+        assert target.app is not None
+        app = self.config.apps[target.app]
         prefix = f"app:{app.corp_id}:{app.agent_id}"
+        if target.chat:
+            # WeCom drops app-chat messages over 200/min or 10,000/day per chat without an error.
+            key = f"{prefix}:chat:{target.chat}"
+            self.limiter.configure(key, windows((200, 60.0), (10000, 86400.0)))
+            return [key]
+        member = windows((self.settings.member_per_minute, 60.0), (self.settings.member_per_hour, 3600.0))
         # A party or tag is paced like one member: its members are not known here.
         keys = [f"{prefix}:user:{u}" for u in target.to_user] + [
             f"{prefix}:party:{p}" for p in target.to_party
@@ -406,6 +429,6 @@ class Dispatcher:
             self.limiter.configure(key, member)
         if app.daily_quota:
             day = f"{prefix}:day"
-            self.limiter.configure(day, (Window(max(1, int(app.daily_quota * keep)), 86400.0),))
+            self.limiter.configure(day, windows((app.daily_quota, 86400.0)))
             keys.append(day)
         return keys

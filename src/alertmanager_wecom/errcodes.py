@@ -123,6 +123,14 @@ TABLE: dict[int, ErrInfo] = {
     40032: ErrInfo(_A.PERMANENT, _R.RECIPIENTS, "too many users (max 1000)", "split the recipients"),
     82002: ErrInfo(_A.PERMANENT, _R.RECIPIENTS, "too many parties (max 100)", "split the recipients"),
     82003: ErrInfo(_A.PERMANENT, _R.RECIPIENTS, "too many tags (max 100)", "split the recipients"),
+    86003: ErrInfo(
+        _A.PERMANENT,
+        _R.RECIPIENTS,
+        "app chat not found",
+        "the chatid does not exist for this app: create the chat with `alertmanager-wecom appchat create`",
+    ),
+    60111: ErrInfo(_A.PERMANENT, _R.RECIPIENTS, "userid not found", "check the userids"),
+    86215: ErrInfo(_A.PERMANENT, _R.BAD_MESSAGE, "app chat already exists", "choose another chatid"),
     93000: ErrInfo(
         _A.PERMANENT,
         _R.ROBOT,

@@ -11,7 +11,8 @@ from typing import Final
 ELLIPSIS: Final = "…"
 
 # msgtype → limit of its main content field, in UTF-8 bytes
-CONTENT_LIMITS: Final[dict[str, int]] = {"text": 2048, "markdown": 2048}
+CONTENT_LIMITS: Final[dict[str, int]] = {"text": 2048, "markdown": 2048, "markdown_v2": 4096}
+ROBOT_MARKDOWN_LIMIT: Final = 4096  # group robots take twice as much markdown (and reject, not cut, more)
 TEXTCARD_TITLE_LIMIT: Final = 128
 TEXTCARD_DESCRIPTION_LIMIT: Final = 512
 TEXTCARD_URL_LIMIT: Final = 2048
@@ -20,6 +21,14 @@ TEXTCARD_BTNTXT_CHARS: Final = 4
 
 def byte_len(text: str) -> int:
     return len(text.encode("utf-8"))
+
+
+def content_limit(msgtype: str, robot: bool = False) -> int:
+    if msgtype == "textcard":
+        return TEXTCARD_DESCRIPTION_LIMIT
+    if robot and msgtype in ("markdown", "markdown_v2"):
+        return ROBOT_MARKDOWN_LIMIT
+    return CONTENT_LIMITS[msgtype]
 
 
 def truncate_utf8(text: str, limit: int, marker: str = ELLIPSIS) -> str:

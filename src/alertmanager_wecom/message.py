@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -13,15 +14,22 @@ class Message:
     url: str = ""  # textcard only
     btntxt: str = ""  # textcard only
     alert_count: int = 0  # alerts shown in this message, for logs and metrics
+    mentions: tuple[str, ...] = ()  # group robots, text: mentioned_list (userids, or "@all")
+    mention_mobiles: tuple[str, ...] = ()  # group robots, text: mentioned_mobile_list
 
-    def body(self) -> dict[str, str]:
+    def body(self) -> dict[str, Any]:
         """The msgtype-specific part of a WeCom message body."""
         if self.msgtype == "textcard":
             card = {"title": self.title, "description": self.content, "url": self.url}
             if self.btntxt:
                 card["btntxt"] = self.btntxt
             return card
-        return {"content": self.content}
+        body: dict[str, Any] = {"content": self.content}
+        if self.msgtype == "text" and self.mentions:
+            body["mentioned_list"] = list(self.mentions)
+        if self.msgtype == "text" and self.mention_mobiles:
+            body["mentioned_mobile_list"] = list(self.mention_mobiles)
+        return body
 
     def visible_text(self) -> str:
         return f"{self.title}\n{self.content}" if self.title else self.content

@@ -26,6 +26,7 @@ from alertmanager_wecom.dedup import dedup_key
 from alertmanager_wecom.dispatcher import Dispatcher
 from alertmanager_wecom.outbox import Outbox, OutboxUnavailable, SQLiteOutbox
 from alertmanager_wecom.payload import Notification
+from alertmanager_wecom.routing import Router
 from alertmanager_wecom.secret import redact
 
 log = logging.getLogger("alertmanager_wecom.relay")
@@ -81,6 +82,7 @@ class Relay:
         self.outbox: Outbox | None = None
         self.dispatcher: Dispatcher | None = None
         self.draining = False
+        self.router = Router(config)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -134,8 +136,7 @@ class Relay:
         try:
             result = await self.outbox.accept(
                 name,
-                text,
-                self.dispatcher.jobs_for(name),
+                self.router.route(name, notification, text),
                 dedup_key(name, notification),
                 self.config.delivery.dedup_window,
                 self.clock(),

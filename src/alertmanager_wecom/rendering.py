@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import urllib.parse
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -286,6 +286,7 @@ class Renderer:
         time_zone: str,
         max_messages: int,
         alertmanager_url: str | None = None,
+        limit: int | None = None,
     ) -> None:
         self.msgtype = msgtype
         self.templates = templates
@@ -294,7 +295,7 @@ class Renderer:
         self.zone = ZoneInfo(time_zone)
         self.max_messages = max_messages
         self.alertmanager_url = alertmanager_url
-        self.limit = fit.CONTENT_LIMITS.get(msgtype, fit.TEXTCARD_DESCRIPTION_LIMIT)
+        self.limit = limit or fit.CONTENT_LIMITS.get(msgtype, fit.TEXTCARD_DESCRIPTION_LIMIT)
 
     @classmethod
     def for_target(cls, target: Target, config: Config) -> Renderer:
@@ -306,13 +307,24 @@ class Renderer:
             time_zone=target.time_zone or render.time_zone,
             max_messages=target.max_messages or render.max_messages,
             alertmanager_url=render.alertmanager_url,
+            limit=fit.content_limit(target.msgtype, robot=target.robot is not None),
         )
 
     # -- public -------------------------------------------------------------------------------------
 
-    def render(self, notification: Notification, max_messages: int | None = None) -> list[Message]:
-        """The messages for `notification`; `max_messages` overrides the cap (digests use the rate budget)."""
+    def render(
+        self,
+        notification: Notification,
+        max_messages: int | None = None,
+        mentions: tuple[list[str], list[str]] = ([], []),
+    ) -> list[Message]:
+        """The messages for `notification`; `max_messages` overrides the cap (digests use the rate budget).
+        `mentions` (userids, mobiles) go on the first message: one @ per notification, not per part."""
         cap = max_messages or self.max_messages
+        users, mobiles = mentions
+        # markdown mentions are <@userid> inside the content, so their bytes count against the limit.
+        suffix = " ".join(f"<@{u}>" for u in users) if self.msgtype == "markdown" and users else ""
+        limit = self.limit - (fit.byte_len(suffix) + 1 if suffix else 0)
         # Most severe first; alerts of one name together, so that compact lines group them.
         firing = sorted(notification.firing, key=lambda a: (_severity_rank(a), a.name))
         resolved = sorted(notification.resolved, key=lambda a: a.name)
@@ -324,7 +336,7 @@ class Renderer:
         layout: tuple[list[tuple[int, int]], int] = ([], 0)
         # A digest is dense by design: compact lines, grouped by alert name.
         for compact in (True,) if notification.digest_of else (False, True):
-            layout = self._pack(views, common, compact, cap)
+            layout = self._pack(views, common, compact, cap, limit)
             if layout[1] == 0:
                 break
         spans, omitted = layout
@@ -339,14 +351,19 @@ class Renderer:
                     part=index + 1,
                     parts=len(spans),
                     omitted=omitted if last else 0,
+                    limit=limit,
                 )
             )
+        if messages and suffix:
+            messages[0] = replace(messages[0], content=f"{messages[0].content}\n{suffix}")
+        elif messages and self.msgtype == "text" and (users or mobiles):
+            messages[0] = replace(messages[0], mentions=tuple(users), mention_mobiles=tuple(mobiles))
         return messages
 
     # -- packing ------------------------------------------------------------------------------------
 
     def _pack(
-        self, views: Sequence[AlertView], common: dict[str, Any], compact: bool, cap: int
+        self, views: Sequence[AlertView], common: dict[str, Any], compact: bool, cap: int, limit: int
     ) -> tuple[list[tuple[int, int]], int]:
         """Greedy: each part takes as many alerts as fit (exponential then binary search)."""
         spans: list[tuple[int, int]] = []
@@ -360,7 +377,7 @@ class Renderer:
                 count: int, start: int = start, remaining: int = remaining, last_allowed: bool = last_allowed
             ) -> bool:
                 omitted = remaining - count if last_allowed else 0
-                return self._fits(views[start : start + count], common, compact, omitted)
+                return self._fits(views[start : start + count], common, compact, omitted, limit)
 
             count = 1
             if fits(1):
@@ -381,7 +398,9 @@ class Renderer:
                 return spans, total - start
         return spans, 0
 
-    def _fits(self, views: Sequence[AlertView], common: dict[str, Any], compact: bool, omitted: int) -> bool:
+    def _fits(
+        self, views: Sequence[AlertView], common: dict[str, Any], compact: bool, omitted: int, limit: int
+    ) -> bool:
         title, content = self._render_raw(
             views,
             common,
@@ -393,7 +412,7 @@ class Renderer:
         )
         if title is not None and fit.byte_len(title) > fit.TEXTCARD_TITLE_LIMIT:
             return False
-        return fit.byte_len(content) <= self.limit
+        return fit.byte_len(content) <= limit
 
     # -- rendering ----------------------------------------------------------------------------------
 
@@ -405,10 +424,11 @@ class Renderer:
         part: int,
         parts: int,
         omitted: int,
+        limit: int,
     ) -> Message:
         label = f"({part}/{parts})" if parts > 1 else ""
         title, content = self._render_raw(views, common, compact, part, parts, label, omitted)
-        content = fit.truncate_utf8(content, self.limit)
+        content = fit.truncate_utf8(content, limit)
         if self.msgtype != "textcard":
             return Message(self.msgtype, content, alert_count=len(views))
         url = common["alertmanager_url"] or next((v.generator_url for v in views if v.generator_url), "")

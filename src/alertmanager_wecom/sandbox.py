@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from alertmanager_wecom.config import Config, parse_config
-from alertmanager_wecom.simulator.model import SANDBOX_AGENT_ID, SANDBOX_CORP_ID, SANDBOX_SECRET
+from alertmanager_wecom.simulator.model import (
+    SANDBOX_AGENT_ID,
+    SANDBOX_CORP_ID,
+    SANDBOX_ROBOT_KEY,
+    SANDBOX_SECRET,
+)
 
 SIMULATOR_PREFIX = "/sim"
 DEMO_RECEIVER = "demo"
@@ -19,6 +24,7 @@ def sandbox_config(host: str, port: int, data_dir: str) -> Config:
             "apps": {
                 "demo": {"corp_id": SANDBOX_CORP_ID, "agent_id": SANDBOX_AGENT_ID, "secret": SANDBOX_SECRET}
             },
+            "robots": {"sre": {"key": SANDBOX_ROBOT_KEY}},
             "receivers": [
                 {
                     "name": DEMO_RECEIVER,
@@ -26,6 +32,12 @@ def sandbox_config(host: str, port: int, data_dir: str) -> Config:
                         {"app": "demo", "to_user": ["zhangsan"], "msgtype": "markdown"},
                         {"app": "demo", "to_user": ["lisi"], "msgtype": "text", "language": "en"},
                         {"app": "demo", "to_user": ["wangwu"], "msgtype": "textcard"},
+                        {
+                            "robot": "sre",
+                            "msgtype": "markdown",
+                            "mention_from": ["labels.owner"],
+                            "mention": ["zhaoliu"],
+                        },
                     ],
                 }
             ],

@@ -74,7 +74,8 @@ class WeComAPI:
         body: dict[str, Any] | None = None,
         files: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        url = self.base_url + path
+        # A robot configured by its full webhook URL is called at that URL.
+        url = path if path.startswith(("http://", "https://")) else self.base_url + path
         try:
             if files is not None:
                 response = await self.client.request(method, url, params=params, files=files)

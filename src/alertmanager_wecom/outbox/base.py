@@ -22,6 +22,8 @@ class JobState(enum.StrEnum):
 class NewJob:
     target_key: str  # identifies the target: rate limiting and ordering are per target
     target: str  # the target's spec, JSON
+    payload: str = ""  # the notification for this target (all its alerts, or those routed to it), JSON
+    dead_reason: str | None = None  # routed, but undeliverable as it stands (e.g. no valid recipient)
 
 
 @dataclass(frozen=True)
@@ -63,13 +65,7 @@ class OutboxStats:
 
 class Outbox(Protocol):
     async def accept(
-        self,
-        receiver: str,
-        payload: str,
-        jobs: list[NewJob],
-        dedup_key: str | None,
-        dedup_window: float,
-        now: float,
+        self, receiver: str, jobs: list[NewJob], dedup_key: str | None, dedup_window: float, now: float
     ) -> AcceptResult: ...
 
     async def pending_targets(self) -> list[str]: ...

@@ -183,13 +183,7 @@ class SQLiteOutbox:
     # -- ingest ---------------------------------------------------------------------------------------
 
     async def accept(
-        self,
-        receiver: str,
-        payload: str,
-        jobs: list[NewJob],
-        dedup_key: str | None,
-        dedup_window: float,
-        now: float,
+        self, receiver: str, jobs: list[NewJob], dedup_key: str | None, dedup_window: float, now: float
     ) -> AcceptResult:
         def op(conn: sqlite3.Connection) -> AcceptResult:
             if dedup_key is not None:
@@ -202,17 +196,40 @@ class SQLiteOutbox:
                 )
                 if cursor.rowcount == 0:
                     return AcceptResult(None, duplicate=True)
-            cursor = conn.execute(
-                "INSERT INTO notifications(receiver, received_at, payload) VALUES (?, ?, ?)",
-                (receiver, now, payload),
-            )
-            notification_id = cursor.lastrowid
-            conn.executemany(
-                "INSERT INTO jobs(notification_id, receiver, target_key, target, state, created_at, next_attempt_at,"
-                " updated_at) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)",
-                [(notification_id, receiver, j.target_key, j.target, now, now, now) for j in jobs],
-            )
-            return AcceptResult(notification_id, duplicate=False)
+            first: int | None = None
+            stored: dict[int, int] = {}  # id(payload) → notification row: targets sharing it share the row
+            for job in jobs:
+                notification_id = stored.get(id(job.payload))
+                if notification_id is None:
+                    cursor = conn.execute(
+                        "INSERT INTO notifications(receiver, received_at, payload) VALUES (?, ?, ?)",
+                        (receiver, now, job.payload),
+                    )
+                    notification_id = stored[id(job.payload)] = int(cursor.lastrowid or 0)
+                first = first or notification_id
+                if job.dead_reason is None:
+                    conn.execute(
+                        "INSERT INTO jobs(notification_id, receiver, target_key, target, state, created_at,"
+                        " next_attempt_at, updated_at) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)",
+                        (notification_id, receiver, job.target_key, job.target, now, now, now),
+                    )
+                else:
+                    conn.execute(
+                        "INSERT INTO jobs(notification_id, receiver, target_key, target, state, created_at,"
+                        " next_attempt_at, updated_at, last_error, reason) VALUES (?, ?, ?, ?, 'dead', ?, ?, ?, ?,"
+                        " 'recipients')",
+                        (
+                            notification_id,
+                            receiver,
+                            job.target_key,
+                            job.target,
+                            now,
+                            now,
+                            now,
+                            job.dead_reason,
+                        ),
+                    )
+            return AcceptResult(first, duplicate=False)
 
         return await self._call(op)
 

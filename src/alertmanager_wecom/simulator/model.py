@@ -65,6 +65,7 @@ SANDBOX_AGENT_ID = 1000002
 # Not a secret: the sandbox's own made-up credential, printed in the README.
 SANDBOX_SECRET = "sandbox-app-secret-0000000000000000000000"
 SANDBOX_USERS = ["zhangsan", "lisi", "wangwu", "zhaoliu"]
+SANDBOX_ROBOT_KEY = "sandbox-robot-key-00000000"
 
 
 def sandbox_settings() -> SimulatorSettings:
@@ -78,5 +79,5 @@ def sandbox_settings() -> SimulatorSettings:
                 apps=[SimApp(agent_id=SANDBOX_AGENT_ID, secret=SANDBOX_SECRET, name="alerts")],
             )
         ],
-        robots={"sre": "sandbox-robot-key-00000000"},
+        robots={"sre": SANDBOX_ROBOT_KEY},
     )

@@ -67,6 +67,14 @@ class SimulatorServer:
         body = await request.body()
         return self._json(self.state.robot_send(dict(request.query_params), body))
 
+    async def appchat(self, request: Request) -> Response:
+        action = request.path_params["action"]
+        fault = await self._fault(f"appchat/{action}")
+        if fault is not None:
+            return fault
+        body = await request.body()
+        return self._json(self.state.appchat(action, dict(request.query_params), body))
+
     async def media_upload(self, request: Request) -> Response:
         size: int | None = None
         async with request.form() as form:
@@ -133,6 +141,7 @@ class SimulatorServer:
             Route("/cgi-bin/message/send", self.message_send, methods=["POST"]),
             Route("/cgi-bin/webhook/send", self.webhook_send, methods=["POST"]),
             Route("/cgi-bin/media/upload", self.media_upload, methods=["POST"]),
+            Route("/cgi-bin/appchat/{action}", self.appchat, methods=["GET", "POST"]),
             Route("/inbox", self.inbox_page, methods=["GET"]),
             Route("/admin/inbox", self.inbox_json, methods=["GET"]),
             Route("/admin/stats", self.stats, methods=["GET"]),

@@ -93,8 +93,11 @@ class SimulatorState:
             self.suppressed_duplicates = 0
             self.calls: dict[str, int] = defaultdict(int)
             self.errors: dict[str, int] = defaultdict(int)
+            self.faults_injected: dict[str, int] = {}
             self._member_sends: dict[tuple[str, int, str], deque[float]] = defaultdict(deque)
             self._robot_sends: dict[str, deque[float]] = defaultdict(deque)
+            self._chat_sends: dict[str, deque[float]] = defaultdict(deque)
+            self.chats: dict[str, dict[str, Any]] = {}
             self._recent_bodies: dict[tuple[str, int], dict[str, float]] = defaultdict(dict)
             self._next_id = 1
 
@@ -123,7 +126,9 @@ class SimulatorState:
         with self._lock:
             if self._random.random() >= faults.rate:
                 return None
-            return self._random.choice(faults.kinds)
+            kind = self._random.choice(faults.kinds)
+            self.faults_injected[kind] = self.faults_injected.get(kind, 0) + 1
+            return kind
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
@@ -131,6 +136,7 @@ class SimulatorState:
             return {
                 "calls": dict(self.calls),
                 "errors": dict(self.errors),
+                "faults_injected": dict(self.faults_injected),
                 "messages": len(self.inbox),
                 "delivered": len(visible),
                 "dropped": len(self.inbox) - len(visible),
@@ -412,6 +418,78 @@ class SimulatorState:
         sends.append(now)
         self._record(
             f"robot:{name}", f"robot:{name}", msgtype, byte_len(visible), visible, False, None, "", mentioned
+        )
+        return {"errcode": 0, "errmsg": "ok"}
+
+    # -- appchat (群聊会话) ------------------------------------------------------------------------------
+
+    def appchat(self, action: str, params: dict[str, str], raw: bytes) -> Reply:
+        with self._lock:
+            reply = self._appchat(action, params, raw)
+            self.count(f"appchat/{action}", reply["errcode"])
+            return reply
+
+    def _appchat(self, action: str, params: dict[str, str], raw: bytes) -> Reply:
+        token = self._auth(params)
+        if isinstance(token, dict):
+            return token
+        if action == "get":
+            chat = self.chats.get(params.get("chatid", ""))
+            if chat is None or chat["corp"] != token.corp.corp_id:
+                return _err(86003, "chat not found")
+            return {"errcode": 0, "errmsg": "ok", "chat_info": {k: v for k, v in chat.items() if k != "corp"}}
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            return _err(47001, "data format error")
+        if not isinstance(body, dict):
+            return _err(47001, "data format error")
+        if action == "create":
+            users = body.get("userlist")
+            if not isinstance(users, list) or len(users) < 2:
+                return _err(40058, "userlist needs at least 2 members")
+            unknown = [u for u in users if u not in token.corp.users]
+            if unknown:
+                return _err(60111, f"userid not found: {'|'.join(map(str, unknown))}")
+            chatid = str(body.get("chatid") or secrets.token_hex(8))
+            if chatid in self.chats:
+                return _err(86215, "chat already exists")
+            owner = str(body.get("owner") or users[0])
+            self.chats[chatid] = {
+                "corp": token.corp.corp_id,
+                "chatid": chatid,
+                "name": str(body.get("name", "")),
+                "owner": owner,
+                "userlist": [str(u) for u in users],
+            }
+            return {"errcode": 0, "errmsg": "ok", "chatid": chatid}
+        if action != "send":
+            return _err(40058, "unknown appchat action")
+        chat = self.chats.get(str(body.get("chatid", "")))
+        if chat is None or chat["corp"] != token.corp.corp_id:
+            return _err(86003, "chat not found")
+        msgtype = body.get("msgtype")
+        if msgtype not in APP_MSGTYPES:
+            return _err(40008, "invalid message type")
+        visible, truncated, sent_bytes, problem = self._visible_app(msgtype, body.get(msgtype))
+        if problem is not None:
+            return problem
+        now = self.clock()
+        sends = self._chat_sends[chat["chatid"]]
+        while sends and now - sends[0] >= 60:
+            sends.popleft()
+        dropped = "chat limit 200/minute" if len(sends) >= 200 else None
+        if dropped is None:
+            sends.append(now)
+        self._record(
+            f"chat:{chat['chatid']}",
+            f"app:{token.app.agent_id}",
+            msgtype,
+            sent_bytes,
+            visible,
+            truncated,
+            dropped,
+            "",
         )
         return {"errcode": 0, "errmsg": "ok"}
 
