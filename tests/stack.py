@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 
+from alertmanager_wecom.simulator.model import SANDBOX_ROBOT_KEY
 from tests.alertmanager import relay_env, write_relay_config
 from tests.servers import free_port, wait_http
 
@@ -21,6 +23,7 @@ class Stack:
         tmp_path: Path,
         sim_args: list[str] | None = None,
         delivery: dict[str, Any] | None = None,
+        receivers: list[dict[str, Any]] | None = None,
         **target: Any,
     ) -> None:
         self.tmp_path = tmp_path
@@ -29,6 +32,11 @@ class Stack:
         self.relay = f"http://127.0.0.1:{self.relay_port}"
         self.sim_args = sim_args or []
         self.config = write_relay_config(tmp_path, self.sim, delivery, **target)
+        if receivers is not None:  # several receivers: replace the generated ones
+            raw = yaml.safe_load(self.config.read_text(encoding="utf-8"))
+            raw["receivers"] = receivers
+            raw["robots"] = {"sre": {"key": SANDBOX_ROBOT_KEY}}
+            self.config.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
         self.sim_proc: subprocess.Popen[bytes] | None = None
         self.relay_proc: subprocess.Popen[bytes] | None = None
         self.relay_starts = 0

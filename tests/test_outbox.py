@@ -44,7 +44,9 @@ async def test_dedup_window(tmp_path: Path) -> None:
     store = SQLiteOutbox(tmp_path / "o.db")
     assert not (await store.accept("r", with_payload("{}", JOBS), "same", 300, 100.0)).duplicate
     assert (await store.accept("r", with_payload("{}", JOBS), "same", 300, 399.0)).duplicate
-    assert not (await store.accept("r", with_payload("{}", JOBS), "same", 300, 401.0)).duplicate  # a repeat, later
+    assert not (
+        await store.accept("r", with_payload("{}", JOBS), "same", 300, 401.0)
+    ).duplicate  # a repeat, later
     assert len(await store.pending_jobs("t1", 500.0, 10)) == 2
     await store.close()
 

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 import httpx
@@ -115,7 +115,9 @@ class Dispatcher:
         self._targets |= set(await self.outbox.pending_targets())
         self._main = asyncio.create_task(self._run(), name="dispatcher")
 
-    def wake(self) -> None:
+    def wake(self, target_keys: Iterable[str] = ()) -> None:
+        """New jobs were committed (for these targets: routing can make targets that no config names)."""
+        self._targets.update(target_keys)
         self._wake.set()
 
     @property

@@ -134,9 +134,10 @@ class Relay:
         if self.draining or self.outbox is None or self.dispatcher is None:
             return error(503, "shutting down; retry")
         try:
+            jobs = self.router.route(name, notification, text)
             result = await self.outbox.accept(
                 name,
-                self.router.route(name, notification, text),
+                jobs,
                 dedup_key(name, notification),
                 self.config.delivery.dedup_window,
                 self.clock(),
@@ -147,7 +148,7 @@ class Relay:
         if result.duplicate:
             log.info("duplicate notification for receiver %s (another Alertmanager replica sent it)", name)
             return JSONResponse({"status": "duplicate"})
-        self.dispatcher.wake()
+        self.dispatcher.wake(job.target_key for job in jobs if job.dead_reason is None)
         return JSONResponse({"status": "accepted", "id": result.notification_id})
 
     async def index(self, request: Request) -> Response:

@@ -54,7 +54,7 @@ def _resolve(
         except jinja2.TemplateError as exc:
             problems.append(f"template error: {exc}")
             continue
-        values = [v.strip() for v in re.split(r"[|,\s]+", rendered) if v.strip()]
+        values = [v.strip() for v in re.split(r"[|,]", rendered) if v.strip()]
         if not values:
             problems.append(f"{template.source!r} is empty for this alert")  # type: ignore[attr-defined]
         for value in values:

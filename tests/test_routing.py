@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import pytest
+
+from alertmanager_wecom import samples
+from alertmanager_wecom.config import Target, parse_config
+from alertmanager_wecom.payload import Notification
+from alertmanager_wecom.routing import Router
+
+
+def config(*targets: dict[str, Any]) -> Any:
+    return parse_config(
+        {
+            "apps": {"ops": {"corp_id": "ww1", "agent_id": 1, "secret": "s3cret-value"}},
+            "robots": {"sre": {"key": "robot-key-value"}},
+            "receivers": [{"name": "r", "targets": list(targets)}],
+        }
+    )
+
+
+def payload() -> dict[str, Any]:
+    body = samples.node_down(2)
+    body["alerts"][0]["labels"].update({"severity": "critical", "owner": "zhangsan", "team": "db"})
+    body["alerts"][1]["labels"].update({"severity": "warning", "owner": "lisi", "team": "web"})
+    return body
+
+
+def route(cfg: Any, body: dict[str, Any]) -> list[tuple[Target, list[str], str | None]]:
+    text = json.dumps(body)
+    jobs = Router(cfg).route("r", Notification.model_validate(body), text)
+    return [
+        (
+            Target.model_validate_json(j.target),
+            [a["labels"]["instance"] for a in json.loads(j.payload)["alerts"]],
+            j.dead_reason,
+        )
+        for j in jobs
+    ]
+
+
+def test_a_critical_rule_adds_a_party_and_others_get_everything() -> None:
+    routed = route(
+        config(
+            {"app": "ops", "to_user": ["zhangsan"]},
+            {"app": "ops", "to_party": ["2"], "match": ['severity="critical"']},
+        ),
+        payload(),
+    )
+    assert [(t.to_user, t.to_party, alerts) for t, alerts, _ in routed] == [
+        (["zhangsan"], [], ["10.0.0.0:9100", "10.0.0.1:9100"]),
+        ([], ["2"], ["10.0.0.0:9100"]),
+    ]
+
+
+def test_continue_false_keeps_alerts_from_later_targets() -> None:
+    routed = route(
+        config(
+            {"app": "ops", "to_user": ["dba"], "match": ['team=~"db|infra"'], "continue": False},
+            {"app": "ops", "to_user": ["everyone-else"]},
+        ),
+        payload(),
+    )
+    assert [(t.to_user, alerts) for t, alerts, _ in routed] == [
+        (["dba"], ["10.0.0.0:9100"]),
+        (["everyone-else"], ["10.0.0.1:9100"]),
+    ]
+
+
+def test_no_matching_target_means_no_job() -> None:
+    assert route(config({"app": "ops", "to_user": ["x"], "match": ['env="nowhere"']}), payload()) == []
+
+
+def test_templated_recipients_group_alerts_by_person() -> None:
+    routed = route(config({"app": "ops", "to_user": ["{{ labels.owner }}", "boss"]}), payload())
+    assert sorted((t.to_user, alerts) for t, alerts, _ in routed) == [
+        (["boss", "lisi"], ["10.0.0.1:9100"]),
+        (["boss", "zhangsan"], ["10.0.0.0:9100"]),
+    ]
+
+
+def test_invalid_templated_recipient_is_reported_not_dropped(caplog: pytest.LogCaptureFixture) -> None:
+    body = payload()
+    body["alerts"][1]["labels"]["owner"] = "李 四!"
+    del body["alerts"][0]["labels"]["owner"]
+    with caplog.at_level(logging.WARNING):
+        routed = route(config({"app": "ops", "to_user": ["{{ labels.owner }}"]}), body)
+    [(_target, alerts, dead)] = routed
+    assert alerts == ["10.0.0.0:9100", "10.0.0.1:9100"]
+    assert (
+        dead is not None and "'李 四!' is not a valid WeCom id" in dead and "is empty for this alert" in dead
+    )
+    assert any("李" in r.getMessage() for r in caplog.records)
+
+
+def test_robot_targets_and_mentions_validate() -> None:
+    cfg = config(
+        {"robot": "sre", "msgtype": "markdown", "mention": ["@all"], "mention_from": ["labels.owner"]}
+    )
+    [(target, _alerts, _dead)] = route(cfg, payload())
+    assert target.robot == "sre" and target.mention == ["@all"]
