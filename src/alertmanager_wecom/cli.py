@@ -20,6 +20,7 @@ import uvicorn
 from starlette.routing import BaseRoute, Mount
 
 from alertmanager_wecom import __version__, samples
+from alertmanager_wecom.auth import is_loopback
 from alertmanager_wecom.config import Config, ConfigError, Target, load_config, parse_config
 from alertmanager_wecom.logsetup import setup_logging
 from alertmanager_wecom.payload import Notification
@@ -53,7 +54,7 @@ class _Server(uvicorn.Server):
             captured.remove(sig)
 
 
-def _run_server(app: Any, host: str, port: int, log_level: str) -> None:
+def _run_server(app: Any, host: str, port: int, log_level: str, tls: tuple[str, str] | None = None) -> None:
     server = _Server(
         uvicorn.Config(
             app,
@@ -63,6 +64,8 @@ def _run_server(app: Any, host: str, port: int, log_level: str) -> None:
             access_log=False,
             log_level=log_level,
             lifespan="on",
+            ssl_certfile=tls[0] if tls else None,
+            ssl_keyfile=tls[1] if tls else None,
         )
     )
     server.run()
@@ -112,13 +115,28 @@ def serve(config_path: str | None, listen: str | None) -> None:
         return
     config = _load(config_path)
     host, port = parse_listen(listen or config.server.listen)
+    unprotected = [r.name for r in config.receivers if (r.auth or config.server.auth) is None]
+    if unprotected and not is_loopback(host) and not config.server.allow_unauthenticated:
+        raise click.ClickException(
+            f"refusing to listen on {host}:{port} with no inbound auth for receivers {', '.join(unprotected)}: "
+            "set server.auth (bearer_token or basic_auth, as in Alertmanager's http_config) or receiver auth, "
+            "or server.allow_unauthenticated: true if a network policy protects the port"
+        )
+    tls = config.server.tls
     log.info(
-        "listening on %s:%d; receivers: %s",
+        "listening on %s://%s:%d; receivers: %s",
+        "https" if tls else "http",
         host,
         port,
         ", ".join(f"/alerts/{r.name}" for r in config.receivers) or "none",
     )
-    _run_server(create_app(config), host, port, level)
+    _run_server(
+        create_app(config, config_path=config_path),
+        host,
+        port,
+        level,
+        tls=(tls.cert_path, tls.key_path) if tls else None,
+    )
 
 
 @main.command("check-config")
@@ -426,6 +444,55 @@ def render(
 
 def _path_exists(path: str) -> bool:
     return Path(path).exists()
+
+
+# -- alertmanager-config -------------------------------------------------------------------------------
+
+
+@main.command("alertmanager-config")
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False))
+@click.option(
+    "--url", required=True, help="The relay's base URL as Alertmanager reaches it, e.g. http://relay:9095"
+)
+@click.option(
+    "--credentials-file",
+    default="/etc/alertmanager/wecom-relay.secret",
+    show_default=True,
+    help="Where Alertmanager reads the bearer token or basic-auth password (never printed).",
+)
+@click.option(
+    "--max-alerts", default=0, show_default=True, help="webhook max_alerts (0: all; the relay splits)."
+)
+def alertmanager_config(config_path: str, url: str, credentials_file: str, max_alerts: int) -> None:
+    """Print the Alertmanager `receivers:` for this config's receivers (webhook_configs with auth)."""
+    config = _load(config_path)
+    receivers = []
+    for receiver in config.receivers:
+        webhook: dict[str, Any] = {
+            "url": f"{url.rstrip('/')}/alerts/{receiver.name}",
+            "send_resolved": True,
+            "max_alerts": max_alerts,
+        }
+        auth = receiver.auth or config.server.auth
+        if auth is not None and auth.bearer_token is not None:
+            webhook["http_config"] = {
+                "authorization": {"type": "Bearer", "credentials_file": credentials_file}
+            }
+        elif auth is not None and auth.basic_auth is not None:
+            webhook["http_config"] = {
+                "basic_auth": {"username": auth.basic_auth.username, "password_file": credentials_file}
+            }
+        receivers.append({"name": receiver.name, "webhook_configs": [webhook]})
+    import yaml
+
+    click.echo(
+        f"# Alertmanager receivers for alertmanager-wecom ({config_path}); route alerts to them by name."
+    )
+    if any((r.auth or config.server.auth) is not None for r in config.receivers):
+        click.echo(
+            f"# Put the relay's token (or basic-auth password) in {credentials_file}, readable by Alertmanager."
+        )
+    click.echo(yaml.safe_dump({"receivers": receivers}, sort_keys=False, allow_unicode=True).rstrip())
 
 
 # -- appchat -------------------------------------------------------------------------------------------

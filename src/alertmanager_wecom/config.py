@@ -73,7 +73,26 @@ class _Model(BaseModel):
 
 class WeComSettings(_Model):
     api_url: str = DEFAULT_API_URL
-    timeout_seconds: float = Field(default=10.0, gt=0)
+    timeout_seconds: float = Field(default=10.0, gt=0)  # reading an answer
+    connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    # An HTTP(S) proxy for WeCom calls, e.g. the one host whose public IP is WeCom's trusted IP.
+    proxy_url: str | None = None
+    # A CA bundle for a TLS-intercepting gateway in front of WeCom.
+    ca_file: str | None = None
+
+    @field_validator("proxy_url")
+    @classmethod
+    def _proxy(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://", "socks5://")):
+            raise ValueError("must start with http://, https:// or socks5://")
+        return value
+
+    @field_validator("ca_file")
+    @classmethod
+    def _ca(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
 
     @field_validator("api_url")
     @classmethod
@@ -194,6 +213,7 @@ class Target(_Model):
 class Receiver(_Model):
     name: str
     targets: list[Target] = Field(min_length=1)
+    auth: InboundAuth | None = None
 
     @field_validator("name")
     @classmethod
@@ -203,9 +223,58 @@ class Receiver(_Model):
         return value
 
 
+class BasicAuth(_Model):
+    username: str = Field(min_length=1)
+    password: Secret
+
+
+class InboundAuth(_Model):
+    """What callers must present: Alertmanager's http_config.authorization (Bearer) or basic_auth."""
+
+    bearer_token: Secret | None = None
+    basic_auth: BasicAuth | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> InboundAuth:
+        if (self.bearer_token is None) == (self.basic_auth is None):
+            raise ValueError("set bearer_token (or bearer_token_file) or basic_auth")
+        return self
+
+
+class TLSSettings(_Model):
+    cert_path: str
+    key_path: str
+
+    @model_validator(mode="after")
+    def _files(self) -> TLSSettings:
+        for path in (self.cert_path, self.key_path):
+            if not Path(path).is_file():
+                raise ValueError(f"no such file: {path}")
+        return self
+
+
+class VerifyFile(_Model):
+    """A WeCom trusted-domain verification file, served at the root exactly as given."""
+
+    name: str
+    content: str
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+\.txt", value):
+            raise ValueError("a file name such as WW_verify_2YR9B7ZGcQ3dbN3b.txt")
+        return value
+
+
 class ServerSettings(_Model):
     listen: str = "127.0.0.1:9095"
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    auth: InboundAuth | None = None  # for every webhook, unless a receiver has its own
+    admin_auth: InboundAuth | None = None  # reload and outbox actions; without it: loopback callers only
+    # Listening beyond loopback with no inbound auth is refused unless this is set.
+    allow_unauthenticated: bool = False
+    tls: TLSSettings | None = None
 
 
 class StorageSettings(_Model):
@@ -260,6 +329,8 @@ class Config(_Model):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     render: RenderSettings = Field(default_factory=RenderSettings)
+    # Files to serve at the root: a path (served under its own name) or {name, content}.
+    verify_files: list[VerifyFile] = Field(default_factory=list)
     # Directory that relative template paths are resolved against (the config file's directory).
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
 
@@ -282,6 +353,21 @@ class Config(_Model):
                         f"receivers[{i}].targets[{j}].robot: unknown robot {target.robot!r} (robots: {known})"
                     )
         return self
+
+    @field_validator("verify_files", mode="before")
+    @classmethod
+    def _verify_files(cls, value: Any) -> Any:
+        if not isinstance(value, list):
+            return value
+        out = []
+        for item in value:
+            if isinstance(item, str):
+                try:
+                    item = {"name": Path(item).name, "content": Path(item).read_bytes().decode("utf-8")}
+                except OSError as exc:
+                    raise ValueError(f"cannot read {item}: {exc.strerror}") from None
+            out.append(item)
+        return out
 
     def receiver(self, name: str) -> Receiver | None:
         for receiver in self.receivers:

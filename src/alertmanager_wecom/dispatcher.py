@@ -25,6 +25,7 @@ from alertmanager_wecom.channels import Channel, build_channel
 from alertmanager_wecom.config import Config, Target
 from alertmanager_wecom.errcodes import Reason
 from alertmanager_wecom.message import Message
+from alertmanager_wecom.metrics import Metrics
 from alertmanager_wecom.outbox import Job, JobState, Outbox
 from alertmanager_wecom.pacing import RateLimiter, Window
 from alertmanager_wecom.payload import Notification
@@ -36,6 +37,7 @@ from alertmanager_wecom.wecom_api import WeComAPI, WeComError
 log = logging.getLogger("alertmanager_wecom.dispatcher")
 
 MAINTENANCE_SECONDS = 600.0
+GAUGE_SECONDS = 2.0
 DIGEST_MAX_MESSAGES = 40  # even with budget to spare, a digest is at most this many messages
 _MAX_JOBS_PER_ROUND = 500
 
@@ -46,7 +48,13 @@ class Route:
     renderer: Renderer
     channel: Channel
     rate_keys: list[str]
+    kind: str  # app | chat | robot: the channel label of metrics
+    label: str  # app:NAME or robot:NAME: a bounded metrics label (no recipients)
     last_send: float = 0.0
+
+
+def route_receiver(jobs: list[Job]) -> str:
+    return jobs[0].receiver if jobs else ""
 
 
 def render_messages(target: Target, renderer: Renderer, notification: Notification) -> list[Message]:
@@ -82,10 +90,13 @@ class Dispatcher:
         client: httpx.AsyncClient,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        metrics: Metrics | None = None,
     ) -> None:
         self.config = config
         self.settings = config.delivery
         self.outbox = outbox
+        self.client = client
+        self.metrics = metrics or Metrics()
         self.api = WeComAPI(config.wecom.api_url, client)
         self.clock = clock
         self.sleep = sleep
@@ -104,7 +115,21 @@ class Dispatcher:
         self._main: asyncio.Task[None] | None = None
         self._stopping = False
         self._last_maintenance = 0.0
-        self.counters: dict[str, int] = {"sent": 0, "failed": 0, "dead": 0, "digests": 0, "rate_waits": 0}
+        self._last_gauges = 0.0
+
+    def reload(self, config: Config) -> None:
+        """Use a new config from now on. Jobs already queued keep their target; tasks in flight finish
+        with the route they have; tokens are fetched again (the secret may have changed)."""
+        self.config = config
+        self.settings = config.delivery
+        self.api = WeComAPI(config.wecom.api_url, self.client)
+        self.tokens = {}
+        self._routes = {}
+        self._configured = {
+            target_key(r.name, t.model_dump_json(by_alias=True)) for r in config.receivers for t in r.targets
+        }
+        self._targets |= self._configured
+        self._wake.set()
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
@@ -153,6 +178,12 @@ class Dispatcher:
         if now - self._last_maintenance > MAINTENANCE_SECONDS:
             self._last_maintenance = now
             await self._maintain(now)
+        if now - self._last_gauges > GAUGE_SECONDS:
+            self._last_gauges = now
+            stats = await self.outbox.stats(now)
+            self.metrics.outbox_pending.set(stats.pending)
+            self.metrics.outbox_dead.set(stats.dead)
+            self.metrics.outbox_oldest.set(stats.oldest_pending_age)
         wait = self.settings.poll_interval
         idle = [k for k in self._targets if k not in self._busy]
         for key, due in (await self.outbox.next_due(idle)).items():
@@ -198,7 +229,17 @@ class Dispatcher:
                 jobs = await self.outbox.pending_jobs(key, self.clock(), _MAX_JOBS_PER_ROUND)
                 if not jobs:
                     return
-                route = self._route(jobs[0].target)
+                try:
+                    route = self._route(jobs[0].target)
+                except (KeyError, ValueError) as exc:
+                    # Queued under a config that named an app or robot the current one does not.
+                    for job in jobs:
+                        await self.outbox.dead(job.id, f"cannot deliver: {exc}", "config", self.clock())
+                        self.metrics.dead_letters.labels(job.receiver, "config").inc()
+                    log.error(
+                        "jobs for a target the config no longer has were moved to the dead letters: %s", exc
+                    )
+                    continue
                 started = next((j for j in jobs if j.sent_parts > 0 or j.inflight), None)
                 if started is not None:
                     # A partly sent job is finished first, alone, exactly as it was split.
@@ -209,6 +250,7 @@ class Dispatcher:
                     return
         except Exception:
             log.exception("delivery to target %s failed unexpectedly; will retry", key)
+            self._cooldown[key] = self.clock() + max(5.0, self.settings.poll_interval)
         finally:
             self._busy.discard(key)
             self._wake.set()
@@ -240,7 +282,7 @@ class Dispatcher:
             return True  # read the backlog again: more may have queued up
         chosen, payload, digest_of, alerts = await asyncio.to_thread(self._build_digest, jobs)
         digest_job = await self.outbox.merge(chosen, payload, digest_of, self.clock())
-        self.counters["digests"] += 1
+        self.metrics.digests.labels(route_receiver(jobs)).inc()
         log.info(
             "coalesced %d notifications (%d alerts) for %s into digest job %d",
             len(chosen),
@@ -299,12 +341,14 @@ class Dispatcher:
                 result = await route.channel.send(messages[index])
             except WeComError as exc:
                 self.limiter.forget(route.rate_keys, at)
-                self.counters["failed"] += 1
+                self.metrics.messages_failed.labels(
+                    job.receiver, route.kind, route.label, exc.reason.value
+                ).inc()
                 if exc.retryable:
                     return await self._retry_later(job, route, exc)
                 await self._dead(job, route, exc.reason.value, exc.detail)
                 return True
-            self.counters["sent"] += 1
+            self.metrics.messages_sent.labels(job.receiver, route.kind, route.label).inc()
             now = self.clock()
             await asyncio.gather(
                 self.outbox.progress(job.id, index + 1, now), self.outbox.record_send(route.rate_keys, at)
@@ -318,6 +362,8 @@ class Dispatcher:
                     route.channel.name,
                 )
         await self.outbox.done(job.id, self.clock())
+        if messages:
+            self.metrics.latency.labels(route.kind).observe(max(0.0, self.clock() - job.created_at))
         log.info(
             "delivered receiver=%s target=%s job=%d messages=%d%s",
             job.receiver,
@@ -337,7 +383,7 @@ class Dispatcher:
             if self._stopping:
                 return False
             if not waited:
-                self.counters["rate_waits"] += 1
+                self.metrics.rate_limit_waits.labels(route.kind, route.label).inc()
                 log.info("pacing %s: waiting %.1fs for room under WeCom's limits", route.channel.name, wait)
                 waited = True
             await self.sleep(min(wait, 1.0))
@@ -380,7 +426,7 @@ class Dispatcher:
         return False
 
     async def _dead(self, job: Job, route: Route, reason: str, detail: str) -> None:
-        self.counters["dead"] += 1
+        self.metrics.dead_letters.labels(job.receiver, reason).inc()
         await self.outbox.dead(job.id, detail, reason, self.clock())
         log.error(
             "delivery failed permanently receiver=%s target=%s job=%d reason=%s: %s "
@@ -399,7 +445,20 @@ class Dispatcher:
         if route is None:
             target = Target.model_validate_json(spec)
             channel = build_channel(target, self.config, self.api, self.tokens)
-            route = Route(target, Renderer.for_target(target, self.config), channel, self._rate_keys(target))
+            if target.app is not None:
+                token = self.tokens.get(target.app)
+                if token is not None and token.on_refresh is None:
+                    token.on_refresh = self.metrics.token_refreshes.labels(target.app).inc
+            kind = "robot" if target.robot else "chat" if target.chat else "app"
+            label = f"robot:{target.robot}" if target.robot else f"app:{target.app}"
+            route = Route(
+                target,
+                Renderer.for_target(target, self.config),
+                channel,
+                self._rate_keys(target),
+                kind,
+                label,
+            )
             self._routes[spec] = route
         return route
 

@@ -7,24 +7,31 @@ durably or the service is shutting down, so that Alertmanager keeps it and retri
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import logging
+import signal
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from alertmanager_wecom import __version__
-from alertmanager_wecom.config import Config
+from alertmanager_wecom.auth import authorized, challenge, is_loopback
+from alertmanager_wecom.config import Config, ConfigError, load_config
 from alertmanager_wecom.dedup import dedup_key
 from alertmanager_wecom.dispatcher import Dispatcher
-from alertmanager_wecom.outbox import Outbox, OutboxUnavailable, SQLiteOutbox
+from alertmanager_wecom.metrics import Metrics
+from alertmanager_wecom.outbox import JobState, Outbox, OutboxUnavailable, SQLiteOutbox
 from alertmanager_wecom.payload import Notification
 from alertmanager_wecom.routing import Router
 from alertmanager_wecom.secret import redact
@@ -67,6 +74,19 @@ def open_outbox(config: Config) -> Outbox:
     return SQLiteOutbox(storage.path, synchronous=storage.synchronous, max_size_mb=storage.max_size_mb)
 
 
+def wecom_client(config: Config) -> httpx.AsyncClient:
+    """The HTTP client for WeCom: timeouts, an optional proxy (one trusted egress IP) and CA bundle."""
+    wecom = config.wecom
+    verify: ssl.SSLContext | bool = (
+        ssl.create_default_context(cafile=wecom.ca_file) if wecom.ca_file else True
+    )
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(wecom.timeout_seconds, connect=wecom.connect_timeout_seconds),
+        proxy=wecom.proxy_url,
+        verify=verify,
+    )
+
+
 class Relay:
     def __init__(
         self,
@@ -74,8 +94,12 @@ class Relay:
         client: httpx.AsyncClient | None = None,
         outbox: Outbox | None = None,
         clock: Callable[[], float] = time.time,
+        config_path: str | None = None,
     ) -> None:
         self.config = config
+        self.config_path = config_path
+        self.metrics = Metrics()
+        self._reload_lock = asyncio.Lock()
         self._client = client
         self._outbox = outbox
         self.clock = clock
@@ -86,11 +110,14 @@ class Relay:
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        client = self._client or httpx.AsyncClient(timeout=self.config.wecom.timeout_seconds)
+        client = self._client or wecom_client(self.config)
         outbox = self._outbox or open_outbox(self.config)
         self.outbox = outbox
-        self.dispatcher = Dispatcher(self.config, outbox, client, clock=self.clock)
+        self.dispatcher = Dispatcher(self.config, outbox, client, clock=self.clock, metrics=self.metrics)
         await self.dispatcher.start()
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):  # not the main thread
+            loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload()))
         try:
             yield
         finally:
@@ -105,25 +132,36 @@ class Relay:
 
     async def alerts(self, request: Request) -> Response:
         name = request.path_params["receiver"]
-        receiver = self.config.receiver(name)
+        config = self.config
+        receiver = config.receiver(name)
         if receiver is None:
             return error(
                 404,
                 f"unknown receiver {name!r}: post to /alerts/<name> with a name from the config",
-                receivers=[r.name for r in self.config.receivers],
+                receivers=[r.name for r in config.receivers],
+            )
+        auth = receiver.auth or config.server.auth
+        if auth is not None and not authorized(auth, request.headers.get("authorization")):
+            self.metrics.notifications.labels(name, "unauthorized").inc()
+            return JSONResponse(
+                {"error": "missing or wrong credentials for this receiver"},
+                status_code=401,
+                headers={"WWW-Authenticate": challenge(auth)},
             )
         try:
-            body = await read_body(request, self.config.server.max_body_bytes)
+            body = await read_body(request, config.server.max_body_bytes)
         except BodyTooLarge:
+            self.metrics.notifications.labels(name, "rejected").inc()
             return error(
                 413,
-                f"body larger than server.max_body_bytes ({self.config.server.max_body_bytes} "
-                "bytes); lower max_alerts in Alertmanager's webhook_config or raise the limit",
+                f"body larger than server.max_body_bytes ({config.server.max_body_bytes} bytes);"
+                " lower max_alerts in Alertmanager's webhook_config or raise the limit",
             )
         try:
             # pydantic parses and validates in one pass (in Rust): the hot path of every webhook.
             notification = Notification.model_validate_json(body)
         except ValidationError as exc:
+            self.metrics.notifications.labels(name, "rejected").inc()
             first = exc.errors()[0]
             if first["type"] == "json_invalid":
                 return error(400, f"body is not valid JSON: {first['msg']}")
@@ -132,22 +170,23 @@ class Relay:
             return error(422, "body is not an Alertmanager webhook payload", details=_validation_message(exc))
         text = body.decode("utf-8", errors="replace")
         if self.draining or self.outbox is None or self.dispatcher is None:
+            self.metrics.notifications.labels(name, "unavailable").inc()
             return error(503, "shutting down; retry")
         try:
             jobs = self.router.route(name, notification, text)
             result = await self.outbox.accept(
-                name,
-                jobs,
-                dedup_key(name, notification),
-                self.config.delivery.dedup_window,
-                self.clock(),
+                name, jobs, dedup_key(name, notification), config.delivery.dedup_window, self.clock()
             )
         except OutboxUnavailable as exc:
+            self.metrics.notifications.labels(name, "unavailable").inc()
             log.error("cannot store a notification for receiver %s: %s", name, exc)
             return error(503, f"cannot store the notification durably ({exc}); retry")
         if result.duplicate:
+            self.metrics.notifications.labels(name, "duplicate").inc()
+            self.metrics.dedup_hits.labels(name).inc()
             log.info("duplicate notification for receiver %s (another Alertmanager replica sent it)", name)
             return JSONResponse({"status": "duplicate"})
+        self.metrics.notifications.labels(name, "accepted").inc()
         self.dispatcher.wake(job.target_key for job in jobs if job.dead_reason is None)
         return JSONResponse({"status": "accepted", "id": result.notification_id})
 
@@ -188,12 +227,129 @@ class Relay:
             problems.append("outbox not open")
         return JSONResponse({"status": "not ready", "problems": problems}, status_code=503)
 
+    # -- operations -----------------------------------------------------------------------------------
+
+    async def reload(self) -> tuple[bool, str]:
+        """Load the config file again. A bad file is rejected and the running config stays in force."""
+        async with self._reload_lock:
+            if self.config_path is None:
+                return False, "no config file to reload (sandbox mode)"
+            try:
+                new = await asyncio.to_thread(load_config, self.config_path)
+            except ConfigError as exc:
+                self.metrics.reloads.labels("failure").inc()
+                self.metrics.reload_success.set(0)
+                log.error("reload rejected, the running config stays in force: %s", exc)
+                return False, str(exc)
+            for section in ("storage", "server"):
+                if getattr(new, section) != getattr(self.config, section):
+                    log.warning("reload: the changes under %s take effect at the next restart", section)
+            if (
+                new.wecom.proxy_url != self.config.wecom.proxy_url
+                or new.wecom.ca_file != self.config.wecom.ca_file
+            ):
+                log.warning("reload: wecom.proxy_url and wecom.ca_file take effect at the next restart")
+            self.config = new
+            self.router = Router(new)
+            if self.dispatcher is not None:
+                self.dispatcher.reload(new)
+            self.metrics.reloads.labels("success").inc()
+            self.metrics.reload_success.set(1)
+            log.info("reloaded %s: receivers %s", self.config_path, ", ".join(r.name for r in new.receivers))
+            return True, "reloaded"
+
+    def _admin_denied(self, request: Request) -> Response | None:
+        auth = self.config.server.admin_auth
+        if auth is None:
+            if is_loopback(request.client.host if request.client else None):
+                return None
+            return error(403, "admin endpoints answer loopback callers only unless server.admin_auth is set")
+        if authorized(auth, request.headers.get("authorization")):
+            return None
+        return JSONResponse(
+            {"error": "missing or wrong admin credentials"},
+            status_code=401,
+            headers={"WWW-Authenticate": challenge(auth)},
+        )
+
+    async def reload_endpoint(self, request: Request) -> Response:
+        denied = self._admin_denied(request)
+        if denied is not None:
+            return denied
+        ok, message = await self.reload()
+        if ok:
+            return JSONResponse({"status": "reloaded"})
+        return error(400, f"reload rejected, the running config stays in force: {message}")
+
+    async def outbox_list(self, request: Request) -> Response:
+        denied = self._admin_denied(request)
+        if denied is not None:
+            return denied
+        if self.outbox is None:
+            return error(503, "outbox not open")
+        raw_state = request.query_params.get("state")
+        try:
+            state = JobState(raw_state) if raw_state else None
+            limit = min(1000, int(request.query_params.get("limit", "100")))
+        except ValueError:
+            return error(400, "state is one of pending, done, dead, merged; limit is a number")
+        jobs = await self.outbox.list_jobs(state, limit)
+        return JSONResponse(
+            {
+                "jobs": [
+                    {
+                        "id": j.id,
+                        "receiver": j.receiver,
+                        "state": j.state.value,
+                        "target": json.loads(j.target),
+                        "attempts": j.attempts,
+                        "sent_parts": j.sent_parts,
+                        "created_at": j.created_at,
+                        "reason": j.reason,
+                        "error": j.last_error,
+                        "digest_of": j.digest_of,
+                    }
+                    for j in jobs
+                ]
+            }
+        )
+
+    async def outbox_retry(self, request: Request) -> Response:
+        denied = self._admin_denied(request)
+        if denied is not None:
+            return denied
+        if self.outbox is None:
+            return error(503, "outbox not open")
+        try:
+            body = json.loads(await request.body() or b"{}")
+            ids = None if body.get("all_dead") else [int(i) for i in body["ids"]]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return error(400, 'send {"ids": [1, 2]} or {"all_dead": true}')
+        count = await self.outbox.requeue(ids, self.clock())
+        if self.dispatcher is not None:
+            self.dispatcher.wake(await self.outbox.pending_targets())
+        return JSONResponse({"requeued": count})
+
+    async def metrics_endpoint(self, request: Request) -> Response:
+        return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def verify_file(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        for item in self.config.verify_files:
+            if item.name == name:
+                return Response(item.content.encode("utf-8"), media_type="text/plain")
+        return PlainTextResponse("not found", status_code=404)
+
     def routes(self) -> list[BaseRoute]:
         return [
             Route("/", self.index),
             Route("/healthz", self.healthz),
             Route("/readyz", self.readyz),
+            Route("/metrics", self.metrics_endpoint),
             Route("/alerts/{receiver}", self.alerts, methods=["POST"]),
+            Route("/-/reload", self.reload_endpoint, methods=["POST"]),
+            Route("/api/outbox", self.outbox_list, methods=["GET"]),
+            Route("/api/outbox/retry", self.outbox_retry, methods=["POST"]),
         ]
 
 
@@ -202,8 +358,11 @@ def create_app(
     client: httpx.AsyncClient | None = None,
     outbox: Outbox | None = None,
     extra_routes: list[BaseRoute] | None = None,
+    config_path: str | None = None,
 ) -> Starlette:
-    relay = Relay(config, client, outbox)
-    app = Starlette(routes=relay.routes() + (extra_routes or []), lifespan=relay.lifespan)
+    relay = Relay(config, client, outbox, config_path=config_path)
+    # The verification files' route is last: it catches /<name> only where nothing else matched.
+    routes = [*relay.routes(), *(extra_routes or []), Route("/{name}", relay.verify_file, methods=["GET"])]
+    app = Starlette(routes=routes, lifespan=relay.lifespan)
     app.state.relay = relay
     return app

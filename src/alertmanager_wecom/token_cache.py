@@ -30,6 +30,7 @@ class AccessToken:
         self._refresh_at = 0.0
         self._lock = asyncio.Lock()
         self.refreshes = 0
+        self.on_refresh: Callable[[], None] | None = None  # metrics
 
     async def get(self) -> str:
         token = self._valid()
@@ -47,6 +48,8 @@ class AccessToken:
             self._token = Secret(value)
             self._refresh_at = self.clock() + expires_in - min(REFRESH_MARGIN_SECONDS, expires_in / 10)
             self.refreshes += 1
+            if self.on_refresh is not None:
+                self.on_refresh()
             return value
 
     def invalidate(self, token: str) -> None:

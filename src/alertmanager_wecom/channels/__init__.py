@@ -28,6 +28,8 @@ def token_for(app_name: str, config: Config, api: WeComAPI, tokens: dict[str, Ac
     """The app's token cache, shared by every channel of that app."""
     token = tokens.get(app_name)
     if token is None:
+        if app_name not in config.apps:
+            raise KeyError(f"app {app_name!r} is not in the config (any more)")
         app = config.apps[app_name]
         token = tokens[app_name] = AccessToken(api, app.corp_id, app.secret)
     return token
@@ -35,6 +37,8 @@ def token_for(app_name: str, config: Config, api: WeComAPI, tokens: dict[str, Ac
 
 def build_channel(target: Target, config: Config, api: WeComAPI, tokens: dict[str, AccessToken]) -> Channel:
     if target.robot is not None:
+        if target.robot not in config.robots:
+            raise KeyError(f"robot {target.robot!r} is not in the config (any more)")
         return RobotChannel(api, config.robots[target.robot], target.robot)
     assert target.app is not None
     app = config.apps[target.app]

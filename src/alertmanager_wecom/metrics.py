@@ -1,0 +1,74 @@
+"""Prometheus metrics at /metrics. Labels are bounded: receiver and target names from the config,
+channel kinds and failure reasons from the errcode table; never alert labels or recipients."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+PREFIX = "alertmanager_wecom"
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.notifications = Counter(
+            f"{PREFIX}_notifications_received",
+            "Webhook notifications, by outcome.",
+            ["receiver", "status"],
+            registry=r,
+        )
+        self.messages_sent = Counter(
+            f"{PREFIX}_messages_sent",
+            "Messages WeCom accepted.",
+            ["receiver", "channel", "target"],
+            registry=r,
+        )
+        self.messages_failed = Counter(
+            f"{PREFIX}_messages_failed",
+            "Failed sends, by reason.",
+            ["receiver", "channel", "target", "reason"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            f"{PREFIX}_delivery_latency_seconds",
+            "From acceptance of a notification to WeCom's answer for its last message.",
+            ["channel"],
+            registry=r,
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600),
+        )
+        self.outbox_pending = Gauge(f"{PREFIX}_outbox_pending", "Jobs waiting in the outbox.", registry=r)
+        self.outbox_oldest = Gauge(
+            f"{PREFIX}_outbox_oldest_pending_seconds", "Age of the oldest waiting job.", registry=r
+        )
+        self.outbox_dead = Gauge(f"{PREFIX}_outbox_dead", "Dead letters kept in the outbox.", registry=r)
+        self.dead_letters = Counter(
+            f"{PREFIX}_dead_letters",
+            "Jobs moved to the dead letters, by reason.",
+            ["receiver", "reason"],
+            registry=r,
+        )
+        self.token_refreshes = Counter(
+            f"{PREFIX}_token_refreshes", "Access tokens fetched, by app.", ["app"], registry=r
+        )
+        self.rate_limit_waits = Counter(
+            f"{PREFIX}_rate_limit_waits",
+            "Sends held back to stay under WeCom's limits.",
+            ["channel", "target"],
+            registry=r,
+        )
+        self.digests = Counter(
+            f"{PREFIX}_digests", "Backlogs coalesced into a digest.", ["receiver"], registry=r
+        )
+        self.dedup_hits = Counter(
+            f"{PREFIX}_dedup_hits", "Notifications dropped as HA duplicates.", ["receiver"], registry=r
+        )
+        self.reloads = Counter(
+            f"{PREFIX}_config_reloads", "Configuration reloads, by result.", ["result"], registry=r
+        )
+        self.reload_success = Gauge(
+            f"{PREFIX}_config_last_reload_successful",
+            "1 if the last reload succeeded (or none was tried).",
+            registry=r,
+        )
+        self.reload_success.set(1)
