@@ -6,12 +6,17 @@ cd "$(dirname "$0")"
 
 python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
 
-# The end-to-end tests run the real Alertmanager binary (Debian package prometheus-alertmanager).
-if ! command -v prometheus-alertmanager >/dev/null 2>&1 && ! command -v alertmanager >/dev/null 2>&1; then
+# The end-to-end tests run the real Alertmanager and Prometheus binaries (Debian packages).
+missing=""
+command -v prometheus-alertmanager >/dev/null 2>&1 || command -v alertmanager >/dev/null 2>&1 \
+  || missing="$missing prometheus-alertmanager"
+command -v prometheus >/dev/null 2>&1 || missing="$missing prometheus"
+if [ -n "$missing" ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq prometheus-alertmanager >/dev/null
+  # shellcheck disable=SC2086
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >/dev/null
 fi
 
 echo "== ruff"
