@@ -1,0 +1,69 @@
+"""The deployment files: they parse, they run as non-root, their probes and config match the service."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from alertmanager_wecom.config import ConfigError, parse_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_dockerfile_runs_as_non_root_and_serves() -> None:
+    text = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    assert "USER 10001" in text and "/healthz" in text and '"serve"' in text
+
+
+def test_kubernetes_manifests() -> None:
+    docs = list(
+        yaml.safe_load_all((ROOT / "deploy/kubernetes/alertmanager-wecom.yaml").read_text(encoding="utf-8"))
+    )
+    kinds = {d["kind"]: d for d in docs}
+    assert set(kinds) == {"Secret", "ConfigMap", "PersistentVolumeClaim", "Deployment", "Service"}
+    pod = kinds["Deployment"]["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert kinds["Deployment"]["spec"]["replicas"] == 1
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    config = yaml.safe_load(kinds["ConfigMap"]["data"]["config.yaml"])
+    assert Path(config["storage"]["path"]).parent.as_posix() in mounts
+    secret_keys = set(kinds["Secret"]["stringData"])
+    for path in (
+        config["apps"]["ops"]["secret_file"],
+        config["robots"]["sre"]["key_file"],
+        config["server"]["auth"]["bearer_token_file"],
+        config["server"]["admin_auth"]["basic_auth"]["password_file"],
+    ):
+        assert Path(path).name in secret_keys
+
+
+@pytest.mark.parametrize("source", ["deploy/config.example.yaml", "kubernetes"])
+def test_shipped_configs_are_valid_once_secrets_exist(source: str, tmp_path: Path) -> None:
+    if source == "kubernetes":
+        docs = yaml.safe_load_all(
+            (ROOT / "deploy/kubernetes/alertmanager-wecom.yaml").read_text(encoding="utf-8")
+        )
+        text = next(d for d in docs if d["kind"] == "ConfigMap")["data"]["config.yaml"]
+    else:
+        text = (ROOT / source).read_text(encoding="utf-8")
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    for name in ("ops-secret", "robot-key", "webhook-token", "admin-password"):
+        (secrets / name).write_text(f"value-of-{name}\n", encoding="utf-8")
+    raw = yaml.safe_load(text.replace("/etc/alertmanager-wecom/secrets", str(secrets)))
+    config = parse_config(raw)
+    assert config.apps["ops"].secret.reveal() == "value-of-ops-secret"
+    assert config.server.auth is not None and config.server.admin_auth is not None
+    with pytest.raises(ConfigError, match="cannot read"):
+        parse_config(yaml.safe_load(text))  # without the secret files it refuses to start
+
+
+def test_systemd_unit() -> None:
+    text = (ROOT / "deploy/systemd/alertmanager-wecom.service").read_text(encoding="utf-8")
+    assert "ExecStart=/usr/local/bin/alertmanager-wecom serve --config" in text
+    assert "ExecReload=/bin/kill -HUP $MAINPID" in text and "DynamicUser=yes" in text
