@@ -14,7 +14,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.servers import free_port, wait_http
+from tests.servers import free_port, stop_process, wait_http
 
 
 def binary() -> str:
@@ -64,12 +64,7 @@ def run_alertmanager(tmp_path: Path, config: dict[str, Any], name: str = "am") -
         wait_http(f"{url}/-/ready", proc=proc)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
         log.close()
 
 

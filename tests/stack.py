@@ -14,7 +14,7 @@ import yaml
 
 from alertmanager_wecom.simulator.model import SANDBOX_ROBOT_KEY
 from tests.alertmanager import relay_env, write_relay_config
-from tests.servers import free_port, wait_http
+from tests.servers import free_port, stop_process, wait_http
 
 
 class Stack:
@@ -83,13 +83,8 @@ class Stack:
 
     def __exit__(self, *exc: object) -> None:
         for proc in (self.relay_proc, self.sim_proc):
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            if proc is not None:
+                stop_process(proc, grace=15)
 
     # -- looking at what people see ------------------------------------------------------------------
 

@@ -229,12 +229,10 @@ class SimulatorState:
             return _err(40056, "invalid agentid")
         if int(agent_id) != app.agent_id:
             return _err(301002, "not allow operate another agent with this accesstoken.")
-        msgtype = body.get("msgtype")
-        if msgtype not in APP_MSGTYPES:
-            return _err(40008, "invalid message type")
-        visible, truncated, sent_bytes, problem = self._visible_app(msgtype, body.get(msgtype))
-        if problem is not None:
-            return problem
+        content = self._app_content(body)
+        if isinstance(content, dict):
+            return content
+        msgtype, visible, truncated, sent_bytes = content
         users = [u for u in str(body.get("touser", "") or "").split("|") if u]
         parties = [p for p in str(body.get("toparty", "") or "").split("|") if p]
         tags = [t for t in str(body.get("totag", "") or "").split("|") if t]
@@ -271,6 +269,16 @@ class SimulatorState:
         ok: Reply = {"errcode": 0, "errmsg": "ok", "msgid": msgid}
         ok.update({k: "|".join(v) for k, v in invalid.items() if v})
         return ok
+
+    def _app_content(self, body: dict[str, Any]) -> tuple[str, str, bool, int] | Reply:
+        """(msgtype, what a person sees, whether WeCom cut it, bytes sent), or the error WeCom answers."""
+        msgtype = body.get("msgtype")
+        if not isinstance(msgtype, str) or msgtype not in APP_MSGTYPES:
+            return _err(40008, "invalid message type")
+        visible, truncated, sent_bytes, problem = self._visible_app(msgtype, body.get(msgtype))
+        if problem is not None:
+            return problem
+        return msgtype, visible, truncated, sent_bytes
 
     def _visible_app(self, msgtype: str, part: Any) -> tuple[str, bool, int, Reply | None]:
         if not isinstance(part, dict):
@@ -468,12 +476,10 @@ class SimulatorState:
         chat = self.chats.get(str(body.get("chatid", "")))
         if chat is None or chat["corp"] != token.corp.corp_id:
             return _err(86003, "chat not found")
-        msgtype = body.get("msgtype")
-        if msgtype not in APP_MSGTYPES:
-            return _err(40008, "invalid message type")
-        visible, truncated, sent_bytes, problem = self._visible_app(msgtype, body.get(msgtype))
-        if problem is not None:
-            return problem
+        content = self._app_content(body)
+        if isinstance(content, dict):
+            return content
+        msgtype, visible, truncated, sent_bytes = content
         now = self.clock()
         sends = self._chat_sends[chat["chatid"]]
         while sends and now - sends[0] >= 60:
