@@ -81,7 +81,7 @@ def test_three_hundred_alerts_split_with_part_labels() -> None:
 def test_digest_is_compact_and_says_how_many_notifications() -> None:
     notification = Notification.model_validate({**samples.node_down(3), "digest_of": 7})
     [message] = renderer().render(notification)
-    assert message.content.startswith("## 【告警汇总】 NodeDown")
+    assert message.content.startswith("## 【告警汇总】NodeDown")
     assert "合并了 7 条通知" in message.content
     assert "×3 instance: 10.0.0.0:9100, 10.0.0.1:9100, 10.0.0.2:9100" in message.content
 

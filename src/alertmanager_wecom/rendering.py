@@ -46,9 +46,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "s": "秒",
     },
     "en": {
-        "title_firing": "[FIRING]",
-        "title_resolved": "[RESOLVED]",
-        "title_digest": "[DIGEST]",
+        "title_firing": "[FIRING] ",
+        "title_resolved": "[RESOLVED] ",
+        "title_digest": "[DIGEST] ",
         "digest_note": "%d notifications merged (more than WeCom's rate limit lets through)",
         "firing": "Firing",
         "resolved": "Resolved",

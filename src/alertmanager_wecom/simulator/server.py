@@ -14,12 +14,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from alertmanager_wecom.simulator import view
 from alertmanager_wecom.simulator.model import Faults, SimulatorSettings
 from alertmanager_wecom.simulator.state import Reply, SimulatorState
 
 _pages = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent), autoescape=True, undefined=jinja2.StrictUndefined
 )
+_pages.globals["show"] = view.render
 
 
 def _ip(request: Request) -> str:
