@@ -199,3 +199,15 @@ def test_check_covers_robots_and_chats(simulator: str, sim_state: SimulatorState
     result = CliRunner().invoke(main, ["check", "--config", str(config_file)])
     assert "WeCom errcode 93000" in result.output and "copy the webhook URL again" in result.output
     assert "not-the-key" not in result.output
+
+
+def test_robot_configured_by_its_full_webhook_url(
+    simulator: str, sim_state: SimulatorState, tmp_path: Path
+) -> None:
+    raw = raw_config(simulator, tmp_path, {"robot": "sre", "msgtype": "text"})
+    raw["robots"]["sre"] = {"url": f"{simulator}/cgi-bin/webhook/send?key={SANDBOX_ROBOT_KEY}"}
+    with serve_in_thread(create_app(parse_config(raw))) as relay:
+        assert post(relay, samples.node_down(1)).status_code == 200
+        [entry] = wait_until(lambda: robot_entries(sim_state), 10, "the robot message")
+    assert "NodeDown" in entry["visible"]
+    assert SANDBOX_ROBOT_KEY not in repr(parse_config(raw))

@@ -69,6 +69,11 @@ def _job(row: tuple[Any, ...]) -> Job:
     return Job(*values)
 
 
+def _settle_all(settled: list[tuple[asyncio.Future[Any], Any]]) -> None:
+    for future, result in settled:
+        _settle(future, result, None)
+
+
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
     if future.cancelled():
         return
@@ -161,8 +166,12 @@ class SQLiteOutbox:
             error = OutboxUnavailable(f"outbox: {exc}") if isinstance(exc, sqlite3.Error) else exc
             loop.call_soon_threadsafe(_settle, future, None, error)
             return
+        # One wake-up of each event loop for the whole batch, not one per operation.
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
         for (_fn, future, loop), result in zip(batch, results, strict=True):
-            loop.call_soon_threadsafe(_settle, future, result, None)
+            by_loop.setdefault(loop, []).append((future, result))
+        for loop, settled in by_loop.items():
+            loop.call_soon_threadsafe(_settle_all, settled)
 
     async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._closed:
