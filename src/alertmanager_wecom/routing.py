@@ -39,6 +39,8 @@ class _Route:
     target: Target
     matchers: list[Matcher]
     templates: dict[str, list[jinja2.Template]]  # field → templates, when recipients are templated
+    spec: str  # the target as stored with its jobs (computed once: this is on every webhook's path)
+    key: str
 
 
 def _resolve(
@@ -79,7 +81,16 @@ class Router:
                             template.source = source  # type: ignore[attr-defined]
                             compiled.append(template)
                         templates[name] = compiled
-                routes.append(_Route(target, [parse_matcher(m) for m in target.match], templates))
+                spec = target.model_dump_json(by_alias=True)
+                routes.append(
+                    _Route(
+                        target,
+                        [parse_matcher(m) for m in target.match],
+                        templates,
+                        spec,
+                        target_key(receiver.name, spec),
+                    )
+                )
             self.routes[receiver.name] = routes
 
     def route(self, receiver: str, notification: Notification, payload: str) -> list[NewJob]:
@@ -87,16 +98,21 @@ class Router:
         taken: set[int] = set()  # alerts kept by a target with continue: false
         alerts = notification.alerts
         for route in self.routes[receiver]:
-            selected = [
-                i for i, a in enumerate(alerts) if i not in taken and matches_all(route.matchers, a.labels)
-            ]
+            if route.matchers or taken:
+                selected = [
+                    i
+                    for i, a in enumerate(alerts)
+                    if i not in taken and matches_all(route.matchers, a.labels)
+                ]
+            else:
+                selected = list(range(len(alerts)))
             if not selected:
                 continue
             if not route.target.continue_:
                 taken.update(selected)
             if not route.templates:
                 body = payload if len(selected) == len(alerts) else self._subset(notification, selected)
-                jobs.append(self._job(receiver, route.target, body))
+                jobs.append(NewJob(target_key=route.key, target=route.spec, payload=body))
                 continue
             jobs.extend(self._templated(receiver, route, notification, selected))
         return jobs
