@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,19 +18,10 @@ from tests.alertmanager import (
     webhook_config,
     write_relay_config,
 )
+from tests.conftest import wait_until
 from tests.servers import cli_process, free_port, wait_http
 
 pytestmark = pytest.mark.e2e
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def inbox(sim: str, user: str) -> list[dict[str, Any]]:
@@ -81,7 +70,7 @@ def test_hundred_alert_group_through_real_alertmanager(tmp_path: Path) -> None:
                     entries if all(re.search(rf"\b10\.1\.0\.{i}:9100\b", text) for i in range(100)) else None
                 )
 
-            entries = wait_for(all_instances_visible, 60, "all 100 instances in zhangsan's inbox")
+            entries = wait_until(all_instances_visible, 60, "all 100 instances in zhangsan's inbox")
             assert all(e["sent_bytes"] <= 2048 and not e["truncated"] for e in entries)
             assert len(entries) <= 5  # one notification, split on alert boundaries within the cap
 
@@ -93,7 +82,7 @@ def test_hundred_alert_group_through_real_alertmanager(tmp_path: Path) -> None:
                     e for e in inbox(sim, "zhangsan") if "已恢复" in e["visible"] and e["dropped"] is None
                 ]
 
-            resolved = wait_for(resolved_message, 60, "a resolved message")
+            resolved = wait_until(resolved_message, 60, "a resolved message")
             text = "\n".join(e["visible"] for e in resolved)
             assert "10.1.0.0:9100" in text
             assert all(e["sent_bytes"] <= 2048 for e in resolved)

@@ -503,14 +503,13 @@ def appchat() -> None:
     """Create or show an app chat (群聊会话) that a target can send to with `chat: CHATID`."""
 
 
-def _app_api_token(config: Config, app_name: str, client: httpx.AsyncClient) -> tuple[Any, Any]:
+def _app_token(config: Config, app_name: str, client: httpx.AsyncClient) -> Any:
     from alertmanager_wecom.channels import token_for
     from alertmanager_wecom.wecom_api import WeComAPI
 
     if app_name not in config.apps:
         raise click.ClickException(f"unknown app {app_name!r}; apps: {', '.join(config.apps) or 'none'}")
-    api = WeComAPI(config.wecom.api_url, client)
-    return api, token_for(app_name, config, api, {})
+    return token_for(app_name, config, WeComAPI(config.wecom.api_url, client), {})
 
 
 @appchat.command("create")
@@ -529,16 +528,14 @@ def appchat_create(
 
     async def run() -> str:
         async with httpx.AsyncClient(timeout=config.wecom.timeout_seconds) as client:
-            api, token = _app_api_token(config, app_name, client)
+            token = _app_token(config, app_name, client)
             body: dict[str, Any] = {"name": name, "userlist": list(users)}
             if owner:
                 body["owner"] = owner
             if chatid:
                 body["chatid"] = chatid
             try:
-                reply = await api.call(
-                    "POST", "appchat/create", params={"access_token": await token.get()}, body=body
-                )
+                reply = await token.call("POST", "appchat/create", body=body)
             except WeComError as exc:
                 raise click.ClickException(exc.detail) from None
             return str(reply["chatid"])
@@ -558,11 +555,9 @@ def appchat_show(config_path: str, app_name: str, chatid: str) -> None:
 
     async def run() -> dict[str, Any]:
         async with httpx.AsyncClient(timeout=config.wecom.timeout_seconds) as client:
-            api, token = _app_api_token(config, app_name, client)
+            token = _app_token(config, app_name, client)
             try:
-                reply = await api.call(
-                    "GET", "appchat/get", params={"access_token": await token.get(), "chatid": chatid}
-                )
+                reply = await token.call("GET", "appchat/get", params={"chatid": chatid})
             except WeComError as exc:
                 raise click.ClickException(exc.detail) from None
             info = reply.get("chat_info")

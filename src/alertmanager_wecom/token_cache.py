@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import Any
 
+from alertmanager_wecom.errcodes import Action
 from alertmanager_wecom.secret import Secret
-from alertmanager_wecom.wecom_api import WeComAPI
+from alertmanager_wecom.wecom_api import WeComAPI, WeComError
 
 # Refresh this long before expiry (capped at a tenth of the lifetime for short-lived test tokens).
 REFRESH_MARGIN_SECONDS = 300.0
@@ -51,6 +53,24 @@ class AccessToken:
             if self.on_refresh is not None:
                 self.on_refresh()
             return value
+
+    async def call(
+        self, method: str, path: str, body: dict[str, Any] | None = None, params: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        """Call a WeCom API with this app's token; on 40014/41001/42001 (the token went stale early:
+        revoked, or expired on WeCom's clock) fetch a new one and call once more."""
+        for attempt in (1, 2):
+            token = await self.get()
+            try:
+                return await self.api.call(
+                    method, path, params={**(params or {}), "access_token": token}, body=body
+                )
+            except WeComError as exc:
+                if exc.action is Action.REFRESH_TOKEN and attempt == 1:
+                    self.invalidate(token)
+                    continue
+                raise
+        raise AssertionError("unreachable: the second attempt returns or raises")
 
     def invalidate(self, token: str) -> None:
         if self._token is not None and self._token.reveal() == token:

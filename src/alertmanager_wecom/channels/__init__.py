@@ -44,5 +44,5 @@ def build_channel(target: Target, config: Config, api: WeComAPI, tokens: dict[st
     app = config.apps[target.app]
     token = token_for(target.app, config, api, tokens)
     if target.chat:
-        return AppChatChannel(api, token, app, target.chat, app_name=target.app)
-    return AppMessageChannel(api, token, app, target, app_name=target.app)
+        return AppChatChannel(token, app, target.chat, app_name=target.app)
+    return AppMessageChannel(token, app, target, app_name=target.app)

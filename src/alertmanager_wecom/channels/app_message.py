@@ -6,19 +6,14 @@ from typing import Any
 
 from alertmanager_wecom.channels.base import SendResult
 from alertmanager_wecom.config import AppConfig, Target
-from alertmanager_wecom.errcodes import Action
 from alertmanager_wecom.message import Message
 from alertmanager_wecom.token_cache import AccessToken
-from alertmanager_wecom.wecom_api import WeComAPI, WeComError
 
 _PARTIAL_KEYS = ("invaliduser", "invalidparty", "invalidtag", "unlicenseduser")
 
 
 class AppMessageChannel:
-    def __init__(
-        self, api: WeComAPI, token: AccessToken, app: AppConfig, target: Target, app_name: str = ""
-    ) -> None:
-        self.api = api
+    def __init__(self, token: AccessToken, app: AppConfig, target: Target, app_name: str = "") -> None:
         self.token = token
         self.app = app
         self.target = target
@@ -51,20 +46,10 @@ class AppMessageChannel:
 
     async def send(self, message: Message) -> SendResult:
         body = self.body(message)
-        for attempt in (1, 2):
-            token = await self.token.get()
-            try:
-                reply = await self.api.call("POST", "message/send", params={"access_token": token}, body=body)
-            except WeComError as exc:
-                # 40014/41001/42001: the token went stale early (revoked, or expired on WeCom's clock).
-                if exc.action is Action.REFRESH_TOKEN and attempt == 1:
-                    self.token.invalidate(token)
-                    continue
-                raise
-            invalid = {}
-            for key in _PARTIAL_KEYS:
-                value = reply.get(key)
-                if isinstance(value, str) and value:
-                    invalid[key] = value.split("|")
-            return SendResult(msgid=str(reply.get("msgid", "")), invalid=invalid)
-        raise AssertionError("unreachable: the second attempt returns or raises")
+        reply = await self.token.call("POST", "message/send", body=body)
+        invalid = {}
+        for key in _PARTIAL_KEYS:
+            value = reply.get(key)
+            if isinstance(value, str) and value:
+                invalid[key] = value.split("|")
+        return SendResult(msgid=str(reply.get("msgid", "")), invalid=invalid)
