@@ -442,10 +442,6 @@ def render(
         click.echo("(no messages: nothing to send for this payload and these targets)")
 
 
-def _path_exists(path: str) -> bool:
-    return Path(path).exists()
-
-
 # -- alertmanager-config -------------------------------------------------------------------------------
 
 

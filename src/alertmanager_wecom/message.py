@@ -30,6 +30,3 @@ class Message:
         if self.msgtype == "text" and self.mention_mobiles:
             body["mentioned_mobile_list"] = list(self.mention_mobiles)
         return body
-
-    def visible_text(self) -> str:
-        return f"{self.title}\n{self.content}" if self.title else self.content

@@ -12,7 +12,6 @@ from __future__ import annotations
 import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -556,7 +555,3 @@ class Renderer:
             dashboard_url=alert.dashboard_url or "",
             fingerprint=alert.fingerprint,
         )
-
-
-def builtin_template_source(msgtype: str) -> str:
-    return (resources.files("alertmanager_wecom") / "templates" / f"{msgtype}.j2").read_text(encoding="utf-8")
