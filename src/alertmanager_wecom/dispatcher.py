@@ -186,6 +186,8 @@ class Dispatcher:
             self.metrics.outbox_oldest.set(stats.oldest_pending_age)
         wait = self.settings.poll_interval
         idle = [k for k in self._targets if k not in self._busy]
+        if not idle:
+            return wait  # every target is being worked on; a finishing task wakes the loop
         for key, due in (await self.outbox.next_due(idle)).items():
             if due is None:
                 if key not in self._configured:
