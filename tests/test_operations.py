@@ -64,6 +64,19 @@ def basic(user: str, password: str) -> dict[str, str]:
 
 
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def post_default(base: str, cluster: str) -> int:
+    """Post one NodeDown alert of `cluster` to the default receiver, with the webhook token."""
+    return httpx.post(
+        f"{base}/alerts/default", json=samples.node_down(1, cluster=cluster), headers=BEARER
+    ).status_code
+
+
+def wait_seen(state: SimulatorState, user: str, text: str, timeout: float, what: str) -> None:
+    wait_until(lambda: any(text in e["visible"] for e in state.entries(user)), timeout, what)
+
+
 ADMIN = basic("admin", ADMIN_PASSWORD)
 
 
@@ -177,42 +190,19 @@ def test_reload_bad_file_keeps_old_config_good_file_takes_effect(
     config.write_text(good.replace("agent_id: 1000002", "agent_id: not-a-number"), encoding="utf-8")
     rejected = httpx.post(f"{base}/-/reload", headers=ADMIN)
     assert rejected.status_code == 400 and "apps.ops.agent_id" in rejected.json()["error"]
-    assert (
-        httpx.post(
-            f"{base}/alerts/default", json=samples.node_down(1, cluster="old"), headers=BEARER
-        ).status_code
-        == 200
-    )
-    wait_until(
-        lambda: any("cluster=old" in e["visible"] for e in sim_state.entries("zhangsan")), 10, "old config"
-    )
+    assert post_default(base, "old") == 200
+    wait_seen(sim_state, "zhangsan", "cluster=old", 10, "old config")
     # queue notifications while WeCom fails, then reload a config that sends to lisi as well
     sim_state.set_faults(sim_state.settings.faults.model_copy(update={"rate": 1.0, "kinds": ["busy"]}))
-    assert (
-        httpx.post(
-            f"{base}/alerts/default", json=samples.node_down(1, cluster="queued"), headers=BEARER
-        ).status_code
-        == 200
-    )
+    assert post_default(base, "queued") == 200
     raw = yaml.safe_load(good)
     raw["receivers"][0]["targets"].append({"app": "ops", "to_user": ["lisi"], "msgtype": "text"})
     config.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
     assert httpx.post(f"{base}/-/reload", headers=ADMIN).json() == {"status": "reloaded"}
     sim_state.set_faults(sim_state.settings.faults.model_copy(update={"rate": 0.0}))
-    wait_until(
-        lambda: any("cluster=queued" in e["visible"] for e in sim_state.entries("zhangsan")),
-        15,
-        "the notification queued before the reload",
-    )
-    assert (
-        httpx.post(
-            f"{base}/alerts/default", json=samples.node_down(1, cluster="new"), headers=BEARER
-        ).status_code
-        == 200
-    )
-    wait_until(
-        lambda: any("cluster=new" in e["visible"] for e in sim_state.entries("lisi")), 10, "new config"
-    )
+    wait_seen(sim_state, "zhangsan", "cluster=queued", 15, "the notification queued before the reload")
+    assert post_default(base, "new") == 200
+    wait_seen(sim_state, "lisi", "cluster=new", 10, "new config")
     metrics = httpx.get(f"{base}/metrics").text
     assert 'alertmanager_wecom_config_reloads_total{result="failure"} 1.0' in metrics
     assert "alertmanager_wecom_config_last_reload_successful 1.0" in metrics

@@ -30,7 +30,7 @@ from alertmanager_wecom.outbox import Job, JobState, Outbox
 from alertmanager_wecom.pacing import RateLimiter, Window
 from alertmanager_wecom.payload import Notification
 from alertmanager_wecom.rendering import Renderer
-from alertmanager_wecom.routing import target_key
+from alertmanager_wecom.routing import configured_target_keys
 from alertmanager_wecom.token_cache import AccessToken
 from alertmanager_wecom.wecom_api import WeComAPI, WeComError
 
@@ -103,9 +103,7 @@ class Dispatcher:
         self.tokens: dict[str, AccessToken] = {}
         self.limiter = RateLimiter(clock)
         self._routes: dict[str, Route] = {}
-        self._configured = {
-            target_key(r.name, t.model_dump_json(by_alias=True)) for r in config.receivers for t in r.targets
-        }
+        self._configured = configured_target_keys(config)
         # Targets that may have pending jobs: the configured ones, and any left from an earlier config.
         self._targets: set[str] = set(self._configured)
         self._wake = asyncio.Event()
@@ -125,9 +123,7 @@ class Dispatcher:
         self.api = WeComAPI(config.wecom.api_url, self.client)
         self.tokens = {}
         self._routes = {}
-        self._configured = {
-            target_key(r.name, t.model_dump_json(by_alias=True)) for r in config.receivers for t in r.targets
-        }
+        self._configured = configured_target_keys(config)
         self._targets |= self._configured
         self._wake.set()
 

@@ -281,19 +281,24 @@ class Relay:
             return JSONResponse({"status": "reloaded"})
         return error(400, f"reload rejected, the running config stays in force: {message}")
 
-    async def outbox_list(self, request: Request) -> Response:
+    def _admin_outbox(self, request: Request) -> Outbox | Response:
+        """The outbox for an admin call, or the answer that refuses it."""
         denied = self._admin_denied(request)
         if denied is not None:
             return denied
-        if self.outbox is None:
-            return error(503, "outbox not open")
+        return self.outbox if self.outbox is not None else error(503, "outbox not open")
+
+    async def outbox_list(self, request: Request) -> Response:
+        outbox = self._admin_outbox(request)
+        if isinstance(outbox, Response):
+            return outbox
         raw_state = request.query_params.get("state")
         try:
             state = JobState(raw_state) if raw_state else None
             limit = min(1000, int(request.query_params.get("limit", "100")))
         except ValueError:
             return error(400, "state is one of pending, done, dead, merged; limit is a number")
-        jobs = await self.outbox.list_jobs(state, limit)
+        jobs = await outbox.list_jobs(state, limit)
         return JSONResponse(
             {
                 "jobs": [
@@ -315,19 +320,17 @@ class Relay:
         )
 
     async def outbox_retry(self, request: Request) -> Response:
-        denied = self._admin_denied(request)
-        if denied is not None:
-            return denied
-        if self.outbox is None:
-            return error(503, "outbox not open")
+        outbox = self._admin_outbox(request)
+        if isinstance(outbox, Response):
+            return outbox
         try:
             body = json.loads(await request.body() or b"{}")
             ids = None if body.get("all_dead") else [int(i) for i in body["ids"]]
         except (ValueError, KeyError, TypeError, AttributeError):
             return error(400, 'send {"ids": [1, 2]} or {"all_dead": true}')
-        count = await self.outbox.requeue(ids, self.clock())
+        count = await outbox.requeue(ids, self.clock())
         if self.dispatcher is not None:
-            self.dispatcher.wake(await self.outbox.pending_targets())
+            self.dispatcher.wake(await outbox.pending_targets())
         return JSONResponse({"requeued": count})
 
     async def metrics_endpoint(self, request: Request) -> Response:

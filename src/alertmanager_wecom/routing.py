@@ -34,6 +34,11 @@ def target_key(receiver: str, spec: str) -> str:
     return hashlib.sha256(f"{receiver}\n{spec}".encode()).hexdigest()[:24]
 
 
+def configured_target_keys(config: Config) -> set[str]:
+    """The keys of the targets as configured (templated recipients add more keys at run time)."""
+    return {target_key(r.name, t.model_dump_json(by_alias=True)) for r in config.receivers for t in r.targets}
+
+
 @dataclass(frozen=True)
 class _Route:
     target: Target
