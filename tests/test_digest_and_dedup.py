@@ -1,7 +1,10 @@
 from alertmanager_wecom import samples
+from alertmanager_wecom.config import parse_config
 from alertmanager_wecom.dedup import dedup_key
 from alertmanager_wecom.digest import merge
+from alertmanager_wecom.dispatcher import Dispatcher, render_messages
 from alertmanager_wecom.payload import Notification
+from alertmanager_wecom.rendering import Renderer
 
 
 def test_merge_keeps_every_alert_once_in_its_latest_state() -> None:
@@ -32,3 +35,24 @@ def test_dedup_key_ignores_external_url_but_not_state() -> None:
     later = samples.node_down(3)
     later["alerts"][0]["startsAt"] = "2026-11-28T10:00:00.000000000Z"
     assert dedup_key("r", Notification.model_validate(later)) != base
+
+
+def test_a_digest_renders_the_same_from_memory_and_from_its_stored_form() -> None:
+    # The dispatcher sends a new digest from the merged object; a restart resumes it from the stored
+    # JSON. Both must give byte-identical messages (WeCom's duplicate check then drops a resend).
+    config = parse_config(
+        {
+            "apps": {"ops": {"corp_id": "wwsandbox0000001", "agent_id": 1000002, "secret": "s" * 40}},
+            "receivers": [{"name": "default", "targets": [{"app": "ops", "to_user": ["zhangsan"]}]}],
+        }
+    )
+    target = config.receivers[0].targets[0]
+    renderer = Renderer.for_target(target, config)
+    notifications = [
+        Notification.model_validate(samples.node_down(20, cluster=f"c{i}", status=status))
+        for i, status in enumerate(["firing", "resolved"] * 30)
+    ]
+    merged, stored = Dispatcher._merge(notifications)
+    from_memory = render_messages(target, renderer, merged)
+    assert len(from_memory) > 1
+    assert render_messages(target, renderer, Notification.model_validate_json(stored)) == from_memory

@@ -147,3 +147,31 @@ async def test_routed_jobs_keep_their_own_payloads_and_dead_reasons(tmp_path: Pa
         "no valid recipient: '???'",
     )
     await store.close()
+
+
+async def test_backlog_is_read_a_page_at_a_time_partly_sent_job_first(tmp_path: Path) -> None:
+    store = SQLiteOutbox(tmp_path / "o.db")
+    for i in range(7):
+        await store.accept("r", with_payload(f'{{"n": {i}}}', JOBS[:1]), None, 0, 100.0 + i)
+    ids = [j.id for j in await store.pending_jobs("t1", 200.0, 100)]
+    first_page = await store.pending_jobs("t1", 200.0, 3)
+    assert [j.id for j in first_page] == ids[:3]
+    second_page = await store.pending_jobs("t1", 200.0, 3, after_id=first_page[-1].id)
+    assert [j.id for j in second_page] == ids[3:6]
+    # A job already partly sent (a resumed digest has a late id) comes first, however deep it lies.
+    await store.progress(ids[5], 1, 150.0)
+    assert [j.id for j in await store.pending_jobs("t1", 200.0, 3)] == [ids[5], *ids[:3]]
+    assert [j.id for j in await store.pending_jobs("t1", 200.0, 3, after_id=ids[3])] == ids[4:7]
+    await store.close()
+
+
+async def test_reads_see_every_write_that_was_awaited(tmp_path: Path) -> None:
+    # Reads go through their own connection and thread: an awaited write must be visible to them.
+    store = SQLiteOutbox(tmp_path / "o.db")
+    for i in range(50):
+        await store.accept("r", with_payload(f'{{"n": {i}}}', JOBS[:1]), None, 0, 100.0)
+        [job] = await store.pending_jobs("t1", 200.0, 1)
+        await store.done(job.id, 101.0)
+        assert await store.pending_jobs("t1", 200.0, 1) == []
+    assert (await store.stats(200.0)).pending == 0
+    await store.close()

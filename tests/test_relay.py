@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -122,6 +123,25 @@ def test_hundred_notifications_one_gettoken_none_dropped(relay: str, sim_state: 
     assert stats["dropped"] == 0
     assert stats["delivered"] <= 30
     assert "【告警汇总】" in visible(sim_state)
+
+
+def test_a_backlog_longer_than_a_page_is_one_digest(
+    relay: str, sim_state: SimulatorState, caplog: pytest.LogCaptureFixture
+) -> None:
+    def one(i: int) -> int:
+        return post(relay, samples.node_down(1, cluster=f"c{i}")).status_code
+
+    with caplog.at_level(logging.INFO), ThreadPoolExecutor(16) as pool:
+        assert list(pool.map(one, range(250))) == [200] * 250
+        wait_until(lambda: all(f"cluster=c{i} " in visible(sim_state) for i in range(250)), 60, "all 250")
+    merged = [
+        int(match.group(1))
+        for record in caplog.records
+        if (match := re.search(r"coalesced (\d+) notifications", record.getMessage()))
+    ]
+    # The backlog is read 100 jobs at a time; the digest still takes in all of it.
+    assert max(merged) > 100
+    assert sim_state.stats()["dropped"] == 0
 
 
 def test_token_revoked_mid_run_nothing_lost(relay: str, sim_state: SimulatorState) -> None:

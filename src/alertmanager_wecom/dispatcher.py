@@ -39,7 +39,9 @@ log = logging.getLogger("alertmanager_wecom.dispatcher")
 MAINTENANCE_SECONDS = 600.0
 GAUGE_SECONDS = 2.0
 DIGEST_MAX_MESSAGES = 40  # even with budget to spare, a digest is at most this many messages
-_MAX_JOBS_PER_ROUND = 500
+# The backlog is read a page at a time: reading and parsing hundreds of payloads at once held the
+# interpreter long enough to show in the webhook's p99 (20 ms and more at 2,500 requests/s).
+_PAGE = 100
 
 
 @dataclass
@@ -224,7 +226,7 @@ class Dispatcher:
     async def _process_target(self, key: str) -> None:
         try:
             while not self._stopping:
-                jobs = await self.outbox.pending_jobs(key, self.clock(), _MAX_JOBS_PER_ROUND)
+                jobs = await self.outbox.pending_jobs(key, self.clock(), _PAGE)
                 if not jobs:
                     return
                 try:
@@ -278,8 +280,8 @@ class Dispatcher:
                 return False
             await self.sleep(linger)
             return True  # read the backlog again: more may have queued up
-        chosen, payload, digest_of, alerts = await asyncio.to_thread(self._build_digest, jobs)
-        digest_job = await self.outbox.merge(chosen, payload, digest_of, self.clock())
+        chosen, merged, payload, alerts = await self._build_digest(jobs)
+        digest_job = await self.outbox.merge(chosen, payload, merged.digest_of, self.clock())
         self.metrics.digests.labels(route_receiver(jobs)).inc()
         log.info(
             "coalesced %d notifications (%d alerts) for %s into digest job %d",
@@ -288,7 +290,9 @@ class Dispatcher:
             route.channel.name,
             digest_job.id,
         )
-        return await self._deliver(digest_job, route)
+        # The merged notification is at hand: parsing its stored form again (megabytes in a storm) is
+        # left to a restart that resumes the digest.
+        return await self._deliver(digest_job, route, merged)
 
     @staticmethod
     def _notification(job: Job) -> Notification:
@@ -300,32 +304,51 @@ class Dispatcher:
     def _count_messages(self, route: Route, jobs: list[Job]) -> int:
         return sum(len(self._messages(route, self._notification(job))) for job in jobs)
 
-    def _build_digest(self, jobs: list[Job]) -> tuple[list[Job], str, int, int]:
+    async def _build_digest(self, first_page: list[Job]) -> tuple[list[Job], Notification, str, int]:
+        """The oldest notifications of the backlog, up to `digest_max_alerts` alerts, merged: read and
+        parsed a page at a time, so that webhooks are answered in between."""
         chosen: list[Job] = []
         notifications: list[Notification] = []
         alerts = 0
-        for job in jobs:
-            notification = self._notification(job)
-            if chosen and alerts + len(notification.alerts) > self.settings.digest_max_alerts:
-                break
-            chosen.append(job)
-            notifications.append(notification)
-            alerts += len(notification.alerts)
+        page = first_page
+        while page:
+            parsed = await asyncio.to_thread(self._parse, page)
+            for job, notification in zip(page, parsed, strict=True):
+                if chosen and alerts + len(notification.alerts) > self.settings.digest_max_alerts:
+                    page = []
+                    break
+                chosen.append(job)
+                notifications.append(notification)
+                alerts += len(notification.alerts)
+            else:
+                if len(page) < _PAGE:
+                    break
+                page = await self.outbox.pending_jobs(page[0].target_key, self.clock(), _PAGE, page[-1].id)
+        merged, payload = await asyncio.to_thread(self._merge, notifications)
+        return chosen, merged, payload, alerts
+
+    @classmethod
+    def _parse(cls, jobs: list[Job]) -> list[Notification]:
+        return [cls._notification(job) for job in jobs]
+
+    @staticmethod
+    def _merge(notifications: list[Notification]) -> tuple[Notification, str]:
         merged = digest.merge(notifications)
         # As many messages as it takes to show every alert (sent as the limits allow), up to a bound.
         merged.digest_max_messages = DIGEST_MAX_MESSAGES
-        return chosen, merged.model_dump_json(by_alias=True), merged.digest_of, alerts
+        return merged, merged.model_dump_json(by_alias=True)
 
-    def _render_job(self, route: Route, job: Job) -> list[Message]:
-        return self._messages(route, self._notification(job))
+    def _render_job(self, route: Route, job: Job, notification: Notification | None) -> list[Message]:
+        return self._messages(route, notification or self._notification(job))
 
     def _messages(self, route: Route, notification: Notification) -> list[Message]:
         return render_messages(route.target, route.renderer, notification)
 
-    async def _deliver(self, job: Job, route: Route) -> bool:
-        """Send the job's remaining messages. False: stop working on this target for now."""
+    async def _deliver(self, job: Job, route: Route, notification: Notification | None = None) -> bool:
+        """Send the job's remaining messages (`notification`: the job's payload, already parsed).
+        False: stop working on this target for now."""
         try:
-            messages = await asyncio.to_thread(self._render_job, route, job)
+            messages = await asyncio.to_thread(self._render_job, route, job, notification)
         except Exception as exc:  # a template failing at run time: nothing will fix this message
             await self._dead(job, route, Reason.BAD_MESSAGE.value, f"cannot render: {exc}")
             return True

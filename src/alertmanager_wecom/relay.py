@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import signal
@@ -87,6 +88,16 @@ def wecom_client(config: Config) -> httpx.AsyncClient:
     )
 
 
+def freeze_heap() -> None:
+    """Put what is alive now (modules, config, compiled templates and schemas) out of the collector's
+    reach. Webhooks awaiting their commit keep request objects alive across young collections, so they
+    reach the oldest generation and trigger full collections every few seconds under load; each walked
+    the whole start-up heap (25 ms on the test machine) and was the webhook's p99. Frozen, a full
+    collection walks only what was allocated since (2 ms)."""
+    gc.collect()
+    gc.freeze()
+
+
 class Relay:
     def __init__(
         self,
@@ -118,9 +129,11 @@ class Relay:
         loop = asyncio.get_running_loop()
         with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):  # not the main thread
             loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload()))
+        freeze_heap()
         try:
             yield
         finally:
+            gc.unfreeze()
             # Intake stops first (503), then in-flight sends finish; what is queued stays in the outbox.
             self.draining = True
             await self.dispatcher.stop()
@@ -249,10 +262,12 @@ class Relay:
                 or new.wecom.ca_file != self.config.wecom.ca_file
             ):
                 log.warning("reload: wecom.proxy_url and wecom.ca_file take effect at the next restart")
+            gc.unfreeze()  # so that the replaced config and templates can be collected
             self.config = new
             self.router = Router(new)
             if self.dispatcher is not None:
                 self.dispatcher.reload(new)
+            freeze_heap()
             self.metrics.reloads.labels("success").inc()
             self.metrics.reload_success.set(1)
             log.info("reloaded %s: receivers %s", self.config_path, ", ".join(r.name for r in new.receivers))

@@ -10,7 +10,7 @@ message is ever over WeCom's limit, whatever a user template does.
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -259,6 +259,28 @@ class AlertGroup:
     items: list[str]
 
 
+class _LazyViews:
+    """The alerts' views, each made when first needed: a storm's digest shows a few thousand of its
+    alerts and only counts the rest, which then never pay for their labels and times being formatted."""
+
+    def __init__(self, alerts: list[Alert], make: Callable[[Alert], AlertView]) -> None:
+        self._alerts = alerts
+        self._make = make
+        self._views: list[AlertView | None] = [None] * len(alerts)
+
+    def __len__(self) -> int:
+        return len(self._alerts)
+
+    def __getitem__(self, span: slice) -> list[AlertView]:
+        out = []
+        for index in range(*span.indices(len(self._alerts))):
+            view = self._views[index]
+            if view is None:
+                view = self._views[index] = self._make(self._alerts[index])
+            out.append(view)
+        return out
+
+
 def _groups(views: Sequence[AlertView]) -> list[AlertGroup]:
     groups: dict[str, list[AlertView]] = {}
     for view in views:
@@ -331,7 +353,8 @@ class Renderer:
         if not alerts:
             return []
         common = self._common(notification, alerts)
-        views = [self._view(a, notification.common_labels, many=len(alerts) > 1) for a in alerts]
+        many = len(alerts) > 1
+        views = _LazyViews(alerts, lambda a: self._view(a, notification.common_labels, many))
         layout: tuple[list[tuple[int, int]], int] = ([], 0)
         # A digest is dense by design: compact lines, grouped by alert name.
         for compact in (True,) if notification.digest_of else (False, True):
@@ -362,7 +385,7 @@ class Renderer:
     # -- packing ------------------------------------------------------------------------------------
 
     def _pack(
-        self, views: Sequence[AlertView], common: dict[str, Any], compact: bool, cap: int, limit: int
+        self, views: _LazyViews, common: dict[str, Any], compact: bool, cap: int, limit: int
     ) -> tuple[list[tuple[int, int]], int]:
         """Greedy: each part takes as many alerts as fit (exponential then binary search)."""
         spans: list[tuple[int, int]] = []

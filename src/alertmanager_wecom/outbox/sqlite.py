@@ -1,9 +1,4 @@
-"""The SQLite outbox (WAL mode): one writer thread, group commit.
-
-Every operation runs on one thread that owns the connection.  Operations that arrive while a commit
-is in progress are committed together in the next transaction (each inside its own savepoint, so one
-failing operation does not undo the others): under load, many webhook requests share one fsync.
-"""
+"""The SQLite outbox (WAL mode): a writer thread with group commit, a reader thread beside it."""
 
 from __future__ import annotations
 
@@ -50,6 +45,8 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_due ON jobs(target_key, state, next_attempt_at);
 CREATE INDEX IF NOT EXISTS jobs_target ON jobs(target_key, state, id);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, created_at);
+CREATE INDEX IF NOT EXISTS jobs_started ON jobs(target_key) WHERE state = 'pending' AND (sent_parts > 0 OR inflight = 1);
 CREATE TABLE IF NOT EXISTS dedup (key TEXT PRIMARY KEY, seen_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS sends (rate_key TEXT NOT NULL, at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS sends_at ON sends(at);
@@ -60,6 +57,8 @@ _JOB_COLUMNS = (
     "j.created_at, j.next_attempt_at, j.updated_at, n.payload, j.digest_of, j.last_error, j.reason, j.merged_into, j.inflight"
 )
 _JOB_FROM = "FROM jobs j JOIN notifications n ON n.id = j.notification_id"
+# Partly sent jobs, through a small partial index: left to itself SQLite would walk the whole backlog.
+_STARTED_FROM = "FROM jobs j INDEXED BY jobs_started JOIN notifications n ON n.id = j.notification_id"
 
 
 def _job(row: tuple[Any, ...]) -> Job:
@@ -83,47 +82,30 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
         future.set_result(result)
 
 
-class SQLiteOutbox:
-    def __init__(self, path: str | Path, synchronous: str = "full", max_size_mb: int | None = None) -> None:
-        self.path = Path(path)
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
-        self._conn.execute("PRAGMA foreign_keys=ON")
-        if max_size_mb is not None:
-            page_size = self._conn.execute("PRAGMA page_size").fetchone()[0]
-            self._conn.execute(f"PRAGMA max_page_count={max(16, max_size_mb * 1024 * 1024 // page_size)}")
-        self._conn.executescript(SCHEMA)
-        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(jobs)")}
-        if "inflight" not in columns:  # an outbox written by 0.1.0 before the column existed
-            self._conn.execute("ALTER TABLE jobs ADD COLUMN inflight INTEGER NOT NULL DEFAULT 0")
+class _Worker:
+    """A thread that owns one connection and runs the operations queued for it, a batch per transaction.
+
+    Operations that arrive while a transaction is in progress are run together in the next one: under
+    load, many webhook requests share one commit (one fsync).
+    """
+
+    def __init__(self, conn: sqlite3.Connection, name: str, begin: str) -> None:
+        self.conn = conn
+        self._begin = begin
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._closed = False
-        self._thread = threading.Thread(target=self._writer, name="outbox-writer", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
-        # Checkpoints copy the WAL into the database file. Done by the writer at commit time, they stall
-        # every commit behind them (latency spikes under load); a second connection does them instead,
-        # in PASSIVE mode, which never blocks the writer.
-        self._conn.execute("PRAGMA wal_autocheckpoint=0")
-        self._stop_checkpoints = threading.Event()
-        self._checkpointer = threading.Thread(target=self._checkpoints, name="outbox-checkpoint", daemon=True)
-        self._checkpointer.start()
 
-    # -- the writer and checkpoint threads ------------------------------------------------------------
+    def submit(self, fn: Callable[[sqlite3.Connection], Any], future: asyncio.Future[Any]) -> None:
+        self._queue.put((fn, future, future.get_loop()))
 
-    def _checkpoints(self) -> None:
-        conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=10)
-        try:
-            while not self._stop_checkpoints.wait(CHECKPOINT_SECONDS):
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        finally:
-            conn.close()
+    def stop(self) -> None:
+        self._queue.put(None)
 
-    def _writer(self) -> None:
-        conn = self._conn
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
         while True:
             item = self._queue.get()
             if item is None:
@@ -139,19 +121,16 @@ class SQLiteOutbox:
                     stop = True
                     break
                 batch.append(more)
-            self._run_batch(conn, batch)
+            self._run_batch(batch)
             if stop:
                 break
-        with contextlib.suppress(sqlite3.Error):
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        conn.close()
 
-    @classmethod
-    def _run_batch(cls, conn: sqlite3.Connection, batch: list[Any]) -> None:
+    def _run_batch(self, batch: list[Any]) -> None:
         """Run the batch in one transaction; if an operation fails, run each in its own instead, so
         that one failure does not undo the others (the common path pays for no savepoints)."""
+        conn = self.conn
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(self._begin)
             results = [fn(conn) for fn, _future, _loop in batch]
             conn.execute("COMMIT")
         except Exception as exc:
@@ -160,7 +139,7 @@ class SQLiteOutbox:
                     conn.execute("ROLLBACK")
             if len(batch) > 1:
                 for item in batch:
-                    cls._run_batch(conn, [item])
+                    self._run_batch([item])
                 return
             _fn, future, loop = batch[0]
             error = OutboxUnavailable(f"outbox: {exc}") if isinstance(exc, sqlite3.Error) else exc
@@ -173,21 +152,86 @@ class SQLiteOutbox:
         for loop, settled in by_loop.items():
             loop.call_soon_threadsafe(_settle_all, settled)
 
-    async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+
+def _connect(path: str | Path) -> sqlite3.Connection:
+    return sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10)
+
+
+class SQLiteOutbox:
+    """Writes go through one writer thread; reads through a second connection on its own thread.
+
+    In WAL mode readers and the writer do not block each other, so the dispatcher reading a large
+    backlog (payloads, counts) never delays the commits that webhook answers wait for.  Every write
+    is committed before its caller continues, so a read issued afterwards sees it.
+    """
+
+    def __init__(self, path: str | Path, synchronous: str = "full", max_size_mb: int | None = None) -> None:
+        self.path = Path(path)
+        in_memory = str(path) == ":memory:"
+        if not in_memory:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = _connect(path)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
+        conn.execute("PRAGMA foreign_keys=ON")
+        if max_size_mb is not None:
+            page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+            conn.execute(f"PRAGMA max_page_count={max(16, max_size_mb * 1024 * 1024 // page_size)}")
+        conn.executescript(SCHEMA)
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
+        if "inflight" not in columns:  # an outbox written by 0.1.0 before the column existed
+            conn.execute("ALTER TABLE jobs ADD COLUMN inflight INTEGER NOT NULL DEFAULT 0")
+        # Checkpoints copy the WAL into the database file. Done by the writer at commit time, they stall
+        # every commit behind them (latency spikes under load); a second connection does them instead,
+        # in PASSIVE mode, which never blocks the writer.
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+        self._closed = False
+        self._writer = _Worker(conn, "outbox-writer", "BEGIN IMMEDIATE")
+        if in_memory:  # a second connection would open another, empty database
+            self._reader = self._writer
+        else:
+            reader = _connect(path)
+            reader.execute("PRAGMA query_only=ON")
+            self._reader = _Worker(reader, "outbox-reader", "BEGIN")
+        self._stop_checkpoints = threading.Event()
+        self._checkpointer = threading.Thread(target=self._checkpoints, name="outbox-checkpoint", daemon=True)
+        if not in_memory:
+            self._checkpointer.start()
+
+    def _checkpoints(self) -> None:
+        conn = _connect(self.path)
+        try:
+            while not self._stop_checkpoints.wait(CHECKPOINT_SECONDS):
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            conn.close()
+
+    async def _call(self, fn: Callable[[sqlite3.Connection], T], read: bool = False) -> T:
         if self._closed:
             raise OutboxUnavailable("outbox is closed")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._queue.put((fn, future, loop))
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        (self._reader if read else self._writer).submit(fn, future)
         return await future
 
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._call(fn, read=True)
+
     async def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._stop_checkpoints.set()
-            self._queue.put(None)
-            await asyncio.to_thread(self._thread.join, 30)
+        if self._closed:
+            return
+        self._closed = True
+        self._stop_checkpoints.set()
+        workers = [self._writer] if self._reader is self._writer else [self._reader, self._writer]
+        for worker in workers:
+            worker.stop()
+            await asyncio.to_thread(worker.join, 30)
+        if self._checkpointer.is_alive():
             await asyncio.to_thread(self._checkpointer.join, 30)
+        with contextlib.suppress(sqlite3.Error):
+            self._writer.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        for worker in workers:
+            worker.conn.close()
 
     # -- ingest ---------------------------------------------------------------------------------------
 
@@ -250,7 +294,7 @@ class SQLiteOutbox:
                 r[0] for r in conn.execute("SELECT DISTINCT target_key FROM jobs WHERE state = 'pending'")
             ]
 
-        return await self._call(op)
+        return await self._read(op)
 
     async def next_due(self, target_keys: list[str]) -> dict[str, float | None]:
         def op(conn: sqlite3.Connection) -> dict[str, float | None]:
@@ -262,18 +306,30 @@ class SQLiteOutbox:
                 for key in target_keys
             }
 
-        return await self._call(op)
+        return await self._read(op)
 
-    async def pending_jobs(self, target_key: str, now: float, limit: int) -> list[Job]:
+    async def pending_jobs(self, target_key: str, now: float, limit: int, after_id: int = 0) -> list[Job]:
         def op(conn: sqlite3.Connection) -> list[Job]:
+            started = (
+                conn.execute(
+                    f"SELECT {_JOB_COLUMNS} {_STARTED_FROM} WHERE j.target_key = ? AND j.state = 'pending'"
+                    " AND (j.sent_parts > 0 OR j.inflight = 1) AND j.next_attempt_at <= ? ORDER BY j.id",
+                    (target_key, now),
+                ).fetchall()
+                if after_id == 0
+                else []
+            )
+            # The unary + keeps SQLite from range-scanning jobs_due and sorting the whole backlog (its
+            # payloads included): walking jobs_target in id order stops after `limit` rows.
             rows = conn.execute(
                 f"SELECT {_JOB_COLUMNS} {_JOB_FROM} WHERE j.target_key = ? AND j.state = 'pending'"
-                " AND j.next_attempt_at <= ? ORDER BY j.id LIMIT ?",
-                (target_key, now, limit),
+                " AND j.id > ? AND +j.next_attempt_at <= ? ORDER BY j.id LIMIT ?",
+                (target_key, after_id, now, limit),
             ).fetchall()
-            return [_job(r) for r in rows]
+            seen = {row[0] for row in started}
+            return [_job(r) for r in started] + [_job(r) for r in rows if r[0] not in seen]
 
-        return await self._call(op)
+        return await self._read(op)
 
     async def sending(self, job_id: int, now: float) -> None:
         await self._call(
@@ -377,7 +433,7 @@ class SQLiteOutbox:
                 for r in conn.execute("SELECT rate_key, at FROM sends WHERE at >= ? ORDER BY at", (since,))
             ]
 
-        return await self._call(op)
+        return await self._read(op)
 
     # -- operators ------------------------------------------------------------------------------------
 
@@ -389,14 +445,14 @@ class SQLiteOutbox:
             ).fetchall()
             return [_job(r) for r in rows]
 
-        return await self._call(op)
+        return await self._read(op)
 
     async def get_job(self, job_id: int) -> Job | None:
         def op(conn: sqlite3.Connection) -> Job | None:
             row = conn.execute(f"SELECT {_JOB_COLUMNS} {_JOB_FROM} WHERE j.id = ?", (job_id,)).fetchone()
             return None if row is None else _job(row)
 
-        return await self._call(op)
+        return await self._read(op)
 
     async def requeue(self, job_ids: list[int] | None, now: float) -> int:
         def op(conn: sqlite3.Connection) -> int:
@@ -443,4 +499,4 @@ class SQLiteOutbox:
             dead = conn.execute("SELECT COUNT(*) FROM jobs WHERE state = 'dead'").fetchone()[0]
             return OutboxStats(int(pending), int(dead), max(0.0, now - oldest) if oldest is not None else 0.0)
 
-        return await self._call(op)
+        return await self._read(op)
