@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -38,6 +38,9 @@ from alertmanager_wecom.routing import Router
 from alertmanager_wecom.secret import redact
 
 log = logging.getLogger("alertmanager_wecom.relay")
+
+
+_JSON = "application/json"
 
 
 class BodyTooLarge(Exception):
@@ -118,6 +121,16 @@ class Relay:
         self.dispatcher: Dispatcher | None = None
         self.draining = False
         self.router = Router(config)
+        self._accepted_counters: dict[str, Counter] = {}
+
+    def _accepted(self, receiver: str) -> Counter:
+        """The receiver's accepted-notifications counter, looked up once (labels() takes a lock)."""
+        counter = self._accepted_counters.get(receiver)
+        if counter is None:
+            counter = self._accepted_counters[receiver] = self.metrics.notifications.labels(
+                receiver, "accepted"
+            )
+        return counter
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -199,9 +212,10 @@ class Relay:
             self.metrics.dedup_hits.labels(name).inc()
             log.info("duplicate notification for receiver %s (another Alertmanager replica sent it)", name)
             return JSONResponse({"status": "duplicate"})
-        self.metrics.notifications.labels(name, "accepted").inc()
+        self._accepted(name).inc()
         self.dispatcher.wake(job.target_key for job in jobs if job.dead_reason is None)
-        return JSONResponse({"status": "accepted", "id": result.notification_id})
+        # Written out: this answer is on every webhook's path, and it needs no JSON encoder.
+        return Response(b'{"status":"accepted","id":%d}' % (result.notification_id or 0), media_type=_JSON)
 
     async def index(self, request: Request) -> Response:
         return JSONResponse(
