@@ -1,9 +1,12 @@
+import copy
+from typing import Any
+
 from alertmanager_wecom import samples
 from alertmanager_wecom.config import parse_config
 from alertmanager_wecom.dedup import dedup_key
 from alertmanager_wecom.digest import merge
 from alertmanager_wecom.dispatcher import Dispatcher, render_messages
-from alertmanager_wecom.payload import Notification
+from alertmanager_wecom.payload import WEBHOOK, Notification, alert_instants
 from alertmanager_wecom.rendering import Renderer
 
 
@@ -26,15 +29,32 @@ def test_merging_digests_counts_their_notifications() -> None:
     assert merge([digest, Notification.model_validate(samples.node_down(1, cluster="x"))]).digest_of == 5
 
 
+def key(receiver: str, payload: dict[str, Any]) -> str:
+    webhook = WEBHOOK.validate_python(payload)
+    return dedup_key(receiver, webhook, alert_instants(webhook))
+
+
 def test_dedup_key_ignores_external_url_but_not_state() -> None:
     payload = samples.node_down(3)
-    base = dedup_key("r", Notification.model_validate(payload))
-    assert dedup_key("r", Notification.model_validate({**payload, "externalURL": "http://am-2:9093"})) == base
-    assert dedup_key("other", Notification.model_validate(payload)) != base
-    assert dedup_key("r", Notification.model_validate(samples.node_down(3, status="resolved"))) != base
+    base = key("r", payload)
+    assert key("r", {**payload, "externalURL": "http://am-2:9093"}) == base
+    assert key("other", payload) != base
+    assert key("r", samples.node_down(3, status="resolved")) != base
     later = samples.node_down(3)
     later["alerts"][0]["startsAt"] = "2026-11-28T10:00:00.000000000Z"
-    assert dedup_key("r", Notification.model_validate(later)) != base
+    assert key("r", later) != base
+
+
+def test_dedup_key_compares_instants_not_how_they_are_written() -> None:
+    payload = samples.node_down(1)
+    payload["alerts"][0]["startsAt"] = "2026-11-28T09:00:00Z"
+    same = copy.deepcopy(payload)
+    same["alerts"][0]["startsAt"] = "2026-11-28T17:00:00.000+08:00"
+    assert key("r", same) == key("r", payload)
+    # A firing alert's zero endsAt and a missing one mean the same: not ended.
+    missing = copy.deepcopy(payload)
+    del missing["alerts"][0]["endsAt"]
+    assert key("r", missing) == key("r", payload)
 
 
 def test_a_digest_renders_the_same_from_memory_and_from_its_stored_form() -> None:

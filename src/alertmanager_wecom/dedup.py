@@ -7,24 +7,18 @@ receiver, groupKey, status and each alert's fingerprint with its startsAt/endsAt
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
 
 from alertmanager_wecom.digest import alert_identity
-from alertmanager_wecom.payload import Notification
+from alertmanager_wecom.payload import Webhook
 
 
-def _instant(moment: datetime | None) -> str:
-    # Timestamps as numbers: the same instants whatever the offset they were written with. Firing
-    # alerts carry the zero time as endsAt; it is not converted (this runs on every webhook).
-    if moment is None or moment.year <= 1:
-        return ""
-    return repr(moment.timestamp())
-
-
-def dedup_key(receiver: str, notification: Notification) -> str:
+def dedup_key(receiver: str, webhook: Webhook, instants: list[tuple[float, float | None]]) -> str:
+    """`instants`: the alerts' times from `alert_instants`, as timestamps, so that the same instants
+    match whatever offset they were written with."""
     alerts = sorted(
-        f"{alert_identity(a)}|{a.status}|{_instant(a.starts_at)}|{_instant(a.ends_at)}"
-        for a in notification.alerts
+        f"{alert_identity(a.get('fingerprint', ''), a.get('labels', {}))}|{a['status']}|{starts!r}|"
+        f"{'' if ends is None else repr(ends)}"
+        for a, (starts, ends) in zip(webhook["alerts"], instants, strict=True)
     )
-    material = "\n".join([receiver, notification.group_key, notification.status, *alerts])
+    material = "\n".join([receiver, webhook.get("groupKey", ""), webhook["status"], *alerts])
     return hashlib.sha256(material.encode("utf-8")).hexdigest()

@@ -12,17 +12,18 @@ from collections.abc import Sequence
 from alertmanager_wecom.payload import Alert, Notification
 
 
-def alert_identity(alert: Alert) -> str:
-    if alert.fingerprint:
-        return alert.fingerprint
-    return "\x00".join(f"{k}={v}" for k, v in sorted(alert.labels.items()))
+def alert_identity(fingerprint: str, labels: dict[str, str]) -> str:
+    """What makes an alert the same alert: Alertmanager's fingerprint, or else its label set."""
+    if fingerprint:
+        return fingerprint
+    return "\x00".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
 
 def merge(notifications: Sequence[Notification]) -> Notification:
     latest: dict[str, Alert] = {}
     for notification in notifications:  # oldest first: later states win
         for alert in notification.alerts:
-            key = alert_identity(alert)
+            key = alert_identity(alert.fingerprint, alert.labels)
             latest.pop(key, None)
             latest[key] = alert
     alerts = list(latest.values())

@@ -7,9 +7,10 @@ render from are checked so that a wrong body gets a 4xx naming the field.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Annotated, Literal, NotRequired
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
+from typing_extensions import TypedDict  # pydantic needs this one, not typing's, before Python 3.12
 
 Status = Literal["firing", "resolved"]
 # Alertmanager sends the zero time for alerts that have not ended.
@@ -74,3 +75,77 @@ class Notification(_Lenient):
     @property
     def resolved(self) -> list[Alert]:
         return [a for a in self.alerts if a.status == "resolved"]
+
+
+# -- the webhook's door ---------------------------------------------------------------------------------
+# Every webhook is checked against the schema below, which mirrors the models above under the JSON names.
+# It validates in the same pydantic core but builds plain dicts with the times as text: the models cost
+# twice as much, and the webhook needs them only for receivers that route by alert (the dispatcher
+# builds them when it renders). Times are checked by `alert_instants`. A body the door accepts is
+# accepted by `Notification` too (a property test holds them to that), so nothing is answered 200
+# that the dispatcher could not read.
+
+# RFC 3339 as Alertmanager and Grafana write it (Go's RFC3339Nano: up to nine fraction digits).
+_RFC3339 = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
+Time = Annotated[str, StringConstraints(pattern=_RFC3339)]
+
+
+class WebhookAlert(TypedDict):
+    status: Status
+    labels: NotRequired[dict[str, str]]
+    annotations: NotRequired[dict[str, str]]
+    startsAt: Time
+    endsAt: NotRequired[Time | None]
+    generatorURL: NotRequired[str]
+    fingerprint: NotRequired[str]
+    silenceURL: NotRequired[str | None]
+    dashboardURL: NotRequired[str | None]
+    panelURL: NotRequired[str | None]
+
+
+class Webhook(TypedDict):
+    version: NotRequired[str]
+    groupKey: NotRequired[str]
+    truncatedAlerts: NotRequired[Annotated[int, Field(ge=0)]]
+    receiver: NotRequired[str]
+    status: Status
+    alerts: list[WebhookAlert]
+    groupLabels: NotRequired[dict[str, str]]
+    commonLabels: NotRequired[dict[str, str]]
+    commonAnnotations: NotRequired[dict[str, str]]
+    externalURL: NotRequired[str]
+    title: NotRequired[str | None]
+    message: NotRequired[str | None]
+    digest_of: NotRequired[int]
+    digest_max_messages: NotRequired[int]
+
+
+WEBHOOK: TypeAdapter[Webhook] = TypeAdapter(Webhook)
+
+
+class InvalidTime(ValueError):
+    def __init__(self, where: str, value: str) -> None:
+        super().__init__(f"{where}: {value!r} is not a valid date and time")
+
+
+def alert_instants(webhook: Webhook) -> list[tuple[float, float | None]]:
+    """Each alert's (startsAt, endsAt) as Unix timestamps; endsAt None while the alert has not ended
+    (Alertmanager sends the zero time). Raises InvalidTime for a time that has the form of RFC 3339
+    but is no real date (a 13th month, a 25th hour)."""
+    out: list[tuple[float, float | None]] = []
+    for index, alert in enumerate(webhook["alerts"]):
+        field = "startsAt"
+        try:
+            starts = datetime.fromisoformat(alert["startsAt"]).timestamp()
+            field = "endsAt"
+            text = alert.get("endsAt")
+            ends = datetime.fromisoformat(text).timestamp() if text else None
+        except ValueError:
+            raise InvalidTime(f"alerts.{index}.{field}", str(alert.get(field))) from None
+        out.append((starts, ends if ends is not None and ends > _ZERO_TIME else None))
+    return out
+
+
+_ZERO_TIME = datetime(_ZERO_YEAR + 1, 1, 1, tzinfo=UTC).timestamp()

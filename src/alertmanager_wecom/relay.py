@@ -33,7 +33,7 @@ from alertmanager_wecom.dedup import dedup_key
 from alertmanager_wecom.dispatcher import Dispatcher
 from alertmanager_wecom.metrics import Metrics
 from alertmanager_wecom.outbox import JobState, Outbox, OutboxUnavailable, SQLiteOutbox
-from alertmanager_wecom.payload import Notification
+from alertmanager_wecom.payload import WEBHOOK, InvalidTime, Notification, alert_instants
 from alertmanager_wecom.routing import Router
 from alertmanager_wecom.secret import redact
 
@@ -184,24 +184,30 @@ class Relay:
                 " lower max_alerts in Alertmanager's webhook_config or raise the limit",
             )
         try:
-            # pydantic parses and validates in one pass (in Rust): the hot path of every webhook.
-            notification = Notification.model_validate_json(body)
+            # One pass in pydantic's core (Rust) parses and checks the body: the hot path of every webhook.
+            webhook = WEBHOOK.validate_json(body)
+            instants = alert_instants(webhook)
         except ValidationError as exc:
             self.metrics.notifications.labels(name, "rejected").inc()
             first = exc.errors()[0]
             if first["type"] == "json_invalid":
                 return error(400, f"body is not valid JSON: {first['msg']}")
-            if first["type"] == "model_type":
+            if first["type"] == "dict_type" and not first["loc"]:
                 return error(400, "body must be a JSON object (Alertmanager's webhook payload)")
             return error(422, "body is not an Alertmanager webhook payload", details=_validation_message(exc))
+        except InvalidTime as exc:
+            self.metrics.notifications.labels(name, "rejected").inc()
+            return error(422, "body is not an Alertmanager webhook payload", details=[str(exc)])
         text = body.decode("utf-8", errors="replace")
         if self.draining or self.outbox is None or self.dispatcher is None:
             self.metrics.notifications.labels(name, "unavailable").inc()
             return error(503, "shutting down; retry")
         try:
-            jobs = self.router.route(name, notification, text)
+            jobs = self.router.route_whole(name, text, len(webhook["alerts"]))
+            if jobs is None:  # targets that route by alert need the model
+                jobs = self.router.route(name, Notification.model_validate_json(body), text)
             result = await self.outbox.accept(
-                name, jobs, dedup_key(name, notification), config.delivery.dedup_window, self.clock()
+                name, jobs, dedup_key(name, webhook, instants), config.delivery.dedup_window, self.clock()
             )
         except OutboxUnavailable as exc:
             self.metrics.notifications.labels(name, "unavailable").inc()

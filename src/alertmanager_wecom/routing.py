@@ -98,6 +98,21 @@ class Router:
                 )
             self.routes[receiver.name] = routes
 
+    def route_whole(self, receiver: str, payload: str, alert_count: int) -> list[NewJob] | None:
+        """The jobs when no target of the receiver looks at alerts (no `match`, no templated
+        recipients): each takes the notification as it came. None when alerts must be looked at."""
+        routes = self.routes[receiver]
+        if any(route.matchers or route.templates for route in routes):
+            return None
+        jobs: list[NewJob] = []
+        if alert_count == 0:
+            return jobs
+        for route in routes:
+            jobs.append(NewJob(target_key=route.key, target=route.spec, payload=payload))
+            if not route.target.continue_:
+                break  # it keeps every alert from the targets after it
+        return jobs
+
     def route(self, receiver: str, notification: Notification, payload: str) -> list[NewJob]:
         jobs: list[NewJob] = []
         taken: set[int] = set()  # alerts kept by a target with continue: false
