@@ -102,3 +102,32 @@ def test_robot_targets_and_mentions_validate() -> None:
     )
     [(target, _alerts, _dead)] = route(cfg, payload())
     assert target.robot == "sre" and target.mention == ["@all"]
+
+
+@pytest.mark.parametrize(
+    "targets",
+    [
+        [{"app": "ops", "to_user": ["a"]}],
+        [{"app": "ops", "to_user": ["a"]}, {"robot": "sre"}],
+        [{"app": "ops", "to_user": ["a"], "continue": False}, {"robot": "sre"}],
+        [
+            {"robot": "sre"},
+            {"app": "ops", "to_user": ["a"], "continue": False},
+            {"app": "ops", "to_user": ["b"]},
+        ],
+    ],
+)
+@pytest.mark.parametrize("alerts", [0, 2])
+def test_the_webhook_shortcut_routes_like_the_router(targets: list[dict[str, Any]], alerts: int) -> None:
+    # Receivers whose targets neither match nor template skip the model on the webhook's path.
+    router = Router(config(*targets))
+    body = samples.node_down(alerts)
+    text = json.dumps(body)
+    assert router.route_whole("r", text, alerts) == router.route("r", Notification.model_validate(body), text)
+
+
+def test_the_webhook_shortcut_declines_receivers_that_route_by_alert() -> None:
+    matching = config({"app": "ops", "to_user": ["a"]}, {"robot": "sre", "match": ['severity="critical"']})
+    templated = config({"app": "ops", "to_user": ["{{ labels.owner }}"]})
+    assert Router(matching).route_whole("r", "{}", 2) is None
+    assert Router(templated).route_whole("r", "{}", 2) is None

@@ -97,17 +97,20 @@ class Router:
                     )
                 )
             self.routes[receiver.name] = routes
+        # Receivers with a target that matches or templates recipients: their alerts must be looked at.
+        self._by_alert = {
+            name for name, routes in self.routes.items() if any(r.matchers or r.templates for r in routes)
+        }
 
     def route_whole(self, receiver: str, payload: str, alert_count: int) -> list[NewJob] | None:
         """The jobs when no target of the receiver looks at alerts (no `match`, no templated
         recipients): each takes the notification as it came. None when alerts must be looked at."""
-        routes = self.routes[receiver]
-        if any(route.matchers or route.templates for route in routes):
+        if receiver in self._by_alert:
             return None
         jobs: list[NewJob] = []
         if alert_count == 0:
             return jobs
-        for route in routes:
+        for route in self.routes[receiver]:
             jobs.append(NewJob(target_key=route.key, target=route.spec, payload=payload))
             if not route.target.continue_:
                 break  # it keeps every alert from the targets after it
