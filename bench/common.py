@@ -55,6 +55,18 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
+def with_children(pid: int) -> list[int]:
+    """The process and its children (the relay's ingest writer): their CPU and memory count together."""
+    pids = [pid]
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if stat.read_text().rsplit(")", 1)[1].split()[1] == str(pid):
+                pids.append(int(stat.parent.name))
+        except OSError:
+            continue
+    return pids
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")

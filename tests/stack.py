@@ -70,6 +70,20 @@ class Stack:
         self.relay_proc.send_signal(signal.SIGKILL)
         self.relay_proc.wait()
 
+    def relay_children(self) -> list[int]:
+        """The relay's child processes (its ingest writer)."""
+        assert self.relay_proc is not None
+        parent = str(self.relay_proc.pid)
+        children = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[1] == parent:  # the field after the state is the parent's pid
+                children.append(int(stat.parent.name))
+        return children
+
     def stop_sim(self) -> None:
         if self.sim_proc is not None:
             self.sim_proc.terminate()

@@ -93,6 +93,14 @@ def test_storm_through_alertmanager_nothing_dropped(tmp_path: Path) -> None:
         print(f"storm: {len(names)} alerts visible after {elapsed:.1f}s in {stats['delivered']} messages")
 
 
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has exited; only its parent has not collected it
+
+
 def test_kill_minus_nine_during_a_storm_loses_nothing(tmp_path: Path) -> None:
     kills = 5
     rng = random.Random(1234)
@@ -120,8 +128,10 @@ def test_kill_minus_nine_during_a_storm_loses_nothing(tmp_path: Path) -> None:
 
         poster = threading.Thread(target=post_all)
         poster.start()
+        orphans: list[int] = []
         for _ in range(kills):
             time.sleep(rng.uniform(0.3, 1.5))
+            orphans.extend(stack.relay_children())
             stack.kill_relay()
             stack.start_relay()
         poster.join(120)
@@ -136,6 +146,9 @@ def test_kill_minus_nine_during_a_storm_loses_nothing(tmp_path: Path) -> None:
             seen |= shown
         assert stack.relay_starts == kills + 1
         assert duplicates <= kills, f"{duplicates} duplicates after {kills} kills"
+        # The ingest writer of a killed relay does not outlive it (its stdin closes).
+        assert orphans, "the relay had no ingest writer child"
+        wait_until(lambda: not any(alive(pid) for pid in orphans), 10, "the killed relays' children gone")
         assert stack.sim_stats()["dropped"] == 0
         print(f"kill -9 ×{kills}: {len(accepted)} alerts accepted, all visible, {duplicates} duplicates")
 

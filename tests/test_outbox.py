@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
+import signal
 import sqlite3
 from pathlib import Path
 
@@ -175,3 +177,39 @@ async def test_reads_see_every_write_that_was_awaited(tmp_path: Path) -> None:
         assert await store.pending_jobs("t1", 200.0, 1) == []
     assert (await store.stats(200.0)).pending == 0
     await store.close()
+
+
+def _ingest_pid(store: SQLiteOutbox) -> int:
+    process = store._ingest._process  # type: ignore[union-attr]
+    assert process is not None
+    return process.pid
+
+
+async def test_webhook_commits_go_through_a_child_that_is_restarted_if_it_dies(tmp_path: Path) -> None:
+    store = SQLiteOutbox(tmp_path / "o.db")
+    first = await store.accept("r", with_payload('{"n": 1}', JOBS), "k1", 300, 100.0)
+    pid = _ingest_pid(store)
+    assert pid != os.getpid()
+    os.kill(pid, signal.SIGKILL)
+    # What was in flight fails (503: Alertmanager retries); the next webhook starts a new child.
+    for _ in range(50):
+        try:
+            second = await store.accept("r", with_payload('{"n": 2}', JOBS), "k2", 300, 101.0)
+            break
+        except OutboxUnavailable:
+            await asyncio.sleep(0.05)
+    assert _ingest_pid(store) != pid
+    assert second.notification_id is not None and second.notification_id > (first.notification_id or 0)
+    # The dedup keys the dead child committed still hold.
+    assert (await store.accept("r", with_payload('{"n": 1}', JOBS), "k1", 300, 102.0)).duplicate
+    assert [j.payload for j in await store.pending_jobs("t1", 200.0, 10)] == ['{"n": 1}', '{"n": 2}']
+    await store.close()
+
+
+async def test_the_child_exits_with_the_outbox(tmp_path: Path) -> None:
+    store = SQLiteOutbox(tmp_path / "o.db")
+    await store.accept("r", with_payload("{}", JOBS), None, 0, 100.0)
+    pid = _ingest_pid(store)
+    await store.close()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)

@@ -12,45 +12,19 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from alertmanager_wecom.outbox.base import AcceptResult, Job, JobState, NewJob, OutboxStats, OutboxUnavailable
+from alertmanager_wecom.outbox.ingest_process import IngestProcess
+from alertmanager_wecom.outbox.schema import (
+    connect,
+    connect_writer,
+    create_schema,
+    insert_notification,
+    job_rows,
+)
 
 T = TypeVar("T")
 _BATCH = 512
 CHECKPOINT_SECONDS = 0.5
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS notifications (
-    id INTEGER PRIMARY KEY,
-    receiver TEXT NOT NULL,
-    received_at REAL NOT NULL,
-    payload TEXT NOT NULL,
-    kind TEXT NOT NULL DEFAULT 'webhook'
-);
-CREATE TABLE IF NOT EXISTS jobs (
-    id INTEGER PRIMARY KEY,
-    notification_id INTEGER NOT NULL REFERENCES notifications(id),
-    receiver TEXT NOT NULL,
-    target_key TEXT NOT NULL,
-    target TEXT NOT NULL,
-    state TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    sent_parts INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL,
-    next_attempt_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    digest_of INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT,
-    reason TEXT,
-    merged_into INTEGER,
-    inflight INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS jobs_due ON jobs(target_key, state, next_attempt_at);
-CREATE INDEX IF NOT EXISTS jobs_target ON jobs(target_key, state, id);
-CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, created_at);
-CREATE INDEX IF NOT EXISTS jobs_started ON jobs(target_key) WHERE state = 'pending' AND (sent_parts > 0 OR inflight = 1);
-CREATE TABLE IF NOT EXISTS dedup (key TEXT PRIMARY KEY, seen_at REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS sends (rate_key TEXT NOT NULL, at REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS sends_at ON sends(at);
-"""
 
 _JOB_COLUMNS = (
     "j.id, j.notification_id, j.receiver, j.target_key, j.target, j.state, j.attempts, j.sent_parts, "
@@ -153,10 +127,6 @@ class _Worker:
             loop.call_soon_threadsafe(_settle_all, settled)
 
 
-def _connect(path: str | Path) -> sqlite3.Connection:
-    return sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10)
-
-
 class SQLiteOutbox:
     """Writes go through one writer thread; reads through a second connection on its own thread.
 
@@ -170,27 +140,17 @@ class SQLiteOutbox:
         in_memory = str(path) == ":memory:"
         if not in_memory:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = _connect(path)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
-        conn.execute("PRAGMA foreign_keys=ON")
-        if max_size_mb is not None:
-            page_size = conn.execute("PRAGMA page_size").fetchone()[0]
-            conn.execute(f"PRAGMA max_page_count={max(16, max_size_mb * 1024 * 1024 // page_size)}")
-        conn.executescript(SCHEMA)
-        columns = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
-        if "inflight" not in columns:  # an outbox written by 0.1.0 before the column existed
-            conn.execute("ALTER TABLE jobs ADD COLUMN inflight INTEGER NOT NULL DEFAULT 0")
-        # Checkpoints copy the WAL into the database file. Done by the writer at commit time, they stall
-        # every commit behind them (latency spikes under load); a second connection does them instead,
-        # in PASSIVE mode, which never blocks the writer.
-        conn.execute("PRAGMA wal_autocheckpoint=0")
+        conn = connect_writer(path, synchronous, max_size_mb)
+        create_schema(conn)
         self._closed = False
+        # Webhook commits go through a child process (see ingest_process); in memory there is no file
+        # for it to share.
+        self._ingest = None if in_memory else IngestProcess(self.path, synchronous, max_size_mb)
         self._writer = _Worker(conn, "outbox-writer", "BEGIN IMMEDIATE")
         if in_memory:  # a second connection would open another, empty database
             self._reader = self._writer
         else:
-            reader = _connect(path)
+            reader = connect(path)
             reader.execute("PRAGMA query_only=ON")
             self._reader = _Worker(reader, "outbox-reader", "BEGIN")
         self._stop_checkpoints = threading.Event()
@@ -199,7 +159,7 @@ class SQLiteOutbox:
             self._checkpointer.start()
 
     def _checkpoints(self) -> None:
-        conn = _connect(self.path)
+        conn = connect(self.path)
         try:
             while not self._stop_checkpoints.wait(CHECKPOINT_SECONDS):
                 with contextlib.suppress(sqlite3.Error):
@@ -221,6 +181,8 @@ class SQLiteOutbox:
         if self._closed:
             return
         self._closed = True
+        if self._ingest is not None:
+            await self._ingest.close()
         self._stop_checkpoints.set()
         workers = [self._writer] if self._reader is self._writer else [self._reader, self._writer]
         for worker in workers:
@@ -238,51 +200,11 @@ class SQLiteOutbox:
     async def accept(
         self, receiver: str, jobs: list[NewJob], dedup_key: str | None, dedup_window: float, now: float
     ) -> AcceptResult:
+        if self._ingest is not None:
+            return await self._ingest.accept(receiver, jobs, dedup_key, dedup_window, now)
+
         def op(conn: sqlite3.Connection) -> AcceptResult:
-            if dedup_key is not None:
-                # One statement: insert the key, or refresh it if its window has passed; no change
-                # means a replica already sent this notification within the window.
-                cursor = conn.execute(
-                    "INSERT INTO dedup(key, seen_at) VALUES (?, ?) ON CONFLICT(key) DO UPDATE"
-                    " SET seen_at = excluded.seen_at WHERE excluded.seen_at - dedup.seen_at >= ?",
-                    (dedup_key, now, dedup_window),
-                )
-                if cursor.rowcount == 0:
-                    return AcceptResult(None, duplicate=True)
-            first: int | None = None
-            stored: dict[int, int] = {}  # id(payload) → notification row: targets sharing it share the row
-            for job in jobs:
-                notification_id = stored.get(id(job.payload))
-                if notification_id is None:
-                    cursor = conn.execute(
-                        "INSERT INTO notifications(receiver, received_at, payload) VALUES (?, ?, ?)",
-                        (receiver, now, job.payload),
-                    )
-                    notification_id = stored[id(job.payload)] = int(cursor.lastrowid or 0)
-                first = first or notification_id
-                if job.dead_reason is None:
-                    conn.execute(
-                        "INSERT INTO jobs(notification_id, receiver, target_key, target, state, created_at,"
-                        " next_attempt_at, updated_at) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)",
-                        (notification_id, receiver, job.target_key, job.target, now, now, now),
-                    )
-                else:
-                    conn.execute(
-                        "INSERT INTO jobs(notification_id, receiver, target_key, target, state, created_at,"
-                        " next_attempt_at, updated_at, last_error, reason) VALUES (?, ?, ?, ?, 'dead', ?, ?, ?, ?,"
-                        " 'recipients')",
-                        (
-                            notification_id,
-                            receiver,
-                            job.target_key,
-                            job.target,
-                            now,
-                            now,
-                            now,
-                            job.dead_reason,
-                        ),
-                    )
-            return AcceptResult(first, duplicate=False)
+            return insert_notification(conn, receiver, job_rows(jobs), dedup_key, dedup_window, now)
 
         return await self._call(op)
 
