@@ -6,6 +6,8 @@ point loses nothing and repeats at most the one message that was in flight.  `Ou
 interface a backend implements (SQLite today; Redis for replicas later).
 """
 
+from typing import TYPE_CHECKING
+
 from alertmanager_wecom.outbox.base import (
     AcceptResult,
     Job,
@@ -15,7 +17,19 @@ from alertmanager_wecom.outbox.base import (
     OutboxStats,
     OutboxUnavailable,
 )
-from alertmanager_wecom.outbox.sqlite import SQLiteOutbox
+
+if TYPE_CHECKING:
+    from alertmanager_wecom.outbox.sqlite import SQLiteOutbox
+
+
+def __getattr__(name: str) -> object:
+    # Imported on first use: the ingest child imports this package and needs none of it (nor asyncio).
+    if name == "SQLiteOutbox":
+        from alertmanager_wecom.outbox.sqlite import SQLiteOutbox
+
+        return SQLiteOutbox
+    raise AttributeError(name)
+
 
 __all__ = [
     "AcceptResult",

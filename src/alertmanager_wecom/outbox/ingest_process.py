@@ -18,25 +18,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import pickle
-import signal
-import sqlite3
-import struct
 import sys
 from pathlib import Path
-from typing import Any
 
 from alertmanager_wecom.outbox.base import AcceptResult, NewJob, OutboxUnavailable
-from alertmanager_wecom.outbox.schema import JobRow, connect_writer, insert_notification, job_rows
+from alertmanager_wecom.outbox.ingest_child import HEADER, Reply, Request
+from alertmanager_wecom.outbox.schema import job_rows
 
 log = logging.getLogger("alertmanager_wecom.outbox")
-_HEADER = struct.Struct("!I")
-
-Request = tuple[
-    int, str, list[JobRow], str | None, float, float
-]  # id, receiver, jobs, dedup key, window, now
-Reply = tuple[int, bool, Any]  # id, ok, (notification_id, duplicate) or the error's text
 
 
 class IngestProcess:
@@ -74,7 +64,7 @@ class IngestProcess:
             self._fail([r[0] for r in requests], "the ingest writer has exited")
             return
         blob = pickle.dumps(requests, protocol=pickle.HIGHEST_PROTOCOL)
-        process.stdin.write(_HEADER.pack(len(blob)) + blob)
+        process.stdin.write(HEADER.pack(len(blob)) + blob)
 
     async def _ensure_started(self) -> asyncio.subprocess.Process:
         if self._process is not None and self._process.returncode is None:
@@ -90,7 +80,7 @@ class IngestProcess:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            __name__,
+            "alertmanager_wecom.outbox.ingest_child",
             *self._args,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
@@ -103,7 +93,7 @@ class IngestProcess:
         assert process.stdout is not None
         try:
             while True:
-                size = _HEADER.unpack(await process.stdout.readexactly(_HEADER.size))[0]
+                size = HEADER.unpack(await process.stdout.readexactly(HEADER.size))[0]
                 replies: list[Reply] = pickle.loads(await process.stdout.readexactly(size))  # noqa: S301 - our own child
                 for request_id, ok, value in replies:
                     future = self._pending.pop(request_id, None)
@@ -143,57 +133,3 @@ class IngestProcess:
         if self._reader is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
-
-
-# -- the child ------------------------------------------------------------------------------------------
-
-
-def _commit(conn: sqlite3.Connection, requests: list[Request]) -> list[Reply]:
-    """All in one transaction; if one fails, each in its own, so that one failure undoes no other."""
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        results = [insert_notification(conn, *request[1:]) for request in requests]
-        conn.execute("COMMIT")
-    except sqlite3.Error as exc:
-        if conn.in_transaction:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-        if len(requests) > 1:
-            return [reply for request in requests for reply in _commit(conn, [request])]
-        return [(requests[0][0], False, str(exc))]
-    return [
-        (request[0], True, (result.notification_id, result.duplicate))
-        for request, result in zip(requests, results, strict=True)
-    ]
-
-
-def main() -> None:
-    # Stopping is the relay's business: it closes our stdin once its last webhook is answered. A
-    # SIGTERM or Ctrl-C sent to the whole process group must not kill commits the relay waits for.
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    path, synchronous, max_size_mb = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    conn = connect_writer(path, synchronous, max_size_mb or None)
-    buffer = b""
-    while True:
-        data = os.read(0, 1 << 20)
-        if not data:  # the relay closed our stdin, or is gone
-            break
-        buffer += data
-        requests: list[Request] = []
-        while len(buffer) >= _HEADER.size:
-            size = _HEADER.unpack_from(buffer)[0]
-            if len(buffer) < _HEADER.size + size:
-                break
-            requests.extend(pickle.loads(buffer[_HEADER.size : _HEADER.size + size]))  # noqa: S301 - our parent
-            buffer = buffer[_HEADER.size + size :]
-        if requests:
-            blob = pickle.dumps(_commit(conn, requests), protocol=pickle.HIGHEST_PROTOCOL)
-            out = memoryview(_HEADER.pack(len(blob)) + blob)
-            while out:
-                out = out[os.write(1, out) :]
-    conn.close()
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,74 @@
+"""The ingest writer child (see `ingest_process`): reads notifications on stdin, commits, answers on stdout.
+
+It imports the standard library and the outbox's schema only: it starts quickly and stays small.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import signal
+import sqlite3
+import struct
+import sys
+from typing import Any
+
+from alertmanager_wecom.outbox.schema import JobRow, connect_writer, insert_notification
+
+HEADER = struct.Struct("!I")  # each frame: its length, then a pickle
+Request = tuple[
+    int, str, list[JobRow], str | None, float, float
+]  # id, receiver, jobs, dedup key, window, now
+Reply = tuple[int, bool, Any]  # id, ok, (notification_id, duplicate) or the error's text
+
+
+def _commit(conn: sqlite3.Connection, requests: list[Request]) -> list[Reply]:
+    """All in one transaction; if one fails, each in its own, so that one failure undoes no other."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        results = [insert_notification(conn, *request[1:]) for request in requests]
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        if len(requests) > 1:
+            return [reply for request in requests for reply in _commit(conn, [request])]
+        return [(requests[0][0], False, str(exc))]
+    return [
+        (request[0], True, (result.notification_id, result.duplicate))
+        for request, result in zip(requests, results, strict=True)
+    ]
+
+
+def main() -> None:
+    # Stopping is the relay's business: it closes our stdin once its last webhook is answered. A
+    # SIGTERM or Ctrl-C sent to the whole process group must not kill commits the relay waits for.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    path, synchronous, max_size_mb = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    conn = connect_writer(path, synchronous, max_size_mb or None)
+    buffer = b""
+    while True:
+        data = os.read(0, 1 << 20)
+        if not data:  # the relay closed our stdin, or is gone
+            break
+        buffer += data
+        requests: list[Request] = []
+        while len(buffer) >= HEADER.size:
+            size = HEADER.unpack_from(buffer)[0]
+            if len(buffer) < HEADER.size + size:
+                break
+            requests.extend(pickle.loads(buffer[HEADER.size : HEADER.size + size]))  # noqa: S301 - our parent
+            buffer = buffer[HEADER.size + size :]
+        if requests:
+            blob = pickle.dumps(_commit(conn, requests), protocol=pickle.HIGHEST_PROTOCOL)
+            out = memoryview(HEADER.pack(len(blob)) + blob)
+            while out:
+                out = out[os.write(1, out) :]
+    conn.close()
+
+
+if __name__ == "__main__":
+    main()
