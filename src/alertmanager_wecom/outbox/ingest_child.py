@@ -44,9 +44,9 @@ def _commit(conn: sqlite3.Connection, requests: list[Request]) -> list[Reply]:
 
 def main() -> None:
     # Stopping is the relay's business: it closes our stdin once its last webhook is answered. A
-    # SIGTERM or Ctrl-C sent to the whole process group must not kill commits the relay waits for.
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # SIGTERM, Ctrl-C or hang-up sent to the whole process group must not kill commits the relay waits for.
+    for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(number, signal.SIG_IGN)
     path, synchronous, max_size_mb = sys.argv[1], sys.argv[2], int(sys.argv[3])
     conn = connect_writer(path, synchronous, max_size_mb or None)
     buffer = b""
