@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import re
@@ -71,6 +72,12 @@ def test_real_sample_is_accepted_then_delivered(relay: str, sim_state: Simulator
         (b'{"status": "firing"}', 422, "alerts"),
         (b'{"status": "burning", "alerts": []}', 422, "status"),
         (b'{"status": "firing", "alerts": [{"status": "firing"}]}', 422, "startsAt"),
+        (
+            b'{"status": "firing", "alerts": [{"status": "firing", "startsAt": "2026-02-30T09:00:00Z"}]}',
+            422,
+            "startsAt",
+        ),
+        (b'{"status": "firing", "alerts": [{"status": "firing", "startsAt": "yesterday"}]}', 422, "startsAt"),
         (b"x" * 5_000_000, 413, "max_body_bytes"),
     ],
 )
@@ -78,6 +85,12 @@ def test_bad_requests_get_4xx_with_reason(relay: str, body: bytes, status: int, 
     response = post(relay, body)
     assert response.status_code == status
     assert words in json.dumps(response.json())
+
+
+def test_the_start_up_heap_is_frozen_while_serving(relay: str) -> None:
+    # Full collections would otherwise walk it every few seconds under load (see relay.freeze_heap).
+    assert httpx.get(f"{relay}/healthz").status_code == 200
+    assert gc.get_freeze_count() > 1000
 
 
 def test_unknown_receiver_404_lists_receivers(relay: str) -> None:

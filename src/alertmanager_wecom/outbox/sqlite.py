@@ -1,4 +1,5 @@
-"""The SQLite outbox (WAL mode): a writer thread with group commit, a reader thread beside it."""
+"""The SQLite outbox (WAL mode): webhook commits in a child process, the dispatcher's and operators'
+writes on a writer thread with group commit, reads on a reader thread, checkpoints on a third."""
 
 from __future__ import annotations
 
@@ -128,11 +129,13 @@ class _Worker:
 
 
 class SQLiteOutbox:
-    """Writes go through one writer thread; reads through a second connection on its own thread.
+    """Webhooks are committed by the ingest child (`ingest_process`); the dispatcher's and operators'
+    writes go through one writer thread; reads through another connection on its own thread.
 
-    In WAL mode readers and the writer do not block each other, so the dispatcher reading a large
-    backlog (payloads, counts) never delays the commits that webhook answers wait for.  Every write
-    is committed before its caller continues, so a read issued afterwards sees it.
+    In WAL mode readers and writers do not block each other, so the dispatcher reading a large backlog
+    (payloads, counts) never delays the commits that webhook answers wait for; SQLite serialises the
+    two writers. Every write is committed before its caller continues, so a read issued afterwards
+    sees it.
     """
 
     def __init__(self, path: str | Path, synchronous: str = "full", max_size_mb: int | None = None) -> None:
