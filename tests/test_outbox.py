@@ -213,3 +213,22 @@ async def test_the_child_exits_with_the_outbox(tmp_path: Path) -> None:
     await store.close()
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+async def test_a_webhook_in_flight_when_the_child_dies_is_answered_503(tmp_path: Path) -> None:
+    store = SQLiteOutbox(tmp_path / "o.db")
+    await store.accept("r", with_payload("{}", JOBS), None, 0, 100.0)
+    # Hold the write lock, so that the child's next commit waits; then kill the child mid-commit.
+    blocker = sqlite3.connect(tmp_path / "o.db", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    in_flight = asyncio.ensure_future(store.accept("r", with_payload('{"late": 1}', JOBS), "k", 300, 101.0))
+    await asyncio.sleep(0.3)
+    assert not in_flight.done()
+    os.kill(_ingest_pid(store), signal.SIGKILL)
+    with pytest.raises(OutboxUnavailable, match="ingest writer exited"):
+        await asyncio.wait_for(in_flight, 5)
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    # Nothing of it was stored: Alertmanager's retry is accepted, not taken for a duplicate.
+    assert not (await store.accept("r", with_payload('{"late": 1}', JOBS), "k", 300, 102.0)).duplicate
+    await store.close()
