@@ -180,9 +180,9 @@ async def test_reads_see_every_write_that_was_awaited(tmp_path: Path) -> None:
 
 
 def _ingest_pid(store: SQLiteOutbox) -> int:
-    process = store._ingest._process  # type: ignore[union-attr]
-    assert process is not None
-    return process.pid
+    pid = store.ingest_pid
+    assert pid is not None
+    return pid
 
 
 async def test_webhook_commits_go_through_a_child_that_is_restarted_if_it_dies(tmp_path: Path) -> None:

@@ -29,46 +29,70 @@ from alertmanager_wecom.outbox.schema import job_rows
 log = logging.getLogger("alertmanager_wecom.outbox")
 
 
+class _Child:
+    """One child process and the requests it was sent: if it dies, exactly these are answered 503."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.pending: dict[int, asyncio.Future[AcceptResult]] = {}
+        self.outgoing: list[Request] = []
+        self.reader: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.process.returncode is None and not (self.reader is not None and self.reader.done())
+
+    def fail(self, reason: str) -> None:
+        pending, self.pending = self.pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(OutboxUnavailable(reason))
+
+
 class IngestProcess:
     """The relay's end: `accept` sends a notification to the child and waits for its commit."""
 
     def __init__(self, path: Path, synchronous: str, max_size_mb: int | None) -> None:
         self._args = [str(path), synchronous, str(max_size_mb or 0)]
-        self._process: asyncio.subprocess.Process | None = None
-        self._starting: asyncio.Task[asyncio.subprocess.Process] | None = None
-        self._reader: asyncio.Task[None] | None = None
-        self._pending: dict[int, asyncio.Future[AcceptResult]] = {}
-        self._outgoing: list[Request] = []
+        self._child: _Child | None = None
+        self._starting: asyncio.Task[_Child] | None = None
         self._next_id = 0
         self._closed = False
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id; None before the first webhook started it."""
+        return self._child.process.pid if self._child is not None else None
 
     async def accept(
         self, receiver: str, jobs: list[NewJob], dedup_key: str | None, dedup_window: float, now: float
     ) -> AcceptResult:
         if self._closed:
             raise OutboxUnavailable("outbox is closed")
-        process = await self._ensure_started()
+        child = await self._ensure_started()
         loop = asyncio.get_running_loop()
         self._next_id += 1
         future: asyncio.Future[AcceptResult] = loop.create_future()
-        self._pending[self._next_id] = future
-        if not self._outgoing:
+        child.pending[self._next_id] = future
+        if not child.outgoing:
             # One frame for everything accepted in this turn of the event loop.
-            loop.call_soon(self._flush, process)
-        self._outgoing.append((self._next_id, receiver, job_rows(jobs), dedup_key, dedup_window, now))
+            loop.call_soon(self._flush, child)
+        child.outgoing.append((self._next_id, receiver, job_rows(jobs), dedup_key, dedup_window, now))
         return await future
 
-    def _flush(self, process: asyncio.subprocess.Process) -> None:
-        requests, self._outgoing = self._outgoing, []
-        if process.stdin is None or process.stdin.is_closing():
-            self._fail([r[0] for r in requests], "the ingest writer has exited")
+    @staticmethod
+    def _flush(child: _Child) -> None:
+        requests, child.outgoing = child.outgoing, []
+        stdin = child.process.stdin
+        if stdin is None or stdin.is_closing():
+            child.fail("the ingest writer has exited")
             return
         blob = pickle.dumps(requests, protocol=pickle.HIGHEST_PROTOCOL)
-        process.stdin.write(HEADER.pack(len(blob)) + blob)
+        stdin.write(HEADER.pack(len(blob)) + blob)
 
-    async def _ensure_started(self) -> asyncio.subprocess.Process:
-        if self._process is not None and self._process.returncode is None:
-            return self._process
+    async def _ensure_started(self) -> _Child:
+        if self._child is not None and self._child.running:
+            return self._child
         if self._starting is None or self._starting.done():
             self._starting = asyncio.get_running_loop().create_task(self._start())
         try:
@@ -76,7 +100,7 @@ class IngestProcess:
         except OSError as exc:
             raise OutboxUnavailable(f"cannot start the ingest writer: {exc}") from exc
 
-    async def _start(self) -> asyncio.subprocess.Process:
+    async def _start(self) -> _Child:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -85,18 +109,20 @@ class IngestProcess:
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
         )
-        self._process = process
-        self._reader = asyncio.get_running_loop().create_task(self._read_replies(process))
-        return process
+        child = self._child = _Child(process)
+        child.reader = asyncio.get_running_loop().create_task(self._read_replies(child))
+        return child
 
-    async def _read_replies(self, process: asyncio.subprocess.Process) -> None:
-        assert process.stdout is not None
+    @staticmethod
+    async def _read_replies(child: _Child) -> None:
+        stdout = child.process.stdout
+        assert stdout is not None
         try:
             while True:
-                size = HEADER.unpack(await process.stdout.readexactly(HEADER.size))[0]
-                replies: list[Reply] = pickle.loads(await process.stdout.readexactly(size))  # noqa: S301 - our own child
+                size = HEADER.unpack(await stdout.readexactly(HEADER.size))[0]
+                replies: list[Reply] = pickle.loads(await stdout.readexactly(size))  # noqa: S301 - our own child
                 for request_id, ok, value in replies:
-                    future = self._pending.pop(request_id, None)
+                    future = child.pending.pop(request_id, None)
                     if future is None or future.done():
                         continue
                     if ok:
@@ -105,31 +131,25 @@ class IngestProcess:
                         future.set_exception(OutboxUnavailable(f"outbox: {value}"))
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
-        code = await process.wait()
-        if self._pending:
+        code = await child.process.wait()
+        if child.pending:
             # What it had not confirmed is answered 503: Alertmanager sends it again, and the dedup key
             # of anything that was in fact committed makes the second copy a duplicate.
             log.error("the ingest writer exited (code %s); it is started again on the next webhook", code)
-            self._fail(list(self._pending), f"the ingest writer exited (code {code})")
-
-    def _fail(self, request_ids: list[int], reason: str) -> None:
-        for request_id in request_ids:
-            future = self._pending.pop(request_id, None)
-            if future is not None and not future.done():
-                future.set_exception(OutboxUnavailable(reason))
+            child.fail(f"the ingest writer exited (code {code})")
 
     async def close(self) -> None:
         self._closed = True
-        process = self._process
-        if process is None:
+        child = self._child
+        if child is None:
             return
-        if process.stdin is not None:
-            process.stdin.close()
+        if child.process.stdin is not None:
+            child.process.stdin.close()
         try:
-            await asyncio.wait_for(process.wait(), 30)
+            await asyncio.wait_for(child.process.wait(), 30)
         except TimeoutError:
-            process.kill()
-            await process.wait()
-        if self._reader is not None:
+            child.process.kill()
+            await child.process.wait()
+        if child.reader is not None:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+                await child.reader

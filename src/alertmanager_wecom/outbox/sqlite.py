@@ -161,6 +161,11 @@ class SQLiteOutbox:
         if not in_memory:
             self._checkpointer.start()
 
+    @property
+    def ingest_pid(self) -> int | None:
+        """The ingest child's process id (None in memory, or before the first webhook)."""
+        return self._ingest.pid if self._ingest is not None else None
+
     def _checkpoints(self) -> None:
         conn = connect(self.path)
         try:
