@@ -170,6 +170,7 @@ def test_metrics_count_deliveries_without_secrets(served: Any, sim_state: Simula
     assert 'alertmanager_wecom_token_refreshes_total{app="ops"} 1.0' in text
     assert "alertmanager_wecom_delivery_latency_seconds_bucket" in text
     assert "alertmanager_wecom_outbox_pending" in text
+    assert "alertmanager_wecom_ingest_writer_exits_total 0.0" in text
     for secret in (
         SANDBOX_SECRET,
         SANDBOX_ROBOT_KEY,

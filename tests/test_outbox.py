@@ -186,7 +186,8 @@ def _ingest_pid(store: SQLiteOutbox) -> int:
 
 
 async def test_webhook_commits_go_through_a_child_that_is_restarted_if_it_dies(tmp_path: Path) -> None:
-    store = SQLiteOutbox(tmp_path / "o.db")
+    exits: list[int] = []
+    store = SQLiteOutbox(tmp_path / "o.db", on_ingest_exit=lambda: exits.append(1))
     first = await store.accept("r", with_payload('{"n": 1}', JOBS), "k1", 300, 100.0)
     pid = _ingest_pid(store)
     assert pid != os.getpid()
@@ -199,11 +200,13 @@ async def test_webhook_commits_go_through_a_child_that_is_restarted_if_it_dies(t
         except OutboxUnavailable:
             await asyncio.sleep(0.05)
     assert _ingest_pid(store) != pid
+    assert exits == [1]  # counted (alertmanager_wecom_ingest_writer_exits_total)
     assert second.notification_id is not None and second.notification_id > (first.notification_id or 0)
     # The dedup keys the dead child committed still hold.
     assert (await store.accept("r", with_payload('{"n": 1}', JOBS), "k1", 300, 102.0)).duplicate
     assert [j.payload for j in await store.pending_jobs("t1", 200.0, 10)] == ['{"n": 1}', '{"n": 2}']
     await store.close()
+    assert exits == [1]  # closing is not an exit to count
 
 
 async def test_the_child_exits_with_the_outbox(tmp_path: Path) -> None:

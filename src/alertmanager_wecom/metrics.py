@@ -63,6 +63,11 @@ class Metrics:
         self.dedup_hits = Counter(
             f"{PREFIX}_dedup_hits", "Notifications dropped as HA duplicates.", ["receiver"], registry=r
         )
+        self.ingest_writer_exits = Counter(
+            f"{PREFIX}_ingest_writer_exits",
+            "Times the child process that commits webhooks exited unasked (it is started again).",
+            registry=r,
+        )
         self.reloads = Counter(
             f"{PREFIX}_config_reloads", "Configuration reloads, by result.", ["result"], registry=r
         )

@@ -73,9 +73,14 @@ def _validation_message(exc: ValidationError) -> list[str]:
     return out
 
 
-def open_outbox(config: Config) -> Outbox:
+def open_outbox(config: Config, metrics: Metrics | None = None) -> Outbox:
     storage = config.storage
-    return SQLiteOutbox(storage.path, synchronous=storage.synchronous, max_size_mb=storage.max_size_mb)
+    return SQLiteOutbox(
+        storage.path,
+        synchronous=storage.synchronous,
+        max_size_mb=storage.max_size_mb,
+        on_ingest_exit=metrics.ingest_writer_exits.inc if metrics is not None else None,
+    )
 
 
 def wecom_client(config: Config) -> httpx.AsyncClient:
@@ -135,7 +140,7 @@ class Relay:
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         client = self._client or wecom_client(self.config)
-        outbox = self._outbox or open_outbox(self.config)
+        outbox = self._outbox or open_outbox(self.config, self.metrics)
         self.outbox = outbox
         self.dispatcher = Dispatcher(self.config, outbox, client, clock=self.clock, metrics=self.metrics)
         await self.dispatcher.start()

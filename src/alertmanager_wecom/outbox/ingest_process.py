@@ -20,6 +20,7 @@ import contextlib
 import logging
 import pickle
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from alertmanager_wecom.outbox.base import AcceptResult, NewJob, OutboxUnavailable
@@ -52,8 +53,15 @@ class _Child:
 class IngestProcess:
     """The relay's end: `accept` sends a notification to the child and waits for its commit."""
 
-    def __init__(self, path: Path, synchronous: str, max_size_mb: int | None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        synchronous: str,
+        max_size_mb: int | None,
+        on_exit: Callable[[], object] | None = None,
+    ) -> None:
         self._args = [str(path), synchronous, str(max_size_mb or 0)]
+        self._on_exit = on_exit  # called when a child exits that was not told to (a metric counts it)
         self._child: _Child | None = None
         self._starting: asyncio.Task[_Child] | None = None
         self._next_id = 0
@@ -113,8 +121,7 @@ class IngestProcess:
         child.reader = asyncio.get_running_loop().create_task(self._read_replies(child))
         return child
 
-    @staticmethod
-    async def _read_replies(child: _Child) -> None:
+    async def _read_replies(self, child: _Child) -> None:
         stdout = child.process.stdout
         assert stdout is not None
         try:
@@ -132,6 +139,8 @@ class IngestProcess:
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         code = await child.process.wait()
+        if not self._closed and self._on_exit is not None:
+            self._on_exit()
         if child.pending:
             # What it had not confirmed is answered 503: Alertmanager sends it again, and the dedup key
             # of anything that was in fact committed makes the second copy a duplicate.

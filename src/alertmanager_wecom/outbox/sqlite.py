@@ -138,7 +138,13 @@ class SQLiteOutbox:
     sees it.
     """
 
-    def __init__(self, path: str | Path, synchronous: str = "full", max_size_mb: int | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        synchronous: str = "full",
+        max_size_mb: int | None = None,
+        on_ingest_exit: Callable[[], object] | None = None,
+    ) -> None:
         self.path = Path(path)
         in_memory = str(path) == ":memory:"
         if not in_memory:
@@ -148,7 +154,9 @@ class SQLiteOutbox:
         self._closed = False
         # Webhook commits go through a child process (see ingest_process); in memory there is no file
         # for it to share.
-        self._ingest = None if in_memory else IngestProcess(self.path, synchronous, max_size_mb)
+        self._ingest = (
+            None if in_memory else IngestProcess(self.path, synchronous, max_size_mb, on_ingest_exit)
+        )
         self._writer = _Worker(conn, "outbox-writer", "BEGIN IMMEDIATE")
         if in_memory:  # a second connection would open another, empty database
             self._reader = self._writer
