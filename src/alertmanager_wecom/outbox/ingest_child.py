@@ -5,39 +5,36 @@ It imports the standard library and the outbox's schema only: it starts quickly 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pickle
 import signal
 import sqlite3
 import struct
 import sys
+from collections.abc import Callable
 from typing import Any
 
-from alertmanager_wecom.outbox.schema import JobRow, connect_writer, insert_notification
+from alertmanager_wecom.outbox.base import AcceptResult
+from alertmanager_wecom.outbox.schema import JobRow, connect_writer, insert_notification, run_isolated
 
 HEADER = struct.Struct("!I")  # each frame: its length, then a pickle
-Request = tuple[
-    int, str, list[JobRow], str | None, float, float
-]  # id, receiver, jobs, dedup key, window, now
-Reply = tuple[int, bool, Any]  # id, ok, (notification_id, duplicate) or the error's text
+# A request: id, receiver, jobs, dedup key, dedup window, now.
+Request = tuple[int, str, list[JobRow], str | None, float, float]
+# A reply: id, ok, then (notification_id, duplicate) or the error's text.
+Reply = tuple[int, bool, Any]
+
+
+def _insert(request: Request) -> Callable[[sqlite3.Connection], AcceptResult]:
+    _request_id, receiver, jobs, dedup_key, dedup_window, now = request
+    return lambda conn: insert_notification(conn, receiver, jobs, dedup_key, dedup_window, now)
 
 
 def _commit(conn: sqlite3.Connection, requests: list[Request]) -> list[Reply]:
-    """All in one transaction; if one fails, each in its own, so that one failure undoes no other."""
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        results = [insert_notification(conn, *request[1:]) for request in requests]
-        conn.execute("COMMIT")
-    except sqlite3.Error as exc:
-        if conn.in_transaction:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-        if len(requests) > 1:
-            return [reply for request in requests for reply in _commit(conn, [request])]
-        return [(requests[0][0], False, str(exc))]
+    results = run_isolated(conn, "BEGIN IMMEDIATE", [_insert(request) for request in requests])
     return [
         (request[0], True, (result.notification_id, result.duplicate))
+        if isinstance(result, AcceptResult)
+        else (request[0], False, str(result))
         for request, result in zip(requests, results, strict=True)
     ]
 

@@ -6,7 +6,9 @@ this module and the records, so that it starts quickly.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from alertmanager_wecom.outbox.base import AcceptResult, NewJob
@@ -74,6 +76,26 @@ def create_schema(conn: sqlite3.Connection) -> None:
 
 
 JobRow = tuple[str, str, str, str | None]  # target_key, target, payload, dead_reason
+
+
+def run_isolated(
+    conn: sqlite3.Connection, begin: str, operations: Sequence[Callable[[sqlite3.Connection], object]]
+) -> list[object]:
+    """Run the operations in one transaction (one commit, one fsync); if one fails, run each in its own
+    instead, so that one failure undoes no other (the common path pays for no savepoints). A failed
+    operation's result is its exception."""
+    try:
+        conn.execute(begin)
+        results = [operation(conn) for operation in operations]
+        conn.execute("COMMIT")
+    except Exception as exc:
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        if len(operations) == 1:
+            return [exc]
+        return [run_isolated(conn, begin, [operation])[0] for operation in operations]
+    return results
 
 
 def job_rows(jobs: list[NewJob]) -> list[JobRow]:

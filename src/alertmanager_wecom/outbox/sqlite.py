@@ -20,6 +20,7 @@ from alertmanager_wecom.outbox.schema import (
     create_schema,
     insert_notification,
     job_rows,
+    run_isolated,
 )
 
 T = TypeVar("T")
@@ -43,18 +44,16 @@ def _job(row: tuple[Any, ...]) -> Job:
     return Job(*values)
 
 
-def _settle_all(settled: list[tuple[asyncio.Future[Any], Any]]) -> None:
+def _settle_all(settled: list[tuple[asyncio.Future[Any], object]]) -> None:
     for future, result in settled:
-        _settle(future, result, None)
-
-
-def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    if future.cancelled():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)
+        if future.cancelled():
+            continue
+        if isinstance(result, sqlite3.Error):
+            future.set_exception(OutboxUnavailable(f"outbox: {result}"))
+        elif isinstance(result, BaseException):
+            future.set_exception(result)
+        else:
+            future.set_result(result)
 
 
 class _Worker:
@@ -101,27 +100,9 @@ class _Worker:
                 break
 
     def _run_batch(self, batch: list[Any]) -> None:
-        """Run the batch in one transaction; if an operation fails, run each in its own instead, so
-        that one failure does not undo the others (the common path pays for no savepoints)."""
-        conn = self.conn
-        try:
-            conn.execute(self._begin)
-            results = [fn(conn) for fn, _future, _loop in batch]
-            conn.execute("COMMIT")
-        except Exception as exc:
-            if conn.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-            if len(batch) > 1:
-                for item in batch:
-                    self._run_batch([item])
-                return
-            _fn, future, loop = batch[0]
-            error = OutboxUnavailable(f"outbox: {exc}") if isinstance(exc, sqlite3.Error) else exc
-            loop.call_soon_threadsafe(_settle, future, None, error)
-            return
+        results = run_isolated(self.conn, self._begin, [fn for fn, _future, _loop in batch])
         # One wake-up of each event loop for the whole batch, not one per operation.
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], object]]] = {}
         for (_fn, future, loop), result in zip(batch, results, strict=True):
             by_loop.setdefault(loop, []).append((future, result))
         for loop, settled in by_loop.items():
