@@ -28,7 +28,7 @@ from alertmanager_wecom.message import Message
 from alertmanager_wecom.metrics import Metrics
 from alertmanager_wecom.outbox import Job, JobState, Outbox
 from alertmanager_wecom.pacing import RateLimiter, Window
-from alertmanager_wecom.payload import Notification
+from alertmanager_wecom.payload import Notification, dump_notification, parse_notification
 from alertmanager_wecom.rendering import Renderer
 from alertmanager_wecom.routing import configured_target_keys
 from alertmanager_wecom.token_cache import AccessToken
@@ -296,7 +296,7 @@ class Dispatcher:
 
     @staticmethod
     def _notification(job: Job) -> Notification:
-        return Notification.model_validate_json(job.payload)
+        return parse_notification(job.payload)  # in pieces when large: see payload.py
 
     # Parsing, merging and rendering are CPU work: they run in a thread so that the event loop keeps
     # answering webhooks with low latency while a storm is being digested.
@@ -336,7 +336,7 @@ class Dispatcher:
         merged = digest.merge(notifications)
         # As many messages as it takes to show every alert (sent as the limits allow), up to a bound.
         merged.digest_max_messages = DIGEST_MAX_MESSAGES
-        return merged, merged.model_dump_json(by_alias=True)
+        return merged, dump_notification(merged)
 
     def _render_job(self, route: Route, job: Job, notification: Notification | None) -> list[Message]:
         return self._messages(route, notification or self._notification(job))

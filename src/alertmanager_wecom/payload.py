@@ -6,10 +6,13 @@ render from are checked so that a wrong body gets a 4xx naming the field.
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Literal, NotRequired
+from typing import Annotated, Any, Literal, NotRequired, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 from typing_extensions import TypedDict  # pydantic needs this one, not typing's, before Python 3.12
 
 Status = Literal["firing", "resolved"]
@@ -123,6 +126,175 @@ class Webhook(TypedDict):
 
 
 WEBHOOK: TypeAdapter[Webhook] = TypeAdapter(Webhook)
+_WEBHOOK_ALERTS: TypeAdapter[list[WebhookAlert]] = TypeAdapter(list[WebhookAlert])
+_ALERTS: TypeAdapter[list[Alert]] = TypeAdapter(list[Alert])
+
+
+# -- large bodies, in pieces ----------------------------------------------------------------------------
+# pydantic's core holds the GIL for the whole of a call: one call over a webhook of 20,000 alerts (10 MB)
+# takes 100 ms and more, and stops the event loop for that long from whichever thread it is made. A large
+# body is therefore validated (and a large notification parsed and written) in pieces of about
+# PIECE_CHARS, each by the same pydantic schema as the whole, so that it accepts exactly what one pass
+# accepts; the alerts' boundaries come from the standard library's JSON scanner, one alert per call.
+# Between pieces another thread (the event loop) can take the GIL. Small bodies keep the one pass.
+
+LARGE_BODY = 1 << 20  # bytes: above this, a body is worked through in pieces, in a thread
+LARGE_ALERTS = 2000  # a notification with more alerts than this is written in pieces
+PIECE_CHARS = 1 << 17
+_PIECE_ALERTS = 256
+
+_scan = json.JSONDecoder().raw_decode  # (value, end) for the JSON value at an index: C code
+_SPACE = re.compile(r"[ \t\n\r]*")
+Envelope = TypeVar("Envelope")
+Item = TypeVar("Item")
+
+
+def _skip(text: str, i: int) -> int:
+    """The index of the first character from `i` on that is not JSON whitespace."""
+    match = _SPACE.match(text, i)
+    return match.end() if match else i
+
+
+def _alert_pieces(text: str) -> tuple[int, int, list[tuple[int, int]]] | None:
+    """Where the top-level "alerts" array is (its brackets included), and its alerts in pieces of about
+    PIECE_CHARS (first character, end); None if `text` is not one JSON object with one "alerts" array
+    (one pass then says why)."""
+    found: tuple[int, int, list[tuple[int, int]]] | None = None
+    try:
+        i = _skip(text, 0)
+        if text[i : i + 1] != "{":
+            return None
+        i = _skip(text, i + 1)
+        if text[i : i + 1] == "}":
+            return None
+        while True:
+            if text[i : i + 1] != '"':
+                return None
+            key, i = _scan(text, i)
+            i = _skip(text, i)
+            if text[i : i + 1] != ":":
+                return None
+            i = _skip(text, i + 1)
+            if key == "alerts" and text[i : i + 1] == "[":
+                if found is not None:
+                    return None
+                start, pieces = i, []
+                i = _skip(text, i + 1)
+                if text[i : i + 1] != "]":
+                    first = i
+                    while True:
+                        _value, end = _scan(text, i)
+                        i = _skip(text, end)
+                        if i - first >= PIECE_CHARS:
+                            pieces.append((first, end))
+                            first = -1
+                        if text[i : i + 1] == "]":
+                            break
+                        if text[i : i + 1] != ",":
+                            return None
+                        i = _skip(text, i + 1)
+                        if first < 0:
+                            first = i
+                    if first >= 0:
+                        pieces.append((first, end))
+                i += 1
+                found = (start, i, pieces)
+            else:
+                _value, i = _scan(text, i)
+            i = _skip(text, i)
+            if text[i : i + 1] == ",":
+                i = _skip(text, i + 1)
+                continue
+            if text[i : i + 1] != "}":
+                return None
+            break
+    except ValueError:
+        return None
+    if _skip(text, i + 1) != len(text):
+        return None
+    return found
+
+
+def _shifted(exc: ValidationError, offset: int) -> ValidationError:
+    """The errors of a piece of the alerts as errors of the whole body (alerts.<index>.…)."""
+    return ValidationError.from_exception_data(
+        exc.title,
+        [
+            {
+                "type": error["type"],
+                "loc": ("alerts", offset + int(error["loc"][0]), *error["loc"][1:]) if error["loc"] else (),
+                "input": error["input"],
+                **({"ctx": error["ctx"]} if "ctx" in error else {}),  # type: ignore[typeddict-item]
+            }
+            for error in exc.errors()
+        ],
+    )
+
+
+def _in_pieces(
+    data: str | bytes,
+    envelope: Callable[[str], Envelope],
+    alerts: Callable[[str], list[Item]],
+) -> tuple[Envelope, list[Item]] | None:
+    """The envelope (everything but the alerts) and the alerts, validated in pieces; None when the body
+    is not shaped for it (not an object, no alerts array, not JSON), so that one pass says what is wrong."""
+    try:
+        text = data if isinstance(data, str) else data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    split = _alert_pieces(text)
+    if split is None:
+        return None
+    start, end, pieces = split
+    head = envelope(text[:start] + "[]" + text[end:])
+    items: list[Item] = []
+    for first, last in pieces:
+        try:
+            items.extend(alerts("[" + text[first:last] + "]"))
+        except ValidationError as exc:
+            raise _shifted(exc, len(items)) from None
+    return head, items
+
+
+def validate_webhook(body: bytes) -> Webhook:
+    """`WEBHOOK.validate_json`, in pieces for a large body (then call it in a thread)."""
+    if len(body) > LARGE_BODY:
+        split = _in_pieces(body, WEBHOOK.validate_json, _WEBHOOK_ALERTS.validate_json)
+        if split is not None:
+            webhook, alerts = split
+            webhook["alerts"] = alerts
+            return webhook
+    return WEBHOOK.validate_json(body)
+
+
+def parse_notification(payload: str | bytes) -> Notification:
+    """`Notification.model_validate_json`, in pieces for a large payload (then call it in a thread)."""
+    if len(payload) > LARGE_BODY:
+        split = _in_pieces(payload, Notification.model_validate_json, _ALERTS.validate_json)
+        if split is not None:
+            notification, alerts = split
+            notification.alerts = alerts
+            return notification
+    return Notification.model_validate_json(payload)
+
+
+def dump_notification(notification: Notification) -> str:
+    """`notification.model_dump_json(by_alias=True)`, in pieces when it has many alerts (then call it in
+    a thread); the same text either way."""
+    alerts = notification.alerts
+    if len(alerts) <= LARGE_ALERTS:
+        return notification.model_dump_json(by_alias=True)
+    head = notification.model_copy(update={"alerts": []}).model_dump_json(by_alias=True)
+    # Structure, not content: a quote inside a string is written escaped (\"), and the fields before
+    # `alerts` are strings and numbers.
+    marker = head.index('"alerts":[]') + len('"alerts":[')
+    parts: list[Any] = [head[:marker]]
+    for index in range(0, len(alerts), _PIECE_ALERTS):
+        if index:
+            parts.append(",")
+        parts.append(_ALERTS.dump_json(alerts[index : index + _PIECE_ALERTS], by_alias=True)[1:-1].decode())
+    parts.append(head[marker:])
+    return "".join(parts)
 
 
 class InvalidTime(ValueError):

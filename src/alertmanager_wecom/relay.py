@@ -32,8 +32,14 @@ from alertmanager_wecom.config import Config, ConfigError, load_config
 from alertmanager_wecom.dedup import dedup_key
 from alertmanager_wecom.dispatcher import Dispatcher
 from alertmanager_wecom.metrics import Metrics
-from alertmanager_wecom.outbox import JobState, Outbox, OutboxUnavailable, SQLiteOutbox
-from alertmanager_wecom.payload import WEBHOOK, InvalidTime, Notification, alert_instants
+from alertmanager_wecom.outbox import JobState, NewJob, Outbox, OutboxUnavailable, SQLiteOutbox
+from alertmanager_wecom.payload import (
+    LARGE_BODY,
+    InvalidTime,
+    alert_instants,
+    parse_notification,
+    validate_webhook,
+)
 from alertmanager_wecom.routing import Router
 from alertmanager_wecom.secret import redact
 
@@ -189,9 +195,12 @@ class Relay:
                 " lower max_alerts in Alertmanager's webhook_config or raise the limit",
             )
         try:
-            # One pass in pydantic's core (Rust) parses and checks the body: the hot path of every webhook.
-            webhook = WEBHOOK.validate_json(body)
-            instants = alert_instants(webhook)
+            if len(body) <= LARGE_BODY:
+                jobs, key = self._prepare(name, body)
+            else:
+                # Thousands of alerts: worked through in a thread, in pieces, so that the event loop goes
+                # on answering meanwhile (see payload.py).
+                jobs, key = await asyncio.to_thread(self._prepare, name, body)
         except ValidationError as exc:
             self.metrics.notifications.labels(name, "rejected").inc()
             first = exc.errors()[0]
@@ -203,17 +212,11 @@ class Relay:
         except InvalidTime as exc:
             self.metrics.notifications.labels(name, "rejected").inc()
             return error(422, "body is not an Alertmanager webhook payload", details=[str(exc)])
-        text = body.decode("utf-8", errors="replace")
         if self.draining or self.outbox is None or self.dispatcher is None:
             self.metrics.notifications.labels(name, "unavailable").inc()
             return error(503, "shutting down; retry")
         try:
-            jobs = self.router.route_whole(name, text, len(webhook["alerts"]))
-            if jobs is None:  # targets that route by alert need the model
-                jobs = self.router.route(name, Notification.model_validate_json(body), text)
-            result = await self.outbox.accept(
-                name, jobs, dedup_key(name, webhook, instants), config.delivery.dedup_window, self.clock()
-            )
+            result = await self.outbox.accept(name, jobs, key, config.delivery.dedup_window, self.clock())
         except OutboxUnavailable as exc:
             self.metrics.notifications.labels(name, "unavailable").inc()
             log.error("cannot store a notification for receiver %s: %s", name, exc)
@@ -227,6 +230,17 @@ class Relay:
         self.dispatcher.wake(job.target_key for job in jobs if job.dead_reason is None)
         # Written out: this answer is on every webhook's path, and it needs no JSON encoder.
         return Response(b'{"status":"accepted","id":%d}' % (result.notification_id or 0), media_type=_JSON)
+
+    def _prepare(self, name: str, body: bytes) -> tuple[list[NewJob], str]:
+        """The webhook's jobs and dedup key: its CPU work before the commit. The body goes to the outbox as
+        it came (UTF-8: the ingest child decodes it)."""
+        # One pass in pydantic's core (Rust) parses and checks the body: the hot path of every webhook.
+        webhook = validate_webhook(body)
+        instants = alert_instants(webhook)
+        jobs = self.router.route_whole(name, body, len(webhook["alerts"]))
+        if jobs is None:  # targets that route by alert need the model
+            jobs = self.router.route(name, parse_notification(body), body)
+        return jobs, dedup_key(name, webhook, instants)
 
     async def index(self, request: Request) -> Response:
         return JSONResponse(

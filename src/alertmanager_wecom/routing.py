@@ -20,7 +20,7 @@ import jinja2
 from alertmanager_wecom.config import Config, Target
 from alertmanager_wecom.matchers import Matcher, matches_all, parse_matcher
 from alertmanager_wecom.outbox import NewJob
-from alertmanager_wecom.payload import Alert, Notification
+from alertmanager_wecom.payload import Alert, Notification, dump_notification
 
 log = logging.getLogger("alertmanager_wecom.routing")
 
@@ -102,7 +102,7 @@ class Router:
             name for name, routes in self.routes.items() if any(r.matchers or r.templates for r in routes)
         }
 
-    def route_whole(self, receiver: str, payload: str, alert_count: int) -> list[NewJob] | None:
+    def route_whole(self, receiver: str, payload: str | bytes, alert_count: int) -> list[NewJob] | None:
         """The jobs when no target of the receiver looks at alerts (no `match`, no templated
         recipients): each takes the notification as it came. None when alerts must be looked at."""
         if receiver in self._by_alert:
@@ -116,7 +116,7 @@ class Router:
                 break  # it keeps every alert from the targets after it
         return jobs
 
-    def route(self, receiver: str, notification: Notification, payload: str) -> list[NewJob]:
+    def route(self, receiver: str, notification: Notification, payload: str | bytes) -> list[NewJob]:
         jobs: list[NewJob] = []
         taken: set[int] = set()  # alerts kept by a target with continue: false
         alerts = notification.alerts
@@ -183,7 +183,7 @@ class Router:
     @staticmethod
     def _subset(notification: Notification, indices: list[int]) -> str:
         subset = notification.model_copy(update={"alerts": [notification.alerts[i] for i in indices]})
-        return subset.model_dump_json(by_alias=True)
+        return dump_notification(subset)
 
     @staticmethod
     def _job(receiver: str, target: Target, payload: str, dead: str | None = None) -> NewJob:

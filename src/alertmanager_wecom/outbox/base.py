@@ -22,7 +22,9 @@ class JobState(enum.StrEnum):
 class NewJob:
     target_key: str  # identifies the target: rate limiting and ordering are per target
     target: str  # the target's spec, JSON
-    payload: str = ""  # the notification for this target (all its alerts, or those routed to it), JSON
+    # The notification for this target (all its alerts, or those routed to it), JSON; as bytes (UTF-8) it
+    # is decoded where it is stored, away from the event loop (a webhook's body: megabytes at times).
+    payload: str | bytes = ""
     dead_reason: str | None = None  # routed, but undeliverable as it stands (e.g. no valid recipient)
 
 

@@ -46,7 +46,7 @@ def main() -> None:
         signal.signal(number, signal.SIG_IGN)
     path, synchronous, max_size_mb = sys.argv[1], sys.argv[2], int(sys.argv[3])
     conn = connect_writer(path, synchronous, max_size_mb or None)
-    buffer = b""
+    buffer = bytearray()  # grows in place: a large webhook's frame arrives in many reads
     while True:
         data = os.read(0, 1 << 20)
         if not data:  # the relay closed our stdin, or is gone
@@ -57,8 +57,9 @@ def main() -> None:
             size = HEADER.unpack_from(buffer)[0]
             if len(buffer) < HEADER.size + size:
                 break
-            requests.extend(pickle.loads(buffer[HEADER.size : HEADER.size + size]))  # noqa: S301 - our parent
-            buffer = buffer[HEADER.size + size :]
+            with memoryview(buffer) as frame:
+                requests.extend(pickle.loads(frame[HEADER.size : HEADER.size + size]))  # noqa: S301 - our parent
+            del buffer[: HEADER.size + size]
         if requests:
             blob = pickle.dumps(_commit(conn, requests), protocol=pickle.HIGHEST_PROTOCOL)
             out = memoryview(HEADER.pack(len(blob)) + blob)

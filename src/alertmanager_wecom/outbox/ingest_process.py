@@ -96,7 +96,8 @@ class IngestProcess:
             child.fail("the ingest writer has exited")
             return
         blob = pickle.dumps(requests, protocol=pickle.HIGHEST_PROTOCOL)
-        stdin.write(HEADER.pack(len(blob)) + blob)
+        stdin.write(HEADER.pack(len(blob)))
+        stdin.write(blob)  # not joined to its header: a large webhook's blob is megabytes
 
     async def _ensure_started(self) -> _Child:
         if self._child is not None and self._child.running:

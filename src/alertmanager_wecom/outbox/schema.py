@@ -75,7 +75,7 @@ def create_schema(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE jobs ADD COLUMN inflight INTEGER NOT NULL DEFAULT 0")
 
 
-JobRow = tuple[str, str, str, str | None]  # target_key, target, payload, dead_reason
+JobRow = tuple[str, str, str | bytes, str | None]  # target_key, target, payload, dead_reason
 
 
 def run_isolated(
@@ -126,9 +126,10 @@ def insert_notification(
     for target_key, target, payload, dead_reason in jobs:
         notification_id = stored.get(id(payload))
         if notification_id is None:
+            text = payload if isinstance(payload, str) else payload.decode("utf-8", errors="replace")
             cursor = conn.execute(
                 "INSERT INTO notifications(receiver, received_at, payload) VALUES (?, ?, ?)",
-                (receiver, now, payload),
+                (receiver, now, text),
             )
             notification_id = stored[id(payload)] = int(cursor.lastrowid or 0)
         first = first or notification_id
