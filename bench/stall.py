@@ -7,7 +7,8 @@ is the worst stall of the event loop (a request that arrives during a stall wait
 windows: ingest (until the big webhook's 200, whose time is reported too) and delivery (until nothing is
 pending). Receivers: `whole` (one target: the notification is stored as it came), `match` (a target with
 `match:` and one after it: alerts are looked at one by one) and `owner` (`to_user: ["{{ labels.owner }}"]`:
-one job per owner, 50 owners).
+one job per owner, 50 owners). Each receiver has its own recipients, so that WeCom's per-person limits
+do not turn a later run's delivery into a paced digest.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ OWNERS = [f"u{i}" for i in range(50)]
 RECEIVERS: dict[str, list[dict[str, Any]]] = {
     "whole": [{"app": "ops", "to_user": ["zhangsan"]}],
     "match": [
-        {"app": "ops", "to_user": ["zhangsan"], "match": ['severity="critical"'], "continue": False},
-        {"app": "ops", "to_user": ["lisi"]},
+        {"app": "ops", "to_user": ["lisi"], "match": ['severity="critical"'], "continue": False},
+        {"app": "ops", "to_user": ["wangwu"]},
     ],
     "owner": [{"app": "ops", "to_user": ["{{ labels.owner }}"]}],
 }
@@ -127,7 +128,7 @@ def main() -> None:
             "corps": [
                 {
                     "corp_id": CORP,
-                    "users": ["zhangsan", "lisi", *OWNERS],
+                    "users": ["zhangsan", "lisi", "wangwu", *OWNERS],
                     "apps": [{"agent_id": AGENT, "secret": SECRET}],
                 }
             ]
