@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 import copy
+import gc
 import json
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from alertmanager_wecom import samples
-from alertmanager_wecom.payload import WEBHOOK, InvalidTime, Notification, alert_instants
+from alertmanager_wecom import payload, samples
+from alertmanager_wecom.payload import (
+    WEBHOOK,
+    InvalidTime,
+    Notification,
+    alert_instants,
+    collector_paused,
+    dump_notification,
+    parse_notification,
+    validate_webhook,
+)
 
 ALERT_FIELDS = [
     "status",
@@ -165,3 +179,99 @@ def test_a_time_of_the_right_form_but_no_real_date_is_refused() -> None:
         assert "alerts.0.startsAt" in str(exc) and "2026-02-30" in str(exc)
     else:
         raise AssertionError("a 30th of February was accepted")
+
+
+# -- large bodies, in pieces ------------------------------------------------------------------------------
+
+
+@contextmanager
+def every_body_large() -> Iterator[None]:
+    """Every body takes the path of large ones, each alert a piece of its own."""
+    saved = payload.LARGE_BODY, payload.LARGE_ALERTS, payload.PIECE_CHARS, payload._PIECE_ALERTS
+    payload.LARGE_BODY, payload.LARGE_ALERTS, payload.PIECE_CHARS, payload._PIECE_ALERTS = -1, -1, 1, 1
+    try:
+        yield
+    finally:
+        payload.LARGE_BODY, payload.LARGE_ALERTS, payload.PIECE_CHARS, payload._PIECE_ALERTS = saved
+
+
+def outcome(fn: Callable[[], Any]) -> tuple[str, Any]:
+    try:
+        return "ok", fn()
+    except ValidationError as exc:
+        return "refused", {(e["type"], e["loc"]) for e in exc.errors()}
+
+
+def same_as_one_pass(text: str) -> None:
+    data = text.encode()
+    one_webhook = outcome(lambda: WEBHOOK.validate_json(data))
+    one_model = outcome(lambda: Notification.model_validate_json(data))
+    with every_body_large():
+        webhook = outcome(lambda: validate_webhook(data))
+        model = outcome(lambda: parse_notification(data))
+        dumped = dump_notification(model[1]) if model[0] == "ok" else None
+    for pieces, whole in ((webhook, one_webhook), (model, one_model)):
+        assert pieces[0] == whole[0], (pieces, whole)
+        if whole[0] == "ok":
+            assert pieces[1] == whole[1]
+        else:  # the first piece with errors stops: its errors, each as one pass names it
+            assert pieces[1] and pieces[1] <= whole[1], (pieces, whole)
+    if dumped is not None:
+        assert dumped == one_model[1].model_dump_json(by_alias=True)
+
+
+@settings(max_examples=500, deadline=None)
+@given(bodies(), st.sampled_from([None, 0, 2]), st.sampled_from([(",", ":"), (" , ", " : ")]))
+def test_in_pieces_a_body_is_read_as_in_one_pass(
+    body: dict[str, Any], indent: int | None, separators: tuple[str, str]
+) -> None:
+    same_as_one_pass(json.dumps(body, indent=indent, separators=separators))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # a lone surrogate: the standard library's scanner takes it, pydantic's refuses it (400)
+        json.dumps(samples.node_down(3)).replace("10.0.0.1:9100", "\\ud800"),
+        json.dumps(samples.node_down(3)).replace("10.0.0.1:9100", "\\ud83d\\ude00"),
+        # what looks like the structure inside a string
+        json.dumps(samples.node_down(3)).replace("10.0.0.1:9100", '}, {\\"alerts\\": []'),
+        '{"status": "firing", "alerts": [], "alerts": []}',
+        '{"status": "firing", "alerts": 5, "alerts": []}',
+        '{"status": "firing", "alerts": [1, 2,]}',
+        '{"status": "firing", "alerts": []} x',
+        '[{"status": "firing", "alerts": []}]',
+        '{"status": "firing"}',
+        "",
+    ],
+)
+def test_in_pieces_edge_cases_are_read_as_in_one_pass(text: str) -> None:
+    same_as_one_pass(text)
+
+
+def test_an_error_in_a_later_piece_names_the_alert_in_the_whole_body() -> None:
+    body = samples.node_down(10)
+    body["alerts"][7]["status"] = "burning"
+    with every_body_large(), pytest.raises(ValidationError) as caught:
+        validate_webhook(json.dumps(body).encode())
+    assert [e["loc"] for e in caught.value.errors()] == [("alerts", 7, "status")]
+
+
+def test_the_collector_pauses_while_any_large_work_runs() -> None:
+    assert gc.isenabled()
+    inside, leave = threading.Event(), threading.Event()
+
+    def other() -> None:
+        with collector_paused():
+            inside.set()
+            leave.wait(30)
+
+    thread = threading.Thread(target=other)
+    with collector_paused():
+        assert not gc.isenabled()
+        thread.start()
+        assert inside.wait(30)
+    assert not gc.isenabled()  # the other thread's work still runs
+    leave.set()
+    thread.join(30)
+    assert gc.isenabled()

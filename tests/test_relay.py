@@ -4,6 +4,7 @@ import gc
 import json
 import logging
 import re
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,7 +15,9 @@ import pytest
 
 from alertmanager_wecom import samples
 from alertmanager_wecom.config import Config
+from alertmanager_wecom.payload import LARGE_BODY
 from alertmanager_wecom.relay import create_app
+from alertmanager_wecom.routing import Router
 from alertmanager_wecom.simulator import SimulatorState
 from alertmanager_wecom.simulator.model import SANDBOX_AGENT_ID, SANDBOX_SECRET, Faults
 from tests.conftest import SAMPLES, relay_config, wait_until
@@ -283,3 +286,35 @@ def test_no_secret_in_logs_or_error_bodies(
     assert len(tokens) >= 2  # the revocation made the relay fetch a second token
     for token in tokens:
         assert token not in everything
+
+
+def test_a_large_webhook_is_worked_through_off_the_event_loop(
+    simulator: str, sim_state: SimulatorState, tmp_path: Path
+) -> None:
+    # A webhook of thousands of alerts is validated and routed in a thread (in pieces: see payload.py).
+    # Held inside that work, it must leave the event loop free: /healthz is answered meanwhile, and the
+    # webhook is accepted once released. Were the work done on the loop, /healthz would time out.
+    config = relay_config(simulator + "/cgi-bin/", tmp_path / "outbox.db")
+    body = json.dumps(samples.node_down(3000)).encode()
+    assert len(body) > LARGE_BODY
+    entered, release = threading.Event(), threading.Event()
+
+    class HeldRouter(Router):
+        def route_whole(self, receiver: str, payload: str | bytes, alert_count: int) -> Any:
+            entered.set()
+            assert release.wait(60)
+            return super().route_whole(receiver, payload, alert_count)
+
+    app = create_app(config)
+    app.state.relay.router = HeldRouter(config)
+    with serve_in_thread(app) as relay, ThreadPoolExecutor(1) as pool:
+        webhook = pool.submit(post, relay, body)
+        assert entered.wait(30), "the webhook never reached routing"
+        try:
+            assert httpx.get(f"{relay}/healthz", timeout=10).status_code == 200
+        finally:
+            release.set()
+        response = webhook.result(60)
+        assert response.status_code == 200 and response.json()["status"] == "accepted"
+        entries = wait_until(lambda: sim_state.entries("zhangsan"), what="delivery")
+        assert "10.0.0.0:9100" in entries[0]["visible"]

@@ -28,7 +28,13 @@ from alertmanager_wecom.message import Message
 from alertmanager_wecom.metrics import Metrics
 from alertmanager_wecom.outbox import Job, JobState, Outbox
 from alertmanager_wecom.pacing import RateLimiter, Window
-from alertmanager_wecom.payload import Notification, dump_notification, parse_notification
+from alertmanager_wecom.payload import (
+    LARGE_BODY,
+    Notification,
+    collector_paused,
+    dump_notification,
+    parse_notification,
+)
 from alertmanager_wecom.rendering import Renderer
 from alertmanager_wecom.routing import configured_target_keys
 from alertmanager_wecom.token_cache import AccessToken
@@ -53,6 +59,12 @@ class Route:
     kind: str  # app | chat | robot: the channel label of metrics
     label: str  # app:NAME or robot:NAME: a bounded metrics label (no recipients)
     last_send: float = 0.0
+
+
+def _paused_if_large(jobs: list[Job]) -> contextlib.AbstractContextManager[None]:
+    """The collector paused while a large notification is parsed and rendered (see payload.py)."""
+    large = any(len(job.payload) > LARGE_BODY for job in jobs)
+    return collector_paused() if large else contextlib.nullcontext()
 
 
 def route_receiver(jobs: list[Job]) -> str:
@@ -302,7 +314,8 @@ class Dispatcher:
     # answering webhooks with low latency while a storm is being digested.
 
     def _count_messages(self, route: Route, jobs: list[Job]) -> int:
-        return sum(len(self._messages(route, self._notification(job))) for job in jobs)
+        with _paused_if_large(jobs):
+            return sum(len(self._messages(route, self._notification(job))) for job in jobs)
 
     async def _build_digest(self, first_page: list[Job]) -> tuple[list[Job], Notification, str, int]:
         """The oldest notifications of the backlog, up to `digest_max_alerts` alerts, merged: read and
@@ -339,7 +352,8 @@ class Dispatcher:
         return merged, dump_notification(merged)
 
     def _render_job(self, route: Route, job: Job, notification: Notification | None) -> list[Message]:
-        return self._messages(route, notification or self._notification(job))
+        with _paused_if_large([job]):
+            return self._messages(route, notification or self._notification(job))
 
     def _messages(self, route: Route, notification: Notification) -> list[Message]:
         return render_messages(route.target, route.renderer, notification)

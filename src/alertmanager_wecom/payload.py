@@ -6,9 +6,12 @@ render from are checked so that a wrong body gets a 4xx naming the field.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import re
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, NotRequired, TypeVar
 
@@ -321,3 +324,35 @@ def alert_instants(webhook: Webhook) -> list[tuple[float, float | None]]:
 
 
 _ZERO_TIME = datetime(_ZERO_YEAR + 1, 1, 1, tzinfo=UTC).timestamp()
+
+
+class _CollectorPause:
+    """See `collector_paused`: counted, so that overlapping pauses in several threads nest."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._depth = 0
+        self._resume = False
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self._lock:
+            if self._depth == 0:
+                self._resume = gc.isenabled()
+                gc.disable()
+            self._depth += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._depth -= 1
+                if self._depth == 0 and self._resume:
+                    gc.enable()
+
+
+# Building the alerts of a large notification (a million objects for 75,000 alerts) sets off full
+# collections of the garbage collector, each walking everything built so far with the GIL held (90 ms
+# at 75,000 alerts). They find nothing: the objects form no cycles and die with the work that made them.
+# So the collector pauses while such work runs: wrap a call whose result is small (jobs, messages), so
+# that what it built is freed when it returns, before the collector resumes.
+collector_paused = _CollectorPause()

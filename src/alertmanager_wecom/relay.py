@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import json
 import logging
@@ -37,6 +38,7 @@ from alertmanager_wecom.payload import (
     LARGE_BODY,
     InvalidTime,
     alert_instants,
+    collector_paused,
     parse_notification,
     validate_webhook,
 )
@@ -200,7 +202,7 @@ class Relay:
             else:
                 # Thousands of alerts: worked through in a thread, in pieces, so that the event loop goes
                 # on answering meanwhile (see payload.py).
-                jobs, key = await asyncio.to_thread(self._prepare, name, body)
+                jobs, key = await asyncio.to_thread(self._prepare_large, name, body)
         except ValidationError as exc:
             self.metrics.notifications.labels(name, "rejected").inc()
             first = exc.errors()[0]
@@ -230,6 +232,18 @@ class Relay:
         self.dispatcher.wake(job.target_key for job in jobs if job.dead_reason is None)
         # Written out: this answer is on every webhook's path, and it needs no JSON encoder.
         return Response(b'{"status":"accepted","id":%d}' % (result.notification_id or 0), media_type=_JSON)
+
+    def _prepare_large(self, name: str, body: bytes) -> tuple[list[NewJob], str]:
+        with collector_paused():
+            jobs, key = self._prepare(name, body)
+        # As UTF-8, here rather than when they are sent to the ingest child, on the event loop.
+        encoded: dict[int, bytes] = {}  # targets that share a payload keep sharing it
+        for index, job in enumerate(jobs):
+            if isinstance(job.payload, str):
+                if id(job.payload) not in encoded:
+                    encoded[id(job.payload)] = job.payload.encode()
+                jobs[index] = dataclasses.replace(job, payload=encoded[id(job.payload)])
+        return jobs, key
 
     def _prepare(self, name: str, body: bytes) -> tuple[list[NewJob], str]:
         """The webhook's jobs and dedup key: its CPU work before the commit. The body goes to the outbox as
