@@ -318,3 +318,22 @@ def test_a_large_webhook_is_worked_through_off_the_event_loop(
         assert response.status_code == 200 and response.json()["status"] == "accepted"
         entries = wait_until(lambda: sim_state.entries("zhangsan"), what="delivery")
         assert "10.0.0.0:9100" in entries[0]["visible"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        ("startsAt", "yesterday", "alerts.2999.startsAt"),
+        ("startsAt", "2026-02-30T09:00:00Z", "alerts.2999.startsAt"),
+    ],
+)
+def test_a_large_webhook_is_refused_naming_the_alert_at_fault(
+    relay: str, field: str, value: str, words: str
+) -> None:
+    body = samples.node_down(3000)
+    body["alerts"][2999][field] = value
+    data = json.dumps(body).encode()
+    assert len(data) > LARGE_BODY  # read in pieces
+    response = post(relay, data)
+    assert response.status_code == 422
+    assert any(words in detail for detail in response.json()["details"]), response.json()
