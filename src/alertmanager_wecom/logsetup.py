@@ -9,11 +9,29 @@ import time
 
 from alertmanager_wecom.secret import redact
 
+# A log line is one line: line breaks and other control characters inside a message (alert labels
+# end up in messages) are written as escapes, so that a label cannot forge a log line.
+_CONTROL = {c: f"\\x{c:02x}" for c in range(32)} | {
+    0x7F: "\\x7f",
+    0x85: "\\x85",
+    0x2028: "\\u2028",
+    0x2029: "\\u2029",
+}
+_CONTROL.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"})
+
+
+def one_line(text: str) -> str:
+    return text if text.isprintable() else text.translate(_CONTROL)
+
 
 class RedactingFormatter(logging.Formatter):
     def __init__(self, json_lines: bool = False) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
         self.json_lines = json_lines
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        record.message = one_line(record.message)
+        return super().formatMessage(record)
 
     def format(self, record: logging.LogRecord) -> str:
         if not self.json_lines:
