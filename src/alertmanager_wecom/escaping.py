@@ -76,9 +76,14 @@ def label_text(value: str) -> str:
     return "".join(("" if char in _BIDI else " ") if _is_break_or_control(char) else char for char in value)
 
 
+# What str.splitlines() breaks on, "\r\n" first so that it is one break.
+_LINE_BREAK: Final = re.compile("\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
 def annotation_text(value: str) -> str:
-    """Line breaks kept as plain "\\n"; other control characters become spaces."""
-    return "\n".join(label_text(line) for line in value.splitlines())
+    """Line breaks kept as plain "\\n" (any kind of break, each one); other control characters
+    become spaces."""
+    return "\n".join(label_text(line) for line in _LINE_BREAK.split(value))
 
 
 def escaper(msgtype: str) -> Callable[[str], str]:

@@ -390,8 +390,8 @@ class Renderer:
         first_limit = self.limit - (fit.byte_len(suffix) + 1 if suffix else 0)
         limits = (first_limit, self.limit)
         # Most severe first; alerts of one name together, so that compact lines group them.
-        firing = sorted(notification.firing, key=lambda a: (_severity_rank(a), a.name))
-        resolved = sorted(notification.resolved, key=lambda a: a.name)
+        firing = sorted(notification.firing, key=lambda a: (_severity_rank(a), label_text(a.name)))
+        resolved = sorted(notification.resolved, key=lambda a: label_text(a.name))
         alerts = firing + resolved
         if not alerts:
             return []
