@@ -178,7 +178,13 @@ class Router:
         jobs = []
         for (users, parties, tags), indices in groups.items():
             spec = target.model_copy(
-                update={"to_user": list(users), "to_party": list(parties), "to_tag": list(tags), "match": []}
+                update={
+                    "to_user": list(users),
+                    "to_party": list(parties),
+                    "to_tag": list(tags),
+                    "match": [],
+                    "fallback": None,
+                }
             )
             jobs.append(self._job(receiver, spec, self._subset(notification, indices)))
         if unreachable and target.fallback is not None:
