@@ -260,3 +260,73 @@ def test_a_user_template_failing_on_one_alert_falls_back_to_the_builtin(
     first, second = (e["visible"] for e in sim_state.entries("zhangsan"))
     assert first.startswith("【告警】NodeDown") and "cluster=prod-cluster" in first  # the built-in layout
     assert second.startswith("NodeDown ") and "cluster=second" in second  # the user's layout
+
+
+def test_a_url_the_parser_refuses_is_no_link_and_no_loss(relay_with: Any, sim_state: SimulatorState) -> None:
+    relay = relay_with({"app": "ops", "to_user": ["zhangsan"], "msgtype": "markdown"})
+    payload = samples.node_down(2)
+    payload["alerts"][1]["generatorURL"] = "http://[::1"
+    payload["alerts"][1]["annotations"]["runbook_url"] = "http://a]b/"
+    assert post(relay, payload).status_code == 200
+    [entry] = wait_until(lambda: sim_state.entries("zhangsan"), 10, "the message")
+    assert "10.0.0.0:9100" in entry["visible"] and "10.0.0.1:9100" in entry["visible"]
+    assert "[::1" not in entry["visible"]
+
+
+def test_a_storm_digest_with_a_hostile_alert_loses_nothing(
+    relay_with: Any, sim_state: SimulatorState, tmp_path: Path
+) -> None:
+    """Forty notifications to one person who may get 3 messages a minute: they are merged into digests,
+    one of them carries URLs the parser refuses, and every alert still arrives."""
+    relay = relay_with({"app": "ops", "to_user": ["zhangsan"], "msgtype": "markdown"})
+    for i in range(40):
+        payload = samples.node_down(1, cluster=f"storm-{i}")
+        if i == 25:
+            payload["alerts"][0]["generatorURL"] = "http://[::1"
+            payload["alerts"][0]["annotations"]["summary"] = "x\n## 【已恢复】 <@all>"
+        assert post(relay, payload).status_code == 200
+
+    def all_visible() -> bool:
+        text = "\n".join(e["visible"] for e in sim_state.entries("zhangsan"))
+        return all(f"storm-{i}" in text for i in range(40))
+
+    wait_until(all_visible, 60, "every notification of the storm")
+    assert "合并了" in "\n".join(e["visible"] for e in sim_state.entries("zhangsan"))  # digests were made
+    assert "cannot render" not in dead_letters(tmp_path)
+
+
+def test_a_template_moved_after_load_falls_back_to_the_builtin(
+    simulator: str, sim_state: SimulatorState, tmp_path: Path, caplog: Any
+) -> None:
+    template = tmp_path / "mine.j2"
+    template.write_text("MINE {% for a in alerts %}{{ a.ident }}{% endfor %}", encoding="utf-8")
+    raw = raw_config(
+        simulator, tmp_path, {"app": "ops", "to_user": ["lisi"], "msgtype": "text", "template": str(template)}
+    )
+    with serve_in_thread(create_app(parse_config(raw))) as relay:
+        template.rename(tmp_path / "moved.j2")
+        with caplog.at_level(logging.ERROR):
+            assert post(relay, samples.node_down(1, cluster="after-the-move")).status_code == 200
+            [entry] = wait_until(lambda: sim_state.entries("lisi"), 10, "the message")
+    assert entry["visible"].startswith("【告警】NodeDown") and "after-the-move" in entry["visible"]
+    assert "built-in template" in caplog.text
+
+
+def test_a_missing_owner_label_with_a_fallback_is_no_warning(
+    relay_with: Any, sim_state: SimulatorState, caplog: Any
+) -> None:
+    relay = relay_with(
+        {
+            "app": "ops",
+            "to_user": ["{{ labels.owner }}"],
+            "msgtype": "text",
+            "fallback": {"to_user": ["lisi"]},
+        }
+    )
+    with caplog.at_level(logging.INFO, logger="alertmanager_wecom.routing"):
+        assert post(relay, samples.node_down(1)).status_code == 200  # no owner label at all
+        wait_until(lambda: sim_state.entries("lisi"), 10, "the fallback's message")
+        assert post(relay, owned(1, "@all", cluster="bad")).status_code == 200
+        wait_until(lambda: len(sim_state.entries("lisi")) == 2, 10, "the second")
+    routing = [r for r in caplog.records if r.name == "alertmanager_wecom.routing"]
+    assert [r.levelno for r in routing] == [logging.INFO, logging.WARNING]

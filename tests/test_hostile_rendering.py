@@ -24,24 +24,30 @@ _SEVERITIES = {"critical", "warning", "info", "page", "error", ""}
 # Names the templates look up: kept, so that both renderings take the same branches.
 _NAMES = {"alertname", "severity", "instance", "summary", "description", "runbook_url", "runbook", "message"}
 
-# Markup characters per format (what the format's renderer reads), and line-start structure in v2.
+# Markup per format, as its renderer reads it: characters that are markup wherever they stand, those
+# that are markup at the start of a line, backslash escapes, and markdown_v2's emphasis markers.
 _MARKUP = {
-    "text": "<>&\n",
-    "textcard": "<>&\n",
-    "markdown": "<>[]*#`&\\\n",
-    "markdown_v2": "<>[]*#`&\\_~|\n",
+    "text": "<>\n",
+    "textcard": "<>\n",
+    "markdown": "<>[]*`\n",
+    "markdown_v2": "<>[]*`|\n",
 }
+_LINE_START = re.compile(r"(?m)^[ \t]*(?:#|[-+](?=[ \t]|$)|\d+[.)](?=[ \t]|$)|[=-]+[ \t]*$)")
+_ESCAPE = re.compile(r"\\[!-/:-@\[-`{-~]")
+_EMPHASIS = re.compile(r"(?<![^\W_])[_~]|[_~](?![^\W_])")
 _LINK_TARGET = re.compile(r"\]\([^()\s]*\)")
 _HREF = re.compile(r'href="[^"<>\s]*"')
-_V2_LINE = re.compile(r"(?m)^[ \t]*(?:[-+=]|\d+[.)])")
 
 
 def tokens(msgtype: str, text: str) -> list[str]:
     # A link's target is a sanitised URL (test_urls_... below): its characters are not markup.
     text = _LINK_TARGET.sub("](URL)", _HREF.sub('href=""', text))
     out = [c for c in text if c in _MARKUP[msgtype]]
+    if msgtype.startswith("markdown"):
+        out += ["line:" + m.group().strip() for m in _LINE_START.finditer(text)]
+        out += ["escape:" + m.group() for m in _ESCAPE.finditer(text)]
     if msgtype == "markdown_v2":
-        out += ["line:" + m.group().strip() for m in _V2_LINE.finditer(text)]
+        out += ["emphasis:" + m.group() for m in _EMPHASIS.finditer(text)]
     return out
 
 
@@ -83,7 +89,7 @@ _SNIPPETS = [
     "---",
     "===",
 ]
-_CHARS = st.sampled_from(list("<>[]()*#`&\\_~|-+=.!@ \n\r\t1a中\"'/:"))
+_CHARS = st.sampled_from(list("<>[]()*#`&\\_~|-+=.!@ \n\r\t1a中\"'/:\x9b\u202e"))
 _hostile = st.one_of(
     st.text(_CHARS, max_size=12),
     st.lists(st.sampled_from(_SNIPPETS) | st.text(_CHARS, max_size=4), max_size=4).map("".join),
@@ -98,6 +104,9 @@ _urls = st.sampled_from(
         'https://x/"><@all>',
         "javascript:alert(1)",
         "http://x/ space*star`tick",
+        "http://[::1",
+        "http://[::1]:9090/graph",
+        "https://wiki/ops?id=1&x=2#disk_full",
     ]
 )
 
@@ -224,7 +233,8 @@ def test_a_label_cannot_make_a_fake_heading_or_mention() -> None:
     assert [line for line in lines if line.startswith("#")] == [lines[0]]
     assert lines[0].startswith("## 【告警】")
     assert "<@all>" not in message.content and "＜@all＞" in message.content
-    assert "instance=x ＃＃ 【已恢复】" in message.content  # the value is still there, as text
+    # The value is still there, as text: mid-line, "#" is no heading; "<@all>" is no mention.
+    assert "instance=x ## 【已恢复】 all good ＜@all＞" in message.content
 
 
 def test_markdown_links_images_fonts_and_quotes_from_labels_are_text() -> None:
@@ -259,10 +269,17 @@ def test_urls_from_alert_data_cannot_break_out_of_a_link() -> None:
 
 
 def test_escaping_per_format() -> None:
-    assert escaper("text")("a<b>&c*#") == "a＜b＞＆c*#"
-    assert escaper("markdown")("## [a](b) *c* `d` \\") == "＃＃ ［a］(b) ＊c＊ ｀d｀ ＼"
-    assert escaper("markdown_v2")("- a\n1. b\n+ c\n| d |") == "－ a\n1． b\n＋ c\n｜ d ｜"
-    assert escaper("markdown_v2")("a-b 2.5") == "a-b 2.5"  # only at the start of a line
+    assert escaper("text")("a<b>&c*#") == "a＜b＞&c*#"
+    assert escaper("textcard")('</div><div class="x">') == '＜/div＞＜div class="x"＞'
+    markdown = escaper("markdown")
+    assert markdown("## [a](b) *c* `d`") == "＃# ［a］(b) ＊c＊ ｀d｀"
+    assert markdown("a ## b") == "a ## b"  # a heading only at the start of a line
+    assert markdown("x\\") == "x＼" and markdown("C:\\Users") == "C:\\Users"
+    assert markdown("https://wiki/ops?id=1&x=2#disk_full") == "https://wiki/ops?id=1&x=2#disk_full"
+    v2 = escaper("markdown_v2")
+    assert v2("- a\n1. b\n+ c\n| d |\n---") == "－ a\n1． b\n＋ c\n｜ d ｜\n－--"
+    assert v2("a-b 2.5 -5") == "a-b 2.5 -5"  # not list markers
+    assert v2("node_exporter _em_ ~~s~~") == "node_exporter ＿em＿ ～～s～～"
     assert label_text("a\nb\r\tc\u2028d\u202ee") == "a b  c de"
     assert annotation_text("a\r\nb\rc\n\nd") == "a\nb\nc\n\nd"
 
@@ -291,8 +308,12 @@ def test_markdown_annotations_from_the_config(tmp_path: Any) -> None:
 
     trusting = parse_config(raw)
     target = trusting.receivers[0].targets[0]
-    [message] = Renderer.for_target(target, trusting).render(one_alert({}, {"summary": "**x**"}))
-    assert "**x**" in message.content
+    summary = "[runbook](https://r.example/x) **x** <@all>\n## 【已恢复】 [bad](javascript:alert(1))"
+    [message] = Renderer.for_target(target, trusting).render(one_alert({}, {"summary": summary}))
+    assert "[runbook](https://r.example/x)" in message.content  # a link: the one thing opted in
+    # Annotations interpolate labels: even a trusted one cannot bold, mention, head or link elsewhere.
+    assert "**x**" not in message.content and "<@all>" not in message.content
+    assert "\n## 【已恢复】" not in message.content and "](javascript" not in message.content
 
 
 def test_user_templates_escape_alert_data_unless_told_raw(tmp_path: Any) -> None:
@@ -318,5 +339,64 @@ def test_one_line_and_escaped_values_have_no_markup(value: str) -> None:
     for msgtype in MSGTYPES:
         escaped = escaper(msgtype)(line)
         assert not set(escaped) & set(_MARKUP[msgtype])
+        if msgtype.startswith("markdown"):
+            assert not _LINE_START.search(escaped) and not _ESCAPE.search(escaped)
         if msgtype == "markdown_v2":
-            assert not _V2_LINE.search(escaped)
+            assert not _EMPHASIS.search(escaped)
+
+
+def test_user_templates_escape_values_that_are_not_strings(tmp_path: Any) -> None:
+    template = tmp_path / "t.j2"
+    template.write_text("{% for a in alerts %}{{ a.labels }} {{ a.labels.values() | list }}{% endfor %}")
+    config = relay_config("http://127.0.0.1:1/cgi-bin/", template=str(template))
+    render = Renderer.for_target(config.receivers[0].targets[0], config)
+    [message] = render.render(one_alert({"owner": "x<@all> [phish](http://evil.example/)"}))
+    assert "<@all>" not in message.content and "[phish]" not in message.content
+    assert "x＜@all＞ ［phish］" in message.content
+
+
+def test_a_cleaned_label_name_never_takes_the_place_of_another() -> None:
+    note = one_alert({"alert\u202ename": "TestOnly-ignore", "severi\u2066ty": "info"})
+    [message] = renderer("markdown").render(note)
+    assert message.content.startswith("## 【告警】NodeDown")
+    assert '**NodeDown** <font color="warning">critical</font>' in message.content
+    assert "alertname\ufffd=TestOnly-ignore" in message.content  # still shown, under its own name
+
+
+def test_an_alert_that_cannot_be_shown_is_a_line_that_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The last line of defence: whatever breaks one alert's view, the others of the notification (or
+    of a digest) are still rendered."""
+    payload = samples.node_down(3)
+    render = renderer("markdown")
+    original = render._view
+
+    def broken_for_one(alert: Any, common: Any, many: bool) -> Any:
+        if alert.labels["instance"] == "10.0.0.1:9100":
+            raise OverflowError("an alert no renderer foresaw")
+        return original(alert, common, many)
+
+    monkeypatch.setattr(render, "_view", broken_for_one)
+    [message] = render.render(Notification.model_validate(payload))
+    assert "10.0.0.0:9100" in message.content and "10.0.0.2:9100" in message.content
+    assert "(this alert cannot be shown: OverflowError)" in message.content
+
+
+def test_log_lines_cannot_be_forged_through_messages_or_tracebacks() -> None:
+    import logging
+
+    from alertmanager_wecom.logsetup import RedactingFormatter
+
+    formatter = RedactingFormatter()
+    record = logging.LogRecord(
+        "x", logging.WARNING, __file__, 1, "v=%s", ("a\n2026 INFO forged\x9b\u202e",), None
+    )
+    assert formatter.format(record).endswith("v=a\\n2026 INFO forged\\x9b\\u202e")
+    try:
+        raise ValueError("a\n2026-11-28 00:00:00,000 INFO x: forged")
+    except ValueError:
+        import sys
+
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "boom", (), sys.exc_info())
+    lines = formatter.format(record).splitlines()
+    assert lines[0].endswith("ERROR x: boom")
+    assert all(line.startswith("    ") for line in lines[1:])  # the traceback, indented line by line

@@ -30,7 +30,7 @@ from alertmanager_wecom.outbox import Job, JobState, Outbox
 from alertmanager_wecom.pacing import RateLimiter, Window
 from alertmanager_wecom.payload import Notification
 from alertmanager_wecom.recipients import Budget, refusal, summarize
-from alertmanager_wecom.rendering import Renderer
+from alertmanager_wecom.rendering import Renderer, TemplateError
 from alertmanager_wecom.routing import configured_target_keys
 from alertmanager_wecom.token_cache import AccessToken
 from alertmanager_wecom.wecom_api import WeComAPI, WeComError
@@ -74,6 +74,10 @@ def render_messages(
             return []
         notification = notification.model_copy(update={"alerts": firing})
     users, mobiles, problems = mentions_for(target, notification)
+    shown = renderer.mentions_that_fit(users)
+    if len(shown) < len(users):
+        problems.append(f"{len(users) - len(shown)} mentions left out: they would take over half the message")
+        users = shown
     if problems and refused is not None:
         refused(summarize(problems))
     return renderer.render(
@@ -542,7 +546,7 @@ class Dispatcher:
             label = f"robot:{target.robot}" if target.robot else f"app:{target.app}"
             route = Route(
                 target,
-                Renderer.for_target(target, self.config),
+                self._renderer(target),
                 channel,
                 self._rate_keys(target),
                 kind,
@@ -550,6 +554,16 @@ class Dispatcher:
             )
             self._routes[spec] = route
         return route
+
+    def _renderer(self, target: Target) -> Renderer:
+        """The target's renderer; with the built-in templates if its own cannot be read any more (the
+        file was moved after the config was loaded): the alerts go out, the operator is told."""
+        try:
+            return Renderer.for_target(target, self.config)
+        except TemplateError as exc:
+            log.error("%s; sending with the built-in template until the template can be read", exc)
+            builtin = target.model_copy(update={"template": None, "title_template": None})
+            return Renderer.for_target(builtin, self.config)
 
     def _rate_keys(self, target: Target) -> list[str]:
         keep = 1.0 - self.settings.headroom

@@ -17,13 +17,14 @@ text, WeCom's renderer sees no tag, heading, quote, link, image, colour, mention
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 import urllib.parse
 from collections.abc import Callable
 from typing import Final
 
-__all__ = ["Safe", "annotation_text", "escaper", "finalizer", "label_text", "safe_url"]
+__all__ = ["Safe", "annotation_text", "escaper", "finalizer", "label_text", "safe_url", "trusted_markdown"]
 
 
 class Safe(str):
@@ -41,25 +42,52 @@ _WIDE: Final = {
     "*": "＊",
     "#": "＃",
     "`": "｀",
-    "&": "＆",
     "\\": "＼",
     "_": "＿",
     "~": "～",
     "|": "｜",
-    '"': "＂",
+    "-": "－",
+    "+": "＋",
+    "=": "＝",
+    ".": "．",
+    ")": "）",
 }
-# text: only <a href> is markup. textcard: <div class="…">. markdown: WeCom's subset (headings, bold,
-# links, code, quotes, <font>, <@mention>). markdown_v2 adds lists, tables, emphasis and strikethrough.
+# Markup wherever it stands. text: only <a href>. textcard: <div class="…">. markdown: WeCom's subset
+# (bold, links, code, <font>, <@mention>). markdown_v2 adds tables. (Entities such as &lt; are not
+# markup: a renderer turns them into the character, shown as text.)
 _CHARS: Final = {
-    "text": "<>&",
-    "textcard": "<>&",
-    "markdown": "<>[]*#`&\\",
-    "markdown_v2": "<>[]*#`&\\_~|",
+    "text": "<>",
+    "textcard": "<>",
+    "markdown": "<>[]*`",
+    "markdown_v2": "<>[]*`|",
 }
 _TABLES: Final = {msgtype: str.maketrans({c: _WIDE[c] for c in chars}) for msgtype, chars in _CHARS.items()}
-# markdown_v2 also reads structure at the start of a line: "- item", "+ item", "1. item", "---", "===".
-_V2_LINE_START: Final = re.compile(r"(?m)^([ \t]*)(?:([-+=])|(\d+)([.)]))")
-_V2_WIDE_START: Final = {"-": "－", "+": "＋", "=": "＝", ".": "．", ")": "）"}
+# Markup only at the start of a line (the start of a value counts: a template may put it there):
+# "# heading", "- item", "+ item", "1. item", and the "===" / "---" lines of headings and rules.
+_LINE_START: Final = re.compile(
+    r"(?m)^([ \t]*)(?:(#)|([-+])(?=[ \t]|$)|(\d+)([.)])(?=[ \t]|$)|([=-])(?=[=-]*[ \t]*$))"
+)
+# A backslash escapes the punctuation after it (also the template's own, right after the value).
+_BACKSLASH: Final = re.compile(r"\\(?=[!-/:-@\[-`{-~]|$)")
+# markdown_v2 emphasis and strikethrough: "_" and "~" open them unless letters or digits stand on
+# both sides (node_exporter stays as it is).
+_FLANKING: Final = re.compile(r"(?<![^\W_])[_~]|[_~](?![^\W_])")
+
+
+def _line_start(match: re.Match[str]) -> str:
+    indent, hash_, sign, number, dot, rule = match.groups()
+    if hash_ is not None:
+        return indent + _WIDE["#"]
+    if sign is not None:
+        return indent + _WIDE[sign]
+    if number is not None:
+        return indent + number + _WIDE[dot]  # "1." → "1．": the number stays, the list marker goes
+    return indent + _WIDE[rule]
+
+
+def _wide(match: re.Match[str]) -> str:
+    return _WIDE[match.group()]
+
 
 # Characters that break a line or steer the display: never part of a one-line value.
 _BIDI: Final = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
@@ -83,51 +111,83 @@ _LINE_BREAK: Final = re.compile("\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]
 def annotation_text(value: str) -> str:
     """Line breaks kept as plain "\\n" (any kind of break, each one); other control characters
     become spaces."""
+    if value.isprintable():
+        return value
     return "\n".join(label_text(line) for line in _LINE_BREAK.split(value))
 
 
 def escaper(msgtype: str) -> Callable[[str], str]:
     """The function that makes a value inert in `msgtype` (text, markdown, markdown_v2, textcard)."""
     table = _TABLES[msgtype]
-    if msgtype != "markdown_v2":
+    if msgtype in ("text", "textcard"):
         return lambda value: value.translate(table)
+    v2 = msgtype == "markdown_v2"
 
-    def escape_v2(value: str) -> str:
-        value = value.translate(table)
-        return _V2_LINE_START.sub(_v2_start, value)
+    def escape_markdown(value: str) -> str:
+        value = _LINE_START.sub(_line_start, value.translate(table))
+        if "\\" in value:
+            value = _BACKSLASH.sub(_wide, value)
+        if v2 and ("_" in value or "~" in value):
+            value = _FLANKING.sub(_wide, value)
+        return value
 
-    return escape_v2
-
-
-def _v2_start(match: re.Match[str]) -> str:
-    indent, sign, number, dot = match.groups()
-    if sign is not None:
-        return indent + _V2_WIDE_START[sign]
-    # "1." → "1．": the number stays readable, the list marker goes.
-    return indent + number + _V2_WIDE_START[dot]
+    return escape_markdown
 
 
 def finalizer(msgtype: str) -> Callable[[object], object]:
-    """Jinja's ``finalize``: every printed value that is not `Safe` is escaped for `msgtype`."""
+    """Jinja's ``finalize``: every printed value is escaped for `msgtype`, except `Safe` text and
+    numbers. (Not only strings: ``{{ a.labels }}`` prints a dict, whose text holds the values.)"""
     escape = escaper(msgtype)
 
     def finalize(value: object) -> object:
-        if isinstance(value, Safe) or not isinstance(value, str):
+        if isinstance(value, Safe | int | float) or value is None:
             return value
-        return escape(value)
+        return escape(value if isinstance(value, str) else str(value))
 
     return finalize
+
+
+_LINK: Final = re.compile(r"\[([^\[\]\n]{1,200})\]\(([^()\s]{1,2048})\)")
+
+
+def trusted_markdown(value: str, msgtype: str) -> Safe:
+    """An annotation the operator opted into (``render.markdown_annotations``): its ``[text](url)``
+    links are kept (http(s) only); everything else is neutralised as usual. Prometheus annotations
+    often interpolate labels, so even a trusted one cannot mention people or add headings."""
+    escape = escaper(msgtype)
+    out: list[str] = []
+    end = 0
+    for match in _LINK.finditer(value):
+        url = safe_url(match.group(2))
+        if not url:
+            continue
+        out.append(escape(value[end : match.start()]))
+        out.append(f"[{escape(match.group(1))}]({url})")
+        end = match.end()
+    out.append(escape(value[end:]))
+    return Safe("".join(out))
 
 
 # Kept as they are in a URL: the characters RFC 3986 allows, minus those that close a markdown link,
 # an HTML attribute or a tag. "%" stays, so that an already encoded URL is not encoded twice.
 _URL_SAFE: Final = "/:?#=&;,+$!@%.-_~"
+_HOST_SAFE: Final = ":@[]%.-_~"  # brackets stay around an IPv6 address
 
 
+@functools.lru_cache(maxsize=4096)
 def safe_url(value: str) -> Safe:
-    """An http(s) URL that cannot break out of ``[text](url)`` or ``<a href="url">``; else ""."""
+    """An http(s) URL that cannot break out of ``[text](url)`` or ``<a href="url">``; else "".
+    (Cached: every alert of a group usually carries the same generator and runbook URLs.)"""
     value = value.strip()
-    parts = urllib.parse.urlsplit(value) if value.isprintable() else None
-    if parts is None or parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+    if not value.isprintable():
         return Safe("")
-    return Safe(urllib.parse.quote(value, safe=_URL_SAFE))
+    try:
+        parts = urllib.parse.urlsplit(value)
+    except ValueError:  # "http://[::1", a host the parser refuses: no link, never an error
+        return Safe("")
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.netloc:
+        return Safe("")
+    rest = value[len(parts.scheme) + 3 + len(parts.netloc) :]
+    host = urllib.parse.quote(parts.netloc, safe=_HOST_SAFE)
+    return Safe(f"{scheme}://{host}{urllib.parse.quote(rest, safe=_URL_SAFE)}")

@@ -21,7 +21,14 @@ from zoneinfo import ZoneInfo
 import jinja2
 
 from alertmanager_wecom import fit
-from alertmanager_wecom.escaping import Safe, annotation_text, finalizer, label_text, safe_url
+from alertmanager_wecom.escaping import (
+    Safe,
+    annotation_text,
+    finalizer,
+    label_text,
+    safe_url,
+    trusted_markdown,
+)
 from alertmanager_wecom.message import Message
 from alertmanager_wecom.payload import Alert, Notification
 
@@ -397,7 +404,7 @@ class Renderer:
             return []
         common = self._common(notification, alerts)
         many = len(alerts) > 1
-        views = _LazyViews(alerts, lambda a: self._view(a, common["common_labels"], many))
+        views = _LazyViews(alerts, lambda a: self._view_or_note(a, common["common_labels"], many))
         layout: tuple[list[tuple[int, int]], int] = ([], 0)
         # A digest is dense by design: compact lines, grouped by alert name.
         for compact in (True,) if notification.digest_of else (False, True):
@@ -425,19 +432,24 @@ class Renderer:
             messages[0] = replace(messages[0], mentions=tuple(users), mention_mobiles=tuple(mobiles))
         return messages
 
+    def mentions_that_fit(self, users: list[str]) -> list[str]:
+        """markdown mentions are ``<@userid>`` inside the content: they may take at most half of the
+        first message, so that alerts always show beside them. The first ones that fit."""
+        if self.msgtype != "markdown":
+            return users
+        budget = self.limit // 2
+        used = 0
+        for count, user in enumerate(users):
+            used += fit.byte_len(user) + 4  # "<@" ">" and the space before
+            if used > budget:
+                return users[:count]
+        return users
+
     def _mention_suffix(self, users: list[str]) -> str:
-        """markdown mentions: ``<@userid>`` inside the content. They may take at most half of the first
-        message, so that alerts always show beside them; the ids were validated when resolved."""
+        """The markdown mentions (ids validated when resolved, no more than fit)."""
         if self.msgtype != "markdown" or not users:
             return ""
-        budget = self.limit // 2
-        shown: list[str] = []
-        for user in users:
-            candidate = " ".join([*shown, f"<@{user}>"])
-            if fit.byte_len(candidate) + 1 > budget:
-                break
-            shown.append(f"<@{user}>")
-        return Safe(" ".join(shown))
+        return Safe(" ".join(f"<@{u}>" for u in self.mentions_that_fit(users)))
 
     # -- packing ------------------------------------------------------------------------------------
 
@@ -612,10 +624,10 @@ class Renderer:
     def _annotations(self, annotations: Mapping[str, str]) -> dict[str, str]:
         """Multi-line text; the ones named in render.markdown_annotations stay markdown (`Safe`)."""
         trusted = self.markdown_annotations
-        return {
-            label_text(k): Safe(annotation_text(v)) if k in trusted else annotation_text(v)
-            for k, v in annotations.items()
-        }
+        out = _labels(annotations, annotation_text)
+        for name in trusted.intersection(annotations):
+            out[name] = trusted_markdown(annotation_text(annotations[name]), self.msgtype)
+        return out
 
     def _local(self, at: datetime) -> datetime:
         """`at` in the configured zone; in UTC where the zone's offset would leave the calendar
@@ -626,6 +638,35 @@ class Renderer:
             except (OverflowError, ValueError):
                 continue
         return at
+
+    def _view_or_note(self, alert: Alert, common_labels: dict[str, str], many: bool) -> AlertView:
+        """The alert's view; if something in it cannot be shown, a line that says so, so that one
+        alert never stops the others of its notification (or of a digest) from being sent."""
+        try:
+            return self._view(alert, common_labels, many)
+        except Exception as exc:
+            note = f"(this alert cannot be shown: {type(exc).__name__})"
+            name = label_text(alert.labels.get("alertname", "") if isinstance(alert.labels, dict) else "")
+            return AlertView(
+                name=name[:100] or "?",
+                status=alert.status,
+                severity="",
+                labels={},
+                annotations={},
+                identifying={},
+                ident=note,
+                summary="",
+                description="",
+                starts="",
+                starts_short="",
+                ends="",
+                duration="",
+                generator_url=Safe(""),
+                runbook_url=Safe(""),
+                silence_url=Safe(""),
+                dashboard_url=Safe(""),
+                fingerprint="",
+            )
 
     def _view(self, alert: Alert, common_labels: dict[str, str], many: bool) -> AlertView:
         labels = _labels(alert.labels)
@@ -665,6 +706,14 @@ class Renderer:
         )
 
 
-def _labels(labels: Mapping[str, str]) -> dict[str, str]:
-    """Label names and values as one line of text each."""
-    return {label_text(k): label_text(v) for k, v in labels.items()}
+def _labels(labels: Mapping[str, str], text: Callable[[str], str] = label_text) -> dict[str, str]:
+    """Label names (one line each) and values (`text`). A name that had to be cleaned never takes the
+    place of another: "alert\u202ename" does not become a second "alertname"."""
+    out: dict[str, str] = {}
+    for name, value in labels.items():
+        shown = label_text(name)
+        if shown != name:
+            while shown in labels or shown in out:
+                shown += "\ufffd"
+        out[shown] = text(value)
+    return out

@@ -50,10 +50,12 @@ class _Route:
 
 def _resolve(
     templates: list[jinja2.Template], alert: Alert, kind: Kind, budget: Budget
-) -> tuple[list[str], list[str]]:
-    """(valid ids, problems) for one alert: each template gives one id, or a problem."""
+) -> tuple[list[str], list[str], int]:
+    """(valid ids, problems, how many of the problems are only an empty value) for one alert: each
+    template gives one id, or a problem."""
     valid: list[str] = []
     problems: list[str] = []
+    missing: list[bool] = []  # one per problem that is only an empty value (a label the alert lacks)
     context = {"labels": alert.labels, "annotations": alert.annotations}
     for template in templates:
         try:
@@ -62,7 +64,10 @@ def _resolve(
             problems.append(f"{kind} {template.source!r}: {type(exc).__name__}")  # type: ignore[attr-defined]
             continue
         why = refusal(kind, value)
-        if why is not None:
+        if not value:
+            problems.append(f"{kind} {template.source!r} {why}")  # type: ignore[attr-defined]
+            missing.append(True)
+        elif why is not None:
             problems.append(f"{kind} {template.source!r} {why}")  # type: ignore[attr-defined]
         elif not budget.admit(value):
             problems.append(
@@ -71,7 +76,7 @@ def _resolve(
             )
         else:
             valid.append(value)
-    return valid, problems
+    return valid, problems, len(missing)
 
 
 class Router:
@@ -151,14 +156,16 @@ class Router:
         problems: list[str] = []
         target = route.target
         budget = Budget(target.max_recipients)
+        refused = 0  # values that were there but invalid (not merely a missing label)
         static = [[v for v in getattr(target, name) if "{{" not in v] for name in _FIELDS]
         for index in selected:
             alert = notification.alerts[index]
             resolved: list[tuple[str, ...]] = []
             for name, fixed in zip(_FIELDS, static, strict=True):
-                valid, issues = _resolve(route.templates[name], alert, name, budget)
+                valid, issues, empty = _resolve(route.templates[name], alert, name, budget)
                 resolved.append(tuple(dict.fromkeys(fixed + valid)))
                 problems.extend(issues)
+                refused += len(issues) - empty
             if any(resolved):
                 groups.setdefault(tuple(resolved), []).append(index)
             else:
@@ -166,8 +173,11 @@ class Router:
         reason = summarize(problems)
         if problems:
             # One line per notification, whatever the number of alerts: the values are quoted (repr), so
-            # a label cannot forge a log line either.
-            log.warning(
+            # a label cannot forge a log line either. Alerts that merely lack the label and go to the
+            # fallback are routine: info, not a warning on every notification.
+            quiet = refused == 0 and target.fallback is not None
+            log.log(
+                logging.INFO if quiet else logging.WARNING,
                 "receiver %s: recipients from alert data refused (%d of %d alerts have no valid one%s): %s",
                 receiver,
                 len(unreachable),
