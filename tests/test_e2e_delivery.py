@@ -189,7 +189,12 @@ def test_wecom_unreachable_then_back_everything_delivered_as_digests(tmp_path: P
                 ).status_code
                 == 200
             )
-        time.sleep(6)  # an outage: every attempt fails to connect and backs off
+        # An outage: every attempt fails to connect and backs off; wait for the third failed attempt.
+        wait_until(
+            lambda: re.search(r"attempt=([3-9]|\d\d+) reason=network", stack.relay_log()),
+            30,
+            "failed attempts",
+        )
         stack.start_sim()
         wait_until(lambda: not missing(stack.visible_text(), names), 60, "everything after the outage")
         stats = stack.sim_stats()
