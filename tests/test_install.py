@@ -22,8 +22,6 @@ from alertmanager_wecom import samples
 from tests.conftest import wait_until
 from tests.servers import free_port, stop_process, wait_http
 
-pytestmark = pytest.mark.e2e
-
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "alertmanager_wecom"
 # What the Dockerfile's build stage copies: the wheel is built from these alone, as the image is.
@@ -98,6 +96,7 @@ def fresh_venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path,
     yield venv, env
 
 
+@pytest.mark.e2e
 def test_the_wheel_alone_imports_every_module(fresh_venv: tuple[Path, dict[str, str]]) -> None:
     venv, env = fresh_venv
     found = json.loads(_run([venv / "bin" / "python", "-c", IMPORT_EVERY_MODULE], env=env, cwd=venv))
@@ -116,6 +115,7 @@ def test_the_wheel_alone_imports_every_module(fresh_venv: tuple[Path, dict[str, 
     assert "client built" in _run([venv / "bin" / "python", "-c", SOCKS_CLIENT], env=env, cwd=venv)
 
 
+@pytest.mark.e2e
 def test_serve_in_sandbox_mode_answers_and_delivers(
     fresh_venv: tuple[Path, dict[str, str]], tmp_path: Path
 ) -> None:
@@ -156,3 +156,18 @@ def test_serve_in_sandbox_mode_answers_and_delivers(
             stop_process(proc)
     assert proc.returncode == 0, log.read_text(errors="replace")
     assert "Traceback" not in log.read_text(errors="replace")
+
+
+def test_the_image_installs_the_same_way() -> None:
+    """The Dockerfile builds from the files the wheel above is built from, with a plain `pip install .`:
+    what the image gets is what pyproject.toml declares, nothing installed beside it."""
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    build_stage = dockerfile.split("\nFROM ", 2)[1]
+    copied = [
+        line.split()[1:-1]
+        for line in build_stage.splitlines()
+        if line.startswith("COPY ") and "--from" not in line
+    ]
+    assert sorted(name for names in copied for name in names) == sorted(BUILD_INPUTS)
+    installs = [line for line in dockerfile.splitlines() if "pip install" in line]
+    assert installs == ["RUN pip install --no-cache-dir --prefix=/install ."]
