@@ -10,11 +10,26 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
+# The end-to-end tests run the real Alertmanager and Prometheus binaries (Debian packages).
+missing=""
+command -v prometheus-alertmanager >/dev/null 2>&1 || command -v alertmanager >/dev/null 2>&1 \
+  || missing="$missing prometheus-alertmanager"
+command -v prometheus >/dev/null 2>&1 || missing="$missing prometheus"
+# Debian's own python3 makes virtual environments only with python3-venv.
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing="$missing python3-venv"
+if [ -n "$missing" ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  # shellcheck disable=SC2086
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >/dev/null
+fi
+
 venv="$PWD/.venv"
 stamp="$venv/.built-from"
 want="$(python3 -c 'import sys; print(sys.version.split()[0])') $(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! "$venv/bin/python" -c '' 2>/dev/null; then
-  echo "== building .venv (pyproject.toml changed, or no .venv yet)"
+  echo "== building .venv (no .venv yet, or pyproject.toml or python3 changed)"
   rm -rf "$venv"
   python3 -m venv "$venv"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[test]'
@@ -25,19 +40,6 @@ fi
 export VIRTUAL_ENV="$venv"
 export PATH="$venv/bin:$PATH"
 unset PYTHONHOME PYTHONPATH
-
-# The end-to-end tests run the real Alertmanager and Prometheus binaries (Debian packages).
-missing=""
-command -v prometheus-alertmanager >/dev/null 2>&1 || command -v alertmanager >/dev/null 2>&1 \
-  || missing="$missing prometheus-alertmanager"
-command -v prometheus >/dev/null 2>&1 || missing="$missing prometheus"
-if [ -n "$missing" ]; then
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  # shellcheck disable=SC2086
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >/dev/null
-fi
 
 echo "== ruff"
 python -m ruff check .
