@@ -83,6 +83,37 @@ async def test_a_failing_webhook_does_not_undo_the_others_in_its_group_commit(tm
     await store.close()
 
 
+async def test_a_failing_write_does_not_undo_the_others_in_the_writer_threads_batch(tmp_path: Path) -> None:
+    # The dispatcher's writes share the writer thread's transactions the same way (schema.run_isolated):
+    # a digest too big for the outbox is refused alone; the writes batched with it are committed.
+    store = SQLiteOutbox(tmp_path / "o.db", max_size_mb=1)
+    for i in range(4):
+        await store.accept("r", with_payload(f'{{"n": {i}}}', JOBS[:1]), None, 0, 100.0 + i)
+    a, b, c, d = await store.pending_jobs("t1", 200.0, 10)
+    # While another connection holds the write lock, the writer thread waits in its first transaction
+    # (busy timeout: 10 s) and the writes queued meanwhile form its next one: every way of cutting the
+    # four writes below into those two puts the refused merge with at least one other.
+    blocker = sqlite3.connect(tmp_path / "o.db", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    writes = [
+        asyncio.ensure_future(store.done(a.id, 201.0)),
+        asyncio.ensure_future(store.progress(b.id, 2, 201.0)),
+        asyncio.ensure_future(store.merge([d], "x" * 2_000_000, 1, 201.0)),
+        asyncio.ensure_future(store.done(c.id, 201.0)),
+    ]
+    await asyncio.sleep(0)  # one turn of the loop: each write is queued for the writer thread
+    assert not any(write.done() for write in writes)
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    results = await asyncio.gather(*writes, return_exceptions=True)
+    assert isinstance(results[2], OutboxUnavailable) and "full" in str(results[2])
+    assert [r for i, r in enumerate(results) if i != 2] == [None, None, None]
+    assert [(j.id, j.sent_parts) for j in await store.pending_jobs("t1", 200.0, 10)] == [(b.id, 2), (d.id, 0)]
+    assert await store.list_jobs(JobState.MERGED, 10) == []
+    assert sorted(j.id for j in await store.list_jobs(JobState.DONE, 10)) == [a.id, c.id]
+    await store.close()
+
+
 async def test_progress_retry_dead_requeue_purge_and_stats(tmp_path: Path) -> None:
     store = SQLiteOutbox(tmp_path / "o.db")
     for i in range(3):
