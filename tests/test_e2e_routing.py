@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -102,5 +101,6 @@ def test_alertmanager_routes_to_two_receivers_with_rules_templates_and_mentions(
             )
             dead = stack.cli("outbox", "list", "--state", "dead").stdout
             assert "recipients" in dead and "not a valid WeCom id" in dead
-            time.sleep(0.5)
+            # Everything sent (nothing pending): WeCom dropped none of it.
+            wait_until(lambda: stack.pending() == 0, 30, "the outbox sent")
             assert stack.sim_stats()["dropped"] == 0
