@@ -263,7 +263,8 @@ class Dispatcher:
                         await self.outbox.dead(job.id, f"cannot deliver: {exc}", "config", self.clock())
                         self.metrics.dead_letters.labels(job.receiver, "config").inc()
                     log.error(
-                        "jobs for a target the config no longer has were moved to the dead letters: %s", exc
+                        "jobs whose target cannot be used (gone from the config, or broken) were moved to the dead letters: %s",
+                        exc,
                     )
                     continue
                 started = next((j for j in jobs if j.sent_parts > 0 or j.inflight), None)

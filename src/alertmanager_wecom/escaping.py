@@ -74,6 +74,11 @@ _BACKSLASH: Final = re.compile(r"\\(?=[!-/:-@\[-`{-~]|$)")
 _FLANKING: Final = re.compile(r"(?<![^\W_])[_~]|[_~](?![^\W_])")
 
 
+# What may need escaping: a markup character, a line break, or a line-start marker at the start.
+_SUSPECT: Final = re.compile(r"[<>\[\]*`\\#\n]|^[ \t]*[-+=\d]")
+_SUSPECT_V2: Final = re.compile(r"[<>\[\]*`\\#\n|_~]|^[ \t]*[-+=\d]")
+
+
 def _line_start(match: re.Match[str]) -> str:
     indent, hash_, sign, number, dot, rule = match.groups()
     if hash_ is not None:
@@ -120,10 +125,14 @@ def escaper(msgtype: str) -> Callable[[str], str]:
     """The function that makes a value inert in `msgtype` (text, markdown, markdown_v2, textcard)."""
     table = _TABLES[msgtype]
     if msgtype in ("text", "textcard"):
-        return lambda value: value.translate(table)
+        return lambda value: value.translate(table) if "<" in value or ">" in value else value
     v2 = msgtype == "markdown_v2"
+    # Most values (names, instances, numbers) hold nothing to escape: one search tells.
+    suspect = _SUSPECT_V2 if v2 else _SUSPECT
 
     def escape_markdown(value: str) -> str:
+        if suspect.search(value) is None:
+            return value
         value = _LINE_START.sub(_line_start, value.translate(table))
         if "\\" in value:
             value = _BACKSLASH.sub(_wide, value)
@@ -140,9 +149,12 @@ def finalizer(msgtype: str) -> Callable[[object], object]:
     escape = escaper(msgtype)
 
     def finalize(value: object) -> object:
-        if isinstance(value, Safe | int | float) or value is None:
+        kind = type(value)
+        if kind is str:
+            return escape(value)  # type: ignore[arg-type]
+        if kind is Safe or kind is int or kind is float or value is None:
             return value
-        return escape(value if isinstance(value, str) else str(value))
+        return value if isinstance(value, Safe) else escape(str(value))
 
     return finalize
 
