@@ -25,6 +25,7 @@ from alertmanager_wecom.config import Config, ConfigError, Target, load_config, 
 from alertmanager_wecom.logsetup import setup_logging
 from alertmanager_wecom.payload import Notification
 from alertmanager_wecom.rendering import Renderer, TemplateError
+from alertmanager_wecom.wecom_api import http_client
 
 log = logging.getLogger("alertmanager_wecom")
 
@@ -295,7 +296,7 @@ def send(
         raise click.ClickException("nothing to send: give TEXT or pipe it on stdin")
 
     async def run() -> None:
-        async with httpx.AsyncClient(timeout=config.wecom.timeout_seconds) as client:
+        async with http_client(config.wecom) as client:
             channel = build_channel(target, config, WeComAPI(config.wecom.api_url, client), {})
             chunks = split_text(content, CONTENT_LIMITS[msgtype])
             for chunk in chunks:
@@ -322,7 +323,7 @@ def check(config_path: str, no_send: bool) -> None:
     config = _load(config_path)
 
     async def run() -> bool:
-        async with httpx.AsyncClient(timeout=config.wecom.timeout_seconds) as client:
+        async with http_client(config.wecom) as client:
             results = await run_checks(config, client, send=not no_send)
         for result in results:
             click.echo(result.line())
@@ -523,7 +524,7 @@ def appchat_create(
     config = _load(config_path)
 
     async def run() -> str:
-        async with httpx.AsyncClient(timeout=config.wecom.timeout_seconds) as client:
+        async with http_client(config.wecom) as client:
             token = _app_token(config, app_name, client)
             body: dict[str, Any] = {"name": name, "userlist": list(users)}
             if owner:
@@ -550,7 +551,7 @@ def appchat_show(config_path: str, app_name: str, chatid: str) -> None:
     config = _load(config_path)
 
     async def run() -> dict[str, Any]:
-        async with httpx.AsyncClient(timeout=config.wecom.timeout_seconds) as client:
+        async with http_client(config.wecom) as client:
             token = _app_token(config, app_name, client)
             try:
                 reply = await token.call("GET", "appchat/get", params={"chatid": chatid})

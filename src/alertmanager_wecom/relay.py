@@ -13,7 +13,6 @@ import gc
 import json
 import logging
 import signal
-import ssl
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -36,6 +35,7 @@ from alertmanager_wecom.outbox import JobState, Outbox, OutboxUnavailable, SQLit
 from alertmanager_wecom.payload import WEBHOOK, InvalidTime, Notification, alert_instants
 from alertmanager_wecom.routing import Router
 from alertmanager_wecom.secret import redact
+from alertmanager_wecom.wecom_api import http_client
 
 log = logging.getLogger("alertmanager_wecom.relay")
 
@@ -84,16 +84,7 @@ def open_outbox(config: Config, metrics: Metrics | None = None) -> Outbox:
 
 
 def wecom_client(config: Config) -> httpx.AsyncClient:
-    """The HTTP client for WeCom: timeouts, an optional proxy (one trusted egress IP) and CA bundle."""
-    wecom = config.wecom
-    verify: ssl.SSLContext | bool = (
-        ssl.create_default_context(cafile=wecom.ca_file) if wecom.ca_file else True
-    )
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(wecom.timeout_seconds, connect=wecom.connect_timeout_seconds),
-        proxy=wecom.proxy_url,
-        verify=verify,
-    )
+    return http_client(config.wecom)
 
 
 def freeze_heap() -> None:
