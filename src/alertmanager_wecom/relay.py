@@ -232,28 +232,34 @@ class Relay:
         return JSONResponse({"status": "ok"})
 
     async def readyz(self, request: Request) -> Response:
+        """Ready when a webhook would be committed now: the outbox takes a test write through the same
+        path (see Outbox.check_writable), and the dispatcher runs."""
         problems = []
         if self.draining:
             problems.append("shutting down")
         if self.dispatcher is None or not self.dispatcher.running:
             problems.append("dispatcher not running")
-        if self.outbox is not None:
-            try:
-                stats = await self.outbox.stats(self.clock())
-            except OutboxUnavailable as exc:
-                problems.append(str(exc))
-            else:
-                if not problems:
-                    return JSONResponse(
-                        {
-                            "status": "ready",
-                            "pending": stats.pending,
-                            "dead": stats.dead,
-                            "oldest_pending_seconds": round(stats.oldest_pending_age, 1),
-                        }
-                    )
-        else:
+        if self.outbox is None:
             problems.append("outbox not open")
+            return JSONResponse({"status": "not ready", "problems": problems}, status_code=503)
+        now = self.clock()
+        problem = await self.outbox.check_writable(now)
+        if problem is not None:
+            problems.append(f"cannot accept notifications: {problem}")
+        try:
+            stats = await self.outbox.stats(now)
+        except OutboxUnavailable as exc:
+            problems.append(str(exc))
+        else:
+            if not problems:
+                return JSONResponse(
+                    {
+                        "status": "ready",
+                        "pending": stats.pending,
+                        "dead": stats.dead,
+                        "oldest_pending_seconds": round(stats.oldest_pending_age, 1),
+                    }
+                )
         return JSONResponse({"status": "not ready", "problems": problems}, status_code=503)
 
     # -- operations -----------------------------------------------------------------------------------
