@@ -1,22 +1,27 @@
-"""/readyz tells whether a webhook would be committed now."""
+"""/readyz tells whether a webhook would be committed now, and the service refuses to start on an outbox
+it cannot open (one line naming storage.path, never a traceback)."""
 
 from __future__ import annotations
 
 import os
 import signal
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from alertmanager_wecom import samples
 from alertmanager_wecom.cli import main
 from alertmanager_wecom.relay import create_app
 from alertmanager_wecom.simulator import SimulatorState
+from alertmanager_wecom.simulator.model import SANDBOX_AGENT_ID, SANDBOX_CORP_ID, SANDBOX_SECRET
 from tests.conftest import relay_config, wait_until
 from tests.servers import serve_in_thread
 
@@ -133,3 +138,59 @@ def test_the_ingest_writer_killed_is_started_again_and_ready(served: Any) -> Non
     os.kill(first, signal.SIGKILL)
     wait_until(lambda: ready(base).status_code == 200 and relay.outbox.ingest_pid != first, 10, "a new child")
     assert "alertmanager_wecom_ingest_writer_exits_total 1.0" in httpx.get(f"{base}/metrics").text
+
+
+# -- start-up --------------------------------------------------------------------------------------------
+
+
+def config_with_storage(tmp_path: Path, storage_path: Path) -> Path:
+    raw = {
+        "wecom": {"api_url": "http://127.0.0.1:9/cgi-bin/"},
+        "apps": {"ops": {"corp_id": SANDBOX_CORP_ID, "agent_id": SANDBOX_AGENT_ID, "secret": SANDBOX_SECRET}},
+        "receivers": [{"name": "default", "targets": [{"app": "ops", "to_user": ["zhangsan"]}]}],
+        "storage": {"path": str(storage_path)},
+    }
+    path = tmp_path / "relay.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("case", "words"),
+    [
+        ("directory", "is a directory"),
+        ("not_a_database", "file is not a database"),
+        ("parent_is_a_file", "is a file, not a directory"),
+    ],
+)
+def test_an_outbox_that_cannot_be_opened_stops_serve_and_check_config_with_one_line(
+    tmp_path: Path, case: str, words: str
+) -> None:
+    storage = tmp_path / "outbox.db"
+    if case == "directory":
+        storage.mkdir()
+    elif case == "not_a_database":
+        storage.write_text("these are not the rows you are looking for\n" * 100, encoding="utf-8")
+    else:
+        (tmp_path / "data").write_text("a file", encoding="utf-8")
+        storage = tmp_path / "data" / "outbox.db"
+    config = config_with_storage(tmp_path, storage)
+    for command in (
+        ["serve", "--config", str(config), "--listen", "127.0.0.1:0"],
+        ["check-config", str(config)],
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", "alertmanager_wecom", *command], capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode != 0, (command, result.stdout, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, result.stderr
+        assert f"storage.path {storage}" in lines[0] and words in lines[0]
+        assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_check_config_does_not_create_the_outbox(tmp_path: Path) -> None:
+    storage = tmp_path / "data" / "outbox.db"
+    result = CliRunner().invoke(main, ["check-config", str(config_with_storage(tmp_path, storage))])
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "data").exists()

@@ -21,12 +21,13 @@ import httpx
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from pydantic import ValidationError
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from alertmanager_wecom import __version__
-from alertmanager_wecom.auth import authorized, challenge, is_loopback
+from alertmanager_wecom.auth import TrustedProxies, authorized, challenge, is_loopback
 from alertmanager_wecom.config import Config, ConfigError, load_config
 from alertmanager_wecom.dedup import dedup_key
 from alertmanager_wecom.dispatcher import Dispatcher
@@ -47,18 +48,42 @@ class BodyTooLarge(Exception):
     pass
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+class BodyTooSlow(Exception):
+    pass
+
+
+async def read_body(request: Request, limit: int, seconds: float) -> bytes:
+    """The request's body, if it is at most `limit` bytes and arrives within `seconds`: a client
+    that stops sending half-way would otherwise hold its connection (and the body read so far)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(seconds):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise BodyTooLarge
+                chunks.append(chunk)
+    except TimeoutError:
+        raise BodyTooSlow from None
     return b"".join(chunks)
+
+
+def body_too_slow(timeout: float) -> JSONResponse:
+    return JSONResponse(
+        {"error": f"the request body did not arrive within server.body_timeout ({timeout:g}s)"},
+        status_code=408,
+        headers={"Connection": "close"},
+    )
+
+
+# State the dispatcher keeps in a stored notification (a digest's bookkeeping): never from a request.
+_INTERNAL_FIELDS = ("digest_of", "digest_max_messages")
+# Ids are SQLite integers.
+_MAX_ID = 2**63 - 1
 
 
 def error(status: int, message: str, **extra: Any) -> JSONResponse:
@@ -171,14 +196,12 @@ class Relay:
                 headers={"WWW-Authenticate": challenge(auth)},
             )
         try:
-            body = await read_body(request, config.server.max_body_bytes)
+            body = await read_body(request, config.server.max_body_bytes, config.server.body_timeout)
         except BodyTooLarge:
+            return self._too_large(name, request)
+        except BodyTooSlow:
             self.metrics.notifications.labels(name, "rejected").inc()
-            return error(
-                413,
-                f"body larger than server.max_body_bytes ({config.server.max_body_bytes} bytes);"
-                " lower max_alerts in Alertmanager's webhook_config or raise the limit",
-            )
+            return body_too_slow(config.server.body_timeout)
         try:
             # One pass in pydantic's core (Rust) parses and checks the body: the hot path of every webhook.
             webhook = WEBHOOK.validate_json(body)
@@ -194,6 +217,17 @@ class Relay:
         except InvalidTime as exc:
             self.metrics.notifications.labels(name, "rejected").inc()
             return error(422, "body is not an Alertmanager webhook payload", details=[str(exc)])
+        internal = [field for field in _INTERNAL_FIELDS if field in webhook]
+        if internal:
+            self.metrics.notifications.labels(name, "rejected").inc()
+            return error(
+                422,
+                "body is not an Alertmanager webhook payload",
+                details=[
+                    f"{field}: internal to alertmanager-wecom, not accepted in a webhook"
+                    for field in internal
+                ],
+            )
         text = body.decode("utf-8", errors="replace")
         if self.draining or self.outbox is None or self.dispatcher is None:
             self.metrics.notifications.labels(name, "unavailable").inc()
@@ -218,6 +252,27 @@ class Relay:
         self.dispatcher.wake(job.target_key for job in jobs if job.dead_reason is None)
         # Written out: this answer is on every webhook's path, and it needs no JSON encoder.
         return Response(b'{"status":"accepted","id":%d}' % (result.notification_id or 0), media_type=_JSON)
+
+    def _too_large(self, receiver: str, request: Request) -> Response:
+        """413, which Alertmanager does not retry: the alerts are lost unless someone acts, so say how."""
+        limit = self.config.server.max_body_bytes
+        declared = request.headers.get("content-length", "")
+        size = f"{declared} bytes" if declared.isdigit() else "a body"
+        self.metrics.notifications.labels(receiver, "rejected").inc()
+        self.metrics.webhooks_too_large.labels(receiver).inc()
+        log.warning(
+            "receiver %s: refused %s over server.max_body_bytes (%d); Alertmanager does not retry this, so"
+            " its alerts are not delivered: set max_alerts in Alertmanager's webhook_config (see"
+            " `alertmanager-wecom alertmanager-config`) or raise server.max_body_bytes",
+            receiver,
+            size,
+            limit,
+        )
+        return error(
+            413,
+            f"body larger than server.max_body_bytes ({limit} bytes);"
+            " lower max_alerts in Alertmanager's webhook_config or raise the limit",
+        )
 
     async def index(self, request: Request) -> Response:
         return JSONResponse(
@@ -295,22 +350,45 @@ class Relay:
             log.info("reloaded %s: receivers %s", self.config_path, ", ".join(r.name for r in new.receivers))
             return True, "reloaded"
 
-    def _admin_denied(self, request: Request) -> Response | None:
-        auth = self.config.server.admin_auth
+    def _admin_denied(self, request: Request, changes: bool) -> Response | None:
+        """The answer that refuses an admin call, or None. `changes`: a POST that changes state, which
+        must be JSON, so that a web page cannot make a browser send it (a form cannot set that type)."""
+        server = self.config.server
+        auth = server.admin_auth
         if auth is None:
-            if is_loopback(request.client.host if request.client else None):
-                return None
-            return error(403, "admin endpoints answer loopback callers only unless server.admin_auth is set")
-        if authorized(auth, request.headers.get("authorization")):
-            return None
-        return JSONResponse(
-            {"error": "missing or wrong admin credentials"},
-            status_code=401,
-            headers={"WWW-Authenticate": challenge(auth)},
-        )
+            if not (
+                server.admin_allow_loopback and is_loopback(request.client.host if request.client else None)
+            ):
+                return error(
+                    403,
+                    "admin endpoints are off: set server.admin_auth (bearer_token or basic_auth), or"
+                    " server.admin_allow_loopback: true to let callers on this host use them",
+                )
+        elif not authorized(auth, request.headers.get("authorization")):
+            return JSONResponse(
+                {"error": "missing or wrong admin credentials"},
+                status_code=401,
+                headers={"WWW-Authenticate": challenge(auth)},
+            )
+        if changes:
+            media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+            if media_type != _JSON:
+                return error(415, "send the request with Content-Type: application/json")
+        return None
+
+    async def _admin_body(self, request: Request) -> Any:
+        """An admin POST's JSON body ({} when empty); raises ValueError when it is not JSON."""
+        try:
+            body = await read_body(request, 1024 * 1024, self.config.server.body_timeout)
+        except (BodyTooLarge, BodyTooSlow):
+            raise ValueError("body too large or too slow") from None
+        try:
+            return json.loads(body) if body.strip() else {}
+        except RecursionError:  # nested deeper than the parser goes
+            raise ValueError("nested too deeply") from None
 
     async def reload_endpoint(self, request: Request) -> Response:
-        denied = self._admin_denied(request)
+        denied = self._admin_denied(request, changes=True)
         if denied is not None:
             return denied
         ok, message = await self.reload()
@@ -318,24 +396,28 @@ class Relay:
             return JSONResponse({"status": "reloaded"})
         return error(400, f"reload rejected, the running config stays in force: {message}")
 
-    def _admin_outbox(self, request: Request) -> Outbox | Response:
+    def _admin_outbox(self, request: Request, changes: bool) -> Outbox | Response:
         """The outbox for an admin call, or the answer that refuses it."""
-        denied = self._admin_denied(request)
+        denied = self._admin_denied(request, changes)
         if denied is not None:
             return denied
         return self.outbox if self.outbox is not None else error(503, "outbox not open")
 
     async def outbox_list(self, request: Request) -> Response:
-        outbox = self._admin_outbox(request)
+        outbox = self._admin_outbox(request, changes=False)
         if isinstance(outbox, Response):
             return outbox
         raw_state = request.query_params.get("state")
+        raw_limit = request.query_params.get("limit", "100")
         try:
             state = JobState(raw_state) if raw_state else None
-            limit = min(1000, int(request.query_params.get("limit", "100")))
         except ValueError:
-            return error(400, "state is one of pending, done, dead, merged; limit is a number")
-        jobs = await outbox.list_jobs(state, limit)
+            return error(400, "state is one of pending, done, dead, merged")
+        if not (
+            raw_limit.isascii() and raw_limit.isdigit() and 0 < len(raw_limit) <= 9 and int(raw_limit) > 0
+        ):
+            return error(400, "limit is a whole number from 1 (at most 1000 jobs are listed)")
+        jobs = await outbox.list_jobs(state, min(1000, int(raw_limit)))
         return JSONResponse(
             {
                 "jobs": [
@@ -357,14 +439,28 @@ class Relay:
         )
 
     async def outbox_retry(self, request: Request) -> Response:
-        outbox = self._admin_outbox(request)
+        outbox = self._admin_outbox(request, changes=True)
         if isinstance(outbox, Response):
             return outbox
+        usage = 'send {"ids": [1, 2]} (job ids, at most 10000) or {"all_dead": true}'
         try:
-            body = json.loads(await request.body() or b"{}")
-            ids = None if body.get("all_dead") else [int(i) for i in body["ids"]]
-        except (ValueError, KeyError, TypeError, AttributeError):
-            return error(400, 'send {"ids": [1, 2]} or {"all_dead": true}')
+            body = await self._admin_body(request)
+        except ValueError:
+            return error(400, usage)
+        if not isinstance(body, dict):
+            return error(400, usage)
+        ids: list[int] | None
+        if body.get("all_dead") is True:
+            ids = None
+        else:
+            raw = body.get("ids")
+            if not (
+                isinstance(raw, list)
+                and len(raw) <= 10000
+                and all(type(i) is int and 0 < i <= _MAX_ID for i in raw)
+            ):
+                return error(400, usage)
+            ids = raw
         count = await outbox.requeue(ids, self.clock())
         if self.dispatcher is not None:
             self.dispatcher.wake(await outbox.pending_targets())
@@ -403,6 +499,10 @@ def create_app(
     relay = Relay(config, client, outbox, config_path=config_path)
     # The verification files' route is last: it catches /<name> only where nothing else matched.
     routes = [*relay.routes(), *(extra_routes or []), Route("/{name}", relay.verify_file, methods=["GET"])]
-    app = Starlette(routes=routes, lifespan=relay.lifespan)
+    app = Starlette(
+        routes=routes,
+        lifespan=relay.lifespan,
+        middleware=[Middleware(TrustedProxies, proxies=config.server.trusted_proxies)],
+    )
     app.state.relay = relay
     return app
