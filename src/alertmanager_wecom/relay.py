@@ -499,10 +499,9 @@ def create_app(
     relay = Relay(config, client, outbox, config_path=config_path)
     # The verification files' route is last: it catches /<name> only where nothing else matched.
     routes = [*relay.routes(), *(extra_routes or []), Route("/{name}", relay.verify_file, methods=["GET"])]
-    app = Starlette(
-        routes=routes,
-        lifespan=relay.lifespan,
-        middleware=[Middleware(TrustedProxies, proxies=config.server.trusted_proxies)],
-    )
+    proxies = config.server.trusted_proxies
+    # Without trusted proxies the caller is whoever connected: no layer on every request for that.
+    middleware = [Middleware(TrustedProxies, proxies=proxies)] if proxies else []
+    app = Starlette(routes=routes, lifespan=relay.lifespan, middleware=middleware)
     app.state.relay = relay
     return app
