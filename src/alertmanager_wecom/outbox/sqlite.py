@@ -9,6 +9,7 @@ import os
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -163,7 +164,7 @@ class SQLiteOutbox:
 
     @property
     def ingest_pid(self) -> int | None:
-        """The ingest child's process id (None in memory, or before the first webhook)."""
+        """The ingest child's process id (None in memory, or before the first webhook or readiness probe)."""
         return self._ingest.pid if self._ingest is not None else None
 
     def _checkpoints(self) -> None:
@@ -229,8 +230,9 @@ class SQLiteOutbox:
         share one probe, and a result is reused for PROBE_REUSE_SECONDS."""
         if self._closed:
             return "outbox is closed"
-        if self._probe is None or (self._probe.done() and now - self._probe_at >= PROBE_REUSE_SECONDS):
-            self._probe_at = now
+        started = time.monotonic()  # not `now`: an injected clock may stand still
+        if self._probe is None or (self._probe.done() and started - self._probe_at >= PROBE_REUSE_SECONDS):
+            self._probe_at = started
             self._probe = asyncio.get_running_loop().create_task(self._run_probe(now))
         try:
             room = await asyncio.wait_for(asyncio.shield(self._probe), PROBE_SECONDS)
