@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 
 from alertmanager_wecom.config import Config, parse_config
+from alertmanager_wecom.relay import create_app
 from alertmanager_wecom.simulator import SimulatorState, create_simulator_app, sandbox_settings
 from alertmanager_wecom.simulator.model import SANDBOX_AGENT_ID, SANDBOX_CORP_ID, SANDBOX_SECRET
+from tests.helpers import raw_config
 from tests.servers import serve_in_thread
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -65,3 +67,17 @@ def wait_until(condition: Callable[[], Any], timeout: float = 30, what: str = "c
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.fixture
+def relay_with(simulator: str, tmp_path: Path) -> Iterator[Any]:
+    servers: list[Any] = []
+
+    def start(*targets: dict[str, Any], **kwargs: Any) -> str:
+        cm = serve_in_thread(create_app(parse_config(raw_config(simulator, tmp_path, *targets, **kwargs))))
+        servers.append(cm)
+        return cm.__enter__()
+
+    yield start
+    for cm in reversed(servers):
+        cm.__exit__(None, None, None)

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from alertmanager_wecom.simulator.model import SANDBOX_ROBOT_KEY
 from tests.alertmanager import relay_env, write_relay_config
@@ -113,6 +114,22 @@ class Stack:
 
     def relay_log(self) -> str:
         return (self.tmp_path / "relay.log").read_text(encoding="utf-8", errors="replace")
+
+    def pending(self) -> int:
+        """Jobs the relay has still to send (its /readyz): at 0, nothing more reaches WeCom."""
+        return int(httpx.get(f"{self.relay}/readyz", timeout=10).json()["pending"])
+
+    def received(self, status: str, receiver: str = "default") -> int:
+        """The relay's alertmanager_wecom_notifications_received_total{receiver, status}."""
+        text = httpx.get(f"{self.relay}/metrics", timeout=10).text
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name.endswith("_notifications_received_total") and sample.labels == {
+                    "receiver": receiver,
+                    "status": status,
+                }:
+                    return int(sample.value)
+        return 0
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

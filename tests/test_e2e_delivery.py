@@ -189,7 +189,12 @@ def test_wecom_unreachable_then_back_everything_delivered_as_digests(tmp_path: P
                 ).status_code
                 == 200
             )
-        time.sleep(6)  # an outage: every attempt fails to connect and backs off
+        # An outage: every attempt fails to connect and backs off; wait for the third failed attempt.
+        wait_until(
+            lambda: re.search(r"attempt=([3-9]|\d\d+) reason=network", stack.relay_log()),
+            30,
+            "failed attempts",
+        )
         stack.start_sim()
         wait_until(lambda: not missing(stack.visible_text(), names), 60, "everything after the outage")
         stats = stack.sim_stats()
@@ -211,9 +216,15 @@ def test_two_unclustered_alertmanagers_deliver_each_notification_once(tmp_path: 
             post_alerts(am2, alerts)
             names = [a["labels"]["instance"] for a in alerts]
             wait_until(lambda: not missing(stack.visible_text(), names), 30, "the three groups")
-            time.sleep(3)  # both replicas have sent by now
+            # Both replicas have sent their three groups, and the relay has sent all it stored: nothing
+            # more can reach the inbox.
+            wait_until(
+                lambda: stack.received("accepted") + stack.received("duplicate") >= 6, 30, "both replicas"
+            )
+            wait_until(lambda: stack.pending() == 0, 30, "the outbox sent")
             entries = [e for e in stack.inbox() if e["dropped"] is None]
             assert len(entries) == 3, [e["visible"][:60] for e in entries]
+            assert (stack.received("accepted"), stack.received("duplicate")) == (3, 3)
             assert "duplicate notification" in stack.relay_log()
 
 
@@ -231,12 +242,27 @@ def test_permanent_errors_are_dead_letters_and_can_be_retried(tmp_path: Path) ->
         listing = stack.cli("outbox", "list", "--state", "dead").stdout
         assert "trusted_ip" in listing and "add 127.0.0.1 under" in listing
         sends = stack.sim_stats()["calls"]["message/send"]
-        time.sleep(1.5)
-        assert stack.sim_stats()["calls"]["message/send"] == sends  # not retried
+        # Not retried: a later notification to the same target is sent (once) and dead-lettered too. The
+        # dispatcher sends a target's jobs in order, a job waiting for its retry holding back those behind.
+        assert (
+            httpx.post(
+                f"{stack.relay}/alerts/default", json=webhook(["perm-1b"], "p2"), timeout=10
+            ).status_code
+            == 200
+        )
+        wait_until(
+            lambda: len(stack.cli("outbox", "list", "--state", "dead").stdout.strip().splitlines()[1:]) == 2,
+            20,
+            "the later notification's dead letter",
+        )
+        assert stack.pending() == 0
+        assert stack.sim_stats()["calls"]["message/send"] == sends + 1
         # the operator adds the IP, then requeues the dead letters
         httpx.post(f"{stack.sim}/admin/trusted-ips", json={"agent_id": 1000002, "ips": None}, timeout=5)
-        assert "requeued 1 job" in stack.cli("outbox", "retry", "--all-dead").stdout
-        wait_until(lambda: "perm-1" in stack.visible_text(), 20, "delivery after the fix")
+        assert "requeued 2 job" in stack.cli("outbox", "retry", "--all-dead").stdout
+        wait_until(
+            lambda: not missing(stack.visible_text(), ["perm-1", "perm-1b"]), 20, "delivery after the fix"
+        )
     with Stack(_sub(tmp_path, "b"), to_user=["ghost"]) as stack:
         assert (
             httpx.post(f"{stack.relay}/alerts/default", json=webhook(["perm-2"], "q"), timeout=10).status_code

@@ -5,11 +5,12 @@ import dataclasses
 import os
 import signal
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from alertmanager_wecom.outbox import JobState, NewJob, OutboxUnavailable, SQLiteOutbox
+from alertmanager_wecom.outbox import AcceptResult, JobState, NewJob, OutboxUnavailable, SQLiteOutbox
 
 pytestmark = pytest.mark.anyio
 JOBS = [NewJob("t1", '{"app": "ops", "to_user": ["a"]}'), NewJob("t2", '{"app": "ops", "to_user": ["b"]}')]
@@ -53,23 +54,63 @@ async def test_dedup_window(tmp_path: Path) -> None:
     await store.close()
 
 
-async def test_a_failing_operation_does_not_undo_its_batch(tmp_path: Path) -> None:
-    store = SQLiteOutbox(tmp_path / "o.db")
-
-    def broken(conn: sqlite3.Connection) -> None:
-        conn.execute("INSERT INTO notifications(receiver, received_at, payload) VALUES ('r', 1, '{}')")
-        conn.execute("INSERT INTO no_such_table VALUES (1)")
-
+async def test_a_failing_webhook_does_not_undo_the_others_in_its_group_commit(tmp_path: Path) -> None:
+    # Webhooks accepted in one turn of the event loop go to the ingest child in one frame, and the child
+    # commits a frame in one transaction (schema.run_isolated). One of them does not fit in the outbox
+    # (storage.max_size_mb): it alone is refused (503, Alertmanager retries); the others are committed.
+    store = SQLiteOutbox(tmp_path / "o.db", max_size_mb=1)
+    await store.accept("r", with_payload('{"first": 1}', JOBS[:1]), "k0", 300, 100.0)  # the child runs
+    too_big = "x" * 2_000_000
     results = await asyncio.gather(
-        store.accept("r", with_payload('{"ok": 1}', JOBS[:1]), None, 0, 100.0),
-        store._call(broken),
-        store.accept("r", with_payload('{"ok": 2}', JOBS[:1]), None, 0, 100.0),
+        *(
+            store.accept("r", with_payload(payload, JOBS[:1]), f"k{i}", 300, 101.0)
+            for i, payload in enumerate(['{"ok": 1}', '{"ok": 2}', too_big, '{"ok": 3}'], start=1)
+        ),
         return_exceptions=True,
     )
-    assert isinstance(results[1], OutboxUnavailable)
-    assert [j.payload for j in await store.pending_jobs("t1", 100.0, 10)] == ['{"ok": 1}', '{"ok": 2}']
-    count = await store._call(lambda c: c.execute("SELECT COUNT(*) FROM notifications").fetchone()[0])
-    assert count == 2  # the broken operation's own insert was rolled back
+    assert isinstance(results[2], OutboxUnavailable) and "full" in str(results[2])
+    assert [r.duplicate for r in results if isinstance(r, AcceptResult)] == [False, False, False]
+    assert [j.payload for j in await store.pending_jobs("t1", 200.0, 10)] == [
+        '{"first": 1}',
+        '{"ok": 1}',
+        '{"ok": 2}',
+        '{"ok": 3}',
+    ]
+    # Nothing of the refused one stayed (notification, job or dedup key): Alertmanager's retry, made to
+    # fit, is accepted, not taken for a duplicate.
+    assert (await store.stats(200.0)).pending == 4
+    assert not (await store.accept("r", with_payload('{"ok": 4}', JOBS[:1]), "k3", 300, 102.0)).duplicate
+    await store.close()
+
+
+async def test_a_failing_write_does_not_undo_the_others_in_the_writer_threads_batch(tmp_path: Path) -> None:
+    # The dispatcher's writes share the writer thread's transactions the same way (schema.run_isolated):
+    # a digest too big for the outbox is refused alone; the writes batched with it are committed.
+    store = SQLiteOutbox(tmp_path / "o.db", max_size_mb=1)
+    for i in range(4):
+        await store.accept("r", with_payload(f'{{"n": {i}}}', JOBS[:1]), None, 0, 100.0 + i)
+    a, b, c, d = await store.pending_jobs("t1", 200.0, 10)
+    # While another connection holds the write lock, the writer thread waits in its first transaction
+    # (busy timeout: 10 s) and the writes queued meanwhile form its next one: every way of cutting the
+    # four writes below into those two puts the refused merge with at least one other.
+    blocker = sqlite3.connect(tmp_path / "o.db", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    writes = [
+        asyncio.ensure_future(store.done(a.id, 201.0)),
+        asyncio.ensure_future(store.progress(b.id, 2, 201.0)),
+        asyncio.ensure_future(store.merge([d], "x" * 2_000_000, 1, 201.0)),
+        asyncio.ensure_future(store.done(c.id, 201.0)),
+    ]
+    await asyncio.sleep(0)  # one turn of the loop: each write is queued for the writer thread
+    assert not any(write.done() for write in writes)
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    results = await asyncio.gather(*writes, return_exceptions=True)
+    assert isinstance(results[2], OutboxUnavailable) and "full" in str(results[2])
+    assert [r for i, r in enumerate(results) if i != 2] == [None, None, None]
+    assert [(j.id, j.sent_parts) for j in await store.pending_jobs("t1", 200.0, 10)] == [(b.id, 2), (d.id, 0)]
+    assert await store.list_jobs(JobState.MERGED, 10) == []
+    assert sorted(j.id for j in await store.list_jobs(JobState.DONE, 10)) == [a.id, c.id]
     await store.close()
 
 
@@ -185,6 +226,20 @@ def _ingest_pid(store: SQLiteOutbox) -> int:
     return pid
 
 
+def _sleeps_in_sqlite_busy_handler(pid: int) -> bool:
+    """The process sleeps in a timed wait (SQLite's busy handler retries after a nanosleep), not in a
+    read of its stdin, where an idle ingest child waits."""
+    return "nanosleep" in Path(f"/proc/{pid}/wchan").read_text()
+
+
+async def _until(condition: Callable[[], bool], what: str) -> None:
+    for _ in range(500):  # 5 s
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 async def test_webhook_commits_go_through_a_child_that_is_restarted_if_it_dies(tmp_path: Path) -> None:
     exits: list[int] = []
     store = SQLiteOutbox(tmp_path / "o.db", on_ingest_exit=lambda: exits.append(1))
@@ -225,7 +280,8 @@ async def test_a_webhook_in_flight_when_the_child_dies_is_answered_503(tmp_path:
     blocker = sqlite3.connect(tmp_path / "o.db", isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")
     in_flight = asyncio.ensure_future(store.accept("r", with_payload('{"late": 1}', JOBS), "k", 300, 101.0))
-    await asyncio.sleep(0.3)
+    # The child has taken it and waits for the lock (busy timeout: 10 s), instead of for its stdin.
+    await _until(lambda: _sleeps_in_sqlite_busy_handler(_ingest_pid(store)), "the child waiting for the lock")
     assert not in_flight.done()
     os.kill(_ingest_pid(store), signal.SIGKILL)
     with pytest.raises(OutboxUnavailable, match="ingest writer exited"):

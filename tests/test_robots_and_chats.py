@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,44 +16,11 @@ from alertmanager_wecom.config import parse_config
 from alertmanager_wecom.relay import create_app
 from alertmanager_wecom.simulator import SimulatorState
 from alertmanager_wecom.simulator.model import (
-    SANDBOX_AGENT_ID,
-    SANDBOX_CORP_ID,
     SANDBOX_ROBOT_KEY,
-    SANDBOX_SECRET,
 )
 from tests.conftest import wait_until
+from tests.helpers import post, raw_config
 from tests.servers import serve_in_thread
-
-
-def raw_config(
-    simulator: str, tmp_path: Path, *targets: dict[str, Any], robot_key: str = SANDBOX_ROBOT_KEY
-) -> dict[str, Any]:
-    return {
-        "wecom": {"api_url": simulator + "/cgi-bin/", "timeout_seconds": 5},
-        "apps": {"ops": {"corp_id": SANDBOX_CORP_ID, "agent_id": SANDBOX_AGENT_ID, "secret": SANDBOX_SECRET}},
-        "robots": {"sre": {"key": robot_key}},
-        "receivers": [{"name": "default", "targets": list(targets)}],
-        "storage": {"path": str(tmp_path / "outbox.db"), "synchronous": "normal"},
-        "delivery": {"retry_initial": "100ms", "retry_max": "500ms", "poll_interval": "200ms"},
-    }
-
-
-@pytest.fixture
-def relay_with(simulator: str, tmp_path: Path) -> Iterator[Any]:
-    servers: list[Any] = []
-
-    def start(*targets: dict[str, Any], **kwargs: Any) -> str:
-        cm = serve_in_thread(create_app(parse_config(raw_config(simulator, tmp_path, *targets, **kwargs))))
-        servers.append(cm)
-        return cm.__enter__()
-
-    yield start
-    for cm in reversed(servers):
-        cm.__exit__(None, None, None)
-
-
-def post(relay: str, payload: dict[str, Any]) -> httpx.Response:
-    return httpx.post(f"{relay}/alerts/default", json=payload, timeout=30)
 
 
 def robot_entries(state: SimulatorState) -> list[dict[str, Any]]:

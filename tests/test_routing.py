@@ -91,7 +91,9 @@ def test_invalid_templated_recipient_is_reported_not_dropped(caplog: pytest.LogC
     [(_target, alerts, dead)] = routed
     assert alerts == ["10.0.0.0:9100", "10.0.0.1:9100"]
     assert (
-        dead is not None and "'李 四!' is not a valid WeCom id" in dead and "is empty for this alert" in dead
+        dead is not None
+        and "'李 四!', which is not a valid WeCom id" in dead
+        and "is empty for this alert" in dead
     )
     assert any("李" in r.getMessage() for r in caplog.records)
 

@@ -133,6 +133,22 @@ class RobotConfig(_Model):
         return self
 
 
+class Fallback(_Model):
+    """Where alerts go whose templated recipients are all invalid (written in the config: may be @all)."""
+
+    to_user: list[str] = Field(default_factory=list)
+    to_party: list[str] = Field(default_factory=list)
+    to_tag: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _some(self) -> Fallback:
+        if not (self.to_user or self.to_party or self.to_tag):
+            raise ValueError("fallback needs at least one of to_user, to_party, to_tag")
+        if any("{{" in r for r in (*self.to_user, *self.to_party, *self.to_tag)):
+            raise ValueError("fallback recipients are written out, not templated")
+        return self
+
+
 class Target(_Model):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -153,6 +169,12 @@ class Target(_Model):
     mention: list[str] = Field(default_factory=list)
     mention_mobile: list[str] = Field(default_factory=list)
     mention_from: list[str] = Field(default_factory=list)
+    # Alert data names at most this many distinct people per notification (templated recipients, and
+    # mentions from labels): a label cannot page the whole company.
+    max_recipients: int = Field(default=20, ge=1, le=1000)
+    max_mentions: int = Field(default=10, ge=1, le=100)
+    # Templated recipients: where alerts go when no value of theirs is a valid WeCom id.
+    fallback: Fallback | None = None
     # Routing inside the receiver: Alertmanager matchers; `continue: false` stops later targets for
     # the alerts this one took.
     match: list[str] = Field(default_factory=list)
@@ -170,6 +192,8 @@ class Target(_Model):
         if self.robot is not None:
             if recipients or self.chat:
                 raise ValueError("a robot posts to its own group chat: drop to_user/to_party/to_tag/chat")
+            if self.fallback is not None:
+                raise ValueError("fallback: only for app targets with templated recipients")
             if self.msgtype == "textcard":
                 raise ValueError("msgtype: group robots send text, markdown or markdown_v2")
         else:
@@ -179,6 +203,8 @@ class Target(_Model):
                 )
             if self.mention or self.mention_mobile or self.mention_from:
                 raise ValueError("mention: only group robots can @mention people")
+            if self.fallback is not None and not self.templated_recipients:
+                raise ValueError("fallback: only for templated recipients (to_user: ['{{ labels.owner }}'])")
             if self.chat and recipients:
                 raise ValueError(
                     "an app chat target sends to the chat's members: drop to_user/to_party/to_tag"
@@ -336,6 +362,9 @@ class RenderSettings(_Model):
     time_zone: str = "Asia/Shanghai"
     max_messages: int = Field(default=5, ge=1, le=50)
     alertmanager_url: str | None = None
+    # Annotations whose values are rendered as markdown (e.g. a runbook link written as [text](url)) in
+    # markdown and markdown_v2 messages. Off by default: alert data is text, never markup.
+    markdown_annotations: list[str] = Field(default_factory=list)
 
     @field_validator("time_zone")
     @classmethod

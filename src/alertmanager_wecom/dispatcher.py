@@ -29,7 +29,8 @@ from alertmanager_wecom.metrics import Metrics
 from alertmanager_wecom.outbox import Job, JobState, Outbox
 from alertmanager_wecom.pacing import RateLimiter, Window
 from alertmanager_wecom.payload import Notification
-from alertmanager_wecom.rendering import Renderer
+from alertmanager_wecom.recipients import Budget, refusal, summarize
+from alertmanager_wecom.rendering import Renderer, TemplateError
 from alertmanager_wecom.routing import configured_target_keys
 from alertmanager_wecom.token_cache import AccessToken
 from alertmanager_wecom.wecom_api import WeComAPI, WeComError
@@ -59,29 +60,54 @@ def route_receiver(jobs: list[Job]) -> str:
     return jobs[0].receiver if jobs else ""
 
 
-def render_messages(target: Target, renderer: Renderer, notification: Notification) -> list[Message]:
-    """What one target sends for one notification (its resolved alerts dropped if send_resolved is off)."""
+def render_messages(
+    target: Target,
+    renderer: Renderer,
+    notification: Notification,
+    refused: Callable[[str], None] | None = None,
+) -> list[Message]:
+    """What one target sends for one notification (its resolved alerts dropped if send_resolved is off).
+    `refused` hears, once per call, which mentions from alert data were refused and why."""
     if not target.send_resolved:
         firing = notification.firing
         if not firing:
             return []
         notification = notification.model_copy(update={"alerts": firing})
+    users, mobiles, problems = mentions_for(target, notification)
+    shown = renderer.mentions_that_fit(users)
+    if len(shown) < len(users):
+        problems.append(f"{len(users) - len(shown)} mentions left out: they would take over half the message")
+        users = shown
+    if problems and refused is not None:
+        refused(summarize(problems))
     return renderer.render(
         notification,
         max_messages=notification.digest_max_messages or None,
-        mentions=mentions_for(target, notification),
+        mentions=(users, mobiles),
     )
 
 
-def mentions_for(target: Target, notification: Notification) -> tuple[list[str], list[str]]:
-    """Who a robot message @mentions: the target's list and values of the alerts' labels/annotations."""
+def mentions_for(target: Target, notification: Notification) -> tuple[list[str], list[str], list[str]]:
+    """Who a robot message @mentions: the target's list (as written: may be @all) and, from the alerts'
+    labels/annotations, values that are each exactly one valid userid, at most `max_mentions` of them.
+    Returns (userids, mobiles, problems)."""
     users = list(target.mention)
+    problems: list[str] = []
+    budget = Budget(target.max_mentions)
     for source in target.mention_from:
         kind, _, name = source.partition(".")
         for alert in notification.alerts:
-            value = (alert.labels if kind == "labels" else alert.annotations).get(name, "")
-            users.extend(v.strip() for v in value.replace(",", "|").split("|") if v.strip())
-    return list(dict.fromkeys(users)), list(dict.fromkeys(target.mention_mobile))
+            value = (alert.labels if kind == "labels" else alert.annotations).get(name, "").strip()
+            if not value:
+                continue  # nobody named: nothing to refuse
+            why = refusal("mention", value)
+            if why is not None:
+                problems.append(f"{source} {why}")
+            elif not budget.admit(value):
+                problems.append(f"{source}: more than {budget.limit} distinct mentions (target max_mentions)")
+            else:
+                users.append(value)
+    return list(dict.fromkeys(users)), list(dict.fromkeys(target.mention_mobile)), problems
 
 
 class Dispatcher:
@@ -231,13 +257,14 @@ class Dispatcher:
                     return
                 try:
                     route = self._route(jobs[0].target)
-                except (KeyError, ValueError) as exc:
+                except Exception as exc:  # nothing retrying can fix: a target or template that is gone
                     # Queued under a config that named an app or robot the current one does not.
                     for job in jobs:
                         await self.outbox.dead(job.id, f"cannot deliver: {exc}", "config", self.clock())
                         self.metrics.dead_letters.labels(job.receiver, "config").inc()
                     log.error(
-                        "jobs for a target the config no longer has were moved to the dead letters: %s", exc
+                        "jobs whose target cannot be used (gone from the config, or broken) were moved to the dead letters: %s",
+                        exc,
                     )
                     continue
                 started = next((j for j in jobs if j.sent_parts > 0 or j.inflight), None)
@@ -261,9 +288,15 @@ class Dispatcher:
         # instead of after the window has been spent on single notifications.
         reserve = self.limiter.capacity(route.rate_keys) // 3
         # Rendering is needed to count messages only when the jobs alone do not already exceed the room.
-        fits = len(jobs) <= available - reserve and (
-            await asyncio.to_thread(self._count_messages, route, jobs) <= available - reserve
-        )
+        fits = False
+        if len(jobs) <= available - reserve:
+            count, failed = await asyncio.to_thread(self._count_messages, route, jobs)
+            if failed:
+                # A job that cannot be rendered is a dead letter; the jobs behind it go on.
+                for job, detail in failed:
+                    await self._dead(job, route, Reason.BAD_MESSAGE.value, detail)
+                return True
+            fits = count <= available - reserve
         if fits:
             for job in jobs:
                 if not await self._deliver(job, route):
@@ -301,8 +334,16 @@ class Dispatcher:
     # Parsing, merging and rendering are CPU work: they run in a thread so that the event loop keeps
     # answering webhooks with low latency while a storm is being digested.
 
-    def _count_messages(self, route: Route, jobs: list[Job]) -> int:
-        return sum(len(self._messages(route, self._notification(job))) for job in jobs)
+    def _count_messages(self, route: Route, jobs: list[Job]) -> tuple[int, list[tuple[Job, str]]]:
+        """Messages the jobs need, and the jobs that cannot be rendered at all, with why."""
+        total = 0
+        failed: list[tuple[Job, str]] = []
+        for job in jobs:
+            try:
+                total += len(self._messages(route, self._notification(job)))
+            except Exception as exc:
+                failed.append((job, f"cannot render: {_describe(exc)}"))
+        return total, failed
 
     async def _build_digest(self, first_page: list[Job]) -> tuple[list[Job], Notification, str, int]:
         """The oldest notifications of the backlog, up to `digest_max_alerts` alerts, merged: read and
@@ -314,6 +355,11 @@ class Dispatcher:
         while page:
             parsed = await asyncio.to_thread(self._parse, page)
             for job, notification in zip(page, parsed, strict=True):
+                if isinstance(notification, str):  # a stored payload that cannot be read: not merged
+                    await self.outbox.dead(job.id, notification, Reason.BAD_MESSAGE.value, self.clock())
+                    self.metrics.dead_letters.labels(job.receiver, Reason.BAD_MESSAGE.value).inc()
+                    log.error("job %d moved to the dead letters: %s", job.id, notification)
+                    continue
                 if chosen and alerts + len(notification.alerts) > self.settings.digest_max_alerts:
                     page = []
                     break
@@ -328,8 +374,15 @@ class Dispatcher:
         return chosen, merged, payload, alerts
 
     @classmethod
-    def _parse(cls, jobs: list[Job]) -> list[Notification]:
-        return [cls._notification(job) for job in jobs]
+    def _parse(cls, jobs: list[Job]) -> list[Notification | str]:
+        """Each job's notification, or why it cannot be read."""
+        out: list[Notification | str] = []
+        for job in jobs:
+            try:
+                out.append(cls._notification(job))
+            except Exception as exc:
+                out.append(f"cannot read the stored notification: {_describe(exc)}")
+        return out
 
     @staticmethod
     def _merge(notifications: list[Notification]) -> tuple[Notification, str]:
@@ -339,18 +392,38 @@ class Dispatcher:
         return merged, merged.model_dump_json(by_alias=True)
 
     def _render_job(self, route: Route, job: Job, notification: Notification | None) -> list[Message]:
-        return self._messages(route, notification or self._notification(job))
+        return self._messages(route, notification or self._notification(job), job)
 
-    def _messages(self, route: Route, notification: Notification) -> list[Message]:
-        return render_messages(route.target, route.renderer, notification)
+    def _messages(self, route: Route, notification: Notification, job: Job | None = None) -> list[Message]:
+        """The messages for one notification. A user template that fails on these alerts (a label it
+        expects is missing, say) is logged and the package's template shows them instead: the alerts
+        matter more than their layout. `job`: the job being delivered (then refused mentions are logged)."""
+
+        def refused(problems: str) -> None:
+            if job is not None:
+                log.warning(
+                    "receiver %s job %d: mentions from alert data refused: %s", job.receiver, job.id, problems
+                )
+
+        try:
+            return render_messages(route.target, route.renderer, notification, refused)
+        except Exception as exc:
+            if not route.renderer.custom_templates:
+                raise
+            log.error(
+                "target %s: its template failed (%s); sent with the built-in template instead",
+                route.channel.name,
+                _describe(exc),
+            )
+            return render_messages(route.target, route.renderer.with_builtin_templates(), notification)
 
     async def _deliver(self, job: Job, route: Route, notification: Notification | None = None) -> bool:
         """Send the job's remaining messages (`notification`: the job's payload, already parsed).
         False: stop working on this target for now."""
         try:
             messages = await asyncio.to_thread(self._render_job, route, job, notification)
-        except Exception as exc:  # a template failing at run time: nothing will fix this message
-            await self._dead(job, route, Reason.BAD_MESSAGE.value, f"cannot render: {exc}")
+        except Exception as exc:  # nothing will fix this message: a dead letter, and the next job goes on
+            await self._dead(job, route, Reason.BAD_MESSAGE.value, f"cannot render: {_describe(exc)}")
             return True
         for index in range(job.sent_parts, len(messages)):
             # Shutting down: stop between messages; the job resumes at this part after the restart.
@@ -474,7 +547,7 @@ class Dispatcher:
             label = f"robot:{target.robot}" if target.robot else f"app:{target.app}"
             route = Route(
                 target,
-                Renderer.for_target(target, self.config),
+                self._renderer(target),
                 channel,
                 self._rate_keys(target),
                 kind,
@@ -482,6 +555,16 @@ class Dispatcher:
             )
             self._routes[spec] = route
         return route
+
+    def _renderer(self, target: Target) -> Renderer:
+        """The target's renderer; with the built-in templates if its own cannot be read any more (the
+        file was moved after the config was loaded): the alerts go out, the operator is told."""
+        try:
+            return Renderer.for_target(target, self.config)
+        except TemplateError as exc:
+            log.error("%s; sending with the built-in template until the template can be read", exc)
+            builtin = target.model_copy(update={"template": None, "title_template": None})
+            return Renderer.for_target(builtin, self.config)
 
     def _rate_keys(self, target: Target) -> list[str]:
         keep = 1.0 - self.settings.headroom
@@ -514,3 +597,9 @@ class Dispatcher:
             self.limiter.configure(day, windows((app.daily_quota, 86400.0)))
             keys.append(day)
         return keys
+
+
+def _describe(exc: BaseException) -> str:
+    """An exception as one line for a dead letter: its type and message, bounded."""
+    text = " ".join(str(exc).split()) or "(no message)"
+    return f"{type(exc).__name__}: {text[:300]}"

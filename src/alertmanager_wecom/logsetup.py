@@ -6,14 +6,46 @@ import json
 import logging
 import sys
 import time
+from typing import Any
 
 from alertmanager_wecom.secret import redact
+
+# A log line is one line: line breaks and other characters that are not printable (controls, C1
+# controls, bidi overrides) inside a message are written as escapes, so that alert data in a message
+# cannot forge a log line. Tracebacks are ours, multi-line by nature: each of their lines is indented,
+# so that no line of one can pass for a record of its own.
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(char: str) -> str:
+    if char.isprintable():
+        return char
+    code = ord(char)
+    return _NAMED.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def one_line(text: str) -> str:
+    return text if text.isprintable() else "".join(_escape(c) for c in text)
+
+
+def _indented(text: str) -> str:
+    return "\n".join("    " + one_line(line) for line in text.splitlines())
 
 
 class RedactingFormatter(logging.Formatter):
     def __init__(self, json_lines: bool = False) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
         self.json_lines = json_lines
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = one_line(record.message)
+        return super().formatMessage(record)
+
+    def formatException(self, ei: Any) -> str:
+        return _indented(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:
+        return _indented(super().formatStack(stack_info))
 
     def format(self, record: logging.LogRecord) -> str:
         if not self.json_lines:

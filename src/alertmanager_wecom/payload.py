@@ -126,14 +126,15 @@ WEBHOOK: TypeAdapter[Webhook] = TypeAdapter(Webhook)
 
 
 class InvalidTime(ValueError):
-    def __init__(self, where: str, value: str) -> None:
-        super().__init__(f"{where}: {value!r} is not a valid date and time")
+    def __init__(self, where: str, value: str, why: str = "is not a valid date and time") -> None:
+        super().__init__(f"{where}: {value!r} {why}")
 
 
 def alert_instants(webhook: Webhook) -> list[tuple[float, float | None]]:
     """Each alert's (startsAt, endsAt) as Unix timestamps; endsAt None while the alert has not ended
     (Alertmanager sends the zero time). Raises InvalidTime for a time that has the form of RFC 3339
-    but is no real date (a 13th month, a 25th hour)."""
+    but is no real date (a 13th month, a 25th hour), or one that no calendar can show in every time zone
+    (9999-12-31T23:00:00Z is year 10000 in Shanghai): such an alert could never be rendered."""
     out: list[tuple[float, float | None]] = []
     for index, alert in enumerate(webhook["alerts"]):
         field = "startsAt"
@@ -142,10 +143,22 @@ def alert_instants(webhook: Webhook) -> list[tuple[float, float | None]]:
             field = "endsAt"
             text = alert.get("endsAt")
             ends = datetime.fromisoformat(text).timestamp() if text else None
-        except ValueError:
+        except (ValueError, OverflowError):
             raise InvalidTime(f"alerts.{index}.{field}", str(alert.get(field))) from None
-        out.append((starts, ends if ends is not None and ends > _ZERO_TIME else None))
+        if ends is not None and ends <= _ZERO_TIME:
+            ends = None  # the zero time: not ended
+        for field, instant in (("startsAt", starts), ("endsAt", ends)):
+            if instant is not None and not _EARLIEST <= instant <= _LATEST:
+                raise InvalidTime(
+                    f"alerts.{index}.{field}",
+                    str(alert.get(field)),
+                    "is out of range: times must lie between years 0001 and 9999 in every time zone",
+                )
+        out.append((starts, ends))
     return out
 
 
 _ZERO_TIME = datetime(_ZERO_YEAR + 1, 1, 1, tzinfo=UTC).timestamp()
+# A day inside the calendar's ends, so that every zone (UTC-12 to UTC+14) can show the time.
+_EARLIEST = datetime(1, 1, 2, tzinfo=UTC).timestamp()
+_LATEST = datetime(9999, 12, 30, tzinfo=UTC).timestamp()

@@ -9,9 +9,11 @@ message is ever over WeCom's limit, whatever a user template does.
 
 from __future__ import annotations
 
+import copy
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -19,13 +21,21 @@ from zoneinfo import ZoneInfo
 import jinja2
 
 from alertmanager_wecom import fit
+from alertmanager_wecom.escaping import (
+    Safe,
+    annotation_text,
+    finalizer,
+    label_text,
+    safe_url,
+    trusted_markdown,
+)
 from alertmanager_wecom.message import Message
 from alertmanager_wecom.payload import Alert, Notification
 
 if TYPE_CHECKING:
     from alertmanager_wecom.config import Config, Target
 
-STRINGS: dict[str, dict[str, str]] = {
+_STRINGS: dict[str, dict[str, str]] = {
     "zh": {
         "title_firing": "【告警】",
         "title_resolved": "【已恢复】",
@@ -63,6 +73,10 @@ STRINGS: dict[str, dict[str, str]] = {
         "s": "s",
     },
 }
+# Our own words are printed as they are (some are markup in some formats: "[FIRING] " is not a link).
+STRINGS: dict[str, dict[str, str]] = {
+    language: {key: Safe(text) for key, text in strings.items()} for language, strings in _STRINGS.items()
+}
 # Shown in the heading rather than per alert; never "identifying".
 _NOT_IDENTIFYING = frozenset({"alertname", "severity"})
 _SEVERITY_RANK = {
@@ -87,19 +101,30 @@ class TemplateError(Exception):
     """A template cannot be compiled or rendered; the message names the file and line."""
 
 
-def _environment(loader: jinja2.BaseLoader | None = None) -> jinja2.Environment:
+def _raw(value: object) -> Safe:
+    """``{{ value | raw }}``: print as markup. Only for text the operator trusts, never alert data."""
+    return Safe(str(value))
+
+
+def _environment(msgtype: str, loader: jinja2.BaseLoader | None = None) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=loader,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=False,
-        autoescape=False,  # noqa: S701 - WeCom text and markdown, not HTML
+        # Not HTML escaping: each value is made inert for the WeCom format it lands in (escaping.py).
+        autoescape=False,  # noqa: S701
+        finalize=finalizer(msgtype),
     )
+    env.filters["raw"] = _raw
     return env
 
 
-_builtin_env = _environment(jinja2.PackageLoader("alertmanager_wecom", "templates"))
+_builtin_envs = {
+    msgtype: _environment(msgtype, jinja2.PackageLoader("alertmanager_wecom", "templates"))
+    for msgtype in ("text", "markdown", "markdown_v2", "textcard")
+}
 
 
 @dataclass(frozen=True)
@@ -120,9 +145,9 @@ def _line_of(exc: BaseException, filename: str) -> int | None:
     return line
 
 
-def _compile(source: str, filename: str) -> jinja2.Template:
+def _compile(source: str, filename: str, msgtype: str) -> jinja2.Template:
     # A loader that knows the file name makes Jinja put it in tracebacks, so errors carry the line.
-    env = _environment(jinja2.FunctionLoader(lambda name: (source, filename, lambda: True)))
+    env = _environment(msgtype, jinja2.FunctionLoader(lambda name: (source, filename, lambda: True)))
     try:
         return env.get_template(filename)
     except jinja2.TemplateSyntaxError as exc:
@@ -138,16 +163,23 @@ def load_templates(target: Target, config: Config) -> Templates:
             source = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise TemplateError(f"{path}: cannot read template: {exc.strerror}") from None
-        content = _compile(source, str(path))
+        content = _compile(source, str(path), target.msgtype)
     else:
-        content = _builtin_env.get_template(f"{target.msgtype}.j2")
+        content = _builtin_envs[target.msgtype].get_template(f"{target.msgtype}.j2")
     title: jinja2.Template | None = None
     if target.msgtype == "textcard":
         if target.title_template:
-            title = _compile(target.title_template, "title_template")
+            title = _compile(target.title_template, "title_template", "textcard")
         else:
-            title = _builtin_env.get_template("textcard_title.j2")
+            title = _builtin_envs["textcard"].get_template("textcard_title.j2")
     return Templates(content, title)
+
+
+def builtin_templates(msgtype: str) -> Templates:
+    """The templates shipped with the package: the fallback when a user template fails on an alert."""
+    env = _builtin_envs[msgtype]
+    title = env.get_template("textcard_title.j2") if msgtype == "textcard" else None
+    return Templates(env.get_template(f"{msgtype}.j2"), title)
 
 
 def compile_target_templates(config: Config) -> None:
@@ -308,6 +340,7 @@ class Renderer:
         max_messages: int,
         alertmanager_url: str | None = None,
         limit: int | None = None,
+        markdown_annotations: frozenset[str] = frozenset(),
     ) -> None:
         self.msgtype = msgtype
         self.templates = templates
@@ -317,6 +350,10 @@ class Renderer:
         self.max_messages = max_messages
         self.alertmanager_url = alertmanager_url
         self.limit = limit or fit.CONTENT_LIMITS.get(msgtype, fit.TEXTCARD_DESCRIPTION_LIMIT)
+        # Annotations the operator trusts as markdown (runbook links): only where markdown is rendered.
+        self.markdown_annotations = (
+            markdown_annotations if msgtype in ("markdown", "markdown_v2") else frozenset()
+        )
 
     @classmethod
     def for_target(cls, target: Target, config: Config) -> Renderer:
@@ -329,7 +366,18 @@ class Renderer:
             max_messages=target.max_messages or render.max_messages,
             alertmanager_url=render.alertmanager_url,
             limit=fit.content_limit(target.msgtype, robot=target.robot is not None),
+            markdown_annotations=frozenset(render.markdown_annotations),
         )
+
+    @property
+    def custom_templates(self) -> bool:
+        return self.templates != builtin_templates(self.msgtype)
+
+    def with_builtin_templates(self) -> Renderer:
+        """The same renderer with the package's templates (when a user template fails on an alert)."""
+        clone = copy.copy(self)
+        clone.templates = builtin_templates(self.msgtype)
+        return clone
 
     # -- public -------------------------------------------------------------------------------------
 
@@ -343,22 +391,24 @@ class Renderer:
         `mentions` (userids, mobiles) go on the first message: one @ per notification, not per part."""
         cap = max_messages or self.max_messages
         users, mobiles = mentions
-        # markdown mentions are <@userid> inside the content, so their bytes count against the limit.
-        suffix = " ".join(f"<@{u}>" for u in users) if self.msgtype == "markdown" and users else ""
-        limit = self.limit - (fit.byte_len(suffix) + 1 if suffix else 0)
+        suffix = self._mention_suffix(users)
+        # The mentions ride on the first message and count against its limit like any content; the
+        # later parts have the whole limit.
+        first_limit = self.limit - (fit.byte_len(suffix) + 1 if suffix else 0)
+        limits = (first_limit, self.limit)
         # Most severe first; alerts of one name together, so that compact lines group them.
-        firing = sorted(notification.firing, key=lambda a: (_severity_rank(a), a.name))
-        resolved = sorted(notification.resolved, key=lambda a: a.name)
+        firing = sorted(notification.firing, key=lambda a: (_severity_rank(a), label_text(a.name)))
+        resolved = sorted(notification.resolved, key=lambda a: label_text(a.name))
         alerts = firing + resolved
         if not alerts:
             return []
         common = self._common(notification, alerts)
         many = len(alerts) > 1
-        views = _LazyViews(alerts, lambda a: self._view(a, notification.common_labels, many))
+        views = _LazyViews(alerts, lambda a: self._view_or_note(a, common["common_labels"], many))
         layout: tuple[list[tuple[int, int]], int] = ([], 0)
         # A digest is dense by design: compact lines, grouped by alert name.
         for compact in (True,) if notification.digest_of else (False, True):
-            layout = self._pack(views, common, compact, cap, limit)
+            layout = self._pack(views, common, compact, cap, limits)
             if layout[1] == 0:
                 break
         spans, omitted = layout
@@ -373,7 +423,7 @@ class Renderer:
                     part=index + 1,
                     parts=len(spans),
                     omitted=omitted if last else 0,
-                    limit=limit,
+                    limit=limits[0] if index == 0 else limits[1],
                 )
             )
         if messages and suffix:
@@ -382,21 +432,46 @@ class Renderer:
             messages[0] = replace(messages[0], mentions=tuple(users), mention_mobiles=tuple(mobiles))
         return messages
 
+    def mentions_that_fit(self, users: list[str]) -> list[str]:
+        """markdown mentions are ``<@userid>`` inside the content: they may take at most half of the
+        first message, so that alerts always show beside them. The first ones that fit."""
+        if self.msgtype != "markdown":
+            return users
+        budget = self.limit // 2
+        used = 0
+        for count, user in enumerate(users):
+            used += fit.byte_len(user) + 4  # "<@" ">" and the space before
+            if used > budget:
+                return users[:count]
+        return users
+
+    def _mention_suffix(self, users: list[str]) -> str:
+        """The markdown mentions (ids validated when resolved, no more than fit)."""
+        if self.msgtype != "markdown" or not users:
+            return ""
+        return Safe(" ".join(f"<@{u}>" for u in self.mentions_that_fit(users)))
+
     # -- packing ------------------------------------------------------------------------------------
 
     def _pack(
-        self, views: _LazyViews, common: dict[str, Any], compact: bool, cap: int, limit: int
+        self, views: _LazyViews, common: dict[str, Any], compact: bool, cap: int, limits: tuple[int, int]
     ) -> tuple[list[tuple[int, int]], int]:
-        """Greedy: each part takes as many alerts as fit (exponential then binary search)."""
+        """Greedy: each part takes as many alerts as fit (exponential then binary search). `limits`:
+        the first part's byte limit and the others'."""
         spans: list[tuple[int, int]] = []
         start = 0
         total = len(views)
         while start < total:
             last_allowed = len(spans) == cap - 1
             remaining = total - start
+            limit = limits[0] if not spans else limits[1]
 
             def fits(
-                count: int, start: int = start, remaining: int = remaining, last_allowed: bool = last_allowed
+                count: int,
+                start: int = start,
+                remaining: int = remaining,
+                last_allowed: bool = last_allowed,
+                limit: int = limit,
             ) -> bool:
                 omitted = remaining - count if last_allowed else 0
                 return self._fits(views[start : start + count], common, compact, omitted, limit)
@@ -508,14 +583,16 @@ class Renderer:
         return TemplateError(f"{where}: {exc.message or type(exc).__name__}")
 
     def _common(self, notification: Notification, alerts: list[Alert]) -> dict[str, Any]:
-        names = list(dict.fromkeys(a.name for a in alerts if a.name))
-        group_name = notification.group_labels.get("alertname")
+        # Everything taken from the payload is text of one line (or an http(s) URL), never structure.
+        names = list(dict.fromkeys(label_text(a.name) for a in alerts if a.name))
+        group_name = label_text(notification.group_labels.get("alertname", ""))
         title = group_name or (
             names[0]
             if len(names) == 1
             else ", ".join(names[:3]) + (f" +{len(names) - 3}" if len(names) > 3 else "")
         )
-        shown_common = {k: v for k, v in notification.common_labels.items() if k not in _NOT_IDENTIFYING}
+        common_labels = _labels(notification.common_labels)
+        shown_common = {k: v for k, v in common_labels.items() if k not in _NOT_IDENTIFYING}
         if len(alerts) == 1:
             shown_common = {}  # a lone alert lists all its labels itself
         base = self.alertmanager_url or notification.external_url
@@ -523,18 +600,19 @@ class Renderer:
         if base:
             query = urllib.parse.quote(notification.receiver) if notification.receiver else ""
             am_url = base.rstrip("/") + "/#/alerts" + (f"?receiver={query}" if query else "")
+        grafana_title = label_text(notification.title or "")
         return {
             "t": self.strings,
             "language": self.language,
             "status": "firing" if notification.firing else "resolved",
-            "receiver": notification.receiver,
-            "title": notification.title if notification.title and not title else title,
-            "group_labels": notification.group_labels,
-            "common_labels": notification.common_labels,
-            "common_annotations": notification.common_annotations,
+            "receiver": label_text(notification.receiver),
+            "title": grafana_title if grafana_title and not title else title,
+            "group_labels": _labels(notification.group_labels),
+            "common_labels": common_labels,
+            "common_annotations": self._annotations(notification.common_annotations),
             "common_text": " ".join(f"{k}={v}" for k, v in shown_common.items()),
-            "external_url": notification.external_url,
-            "alertmanager_url": am_url,
+            "external_url": safe_url(notification.external_url),
+            "alertmanager_url": safe_url(am_url),
             "show_names": len(names) > 1,
             "total_firing": len(notification.firing),
             "total_resolved": len(notification.resolved),
@@ -543,23 +621,71 @@ class Renderer:
             "digest": notification.digest_of,
         }
 
+    def _annotations(self, annotations: Mapping[str, str]) -> dict[str, str]:
+        """Multi-line text; the ones named in render.markdown_annotations stay markdown (`Safe`)."""
+        trusted = self.markdown_annotations
+        out = _labels(annotations, annotation_text)
+        for name in trusted.intersection(annotations):
+            out[name] = trusted_markdown(annotation_text(annotations[name]), self.msgtype)
+        return out
+
+    def _local(self, at: datetime) -> datetime:
+        """`at` in the configured zone; in UTC where the zone's offset would leave the calendar
+        (year 9999 and year 1 at the edges): a time never makes an alert unrenderable."""
+        for zone in (self.zone, UTC):
+            try:
+                return at.astimezone(zone)
+            except (OverflowError, ValueError):
+                continue
+        return at
+
+    def _view_or_note(self, alert: Alert, common_labels: dict[str, str], many: bool) -> AlertView:
+        """The alert's view; if something in it cannot be shown, a line that says so, so that one
+        alert never stops the others of its notification (or of a digest) from being sent."""
+        try:
+            return self._view(alert, common_labels, many)
+        except Exception as exc:
+            note = f"(this alert cannot be shown: {type(exc).__name__})"
+            name = label_text(alert.labels.get("alertname", "") if isinstance(alert.labels, dict) else "")
+            return AlertView(
+                name=name[:100] or "?",
+                status=alert.status,
+                severity="",
+                labels={},
+                annotations={},
+                identifying={},
+                ident=note,
+                summary="",
+                description="",
+                starts="",
+                starts_short="",
+                ends="",
+                duration="",
+                generator_url=Safe(""),
+                runbook_url=Safe(""),
+                silence_url=Safe(""),
+                dashboard_url=Safe(""),
+                fingerprint="",
+            )
+
     def _view(self, alert: Alert, common_labels: dict[str, str], many: bool) -> AlertView:
-        labels = alert.labels
+        labels = _labels(alert.labels)
         identifying = {
             k: v
             for k, v in labels.items()
             if k not in _NOT_IDENTIFYING and not (many and common_labels.get(k) == v)
         }
-        started = alert.started.astimezone(self.zone)
+        started = self._local(alert.started)
         ended = alert.ended
         duration = ""
         ends = ""
         if ended is not None and alert.status == "resolved":
             duration = format_duration((ended - alert.started).total_seconds(), self.strings)
-            ends = ended.astimezone(self.zone).strftime("%Y-%m-%d %H:%M:%S")
-        annotations = alert.annotations
+            ends = self._local(ended).strftime("%Y-%m-%d %H:%M:%S")
+        annotations = self._annotations(alert.annotations)
+        runbook = alert.annotations.get("runbook_url", "") or alert.annotations.get("runbook", "")
         return AlertView(
-            name=alert.name,
+            name=labels.get("alertname", ""),
             status=alert.status,
             severity=labels.get("severity", ""),
             labels=labels,
@@ -572,9 +698,22 @@ class Renderer:
             starts_short=started.strftime("%m-%d %H:%M"),
             ends=ends,
             duration=duration,
-            generator_url=alert.generator_url,
-            runbook_url=annotations.get("runbook_url", "") or annotations.get("runbook", ""),
-            silence_url=alert.silence_url or "",
-            dashboard_url=alert.dashboard_url or "",
-            fingerprint=alert.fingerprint,
+            generator_url=safe_url(alert.generator_url),
+            runbook_url=safe_url(runbook),
+            silence_url=safe_url(alert.silence_url or ""),
+            dashboard_url=safe_url(alert.dashboard_url or ""),
+            fingerprint=label_text(alert.fingerprint),
         )
+
+
+def _labels(labels: Mapping[str, str], text: Callable[[str], str] = label_text) -> dict[str, str]:
+    """Label names (one line each) and values (`text`). A name that had to be cleaned never takes the
+    place of another: "alert\u202ename" does not become a second "alertname"."""
+    out: dict[str, str] = {}
+    for name, value in labels.items():
+        shown = label_text(name)
+        if shown != name:
+            while shown in labels or shown in out:
+                shown += "\ufffd"
+        out[shown] = text(value)
+    return out

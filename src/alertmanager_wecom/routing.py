@@ -3,16 +3,17 @@
 Targets are tried in order. A target with `match` takes only the alerts its matchers select; one with
 `continue: false` keeps the alerts it took from the targets after it (Alertmanager's semantics).
 Recipients may be templated from labels (``to_user: ["{{ labels.owner }}"]``): alerts are grouped by
-the recipients they resolve to, one job each.  A recipient that renders empty or is not a valid WeCom
-id is reported (logged, and the alerts that have no valid recipient left become a dead letter that
-says why) — never silently dropped.
+the recipients they resolve to, one job each.  Each template must render exactly one valid WeCom id
+(recipients.py: never ``@all``, never a list), and one notification may name at most the target's
+``max_recipients`` distinct people.  What is refused is logged once per notification; the alerts left
+with no valid recipient go to the target's ``fallback`` recipients, or else become a dead letter that
+says why — never silently dropped.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import re
 from dataclasses import dataclass
 
 import jinja2
@@ -21,12 +22,11 @@ from alertmanager_wecom.config import Config, Target
 from alertmanager_wecom.matchers import Matcher, matches_all, parse_matcher
 from alertmanager_wecom.outbox import NewJob
 from alertmanager_wecom.payload import Alert, Notification
+from alertmanager_wecom.recipients import Budget, Kind, refusal, summarize
 
 log = logging.getLogger("alertmanager_wecom.routing")
 
-# WeCom ids: userids are 1-64 of letters, digits, _ - . @; party and tag ids are numbers.
-_USERID = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
-_NUMERIC_ID = re.compile(r"^[0-9]{1,20}$")
+_FIELDS: tuple[Kind, ...] = ("to_user", "to_party", "to_tag")
 _env = jinja2.Environment(undefined=jinja2.ChainableUndefined, autoescape=False)  # noqa: S701 - ids, not HTML
 
 
@@ -49,26 +49,34 @@ class _Route:
 
 
 def _resolve(
-    templates: list[jinja2.Template], alert: Alert, pattern: re.Pattern[str]
-) -> tuple[list[str], list[str]]:
-    """(valid ids, problems) for one alert."""
+    templates: list[jinja2.Template], alert: Alert, kind: Kind, budget: Budget
+) -> tuple[list[str], list[str], int]:
+    """(valid ids, problems, how many of the problems are only an empty value) for one alert: each
+    template gives one id, or a problem."""
     valid: list[str] = []
     problems: list[str] = []
+    missing: list[bool] = []  # one per problem that is only an empty value (a label the alert lacks)
     context = {"labels": alert.labels, "annotations": alert.annotations}
     for template in templates:
         try:
-            rendered = template.render(context)
-        except jinja2.TemplateError as exc:
-            problems.append(f"template error: {exc}")
+            value = template.render(context).strip()
+        except Exception as exc:  # a template error on hostile data refuses the value, nothing more
+            problems.append(f"{kind} {template.source!r}: {type(exc).__name__}")  # type: ignore[attr-defined]
             continue
-        values = [v.strip() for v in re.split(r"[|,]", rendered) if v.strip()]
-        if not values:
-            problems.append(f"{template.source!r} is empty for this alert")  # type: ignore[attr-defined]
-        for value in values:
-            (valid if pattern.match(value) else problems).append(
-                value if pattern.match(value) else f"{value!r} is not a valid WeCom id"
+        why = refusal(kind, value)
+        if not value:
+            problems.append(f"{kind} {template.source!r} {why}")  # type: ignore[attr-defined]
+            missing.append(True)
+        elif why is not None:
+            problems.append(f"{kind} {template.source!r} {why}")  # type: ignore[attr-defined]
+        elif not budget.admit(value):
+            problems.append(
+                f"{kind} {value!r}: more than {budget.limit} distinct recipients from alert data in one "
+                "notification (target max_recipients)"
             )
-    return valid, problems
+        else:
+            valid.append(value)
+    return valid, problems, len(missing)
 
 
 class Router:
@@ -147,35 +155,68 @@ class Router:
         unreachable: list[int] = []
         problems: list[str] = []
         target = route.target
+        budget = Budget(target.max_recipients)
+        refused = 0  # values that were there but invalid (not merely a missing label)
+        static = [[v for v in getattr(target, name) if "{{" not in v] for name in _FIELDS]
         for index in selected:
             alert = notification.alerts[index]
             resolved: list[tuple[str, ...]] = []
-            for name, pattern in (("to_user", _USERID), ("to_party", _NUMERIC_ID), ("to_tag", _NUMERIC_ID)):
-                valid, issues = _resolve(route.templates[name], alert, pattern)
-                static = [v for v in getattr(target, name) if "{{" not in v]
-                resolved.append(tuple(dict.fromkeys(static + valid)))
-                problems.extend(f"{alert.name} {_ident(alert)}: {name} {issue}" for issue in issues)
+            for name, fixed in zip(_FIELDS, static, strict=True):
+                valid, issues, empty = _resolve(route.templates[name], alert, name, budget)
+                resolved.append(tuple(dict.fromkeys(fixed + valid)))
+                problems.extend(issues)
+                refused += len(issues) - empty
             if any(resolved):
                 groups.setdefault(tuple(resolved), []).append(index)
             else:
                 unreachable.append(index)
-        for problem in dict.fromkeys(problems):
-            log.warning("receiver %s: %s", receiver, problem)
+        reason = summarize(problems)
+        if problems:
+            # One line per notification, whatever the number of alerts: the values are quoted (repr), so
+            # a label cannot forge a log line either. Alerts that merely lack the label and go to the
+            # fallback are routine: info, not a warning on every notification.
+            quiet = refused == 0 and target.fallback is not None
+            log.log(
+                logging.INFO if quiet else logging.WARNING,
+                "receiver %s: recipients from alert data refused (%d of %d alerts have no valid one%s): %s",
+                receiver,
+                len(unreachable),
+                len(selected),
+                ", sent to the fallback" if unreachable and target.fallback else "",
+                reason,
+            )
         jobs = []
         for (users, parties, tags), indices in groups.items():
             spec = target.model_copy(
-                update={"to_user": list(users), "to_party": list(parties), "to_tag": list(tags), "match": []}
+                update={
+                    "to_user": list(users),
+                    "to_party": list(parties),
+                    "to_tag": list(tags),
+                    "match": [],
+                    "fallback": None,
+                }
             )
             jobs.append(self._job(receiver, spec, self._subset(notification, indices)))
-        if unreachable:
-            reason = "; ".join(dict.fromkeys(problems)) or "no recipients"
+        if unreachable and target.fallback is not None:
+            fallback = target.fallback
+            spec = target.model_copy(
+                update={
+                    "to_user": fallback.to_user,
+                    "to_party": fallback.to_party,
+                    "to_tag": fallback.to_tag,
+                    "match": [],
+                    "fallback": None,
+                }
+            )
+            jobs.append(self._job(receiver, spec, self._subset(notification, unreachable)))
+        elif unreachable:
             spec = target.model_copy(update={"match": []})
             jobs.append(
                 self._job(
                     receiver,
                     spec,
                     self._subset(notification, unreachable),
-                    dead=f"no valid recipient: {reason}",
+                    dead=f"no valid recipient: {reason or 'no recipients'}",
                 )
             )
         return jobs
@@ -189,7 +230,3 @@ class Router:
     def _job(receiver: str, target: Target, payload: str, dead: str | None = None) -> NewJob:
         spec = target.model_dump_json(by_alias=True)
         return NewJob(target_key=target_key(receiver, spec), target=spec, payload=payload, dead_reason=dead)
-
-
-def _ident(alert: Alert) -> str:
-    return " ".join(f"{k}={v}" for k, v in alert.labels.items() if k != "alertname")

@@ -1,0 +1,61 @@
+"""Recipients and mentions taken from alert data: each one valid WeCom id, never more.
+
+A label such as ``owner`` may name whom to send to or @mention, but alert data is hostile: ``@all``
+would page every member, ``alice|bob`` two people where one was meant, ``x><@all`` a markdown mention
+of everyone. So a value from alert data is used only when the whole of it is exactly one id of the
+documented form; anything else is refused with a reason. ``@all`` works only when written in the config.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+# WeCom userid (doc 90195, user/create): 1-64 bytes of letters, digits and "_-@.", the first a letter
+# or digit — which also keeps out "@all". Department and tag ids are positive 32-bit numbers.
+_USERID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
+_NUMERIC_ID: Final = re.compile(r"[1-9][0-9]{0,9}")
+Kind = Literal["to_user", "to_party", "to_tag", "mention"]
+
+
+def refusal(kind: Kind, value: str) -> str | None:
+    """Why `value` (from alert data) cannot be a recipient of `kind`, or None when it is one valid id."""
+    if not value:
+        return "is empty for this alert"
+    shown = value if len(value) <= 80 else value[:77] + "..."
+    if value.lower() == "@all":
+        return f"gives {shown!r}: @all is allowed only when written in the config"
+    person = kind in ("to_user", "mention")
+    if (_USERID if person else _NUMERIC_ID).fullmatch(value):
+        return None
+    if person:
+        return (
+            f"gives {shown!r}, which is not a valid WeCom id (one userid: letters, digits and _-@., "
+            "no separators)"
+        )
+    return f"gives {shown!r}, which is not a valid WeCom id (a department or tag id is a number)"
+
+
+@dataclass
+class Budget:
+    """Distinct ids that alert data may name in one notification; the rest are refused."""
+
+    limit: int
+    taken: set[str] = field(default_factory=set)
+
+    def admit(self, value: str) -> bool:
+        if value in self.taken:
+            return True
+        if len(self.taken) >= self.limit:
+            return False
+        self.taken.add(value)
+        return True
+
+
+def summarize(problems: Iterable[str], most: int = 5) -> str:
+    """Distinct problems, the first `most` of them, and how many more: one log line per notification."""
+    distinct = list(dict.fromkeys(problems))
+    shown = "; ".join(distinct[:most])
+    return shown + (f" (and {len(distinct) - most} more)" if len(distinct) > most else "")
