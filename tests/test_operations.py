@@ -123,7 +123,7 @@ def test_admin_endpoints_need_admin_credentials(served: Any) -> None:
     assert httpx.post(f"{base}/-/reload").status_code == 401
     assert httpx.post(f"{base}/-/reload", headers=BEARER).status_code == 401  # webhook token is not admin
     assert httpx.get(f"{base}/api/outbox", headers=basic("admin", "wrong")).status_code == 401
-    assert httpx.post(f"{base}/-/reload", headers=ADMIN).json() == {"status": "reloaded"}
+    assert httpx.post(f"{base}/-/reload", json={}, headers=ADMIN).json() == {"status": "reloaded"}
     assert httpx.get(f"{base}/api/outbox", headers=ADMIN).status_code == 200
 
 
@@ -189,7 +189,7 @@ def test_reload_bad_file_keeps_old_config_good_file_takes_effect(
     base, config, _log = served
     good = config.read_text(encoding="utf-8")
     config.write_text(good.replace("agent_id: 1000002", "agent_id: not-a-number"), encoding="utf-8")
-    rejected = httpx.post(f"{base}/-/reload", headers=ADMIN)
+    rejected = httpx.post(f"{base}/-/reload", json={}, headers=ADMIN)
     assert rejected.status_code == 400 and "apps.ops.agent_id" in rejected.json()["error"]
     assert post_default(base, "old") == 200
     wait_seen(sim_state, "zhangsan", "cluster=old", 10, "old config")
@@ -199,7 +199,7 @@ def test_reload_bad_file_keeps_old_config_good_file_takes_effect(
     raw = yaml.safe_load(good)
     raw["receivers"][0]["targets"].append({"app": "ops", "to_user": ["lisi"], "msgtype": "text"})
     config.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
-    assert httpx.post(f"{base}/-/reload", headers=ADMIN).json() == {"status": "reloaded"}
+    assert httpx.post(f"{base}/-/reload", json={}, headers=ADMIN).json() == {"status": "reloaded"}
     sim_state.set_faults(sim_state.settings.faults.model_copy(update={"rate": 0.0}))
     wait_seen(sim_state, "zhangsan", "cluster=queued", 15, "the notification queued before the reload")
     assert post_default(base, "new") == 200

@@ -10,8 +10,10 @@ from typing import Any
 
 import httpx
 import yaml
+from click.testing import CliRunner
 
 from alertmanager_wecom import samples
+from alertmanager_wecom.cli import main
 from alertmanager_wecom.simulator import SimulatorState
 from alertmanager_wecom.simulator.model import SANDBOX_AGENT_ID, SANDBOX_CORP_ID, SANDBOX_SECRET
 from tests.conftest import wait_until
@@ -137,3 +139,38 @@ def test_wecom_calls_go_through_the_proxy(tmp_path: Path, simulator: str, sim_st
             wait_until(lambda: sim_state.entries("zhangsan"), 10, "delivery through the proxy")
     assert any(path.endswith("/cgi-bin/gettoken") for path in seen)
     assert any(path.endswith("/cgi-bin/message/send") for path in seen)
+
+
+def test_check_send_and_appchat_go_through_the_proxy(
+    tmp_path: Path, simulator: str, sim_state: SimulatorState
+) -> None:
+    # Behind the trusted-IP proxy, a command that went around it would report a false 60020.
+    seen: list[str] = []
+    with serve_in_thread(forward_proxy(seen)) as proxy:
+        config = str(
+            config_file(
+                tmp_path,
+                simulator + "/cgi-bin/",
+                wecom={"api_url": simulator + "/cgi-bin/", "proxy_url": proxy},
+            )
+        )
+        runner = CliRunner()
+        checked = runner.invoke(main, ["check", "--config", config])
+        assert checked.exit_code == 0, checked.output
+        assert any(path.endswith("/cgi-bin/gettoken") for path in seen)
+        assert any(path.endswith("/cgi-bin/message/send") for path in seen)
+        seen.clear()
+        sent = runner.invoke(main, ["send", "--config", config, "--app", "ops", "--to", "lisi", "hi"])
+        assert sent.exit_code == 0, sent.output
+        assert any(path.endswith("/cgi-bin/message/send") for path in seen)
+        seen.clear()
+        created = runner.invoke(
+            main,
+            [
+                *("appchat", "create", "--config", config, "--app", "ops", "--name", "oncall"),
+                *("--user", "zhangsan", "--user", "lisi", "--chatid", "oncall1"),
+            ],
+        )
+        assert created.exit_code == 0, created.output
+        assert any(path.endswith("/cgi-bin/appchat/create") for path in seen)
+    assert sim_state.entries("lisi")

@@ -6,6 +6,7 @@ import base64
 import binascii
 import hmac
 import ipaddress
+from typing import Any
 
 from alertmanager_wecom.config import InboundAuth
 
@@ -23,8 +24,9 @@ def authorized(auth: InboundAuth, header: str | None) -> bool:
         return scheme.lower() == "bearer" and _same(value, auth.bearer_token.reveal())
     if auth.basic_auth is not None and scheme.lower() == "basic":
         try:
+            # A str with non-ASCII characters raises ValueError, invalid base64 binascii.Error.
             decoded = base64.b64decode(value, validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
+        except (binascii.Error, ValueError):
             return False
         username, sep, password = decoded.partition(":")
         # Both compared, always, so that timing does not tell which one was wrong.
@@ -51,3 +53,39 @@ def is_loopback(host: str | None) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class TrustedProxies:
+    """ASGI middleware: the client is the address that connected, unless that is one of
+    ``server.trusted_proxies``; then the right-most ``X-Forwarded-For`` entry that is not a trusted
+    proxy (entries further left are written by whoever connected to the proxy, so are not believed)."""
+
+    def __init__(self, app: Any, proxies: list[str]) -> None:
+        self.app = app
+        self.networks: list[Network] = [ipaddress.ip_network(p, strict=False) for p in proxies]
+
+    def _trusted(self, host: str) -> bool:
+        try:
+            address = ipaddress.ip_address(host.strip().strip("[]"))
+        except ValueError:
+            return False
+        return any(address in network for network in self.networks)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        client = scope.get("client")
+        if scope["type"] in ("http", "websocket") and self.networks and client and self._trusted(client[0]):
+            forwarded = b",".join(v for k, v in scope["headers"] if k.lower() == b"x-forwarded-for")
+            hops = [h.strip() for h in forwarded.decode("latin-1").split(",") if h.strip()]
+            host = client[0]
+            for hop in reversed(hops):
+                host = hop
+                if not self._trusted(hop):
+                    break
+            scope = {**scope, "client": (host, 0)}
+            proto = next((v for k, v in scope["headers"] if k.lower() == b"x-forwarded-proto"), b"").strip()
+            if proto in (b"http", b"https"):
+                scope["scheme"] = proto.decode()
+        await self.app(scope, receive, send)

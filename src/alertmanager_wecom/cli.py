@@ -6,17 +6,15 @@ import asyncio
 import json
 import logging
 import shutil
-import signal
+import socket
 import sys
 import tempfile
 import time
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import click
 import httpx
-import uvicorn
 from starlette.routing import BaseRoute, Mount
 
 from alertmanager_wecom import __version__, samples
@@ -25,6 +23,8 @@ from alertmanager_wecom.config import Config, ConfigError, Target, load_config, 
 from alertmanager_wecom.logsetup import setup_logging
 from alertmanager_wecom.payload import Notification
 from alertmanager_wecom.rendering import Renderer, TemplateError
+from alertmanager_wecom.serving import run_server
+from alertmanager_wecom.wecom_api import http_client
 
 log = logging.getLogger("alertmanager_wecom")
 
@@ -37,38 +37,23 @@ def parse_listen(value: str) -> tuple[str, int]:
 
 
 def _load(path: str) -> Config:
+    if not Path(path).exists():
+        raise click.ClickException(
+            f"config file {path} does not exist (serve without --config runs the sandbox, with a simulated WeCom)"
+        )
     try:
         return load_config(path)
     except ConfigError as exc:
         raise click.ClickException(f"config {path} is invalid:\n{exc}") from None
 
 
-class _Server(uvicorn.Server):
-    """uvicorn re-raises SIGTERM after its graceful shutdown, so the process would die by the signal;
-    a clean drain (intake stopped, in-flight sends finished, outbox closed) should exit 0."""
+def _storage_problem(config: Config, create: bool) -> None:
+    """Stop with one line naming storage.path and the fix if the outbox cannot be opened read-write."""
+    from alertmanager_wecom.outbox.sqlite import storage_problem
 
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        super().handle_exit(sig, frame)
-        captured = getattr(self, "_captured_signals", None)
-        if sig == signal.SIGTERM and isinstance(captured, list) and sig in captured:
-            captured.remove(sig)
-
-
-def _run_server(app: Any, host: str, port: int, log_level: str, tls: tuple[str, str] | None = None) -> None:
-    server = _Server(
-        uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            log_config=None,
-            access_log=False,
-            log_level=log_level,
-            lifespan="on",
-            ssl_certfile=tls[0] if tls else None,
-            ssl_keyfile=tls[1] if tls else None,
-        )
-    )
-    server.run()
+    problem = storage_problem(config.storage.path, create=create)
+    if problem is not None:
+        raise click.ClickException(problem)
 
 
 @click.group()
@@ -93,25 +78,7 @@ def serve(config_path: str | None, listen: str | None) -> None:
 
     level = logging.getLevelName(logging.getLogger().level).lower()
     if config_path is None:
-        from alertmanager_wecom.sandbox import DEMO_RECEIVER, SIMULATOR_PREFIX, sandbox_config
-        from alertmanager_wecom.simulator import create_simulator_app, sandbox_settings
-
-        host, port = parse_listen(listen or "127.0.0.1:9095")
-        data_dir = tempfile.mkdtemp(prefix="alertmanager-wecom-sandbox-")
-        config = sandbox_config(host, port, data_dir)
-        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-        base = f"http://{shown}:{port}"
-        extra: list[BaseRoute] = [Mount(SIMULATOR_PREFIX, app=create_simulator_app(sandbox_settings()))]
-        click.echo(
-            "Sandbox mode: no --config given, so WeCom is simulated in this process.\n"
-            f"  webhook for Alertmanager: {base}/alerts/{DEMO_RECEIVER}\n"
-            f"  what people would see:    {base}{SIMULATOR_PREFIX}/inbox\n"
-            f"  send sample alerts:       alertmanager-wecom demo --url {base}\n"
-        )
-        try:
-            _run_server(create_app(config, extra_routes=extra), host, port, level)
-        finally:
-            shutil.rmtree(data_dir, ignore_errors=True)
+        _sandbox(listen, level)
         return
     config = _load(config_path)
     host, port = parse_listen(listen or config.server.listen)
@@ -122,6 +89,7 @@ def serve(config_path: str | None, listen: str | None) -> None:
             "set server.auth (bearer_token or basic_auth, as in Alertmanager's http_config) or receiver auth, "
             "or server.allow_unauthenticated: true if a network policy protects the port"
         )
+    _storage_problem(config, create=True)
     tls = config.server.tls
     log.info(
         "listening on %s://%s:%d; receivers: %s",
@@ -130,13 +98,65 @@ def serve(config_path: str | None, listen: str | None) -> None:
         port,
         ", ".join(f"/alerts/{r.name}" for r in config.receivers) or "none",
     )
-    _run_server(
+    run_server(
         create_app(config, config_path=config_path),
         host,
         port,
         level,
         tls=(tls.cert_path, tls.key_path) if tls else None,
+        header_timeout=config.server.header_timeout,
+        max_connections=config.server.max_connections,
     )
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        return socket.create_server((host, port), family=family)
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def _sandbox(listen: str | None, level: str) -> None:
+    """Sandbox mode: no auth and a simulated WeCom, so loopback only; announced with the real address."""
+    from alertmanager_wecom.relay import create_app
+    from alertmanager_wecom.sandbox import DEMO_RECEIVER, SIMULATOR_PREFIX, sandbox_config
+    from alertmanager_wecom.simulator import create_simulator_app, sandbox_settings
+
+    host, port = parse_listen(listen or "127.0.0.1:9095")
+    if not is_loopback(host):
+        raise click.ClickException(
+            f"sandbox mode listens on this host only (127.0.0.1, ::1 or localhost), not {host}: it has no"
+            " authentication and its WeCom is simulated. To serve other hosts, write a config"
+            " (see README, Configure) and run `alertmanager-wecom serve --config FILE`"
+        )
+    sock = _bind(host, port)
+    port = int(sock.getsockname()[1])  # port 0: the one the system chose
+    data_dir = tempfile.mkdtemp(prefix="alertmanager-wecom-sandbox-")
+    try:
+        config = sandbox_config(host, port, data_dir)
+        shown = f"[{host}]" if ":" in host else host
+        base = f"http://{shown}:{port}"
+        extra: list[BaseRoute] = [Mount(SIMULATOR_PREFIX, app=create_simulator_app(sandbox_settings()))]
+        click.echo(
+            "Sandbox mode: no --config given, so WeCom is simulated in this process.\n"
+            f"  webhook for Alertmanager: {base}/alerts/{DEMO_RECEIVER}\n"
+            f"  what people would see:    {base}{SIMULATOR_PREFIX}/inbox\n"
+            f"  send sample alerts:       alertmanager-wecom demo --url {base}\n"
+        )
+        server = config.server
+        run_server(
+            create_app(config, extra_routes=extra),
+            host,
+            port,
+            level,
+            header_timeout=server.header_timeout,
+            max_connections=server.max_connections,
+            sock=sock,
+        )
+    finally:
+        sock.close()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @main.command("check-config")
@@ -144,6 +164,7 @@ def serve(config_path: str | None, listen: str | None) -> None:
 def check_config(config_path: str) -> None:
     """Validate a config file (and compile its templates) without contacting WeCom."""
     config = _load(config_path)
+    _storage_problem(config, create=False)
     targets = sum(len(r.targets) for r in config.receivers)
     click.echo(
         f"{config_path}: OK — {len(config.apps)} app(s), {len(config.receivers)} receiver(s), "
@@ -212,7 +233,7 @@ def simulator(
     for corp in settings.corps:
         for app in corp.apps:
             click.echo(f"  corp_id {corp.corp_id}  agent_id {app.agent_id}  users {', '.join(corp.users)}")
-    _run_server(create_simulator_app(settings), host, port, "warning")
+    run_server(create_simulator_app(settings), host, port, "warning")
 
 
 @main.command()
@@ -295,7 +316,7 @@ def send(
         raise click.ClickException("nothing to send: give TEXT or pipe it on stdin")
 
     async def run() -> None:
-        async with httpx.AsyncClient(timeout=config.wecom.timeout_seconds) as client:
+        async with http_client(config.wecom) as client:
             channel = build_channel(target, config, WeComAPI(config.wecom.api_url, client), {})
             chunks = split_text(content, CONTENT_LIMITS[msgtype])
             for chunk in chunks:
@@ -322,7 +343,7 @@ def check(config_path: str, no_send: bool) -> None:
     config = _load(config_path)
 
     async def run() -> bool:
-        async with httpx.AsyncClient(timeout=config.wecom.timeout_seconds) as client:
+        async with http_client(config.wecom) as client:
             results = await run_checks(config, client, send=not no_send)
         for result in results:
             click.echo(result.line())
@@ -444,6 +465,19 @@ def render(
 
 # -- alertmanager-config -------------------------------------------------------------------------------
 
+# What one alert adds to a webhook body, conservatively: a large realistic alert (kube-prometheus's
+# KubePodCrashLooping as Alertmanager 0.25 sends it: 10 labels, summary, description, runbook_url, a
+# generatorURL carrying the PromQL) is about 1.2 KB of JSON (tests/test_server_edges.py builds it);
+# 4 KiB leaves room for long descriptions. GROUP_BYTES: the group's own fields (groupKey, groupLabels,
+# commonLabels, commonAnnotations, externalURL).
+ALERT_BYTES = 4096
+GROUP_BYTES = 16384
+
+
+def max_alerts_for(max_body_bytes: int) -> int:
+    """Alertmanager's webhook max_alerts that keeps its bodies within `max_body_bytes`."""
+    return max(1, (max_body_bytes - GROUP_BYTES) // ALERT_BYTES)
+
 
 @main.command("alertmanager-config")
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False))
@@ -457,11 +491,15 @@ def render(
     help="Where Alertmanager reads the bearer token or basic-auth password (never printed).",
 )
 @click.option(
-    "--max-alerts", default=0, show_default=True, help="webhook max_alerts (0: all; the relay splits)."
+    "--max-alerts",
+    type=click.IntRange(min=0),
+    help="webhook max_alerts (0: all). Default: as many as fit in server.max_body_bytes.",
 )
-def alertmanager_config(config_path: str, url: str, credentials_file: str, max_alerts: int) -> None:
+def alertmanager_config(config_path: str, url: str, credentials_file: str, max_alerts: int | None) -> None:
     """Print the Alertmanager `receivers:` for this config's receivers (webhook_configs with auth)."""
     config = _load(config_path)
+    if max_alerts is None:
+        max_alerts = max_alerts_for(config.server.max_body_bytes)
     receivers = []
     for receiver in config.receivers:
         webhook: dict[str, Any] = {
@@ -484,6 +522,12 @@ def alertmanager_config(config_path: str, url: str, credentials_file: str, max_a
     click.echo(
         f"# Alertmanager receivers for alertmanager-wecom ({config_path}); route alerts to them by name."
     )
+    if max_alerts:
+        click.echo(
+            f"# max_alerts {max_alerts}: a larger group would exceed server.max_body_bytes"
+            f" ({config.server.max_body_bytes}) and be refused with 413, which Alertmanager does not retry;"
+            " it sends the first alerts and the relay shows how many were left out."
+        )
     if any((r.auth or config.server.auth) is not None for r in config.receivers):
         click.echo(
             f"# Put the relay's token (or basic-auth password) in {credentials_file}, readable by Alertmanager."
@@ -523,7 +567,7 @@ def appchat_create(
     config = _load(config_path)
 
     async def run() -> str:
-        async with httpx.AsyncClient(timeout=config.wecom.timeout_seconds) as client:
+        async with http_client(config.wecom) as client:
             token = _app_token(config, app_name, client)
             body: dict[str, Any] = {"name": name, "userlist": list(users)}
             if owner:
@@ -550,7 +594,7 @@ def appchat_show(config_path: str, app_name: str, chatid: str) -> None:
     config = _load(config_path)
 
     async def run() -> dict[str, Any]:
-        async with httpx.AsyncClient(timeout=config.wecom.timeout_seconds) as client:
+        async with http_client(config.wecom) as client:
             token = _app_token(config, app_name, client)
             try:
                 reply = await token.call("GET", "appchat/get", params={"chatid": chatid})

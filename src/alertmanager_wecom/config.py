@@ -7,6 +7,7 @@ interpolation or ``*_file`` keys and are held as `Secret`.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -297,10 +298,32 @@ class ServerSettings(_Model):
     listen: str = "127.0.0.1:9095"
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     auth: InboundAuth | None = None  # for every webhook, unless a receiver has its own
-    admin_auth: InboundAuth | None = None  # reload and outbox actions; without it: loopback callers only
+    # Reload and outbox actions. Without it they are off, unless admin_allow_loopback lets callers on
+    # this host use them (anyone on the host, and anyone a proxy on the host forwards).
+    admin_auth: InboundAuth | None = None
+    admin_allow_loopback: bool = False
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (IPs or CIDRs); nobody's otherwise.
+    trusted_proxies: list[str] = Field(default_factory=list)
     # Listening beyond loopback with no inbound auth is refused unless this is set.
     allow_unauthenticated: bool = False
     tls: TLSSettings | None = None
+    # A client must send its request's headers within header_timeout and its body within body_timeout
+    # (Alertmanager sends both at once); at most max_connections are served at a time, more get 503.
+    header_timeout: Duration = Field(default=10.0, gt=0)
+    body_timeout: Duration = Field(default=30.0, gt=0)
+    max_connections: int = Field(default=1000, ge=1)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{item!r} is not an IP address or CIDR (e.g. 10.0.0.5 or 10.0.0.0/8)"
+                ) from None
+        return value
 
 
 class StorageSettings(_Model):

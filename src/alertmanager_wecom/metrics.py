@@ -18,6 +18,12 @@ class Metrics:
             ["receiver", "status"],
             registry=r,
         )
+        self.webhooks_too_large = Counter(
+            f"{PREFIX}_webhooks_too_large",
+            "Webhooks refused with 413 (over server.max_body_bytes); Alertmanager does not resend them.",
+            ["receiver"],
+            registry=r,
+        )
         self.messages_sent = Counter(
             f"{PREFIX}_messages_sent",
             "Messages WeCom accepted.",

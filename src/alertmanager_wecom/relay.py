@@ -14,7 +14,6 @@ import gc
 import json
 import logging
 import signal
-import ssl
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -23,12 +22,13 @@ import httpx
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from pydantic import ValidationError
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from alertmanager_wecom import __version__
-from alertmanager_wecom.auth import authorized, challenge, is_loopback
+from alertmanager_wecom.auth import TrustedProxies, authorized, challenge, is_loopback
 from alertmanager_wecom.config import Config, ConfigError, load_config
 from alertmanager_wecom.dedup import dedup_key
 from alertmanager_wecom.dispatcher import Dispatcher
@@ -44,6 +44,7 @@ from alertmanager_wecom.payload import (
 )
 from alertmanager_wecom.routing import Router
 from alertmanager_wecom.secret import redact
+from alertmanager_wecom.wecom_api import http_client
 
 log = logging.getLogger("alertmanager_wecom.relay")
 
@@ -51,22 +52,54 @@ log = logging.getLogger("alertmanager_wecom.relay")
 _JSON = "application/json"
 
 
+class InternalFields(Exception):
+    """The webhook sets fields that are the relay's own bookkeeping (digests): refused."""
+
+    def __init__(self, fields: list[str]) -> None:
+        super().__init__(", ".join(fields))
+        self.fields = fields
+
+
 class BodyTooLarge(Exception):
     pass
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+class BodyTooSlow(Exception):
+    pass
+
+
+async def read_body(request: Request, limit: int, seconds: float) -> bytes:
+    """The request's body, if it is at most `limit` bytes and arrives within `seconds`: a client
+    that stops sending half-way would otherwise hold its connection (and the body read so far)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(seconds):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise BodyTooLarge
+                chunks.append(chunk)
+    except TimeoutError:
+        raise BodyTooSlow from None
     return b"".join(chunks)
+
+
+def body_too_slow(timeout: float) -> JSONResponse:
+    return JSONResponse(
+        {"error": f"the request body did not arrive within server.body_timeout ({timeout:g}s)"},
+        status_code=408,
+        headers={"Connection": "close"},
+    )
+
+
+# State the dispatcher keeps in a stored notification (a digest's bookkeeping): never from a request.
+_INTERNAL_FIELDS = ("digest_of", "digest_max_messages")
+# Ids are SQLite integers.
+_MAX_ID = 2**63 - 1
 
 
 def error(status: int, message: str, **extra: Any) -> JSONResponse:
@@ -92,16 +125,7 @@ def open_outbox(config: Config, metrics: Metrics | None = None) -> Outbox:
 
 
 def wecom_client(config: Config) -> httpx.AsyncClient:
-    """The HTTP client for WeCom: timeouts, an optional proxy (one trusted egress IP) and CA bundle."""
-    wecom = config.wecom
-    verify: ssl.SSLContext | bool = (
-        ssl.create_default_context(cafile=wecom.ca_file) if wecom.ca_file else True
-    )
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(wecom.timeout_seconds, connect=wecom.connect_timeout_seconds),
-        proxy=wecom.proxy_url,
-        verify=verify,
-    )
+    return http_client(config.wecom)
 
 
 def freeze_heap() -> None:
@@ -188,14 +212,12 @@ class Relay:
                 headers={"WWW-Authenticate": challenge(auth)},
             )
         try:
-            body = await read_body(request, config.server.max_body_bytes)
+            body = await read_body(request, config.server.max_body_bytes, config.server.body_timeout)
         except BodyTooLarge:
+            return self._too_large(name, request)
+        except BodyTooSlow:
             self.metrics.notifications.labels(name, "rejected").inc()
-            return error(
-                413,
-                f"body larger than server.max_body_bytes ({config.server.max_body_bytes} bytes);"
-                " lower max_alerts in Alertmanager's webhook_config or raise the limit",
-            )
+            return body_too_slow(config.server.body_timeout)
         try:
             if len(body) <= LARGE_BODY:
                 jobs, key = self._prepare(name, body)
@@ -214,6 +236,16 @@ class Relay:
         except InvalidTime as exc:
             self.metrics.notifications.labels(name, "rejected").inc()
             return error(422, "body is not an Alertmanager webhook payload", details=[str(exc)])
+        except InternalFields as exc:
+            self.metrics.notifications.labels(name, "rejected").inc()
+            return error(
+                422,
+                "body is not an Alertmanager webhook payload",
+                details=[
+                    f"{field}: internal to alertmanager-wecom, not accepted in a webhook"
+                    for field in exc.fields
+                ],
+            )
         if self.draining or self.outbox is None or self.dispatcher is None:
             self.metrics.notifications.labels(name, "unavailable").inc()
             return error(503, "shutting down; retry")
@@ -250,11 +282,35 @@ class Relay:
         it came (UTF-8: the ingest child decodes it)."""
         # One pass in pydantic's core (Rust) parses and checks the body: the hot path of every webhook.
         webhook = validate_webhook(body)
+        internal = [field for field in _INTERNAL_FIELDS if field in webhook]
+        if internal:
+            raise InternalFields(internal)
         instants = alert_instants(webhook)
         jobs = self.router.route_whole(name, body, len(webhook["alerts"]))
         if jobs is None:  # targets that route by alert need the model
             jobs = self.router.route(name, parse_notification(body), body)
         return jobs, dedup_key(name, webhook, instants)
+
+    def _too_large(self, receiver: str, request: Request) -> Response:
+        """413, which Alertmanager does not retry: the alerts are lost unless someone acts, so say how."""
+        limit = self.config.server.max_body_bytes
+        declared = request.headers.get("content-length", "")
+        size = f"{declared} bytes" if declared.isdigit() else "a body"
+        self.metrics.notifications.labels(receiver, "rejected").inc()
+        self.metrics.webhooks_too_large.labels(receiver).inc()
+        log.warning(
+            "receiver %s: refused %s over server.max_body_bytes (%d); Alertmanager does not retry this, so"
+            " its alerts are not delivered: set max_alerts in Alertmanager's webhook_config (see"
+            " `alertmanager-wecom alertmanager-config`) or raise server.max_body_bytes",
+            receiver,
+            size,
+            limit,
+        )
+        return error(
+            413,
+            f"body larger than server.max_body_bytes ({limit} bytes);"
+            " lower max_alerts in Alertmanager's webhook_config or raise the limit",
+        )
 
     async def index(self, request: Request) -> Response:
         return JSONResponse(
@@ -269,28 +325,34 @@ class Relay:
         return JSONResponse({"status": "ok"})
 
     async def readyz(self, request: Request) -> Response:
+        """Ready when a webhook would be committed now: the outbox takes a test write through the same
+        path (see Outbox.check_writable), and the dispatcher runs."""
         problems = []
         if self.draining:
             problems.append("shutting down")
         if self.dispatcher is None or not self.dispatcher.running:
             problems.append("dispatcher not running")
-        if self.outbox is not None:
-            try:
-                stats = await self.outbox.stats(self.clock())
-            except OutboxUnavailable as exc:
-                problems.append(str(exc))
-            else:
-                if not problems:
-                    return JSONResponse(
-                        {
-                            "status": "ready",
-                            "pending": stats.pending,
-                            "dead": stats.dead,
-                            "oldest_pending_seconds": round(stats.oldest_pending_age, 1),
-                        }
-                    )
-        else:
+        if self.outbox is None:
             problems.append("outbox not open")
+            return JSONResponse({"status": "not ready", "problems": problems}, status_code=503)
+        now = self.clock()
+        problem = await self.outbox.check_writable(now)
+        if problem is not None:
+            problems.append(f"cannot accept notifications: {problem}")
+        try:
+            stats = await self.outbox.stats(now)
+        except OutboxUnavailable as exc:
+            problems.append(str(exc))
+        else:
+            if not problems:
+                return JSONResponse(
+                    {
+                        "status": "ready",
+                        "pending": stats.pending,
+                        "dead": stats.dead,
+                        "oldest_pending_seconds": round(stats.oldest_pending_age, 1),
+                    }
+                )
         return JSONResponse({"status": "not ready", "problems": problems}, status_code=503)
 
     # -- operations -----------------------------------------------------------------------------------
@@ -326,22 +388,45 @@ class Relay:
             log.info("reloaded %s: receivers %s", self.config_path, ", ".join(r.name for r in new.receivers))
             return True, "reloaded"
 
-    def _admin_denied(self, request: Request) -> Response | None:
-        auth = self.config.server.admin_auth
+    def _admin_denied(self, request: Request, changes: bool) -> Response | None:
+        """The answer that refuses an admin call, or None. `changes`: a POST that changes state, which
+        must be JSON, so that a web page cannot make a browser send it (a form cannot set that type)."""
+        server = self.config.server
+        auth = server.admin_auth
         if auth is None:
-            if is_loopback(request.client.host if request.client else None):
-                return None
-            return error(403, "admin endpoints answer loopback callers only unless server.admin_auth is set")
-        if authorized(auth, request.headers.get("authorization")):
-            return None
-        return JSONResponse(
-            {"error": "missing or wrong admin credentials"},
-            status_code=401,
-            headers={"WWW-Authenticate": challenge(auth)},
-        )
+            if not (
+                server.admin_allow_loopback and is_loopback(request.client.host if request.client else None)
+            ):
+                return error(
+                    403,
+                    "admin endpoints are off: set server.admin_auth (bearer_token or basic_auth), or"
+                    " server.admin_allow_loopback: true to let callers on this host use them",
+                )
+        elif not authorized(auth, request.headers.get("authorization")):
+            return JSONResponse(
+                {"error": "missing or wrong admin credentials"},
+                status_code=401,
+                headers={"WWW-Authenticate": challenge(auth)},
+            )
+        if changes:
+            media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+            if media_type != _JSON:
+                return error(415, "send the request with Content-Type: application/json")
+        return None
+
+    async def _admin_body(self, request: Request) -> Any:
+        """An admin POST's JSON body ({} when empty); raises ValueError when it is not JSON."""
+        try:
+            body = await read_body(request, 1024 * 1024, self.config.server.body_timeout)
+        except (BodyTooLarge, BodyTooSlow):
+            raise ValueError("body too large or too slow") from None
+        try:
+            return json.loads(body) if body.strip() else {}
+        except RecursionError:  # nested deeper than the parser goes
+            raise ValueError("nested too deeply") from None
 
     async def reload_endpoint(self, request: Request) -> Response:
-        denied = self._admin_denied(request)
+        denied = self._admin_denied(request, changes=True)
         if denied is not None:
             return denied
         ok, message = await self.reload()
@@ -349,24 +434,28 @@ class Relay:
             return JSONResponse({"status": "reloaded"})
         return error(400, f"reload rejected, the running config stays in force: {message}")
 
-    def _admin_outbox(self, request: Request) -> Outbox | Response:
+    def _admin_outbox(self, request: Request, changes: bool) -> Outbox | Response:
         """The outbox for an admin call, or the answer that refuses it."""
-        denied = self._admin_denied(request)
+        denied = self._admin_denied(request, changes)
         if denied is not None:
             return denied
         return self.outbox if self.outbox is not None else error(503, "outbox not open")
 
     async def outbox_list(self, request: Request) -> Response:
-        outbox = self._admin_outbox(request)
+        outbox = self._admin_outbox(request, changes=False)
         if isinstance(outbox, Response):
             return outbox
         raw_state = request.query_params.get("state")
+        raw_limit = request.query_params.get("limit", "100")
         try:
             state = JobState(raw_state) if raw_state else None
-            limit = min(1000, int(request.query_params.get("limit", "100")))
         except ValueError:
-            return error(400, "state is one of pending, done, dead, merged; limit is a number")
-        jobs = await outbox.list_jobs(state, limit)
+            return error(400, "state is one of pending, done, dead, merged")
+        if not (
+            raw_limit.isascii() and raw_limit.isdigit() and 0 < len(raw_limit) <= 9 and int(raw_limit) > 0
+        ):
+            return error(400, "limit is a whole number from 1 (at most 1000 jobs are listed)")
+        jobs = await outbox.list_jobs(state, min(1000, int(raw_limit)))
         return JSONResponse(
             {
                 "jobs": [
@@ -388,14 +477,28 @@ class Relay:
         )
 
     async def outbox_retry(self, request: Request) -> Response:
-        outbox = self._admin_outbox(request)
+        outbox = self._admin_outbox(request, changes=True)
         if isinstance(outbox, Response):
             return outbox
+        usage = 'send {"ids": [1, 2]} (job ids, at most 10000) or {"all_dead": true}'
         try:
-            body = json.loads(await request.body() or b"{}")
-            ids = None if body.get("all_dead") else [int(i) for i in body["ids"]]
-        except (ValueError, KeyError, TypeError, AttributeError):
-            return error(400, 'send {"ids": [1, 2]} or {"all_dead": true}')
+            body = await self._admin_body(request)
+        except ValueError:
+            return error(400, usage)
+        if not isinstance(body, dict):
+            return error(400, usage)
+        ids: list[int] | None
+        if body.get("all_dead") is True:
+            ids = None
+        else:
+            raw = body.get("ids")
+            if not (
+                isinstance(raw, list)
+                and len(raw) <= 10000
+                and all(type(i) is int and 0 < i <= _MAX_ID for i in raw)
+            ):
+                return error(400, usage)
+            ids = raw
         count = await outbox.requeue(ids, self.clock())
         if self.dispatcher is not None:
             self.dispatcher.wake(await outbox.pending_targets())
@@ -434,6 +537,9 @@ def create_app(
     relay = Relay(config, client, outbox, config_path=config_path)
     # The verification files' route is last: it catches /<name> only where nothing else matched.
     routes = [*relay.routes(), *(extra_routes or []), Route("/{name}", relay.verify_file, methods=["GET"])]
-    app = Starlette(routes=routes, lifespan=relay.lifespan)
+    proxies = config.server.trusted_proxies
+    # Without trusted proxies the caller is whoever connected: no layer on every request for that.
+    middleware = [Middleware(TrustedProxies, proxies=proxies)] if proxies else []
+    app = Starlette(routes=routes, lifespan=relay.lifespan, middleware=middleware)
     app.state.relay = relay
     return app

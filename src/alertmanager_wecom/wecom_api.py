@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+import ssl
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -17,9 +18,25 @@ from alertmanager_wecom import errcodes
 from alertmanager_wecom.errcodes import Action, ErrInfo, Reason
 from alertmanager_wecom.secret import guard_logger, redact
 
+if TYPE_CHECKING:
+    from alertmanager_wecom.config import WeComSettings
+
 log = logging.getLogger(__name__)
 # httpx logs request URLs, which carry access_token, corpsecret and robot keys.
 guard_logger("httpx")
+
+
+def http_client(settings: WeComSettings) -> httpx.AsyncClient:
+    """The one HTTP client for WeCom, used by the service and by every command (check, send, appchat):
+    timeouts, the optional egress proxy (the one trusted IP) and CA bundle from `wecom:`."""
+    verify: ssl.SSLContext | bool = (
+        ssl.create_default_context(cafile=settings.ca_file) if settings.ca_file else True
+    )
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.timeout_seconds, connect=settings.connect_timeout_seconds),
+        proxy=settings.proxy_url,
+        verify=verify,
+    )
 
 
 class WeComError(Exception):

@@ -119,4 +119,9 @@ class Outbox(Protocol):
 
     async def stats(self, now: float) -> OutboxStats: ...
 
+    async def check_writable(self, now: float) -> str | None:
+        """Why `accept` would fail now (readiness), or None when it can commit. Cheap enough to be
+        called by every readiness probe; never slows `accept`."""
+        ...
+
     async def close(self) -> None: ...

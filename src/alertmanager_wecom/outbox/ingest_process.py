@@ -22,10 +22,11 @@ import pickle
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from alertmanager_wecom.outbox.base import AcceptResult, NewJob, OutboxUnavailable
 from alertmanager_wecom.outbox.ingest_child import HEADER, Reply, Request
-from alertmanager_wecom.outbox.schema import job_rows
+from alertmanager_wecom.outbox.schema import JobRow, job_rows
 
 log = logging.getLogger("alertmanager_wecom.outbox")
 
@@ -35,7 +36,7 @@ class _Child:
 
     def __init__(self, process: asyncio.subprocess.Process) -> None:
         self.process = process
-        self.pending: dict[int, asyncio.Future[AcceptResult]] = {}
+        self.pending: dict[int, asyncio.Future[Any]] = {}
         self.outgoing: list[Request] = []
         self.reader: asyncio.Task[None] | None = None
 
@@ -75,17 +76,30 @@ class IngestProcess:
     async def accept(
         self, receiver: str, jobs: list[NewJob], dedup_key: str | None, dedup_window: float, now: float
     ) -> AcceptResult:
+        notification_id, duplicate = await self._request(
+            receiver, job_rows(jobs), dedup_key, dedup_window, now
+        )
+        return AcceptResult(notification_id, duplicate=duplicate)
+
+    async def probe(self, now: float) -> int:
+        """A small write through the child, as a webhook's (`schema.probe`): the bytes the outbox can
+        still grow by; raises OutboxUnavailable with the reason when it cannot write."""
+        return int(await self._request(None, [], None, 0.0, now))
+
+    async def _request(
+        self, receiver: str | None, rows: list[JobRow], dedup_key: str | None, dedup_window: float, now: float
+    ) -> Any:
         if self._closed:
             raise OutboxUnavailable("outbox is closed")
         child = await self._ensure_started()
         loop = asyncio.get_running_loop()
         self._next_id += 1
-        future: asyncio.Future[AcceptResult] = loop.create_future()
+        future: asyncio.Future[Any] = loop.create_future()
         child.pending[self._next_id] = future
         if not child.outgoing:
             # One frame for everything accepted in this turn of the event loop.
             loop.call_soon(self._flush, child)
-        child.outgoing.append((self._next_id, receiver, job_rows(jobs), dedup_key, dedup_window, now))
+        child.outgoing.append((self._next_id, receiver, rows, dedup_key, dedup_window, now))
         return await future
 
     @staticmethod
@@ -134,7 +148,7 @@ class IngestProcess:
                     if future is None or future.done():
                         continue
                     if ok:
-                        future.set_result(AcceptResult(value[0], duplicate=value[1]))
+                        future.set_result(value)
                     else:
                         future.set_exception(OutboxUnavailable(f"outbox: {value}"))
         except (asyncio.IncompleteReadError, ConnectionError):

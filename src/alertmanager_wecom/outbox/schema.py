@@ -7,9 +7,12 @@ this module and the records, so that it starts quickly.
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
 import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from urllib.parse import quote
 
 from alertmanager_wecom.outbox.base import AcceptResult, NewJob
 
@@ -46,6 +49,7 @@ CREATE INDEX IF NOT EXISTS jobs_started ON jobs(target_key) WHERE state = 'pendi
 CREATE TABLE IF NOT EXISTS dedup (key TEXT PRIMARY KEY, seen_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS sends (rate_key TEXT NOT NULL, at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS sends_at ON sends(at);
+CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, at REAL NOT NULL);
 """
 
 
@@ -147,3 +151,35 @@ def insert_notification(
                 (notification_id, receiver, target_key, target, now, now, now, dead_reason),
             )
     return AcceptResult(first, duplicate=False)
+
+
+def probe(conn: sqlite3.Connection, path: str, now: float, inode: int | None = None) -> int:
+    """Readiness: the write a webhook makes, in small (inside the caller's transaction, on the webhooks'
+    connection), after looking at the file afresh, which a connection that has it cached would not do:
+    still the file `conn` opened (`inode`), still an SQLite database, still openable read-write.
+    Returns the bytes the outbox can still grow by (storage.max_size_mb and the disk)."""
+    room = None
+    if path != ":memory:":
+        if inode is not None and os.stat(path).st_ino != inode:
+            raise sqlite3.OperationalError(
+                f"{path} was replaced or removed while open: restart the service to open it again"
+            )
+        with open(path, "rb") as file:
+            if file.read(len(_HEADER)) != _HEADER:
+                raise sqlite3.DatabaseError(f"{path} is not a database (its header was overwritten)")
+        fresh = sqlite3.connect(f"file:{quote(path)}?mode=rw", uri=True, timeout=0)
+        try:
+            fresh.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        finally:
+            fresh.close()
+        room = shutil.disk_usage(Path(path).parent).free
+    conn.execute("INSERT OR REPLACE INTO probe(id, at) VALUES (1, ?)", (now,))
+    page_size, pages, free, max_pages = (
+        conn.execute(f"PRAGMA {name}").fetchone()[0]
+        for name in ("page_size", "page_count", "freelist_count", "max_page_count")
+    )
+    inside = int((max_pages - pages + free) * page_size)
+    return inside if room is None else min(inside, room + free * page_size)
+
+
+_HEADER = b"SQLite format 3\x00"

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from alertmanager_wecom.outbox.base import AcceptResult, Job, JobState, NewJob, OutboxStats, OutboxUnavailable
 from alertmanager_wecom.outbox.ingest_process import IngestProcess
@@ -20,12 +23,18 @@ from alertmanager_wecom.outbox.schema import (
     create_schema,
     insert_notification,
     job_rows,
+    probe,
     run_isolated,
 )
 
 T = TypeVar("T")
 _BATCH = 512
 CHECKPOINT_SECONDS = 0.5
+# Readiness: how long a test write may take, and how long its result is reused.
+PROBE_SECONDS = 2.0
+PROBE_REUSE_SECONDS = 1.0
+_FULL = "database or disk is full"  # SQLite's SQLITE_FULL
+_ROW_OVERHEAD = 4096  # a notification's rows and index entries besides its payload, generously
 
 
 _JOB_COLUMNS = (
@@ -133,6 +142,9 @@ class SQLiteOutbox:
         conn = connect_writer(path, synchronous, max_size_mb)
         create_schema(conn)
         self._closed = False
+        self._probe: asyncio.Task[int] | None = None
+        self._probe_at = 0.0
+        self._full_need: int | None = None  # bytes the last notification refused as "full" needed
         # Webhook commits go through a child process (see ingest_process); in memory there is no file
         # for it to share.
         self._ingest = (
@@ -152,7 +164,7 @@ class SQLiteOutbox:
 
     @property
     def ingest_pid(self) -> int | None:
-        """The ingest child's process id (None in memory, or before the first webhook)."""
+        """The ingest child's process id (None in memory, or before the first webhook or readiness probe)."""
         return self._ingest.pid if self._ingest is not None else None
 
     def _checkpoints(self) -> None:
@@ -197,13 +209,55 @@ class SQLiteOutbox:
     async def accept(
         self, receiver: str, jobs: list[NewJob], dedup_key: str | None, dedup_window: float, now: float
     ) -> AcceptResult:
+        try:
+            if self._ingest is not None:
+                return await self._ingest.accept(receiver, jobs, dedup_key, dedup_window, now)
+
+            def op(conn: sqlite3.Connection) -> AcceptResult:
+                return insert_notification(conn, receiver, job_rows(jobs), dedup_key, dedup_window, now)
+
+            return await self._call(op)
+        except OutboxUnavailable as exc:
+            if _FULL in str(exc):
+                # Readiness stays failed until there is room for this notification again.
+                payloads = {id(job.payload): len(job.payload) for job in jobs}
+                self._full_need = max(self._full_need or 0, sum(payloads.values()) + _ROW_OVERHEAD)
+            raise
+
+    async def check_writable(self, now: float) -> str | None:
+        """Why a webhook could not be committed now (corrupt or missing file, no write access, the
+        ingest writer failing, locked for longer than PROBE_SECONDS, full), or None. Concurrent callers
+        share one probe, and a result is reused for PROBE_REUSE_SECONDS."""
+        if self._closed:
+            return "outbox is closed"
+        started = time.monotonic()  # not `now`: an injected clock may stand still
+        if self._probe is None or (self._probe.done() and started - self._probe_at >= PROBE_REUSE_SECONDS):
+            self._probe_at = started
+            self._probe = asyncio.get_running_loop().create_task(self._run_probe(now))
+        try:
+            room = await asyncio.wait_for(asyncio.shield(self._probe), PROBE_SECONDS)
+        except TimeoutError:
+            return (
+                f"the outbox did not complete a test write within {PROBE_SECONDS:g}s (another process"
+                " holds its lock, or the disk stalls)"
+            )
+        except OutboxUnavailable as exc:
+            return str(exc)
+        need = self._full_need
+        if need is not None:
+            if room < need:
+                return (
+                    f"the outbox is full ({room} bytes free, the last refused notification needed {need}):"
+                    " raise storage.max_size_mb or free disk space, or purge delivered jobs"
+                    " (alertmanager-wecom outbox purge)"
+                )
+            self._full_need = None
+        return None
+
+    async def _run_probe(self, now: float) -> int:
         if self._ingest is not None:
-            return await self._ingest.accept(receiver, jobs, dedup_key, dedup_window, now)
-
-        def op(conn: sqlite3.Connection) -> AcceptResult:
-            return insert_notification(conn, receiver, job_rows(jobs), dedup_key, dedup_window, now)
-
-        return await self._call(op)
+            return await self._ingest.probe(now)
+        return await self._call(lambda conn: probe(conn, str(self.path), now))
 
     # -- dispatch -------------------------------------------------------------------------------------
 
@@ -419,3 +473,62 @@ class SQLiteOutbox:
             return OutboxStats(int(pending), int(dead), max(0.0, now - oldest) if oldest is not None else 0.0)
 
         return await self._read(op)
+
+
+def storage_problem(path: str | Path, create: bool = True) -> str | None:
+    """Why the outbox at `path` cannot be opened read-write, as one line naming storage.path and what to
+    do; None when it can. With `create`, a missing directory and database are created (as `serve` does);
+    without, they are only checked to be creatable (`check-config`)."""
+    if str(path) == ":memory:":
+        return None
+    p = Path(path)
+    where = f"storage.path {path}"
+    user = f"the service's user (uid {os.getuid()})" if hasattr(os, "getuid") else "the service's user"
+    if p.is_dir():
+        return f"{where} is a directory: set storage.path to a file in it, e.g. {p / 'outbox.db'}"
+    parent = p.parent
+    if not parent.is_dir():
+        existing = parent
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            return f"{where}: {existing} is a file, not a directory: fix storage.path"
+        if not create:
+            if not os.access(existing, os.W_OK | os.X_OK):
+                return f"{where}: cannot create the directory {parent} ({existing} is not writable by {user})"
+            return None
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            return (
+                f"{where}: cannot create the directory {parent} ({exc.strerror}): create it, writable by"
+                f" {user}, or point storage.path elsewhere"
+            )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return (
+            f"{where}: the directory {parent} is not writable by {user} (the outbox writes {p.name}, "
+            f"{p.name}-wal and {p.name}-shm there): make it writable or point storage.path elsewhere"
+        )
+    if p.exists() and not os.access(p, os.R_OK | os.W_OK):
+        return f"{where} is not readable and writable by {user}: fix its owner or mode (chown, chmod 600)"
+    if not p.exists() and not create:
+        return None
+    try:
+        if create:
+            conn = connect_writer(p, "normal", None)
+            try:
+                create_schema(conn)
+            finally:
+                conn.close()
+        else:
+            conn = sqlite3.connect(f"file:{quote(str(p))}?mode=rw", uri=True, timeout=1)
+            try:
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            finally:
+                conn.close()
+    except sqlite3.Error as exc:
+        return (
+            f"{where} cannot be opened as the outbox ({exc}): if it is not this service's SQLite outbox,"
+            " move it aside (a new one is created at the next start) or point storage.path elsewhere"
+        )
+    return None
