@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from alertmanager_wecom.config import load_config
 from alertmanager_wecom.logsetup import setup_logging
-from alertmanager_wecom.relay import create_app
+from alertmanager_wecom.web.app import create_app
 
 
 async def noop(request: Request) -> Response:

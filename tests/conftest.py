@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from alertmanager_wecom.config import Config, parse_config
-from alertmanager_wecom.relay import create_app
 from alertmanager_wecom.simulator import SimulatorState, create_simulator_app, sandbox_settings
 from alertmanager_wecom.simulator.model import SANDBOX_AGENT_ID, SANDBOX_CORP_ID, SANDBOX_SECRET
+from alertmanager_wecom.web.app import create_app
 from tests.helpers import raw_config
 from tests.servers import serve_in_thread
 

@@ -3,11 +3,11 @@ from typing import Any
 
 from alertmanager_wecom import samples
 from alertmanager_wecom.config import parse_config
-from alertmanager_wecom.dedup import dedup_key
-from alertmanager_wecom.digest import merge
-from alertmanager_wecom.dispatcher import Dispatcher, render_messages
-from alertmanager_wecom.payload import WEBHOOK, Notification, alert_instants
-from alertmanager_wecom.rendering import Renderer
+from alertmanager_wecom.delivery.digest import merge
+from alertmanager_wecom.delivery.dispatcher import Dispatcher, render_messages
+from alertmanager_wecom.ingest.dedup import dedup_key
+from alertmanager_wecom.ingest.payload import WEBHOOK, Notification, alert_instants
+from alertmanager_wecom.rendering.renderer import Renderer
 
 
 def test_merge_keeps_every_alert_once_in_its_latest_state() -> None:

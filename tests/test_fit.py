@@ -1,7 +1,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from alertmanager_wecom.fit import byte_len, split_text, truncate_utf8
+from alertmanager_wecom.rendering.fit import byte_len, split_text, truncate_utf8
 
 # Mix ASCII, 2-, 3- and 4-byte characters so that cuts land inside characters.
 texts = st.text(

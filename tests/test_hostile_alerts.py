@@ -17,13 +17,13 @@ from click.testing import CliRunner
 from alertmanager_wecom import samples
 from alertmanager_wecom.cli import main
 from alertmanager_wecom.config import parse_config
+from alertmanager_wecom.ingest.payload import Notification
+from alertmanager_wecom.ingest.routing import Router
 from alertmanager_wecom.logsetup import RedactingFormatter
 from alertmanager_wecom.outbox import NewJob, SQLiteOutbox
-from alertmanager_wecom.payload import Notification
-from alertmanager_wecom.relay import create_app
-from alertmanager_wecom.routing import Router
 from alertmanager_wecom.simulator import SimulatorState
 from alertmanager_wecom.simulator.model import SANDBOX_USERS
+from alertmanager_wecom.web.app import create_app
 from tests.conftest import wait_until
 from tests.helpers import post, raw_config
 from tests.servers import serve_in_thread
@@ -117,7 +117,7 @@ def test_one_warning_per_notification_and_no_forged_log_lines(
     logger.addHandler(handler)
     try:
         relay = relay_with({"app": "ops", "to_user": ["{{ labels.owner }}"], "msgtype": "text"})
-        forged = "x\n2026-11-28 00:00:00,000 INFO alertmanager_wecom.relay: all clear"
+        forged = "x\n2026-11-28 00:00:00,000 INFO alertmanager_wecom.web.app: all clear"
         payload = owned(500, [forged if i % 2 else f"bad|{i}" for i in range(500)])
         assert post(relay, payload).status_code == 200
         wait_until(lambda: "recipients from alert data refused" in stream.getvalue(), 10, "the warning")
@@ -323,10 +323,10 @@ def test_a_missing_owner_label_with_a_fallback_is_no_warning(
             "fallback": {"to_user": ["lisi"]},
         }
     )
-    with caplog.at_level(logging.INFO, logger="alertmanager_wecom.routing"):
+    with caplog.at_level(logging.INFO, logger="alertmanager_wecom.ingest.routing"):
         assert post(relay, samples.node_down(1)).status_code == 200  # no owner label at all
         wait_until(lambda: sim_state.entries("lisi"), 10, "the fallback's message")
         assert post(relay, owned(1, "@all", cluster="bad")).status_code == 200
         wait_until(lambda: len(sim_state.entries("lisi")) == 2, 10, "the second")
-    routing = [r for r in caplog.records if r.name == "alertmanager_wecom.routing"]
+    routing = [r for r in caplog.records if r.name == "alertmanager_wecom.ingest.routing"]
     assert [r.levelno for r in routing] == [logging.INFO, logging.WARNING]

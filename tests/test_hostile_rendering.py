@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from alertmanager_wecom import samples
-from alertmanager_wecom.escaping import annotation_text, escaper, label_text, safe_url
-from alertmanager_wecom.message import Message
-from alertmanager_wecom.payload import Notification
-from alertmanager_wecom.rendering import Renderer, builtin_templates
+from alertmanager_wecom.ingest.payload import Notification
+from alertmanager_wecom.rendering.escaping import annotation_text, escaper, label_text, safe_url
+from alertmanager_wecom.rendering.message import Message
+from alertmanager_wecom.rendering.renderer import Renderer, builtin_templates
 from tests.conftest import relay_config
 
 MSGTYPES = ["text", "markdown", "markdown_v2", "textcard"]

@@ -41,7 +41,7 @@ print(json.dumps({"names": names, "file": alertmanager_wecom.__file__}))
 # wecom.proxy_url accepts socks5:// (one trusted egress IP): building the service's client needs socksio.
 SOCKS_CLIENT = """
 from alertmanager_wecom.config import parse_config
-from alertmanager_wecom.relay import wecom_client
+from alertmanager_wecom.web.app import wecom_client
 config = parse_config({
     "wecom": {"proxy_url": "socks5://127.0.0.1:1080"},
     "apps": {"ops": {"corp_id": "ww0123456789abcdef", "agent_id": 1000003, "secret": "s"}},

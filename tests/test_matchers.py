@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from alertmanager_wecom.matchers import MatcherError, parse_matcher
+from alertmanager_wecom.ingest.matchers import MatcherError, parse_matcher
 
 
 @pytest.mark.parametrize(

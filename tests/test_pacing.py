@@ -1,4 +1,4 @@
-from alertmanager_wecom.pacing import RateLimiter, Window
+from alertmanager_wecom.delivery.pacing import RateLimiter, Window
 
 
 class Clock:

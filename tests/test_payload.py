@@ -16,8 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from alertmanager_wecom import payload, samples
-from alertmanager_wecom.payload import (
+from alertmanager_wecom import samples
+from alertmanager_wecom.ingest import payload
+from alertmanager_wecom.ingest.payload import (
     WEBHOOK,
     InvalidTime,
     Notification,

@@ -15,11 +15,11 @@ import pytest
 
 from alertmanager_wecom import samples
 from alertmanager_wecom.config import Config
-from alertmanager_wecom.payload import LARGE_BODY
-from alertmanager_wecom.relay import create_app
-from alertmanager_wecom.routing import Router
+from alertmanager_wecom.ingest.payload import LARGE_BODY
+from alertmanager_wecom.ingest.routing import Router
 from alertmanager_wecom.simulator import SimulatorState
 from alertmanager_wecom.simulator.model import SANDBOX_AGENT_ID, SANDBOX_SECRET, Faults
+from alertmanager_wecom.web.app import create_app
 from tests.conftest import SAMPLES, relay_config, wait_until
 from tests.servers import serve_in_thread
 

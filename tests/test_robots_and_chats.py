@@ -13,11 +13,11 @@ from click.testing import CliRunner
 from alertmanager_wecom import samples
 from alertmanager_wecom.cli import main
 from alertmanager_wecom.config import parse_config
-from alertmanager_wecom.relay import create_app
 from alertmanager_wecom.simulator import SimulatorState
 from alertmanager_wecom.simulator.model import (
     SANDBOX_ROBOT_KEY,
 )
+from alertmanager_wecom.web.app import create_app
 from tests.conftest import wait_until
 from tests.helpers import post, raw_config
 from tests.servers import serve_in_thread

@@ -8,8 +8,8 @@ import pytest
 
 from alertmanager_wecom import samples
 from alertmanager_wecom.config import Target, parse_config
-from alertmanager_wecom.payload import Notification
-from alertmanager_wecom.routing import Router
+from alertmanager_wecom.ingest.payload import Notification
+from alertmanager_wecom.ingest.routing import Router
 
 
 def config(*targets: dict[str, Any]) -> Any:

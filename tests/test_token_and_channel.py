@@ -6,13 +6,13 @@ import httpx
 import pytest
 
 from alertmanager_wecom.channels import build_channel
-from alertmanager_wecom.errcodes import Action, Reason
-from alertmanager_wecom.message import Message
+from alertmanager_wecom.rendering.message import Message
 from alertmanager_wecom.secret import Secret
 from alertmanager_wecom.simulator import SimulatorState, create_simulator_app, sandbox_settings
 from alertmanager_wecom.simulator.model import SANDBOX_AGENT_ID, SANDBOX_CORP_ID, SANDBOX_SECRET
-from alertmanager_wecom.token_cache import AccessToken
-from alertmanager_wecom.wecom_api import WeComAPI, WeComError
+from alertmanager_wecom.wecom.api import WeComAPI, WeComError
+from alertmanager_wecom.wecom.errcodes import Action, Reason
+from alertmanager_wecom.wecom.token import AccessToken
 from tests.conftest import relay_config
 
 pytestmark = pytest.mark.anyio

@@ -182,7 +182,7 @@ class Target(_Model):
 
     @model_validator(mode="after")
     def _shape(self) -> Target:
-        from alertmanager_wecom.matchers import MatcherError, parse_matcher
+        from alertmanager_wecom.ingest.matchers import MatcherError, parse_matcher
 
         if (self.app is None) == (self.robot is None):
             raise ValueError(
@@ -505,7 +505,7 @@ def parse_config(raw: Any, base_dir: Path | None = None) -> Config:
                 lines.append(f"{_path(err['loc'])}: {message}")
         raise ConfigError("\n".join(lines)) from None
     # Templates are compiled now so that a broken template stops the start, with its line number.
-    from alertmanager_wecom.rendering import compile_target_templates
+    from alertmanager_wecom.rendering.renderer import compile_target_templates
 
     compile_target_templates(config)
     return config

@@ -10,8 +10,8 @@ from alertmanager_wecom.channels.app_message import AppMessageChannel
 from alertmanager_wecom.channels.base import Channel, SendResult
 from alertmanager_wecom.channels.robot import RobotChannel
 from alertmanager_wecom.config import Config, Target
-from alertmanager_wecom.token_cache import AccessToken
-from alertmanager_wecom.wecom_api import WeComAPI
+from alertmanager_wecom.wecom.api import WeComAPI
+from alertmanager_wecom.wecom.token import AccessToken
 
 __all__ = [
     "AppChatChannel",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from alertmanager_wecom.channels.base import SendResult
 from alertmanager_wecom.config import AppConfig
-from alertmanager_wecom.message import Message
-from alertmanager_wecom.token_cache import AccessToken
+from alertmanager_wecom.rendering.message import Message
+from alertmanager_wecom.wecom.token import AccessToken
 
 
 class AppChatChannel:

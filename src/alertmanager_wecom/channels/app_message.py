@@ -6,8 +6,8 @@ from typing import Any
 
 from alertmanager_wecom.channels.base import SendResult
 from alertmanager_wecom.config import AppConfig, Target
-from alertmanager_wecom.message import Message
-from alertmanager_wecom.token_cache import AccessToken
+from alertmanager_wecom.rendering.message import Message
+from alertmanager_wecom.wecom.token import AccessToken
 
 _PARTIAL_KEYS = ("invaliduser", "invalidparty", "invalidtag", "unlicenseduser")
 

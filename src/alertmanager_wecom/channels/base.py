@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from alertmanager_wecom.message import Message
+from alertmanager_wecom.rendering.message import Message
 
 
 @dataclass(frozen=True)

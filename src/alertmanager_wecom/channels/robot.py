@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from alertmanager_wecom.channels.base import SendResult
 from alertmanager_wecom.config import RobotConfig
-from alertmanager_wecom.message import Message
-from alertmanager_wecom.wecom_api import WeComAPI
+from alertmanager_wecom.rendering.message import Message
+from alertmanager_wecom.wecom.api import WeComAPI
 
 
 class RobotChannel:

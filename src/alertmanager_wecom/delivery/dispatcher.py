@@ -21,28 +21,28 @@ from typing import ParamSpec, TypeVar
 
 import httpx
 
-from alertmanager_wecom import digest
 from alertmanager_wecom.channels import Channel, build_channel
 from alertmanager_wecom.config import Config, Target
-from alertmanager_wecom.errcodes import Reason
-from alertmanager_wecom.message import Message
-from alertmanager_wecom.metrics import Metrics
-from alertmanager_wecom.outbox import Job, JobState, Outbox
-from alertmanager_wecom.pacing import RateLimiter, Window
-from alertmanager_wecom.payload import (
+from alertmanager_wecom.delivery import digest
+from alertmanager_wecom.delivery.pacing import RateLimiter, Window
+from alertmanager_wecom.ingest.payload import (
     LARGE_BODY,
     Notification,
     collector_paused,
     dump_notification,
     parse_notification,
 )
-from alertmanager_wecom.recipients import Budget, refusal, summarize
-from alertmanager_wecom.rendering import Renderer, TemplateError
-from alertmanager_wecom.routing import configured_target_keys
-from alertmanager_wecom.token_cache import AccessToken
-from alertmanager_wecom.wecom_api import WeComAPI, WeComError
+from alertmanager_wecom.ingest.recipients import Budget, refusal, summarize
+from alertmanager_wecom.ingest.routing import configured_target_keys
+from alertmanager_wecom.metrics import Metrics
+from alertmanager_wecom.outbox import Job, JobState, Outbox
+from alertmanager_wecom.rendering.message import Message
+from alertmanager_wecom.rendering.renderer import Renderer, TemplateError
+from alertmanager_wecom.wecom.api import WeComAPI, WeComError
+from alertmanager_wecom.wecom.errcodes import Reason
+from alertmanager_wecom.wecom.token import AccessToken
 
-log = logging.getLogger("alertmanager_wecom.dispatcher")
+log = logging.getLogger("alertmanager_wecom.delivery.dispatcher")
 
 MAINTENANCE_SECONDS = 600.0
 GAUGE_SECONDS = 2.0

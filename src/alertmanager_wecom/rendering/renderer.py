@@ -20,8 +20,9 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 
-from alertmanager_wecom import fit
-from alertmanager_wecom.escaping import (
+from alertmanager_wecom.ingest.payload import Alert, Notification
+from alertmanager_wecom.rendering import fit
+from alertmanager_wecom.rendering.escaping import (
     Safe,
     annotation_text,
     finalizer,
@@ -29,8 +30,7 @@ from alertmanager_wecom.escaping import (
     safe_url,
     trusted_markdown,
 )
-from alertmanager_wecom.message import Message
-from alertmanager_wecom.payload import Alert, Notification
+from alertmanager_wecom.rendering.message import Message
 
 if TYPE_CHECKING:
     from alertmanager_wecom.config import Config, Target
@@ -122,7 +122,7 @@ def _environment(msgtype: str, loader: jinja2.BaseLoader | None = None) -> jinja
 
 
 _builtin_envs = {
-    msgtype: _environment(msgtype, jinja2.PackageLoader("alertmanager_wecom", "templates"))
+    msgtype: _environment(msgtype, jinja2.PackageLoader("alertmanager_wecom.rendering", "templates"))
     for msgtype in ("text", "markdown", "markdown_v2", "textcard")
 }
 

@@ -12,9 +12,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from alertmanager_wecom.errcodes import Action
 from alertmanager_wecom.secret import Secret
-from alertmanager_wecom.wecom_api import WeComAPI, WeComError
+from alertmanager_wecom.wecom.api import WeComAPI, WeComError
+from alertmanager_wecom.wecom.errcodes import Action
 
 # Refresh this long before expiry (capped at a tenth of the lifetime for short-lived test tokens).
 REFRESH_MARGIN_SECONDS = 300.0

@@ -28,13 +28,10 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from alertmanager_wecom import __version__
-from alertmanager_wecom.auth import TrustedProxies, authorized, challenge, is_loopback
 from alertmanager_wecom.config import Config, ConfigError, load_config
-from alertmanager_wecom.dedup import dedup_key
-from alertmanager_wecom.dispatcher import Dispatcher
-from alertmanager_wecom.metrics import Metrics
-from alertmanager_wecom.outbox import JobState, NewJob, Outbox, OutboxUnavailable, SQLiteOutbox
-from alertmanager_wecom.payload import (
+from alertmanager_wecom.delivery.dispatcher import Dispatcher
+from alertmanager_wecom.ingest.dedup import dedup_key
+from alertmanager_wecom.ingest.payload import (
     LARGE_BODY,
     InvalidTime,
     alert_instants,
@@ -42,11 +39,14 @@ from alertmanager_wecom.payload import (
     parse_notification,
     validate_webhook,
 )
-from alertmanager_wecom.routing import Router
+from alertmanager_wecom.ingest.routing import Router
+from alertmanager_wecom.metrics import Metrics
+from alertmanager_wecom.outbox import JobState, NewJob, Outbox, OutboxUnavailable, SQLiteOutbox
 from alertmanager_wecom.secret import redact
-from alertmanager_wecom.wecom_api import http_client
+from alertmanager_wecom.web.auth import TrustedProxies, authorized, challenge, is_loopback
+from alertmanager_wecom.wecom.api import http_client
 
-log = logging.getLogger("alertmanager_wecom.relay")
+log = logging.getLogger("alertmanager_wecom.web.app")
 
 
 _JSON = "application/json"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from alertmanager_wecom.payload import Alert, Notification
+from alertmanager_wecom.ingest.payload import Alert, Notification
 
 
 def alert_identity(fingerprint: str, labels: dict[str, str]) -> str:

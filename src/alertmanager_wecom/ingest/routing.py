@@ -19,12 +19,12 @@ from dataclasses import dataclass
 import jinja2
 
 from alertmanager_wecom.config import Config, Target
-from alertmanager_wecom.matchers import Matcher, matches_all, parse_matcher
+from alertmanager_wecom.ingest.matchers import Matcher, matches_all, parse_matcher
+from alertmanager_wecom.ingest.payload import Alert, Notification, dump_notification
+from alertmanager_wecom.ingest.recipients import Budget, Kind, refusal, summarize
 from alertmanager_wecom.outbox import NewJob
-from alertmanager_wecom.payload import Alert, Notification, dump_notification
-from alertmanager_wecom.recipients import Budget, Kind, refusal, summarize
 
-log = logging.getLogger("alertmanager_wecom.routing")
+log = logging.getLogger("alertmanager_wecom.ingest.routing")
 
 _FIELDS: tuple[Kind, ...] = ("to_user", "to_party", "to_tag")
 _env = jinja2.Environment(undefined=jinja2.ChainableUndefined, autoescape=False)  # noqa: S701 - ids, not HTML

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from alertmanager_wecom import errcodes
-from alertmanager_wecom.errcodes import Action, ErrInfo, Reason
 from alertmanager_wecom.secret import guard_logger, redact
+from alertmanager_wecom.wecom import errcodes
+from alertmanager_wecom.wecom.errcodes import Action, ErrInfo, Reason
 
 if TYPE_CHECKING:
     from alertmanager_wecom.config import WeComSettings

@@ -9,10 +9,10 @@ import httpx
 
 from alertmanager_wecom.channels import build_channel
 from alertmanager_wecom.config import Config
-from alertmanager_wecom.errcodes import explain
-from alertmanager_wecom.message import Message
-from alertmanager_wecom.token_cache import AccessToken
-from alertmanager_wecom.wecom_api import WeComAPI, WeComError
+from alertmanager_wecom.rendering.message import Message
+from alertmanager_wecom.wecom.api import WeComAPI, WeComError
+from alertmanager_wecom.wecom.errcodes import explain
+from alertmanager_wecom.wecom.token import AccessToken
 
 
 @dataclass(frozen=True)

@@ -18,13 +18,13 @@ import httpx
 from starlette.routing import BaseRoute, Mount
 
 from alertmanager_wecom import __version__, samples
-from alertmanager_wecom.auth import is_loopback
 from alertmanager_wecom.config import Config, ConfigError, Target, load_config, parse_config
+from alertmanager_wecom.ingest.payload import Notification
 from alertmanager_wecom.logsetup import setup_logging
-from alertmanager_wecom.payload import Notification
-from alertmanager_wecom.rendering import Renderer, TemplateError
-from alertmanager_wecom.serving import run_server
-from alertmanager_wecom.wecom_api import http_client
+from alertmanager_wecom.rendering.renderer import Renderer, TemplateError
+from alertmanager_wecom.web.auth import is_loopback
+from alertmanager_wecom.web.serving import run_server
+from alertmanager_wecom.wecom.api import http_client
 
 log = logging.getLogger("alertmanager_wecom")
 
@@ -74,7 +74,7 @@ def main(log_level: str, log_format: str) -> None:
 @click.option("--listen", help="HOST:PORT to listen on (default: server.listen, 127.0.0.1:9095).")
 def serve(config_path: str | None, listen: str | None) -> None:
     """Run the relay. Without --config: sandbox mode, with the WeCom simulator in the same process."""
-    from alertmanager_wecom.relay import create_app
+    from alertmanager_wecom.web.app import create_app
 
     level = logging.getLevelName(logging.getLogger().level).lower()
     if config_path is None:
@@ -119,9 +119,9 @@ def _bind(host: str, port: int) -> socket.socket:
 
 def _sandbox(listen: str | None, level: str) -> None:
     """Sandbox mode: no auth and a simulated WeCom, so loopback only; announced with the real address."""
-    from alertmanager_wecom.relay import create_app
     from alertmanager_wecom.sandbox import DEMO_RECEIVER, SIMULATOR_PREFIX, sandbox_config
     from alertmanager_wecom.simulator import create_simulator_app, sandbox_settings
+    from alertmanager_wecom.web.app import create_app
 
     host, port = parse_listen(listen or "127.0.0.1:9095")
     if not is_loopback(host):
@@ -298,9 +298,9 @@ def send(
 ) -> None:
     """Send a message through an app (TEXT, or stdin when omitted or '-'); long text is split to fit."""
     from alertmanager_wecom.channels import build_channel
-    from alertmanager_wecom.fit import CONTENT_LIMITS, split_text
-    from alertmanager_wecom.message import Message
-    from alertmanager_wecom.wecom_api import WeComAPI, WeComError
+    from alertmanager_wecom.rendering.fit import CONTENT_LIMITS, split_text
+    from alertmanager_wecom.rendering.message import Message
+    from alertmanager_wecom.wecom.api import WeComAPI, WeComError
 
     config = _load(config_path)
     if app_name not in config.apps:
@@ -338,7 +338,7 @@ def send(
 @click.option("--no-send", is_flag=True, help="Only check credentials; send no test message.")
 def check(config_path: str, no_send: bool) -> None:
     """Get a token for each app, send a test message to each target, and explain each failure."""
-    from alertmanager_wecom.checks import run_checks
+    from alertmanager_wecom.wecom.checks import run_checks
 
     config = _load(config_path)
 
@@ -377,8 +377,8 @@ def render(
     config_path: str | None, receiver: str | None, msgtype: str, language: str, as_json: bool, payload: Any
 ) -> None:
     """Print the messages a webhook PAYLOAD (a file, or - for stdin) would become, with byte counts."""
-    from alertmanager_wecom import fit
-    from alertmanager_wecom.fit import byte_len
+    from alertmanager_wecom.rendering import fit
+    from alertmanager_wecom.rendering.fit import byte_len
 
     try:
         notification = Notification.model_validate(json.load(payload))
@@ -403,8 +403,8 @@ def render(
     chosen = config.receiver(receiver) if receiver else (config.receivers[0] if config.receivers else None)
     if chosen is None:
         raise click.ClickException(f"no receiver {receiver!r} in the config")
-    from alertmanager_wecom.dispatcher import render_messages
-    from alertmanager_wecom.routing import Router
+    from alertmanager_wecom.delivery.dispatcher import render_messages
+    from alertmanager_wecom.ingest.routing import Router
 
     out: list[dict[str, Any]] = []
     raw = notification.model_dump_json(by_alias=True)
@@ -545,7 +545,7 @@ def appchat() -> None:
 
 def _app_token(config: Config, app_name: str, client: httpx.AsyncClient) -> Any:
     from alertmanager_wecom.channels import token_for
-    from alertmanager_wecom.wecom_api import WeComAPI
+    from alertmanager_wecom.wecom.api import WeComAPI
 
     if app_name not in config.apps:
         raise click.ClickException(f"unknown app {app_name!r}; apps: {', '.join(config.apps) or 'none'}")
@@ -562,7 +562,7 @@ def _app_token(config: Config, app_name: str, client: httpx.AsyncClient) -> Any:
 def appchat_create(
     config_path: str, app_name: str, name: str, owner: str | None, users: tuple[str, ...], chatid: str | None
 ) -> None:
-    from alertmanager_wecom.wecom_api import WeComError
+    from alertmanager_wecom.wecom.api import WeComError
 
     config = _load(config_path)
 
@@ -589,7 +589,7 @@ def appchat_create(
 @click.option("--app", "app_name", required=True)
 @click.argument("chatid")
 def appchat_show(config_path: str, app_name: str, chatid: str) -> None:
-    from alertmanager_wecom.wecom_api import WeComError
+    from alertmanager_wecom.wecom.api import WeComError
 
     config = _load(config_path)
 

@@ -1,0 +1,1 @@
+"""When and how often: the dispatcher loop, pacing under WeCom's limits, coalescing backlogs into digests."""

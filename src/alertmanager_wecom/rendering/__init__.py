@@ -1,0 +1,1 @@
+"""What a person reads: templates, the views they see, packing into byte limits, escaping alert data."""

@@ -1,0 +1,1 @@
+"""The ASGI app: the webhook, admin and verification routes, inbound auth, the hardened listener."""

@@ -1,0 +1,1 @@
+"""The WeCom boundary: the HTTP client, the token cache, the errcode table, the setup checks."""
