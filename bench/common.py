@@ -45,6 +45,13 @@ def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "alertmanager_wecom", *args]
 
 
+def serve_relay(config: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    """The relay as a real process on 127.0.0.1:`port`, logging warnings and worse to `log`."""
+    return spawn(
+        cli("--log-level", "warning", "serve", "--config", str(config), "--listen", f"127.0.0.1:{port}"), log
+    )
+
+
 def stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.terminate()

@@ -24,6 +24,7 @@ from common import (
     machine,
     notification,
     peak_rss_mb,
+    serve_relay,
     spawn,
     stop,
     wait_http,
@@ -80,12 +81,7 @@ def run(size: int, work: Path) -> dict[str, float]:
             "storage": {"path": str(work / "outbox.db")},
         },
     )
-    relay_proc = spawn(
-        cli(
-            "--log-level", "warning", "serve", "--config", str(config), "--listen", f"127.0.0.1:{relay_port}"
-        ),
-        work / "relay.log",
-    )
+    relay_proc = serve_relay(config, relay_port, work / "relay.log")
     relay = f"http://127.0.0.1:{relay_port}"
     try:
         wait_http(f"http://127.0.0.1:{sim_port}/admin/stats")

@@ -22,7 +22,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from common import cli, dump, free_port, machine, notification, spawn, stop, wait_http, write_yaml
+from common import (
+    cli,
+    dump,
+    free_port,
+    machine,
+    notification,
+    serve_relay,
+    spawn,
+    stop,
+    wait_http,
+    write_yaml,
+)
 
 from alertmanager_wecom.samples import fingerprint
 
@@ -147,12 +158,7 @@ def main() -> None:
             "storage": {"path": str(work / "outbox.db")},
         },
     )
-    relay_proc = spawn(
-        cli(
-            "--log-level", "warning", "serve", "--config", str(config), "--listen", f"127.0.0.1:{relay_port}"
-        ),
-        work / "relay.log",
-    )
+    relay_proc = serve_relay(config, relay_port, work / "relay.log")
     relay = f"http://127.0.0.1:{relay_port}"
     results = []
     try:
