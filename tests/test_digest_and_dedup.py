@@ -3,8 +3,9 @@ from typing import Any
 
 from alertmanager_wecom import samples
 from alertmanager_wecom.config import parse_config
+from alertmanager_wecom.delivery import digest
 from alertmanager_wecom.delivery.digest import merge
-from alertmanager_wecom.delivery.dispatcher import Dispatcher, render_messages
+from alertmanager_wecom.delivery.render import render_messages
 from alertmanager_wecom.ingest.dedup import dedup_key
 from alertmanager_wecom.ingest.payload import WEBHOOK, Notification, alert_instants
 from alertmanager_wecom.rendering.renderer import Renderer
@@ -72,7 +73,7 @@ def test_a_digest_renders_the_same_from_memory_and_from_its_stored_form() -> Non
         Notification.model_validate(samples.node_down(20, cluster=f"c{i}", status=status))
         for i, status in enumerate(["firing", "resolved"] * 30)
     ]
-    merged, stored = Dispatcher._merge(notifications)
+    merged, stored = digest.build(notifications)
     from_memory = render_messages(target, renderer, merged)
     assert len(from_memory) > 1
     assert render_messages(target, renderer, Notification.model_validate_json(stored)) == from_memory

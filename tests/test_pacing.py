@@ -52,13 +52,16 @@ def test_hour_window_and_capacity() -> None:
     assert 0 < limits.wait_time(["a"]) <= 3600
 
 
-def test_available_within_counts_sends_leaving_the_window() -> None:
+def test_sends_leave_the_window_after_its_length() -> None:
     clock = Clock()
     limits = limiter(clock)
     for _ in range(27):
         limits.record(["a"])
     assert limits.available(["a"]) == 0
-    assert limits.available(["a"], within=60.0) == 27
+    clock.now += 59.9
+    assert limits.available(["a"]) == 0
+    clock.now += 0.1
+    assert limits.available(["a"]) == 27
 
 
 def test_forget_gives_the_slot_back_and_restored_history_is_ordered() -> None:

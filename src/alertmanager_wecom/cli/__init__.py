@@ -403,7 +403,7 @@ def render(
     chosen = config.receiver(receiver) if receiver else (config.receivers[0] if config.receivers else None)
     if chosen is None:
         raise click.ClickException(f"no receiver {receiver!r} in the config")
-    from alertmanager_wecom.delivery.dispatcher import render_messages
+    from alertmanager_wecom.delivery.render import render_messages
     from alertmanager_wecom.ingest.routing import Router
 
     out: list[dict[str, Any]] = []

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from alertmanager_wecom.ingest.payload import Alert, Notification
+from alertmanager_wecom.ingest.payload import Alert, Notification, dump_notification
+
+DIGEST_MAX_MESSAGES = 40  # even with budget to spare, a digest is at most this many messages
 
 
 def alert_identity(fingerprint: str, labels: dict[str, str]) -> str:
@@ -44,3 +46,12 @@ def merge(notifications: Sequence[Notification]) -> Notification:
         externalURL=first.external_url,
         digest_of=sum(max(1, n.digest_of) for n in notifications),
     )
+
+
+def build(notifications: Sequence[Notification]) -> tuple[Notification, str]:
+    """The digest of the notifications, ready to send, and its stored form (the same digest when a
+    restart resumes it)."""
+    merged = merge(notifications)
+    # As many messages as it takes to show every alert (sent as the limits allow), up to a bound.
+    merged.digest_max_messages = DIGEST_MAX_MESSAGES
+    return merged, dump_notification(merged)

@@ -37,15 +37,14 @@ class RateLimiter:
             sends.popleft()
         return sends
 
-    def available(self, keys: list[str], within: float = 0.0) -> int:
-        """How many messages every key allows now (or in all, over the next `within` seconds)."""
+    def available(self, keys: list[str]) -> int:
+        """How many messages every key allows now."""
         now = self.clock()
         room = math.inf
         for key in keys:
             sends = self._prune(key, now)
             for window in self._windows.get(key, ()):
-                # sends still inside the window at now + within
-                used = sum(1 for t in sends if t > now + within - window.seconds)
+                used = sum(1 for t in sends if t > now - window.seconds)
                 room = min(room, window.limit - used)
         if room == math.inf:
             return 10**9

@@ -34,6 +34,7 @@ class Reason(enum.Enum):
     RECIPIENTS = "recipients"
     ROBOT = "robot"
     BAD_MESSAGE = "bad_message"
+    CONFIG = "config"  # the target is gone from the config, or cannot be built from it
     UNKNOWN = "unknown"
 
 

@@ -1,0 +1,123 @@
+"""One job's delivery, as small stages composed in `JobDelivery.__call__`:
+
+    render → for each message not yet sent: wait for room → write ahead → send → record
+                                                                            ↘ failed (retry.py)
+    → done
+
+Each stage is a method that can be called, and tested, alone. A job is delivered message by message and
+its progress recorded after each one, so that a crash repeats at most the message that was in flight,
+byte-identical (see `write_ahead`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from alertmanager_wecom.channels import SendResult
+from alertmanager_wecom.delivery.context import Services
+from alertmanager_wecom.delivery.render import describe, render_job
+from alertmanager_wecom.delivery.retry import Failures
+from alertmanager_wecom.delivery.routes import Route
+from alertmanager_wecom.ingest.payload import Notification
+from alertmanager_wecom.outbox import Job
+from alertmanager_wecom.rendering.message import Message
+from alertmanager_wecom.wecom.api import WeComError
+from alertmanager_wecom.wecom.errcodes import Reason
+
+log = logging.getLogger("alertmanager_wecom.delivery.deliver")
+
+
+class JobDelivery:
+    def __init__(self, services: Services, failures: Failures | None = None) -> None:
+        self.s = services
+        self.failures = failures or Failures(services)
+
+    async def __call__(self, job: Job, route: Route, notification: Notification | None = None) -> bool:
+        """Send the job's remaining messages (`notification`: the job's payload, already parsed).
+        False: stop working on this target for now (shutting down, or backing off)."""
+        messages = await self.render(job, route, notification)
+        if messages is None:
+            return True  # a dead letter: the next job goes on
+        for index in range(job.sent_parts, len(messages)):
+            # Shutting down: stop between messages; the job resumes at this part after the restart.
+            if self.s.stopping() or not await self.wait_for_room(route):
+                return False
+            at = await self.write_ahead(job, route)
+            try:
+                result = await self.send(route, messages[index])
+            except WeComError as exc:
+                return await self.failures.send_failed(job, route, exc, at)
+            await self.record_sent(job, route, index, at, result)
+        await self.record_done(job, route, len(messages))
+        return True
+
+    # -- the stages -----------------------------------------------------------------------------------
+
+    async def render(
+        self, job: Job, route: Route, notification: Notification | None = None
+    ) -> list[Message] | None:
+        """The job's messages, or None when nothing will render them (then it is a dead letter)."""
+        try:
+            return await self.s.cpu.run(render_job, route, job, notification)
+        except Exception as exc:
+            await self.failures.dead(job, route, Reason.BAD_MESSAGE, f"cannot render: {describe(exc)}")
+            return None
+
+    async def wait_for_room(self, route: Route) -> bool:
+        """Wait until every rate key of the route has room for one more message under WeCom's limits
+        (which drops what is over them without an error). False: shutting down meanwhile."""
+        waited = False
+        while True:
+            wait = self.s.limiter.wait_time(route.rate_keys)
+            if wait <= 0:
+                return True
+            if self.s.stopping():
+                return False
+            if not waited:
+                self.s.metrics.rate_limit_waits.labels(route.kind, route.label).inc()
+                log.info("pacing %s: waiting %.1fs for room under WeCom's limits", route.channel.name, wait)
+                waited = True
+            # In steps of at most a second, so that a shutdown does not wait for the whole window.
+            await self.s.sleep(min(wait, 1.0))
+
+    async def write_ahead(self, job: Job, route: Route) -> float:
+        """Take the rate-limit slot and mark the job in flight before the message leaves: after a crash
+        the job may have reached WeCom, so it is resent unchanged (WeCom's duplicate check drops the
+        copy), never merged into a digest. Returns the slot's time."""
+        at = route.last_send = self.s.limiter.record(route.rate_keys)
+        await self.s.outbox.sending(job.id, self.s.clock())
+        return at
+
+    async def send(self, route: Route, message: Message) -> SendResult:
+        """Raises `WeComError` (with the errcode table's action and reason) when WeCom did not accept."""
+        return await route.channel.send(message)
+
+    async def record_sent(self, job: Job, route: Route, index: int, at: float, result: SendResult) -> None:
+        """Message `index` was accepted: the job's progress and the send (for the limits after a restart)."""
+        self.s.metrics.messages_sent.labels(job.receiver, route.kind, route.label).inc()
+        # Together: the outbox's writer commits both in one transaction.
+        await asyncio.gather(
+            self.s.outbox.progress(job.id, index + 1, self.s.clock()),
+            self.s.outbox.record_send(route.rate_keys, at),
+        )
+        for kind, names in result.invalid.items():
+            log.warning(
+                "WeCom did not deliver to %s %s via %s: not found or outside the app's visible range (可见范围)",
+                kind.removeprefix("invalid"),
+                "|".join(names),
+                route.channel.name,
+            )
+
+    async def record_done(self, job: Job, route: Route, messages: int) -> None:
+        await self.s.outbox.done(job.id, self.s.clock())
+        if messages:
+            self.s.metrics.latency.labels(route.kind).observe(max(0.0, self.s.clock() - job.created_at))
+        log.info(
+            "delivered receiver=%s target=%s job=%d messages=%d%s",
+            job.receiver,
+            route.channel.name,
+            job.id,
+            messages,
+            f" digest_of={job.digest_of}" if job.digest_of else "",
+        )
