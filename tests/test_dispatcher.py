@@ -308,3 +308,50 @@ async def test_a_crash_after_the_write_ahead_resends_the_same_bytes(tmp_path: Pa
 
 async def _is_set(event: asyncio.Event) -> bool:
     return event.is_set()
+
+
+async def test_notifications_arriving_during_a_backoff_wait_for_it_and_do_not_overtake(
+    tmp_path: Path,
+) -> None:
+    time = FakeTime()
+    state = simulator(time)
+    wecom = WeCom(state, time)
+    wecom.busy = 1
+    async with relay(make_config(tmp_path), state, time, wecom) as r:
+        await r.queue(samples.node_down(1, cluster="first"))
+        await r.dispatcher.start()
+
+        async def backing_off() -> bool:
+            return (await r.jobs())[0].attempts == 1
+
+        await r.run_until(backing_off)
+        await r.queue(samples.node_down(1, cluster="second"))
+        await r.run_until_delivered()
+    assert wecom.sends[1:] and all(at >= wecom.sends[0] + 1 for at in wecom.sends[1:])
+    visible = [e["visible"] for e in state.entries("zhangsan")]
+    assert len(visible) == 2 and "first" in visible[0] and "second" in visible[1]
+
+
+async def test_the_stages_alone_render_write_ahead_send_record(tmp_path: Path) -> None:
+    time = FakeTime()
+    state = simulator(time)
+    async with relay(make_config(tmp_path), state, time) as r:
+        await r.queue(samples.node_down(2))
+        [job] = await r.jobs()
+        route = r.dispatcher.routes.get(job.target)
+        stages = r.dispatcher.deliver
+        [message] = await stages.render(job, route) or []
+        assert await stages.wait_for_room(route)
+        at = await stages.write_ahead(job, route)
+        [written] = await r.jobs()
+        assert written.inflight and written.sent_parts == 0 and at == time()
+        result = await stages.send(route, message)
+        assert [e["visible"] for e in state.entries("zhangsan")] == [message.content]
+        await stages.record_sent(job, route, 0, at, result)
+        [recorded] = await r.jobs()
+        assert not recorded.inflight and recorded.sent_parts == 1
+        assert await r.outbox.recent_sends(0) == [(key, at) for key in route.rate_keys]
+        await stages.record_done(job, route, 1)
+        [done] = await r.jobs()
+    assert done.state == JobState.DONE
+    assert r.count("messages_sent", receiver="default", channel="app", target="app:ops") == 1
