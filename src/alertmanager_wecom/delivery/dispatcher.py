@@ -264,8 +264,7 @@ class Dispatcher:
     async def _maintain(self, now: float) -> None:
         retention = self.config.storage.retention
         await self.outbox.purge([JobState.DONE, JobState.MERGED, JobState.DEAD], now - retention)
-        await self.outbox.forget_dedup(now - self.settings.dedup_window)
-        await self.outbox.prune_sends(now - 86400)
+        await self.outbox.forget(now - self.settings.dedup_window, now - 86400)
 
     # -- one target -----------------------------------------------------------------------------------
 
@@ -280,8 +279,8 @@ class Dispatcher:
                 except Exception as exc:  # nothing retrying can fix: a target or template that is gone
                     # Queued under a config that named an app or robot the current one does not.
                     for job in jobs:
-                        await self.outbox.dead(job.id, f"cannot deliver: {exc}", "config", self.clock())
-                        self.metrics.dead_letters.labels(job.receiver, "config").inc()
+                        await self.outbox.dead(job.id, f"cannot deliver: {exc}", Reason.CONFIG, self.clock())
+                        self.metrics.dead_letters.labels(job.receiver, Reason.CONFIG).inc()
                     log.error(
                         "jobs whose target cannot be used (gone from the config, or broken) were moved to the dead letters: %s",
                         exc,
@@ -314,7 +313,7 @@ class Dispatcher:
             if failed:
                 # A job that cannot be rendered is a dead letter; the jobs behind it go on.
                 for job, detail in failed:
-                    await self._dead(job, route, Reason.BAD_MESSAGE.value, detail)
+                    await self._dead(job, route, Reason.BAD_MESSAGE, detail)
                 return True
             fits = count <= available - reserve
         if fits:
@@ -381,8 +380,8 @@ class Dispatcher:
             parsed = await self._in_thread(self._parse, page)
             for job, notification in zip(page, parsed, strict=True):
                 if isinstance(notification, str):  # a stored payload that cannot be read: not merged
-                    await self.outbox.dead(job.id, notification, Reason.BAD_MESSAGE.value, self.clock())
-                    self.metrics.dead_letters.labels(job.receiver, Reason.BAD_MESSAGE.value).inc()
+                    await self.outbox.dead(job.id, notification, Reason.BAD_MESSAGE, self.clock())
+                    self.metrics.dead_letters.labels(job.receiver, Reason.BAD_MESSAGE).inc()
                     log.error("job %d moved to the dead letters: %s", job.id, notification)
                     continue
                 if chosen and alerts + len(notification.alerts) > self.settings.digest_max_alerts:
@@ -449,7 +448,7 @@ class Dispatcher:
         try:
             messages = await self._in_thread(self._render_job, route, job, notification)
         except Exception as exc:  # nothing will fix this message: a dead letter, and the next job goes on
-            await self._dead(job, route, Reason.BAD_MESSAGE.value, f"cannot render: {_describe(exc)}")
+            await self._dead(job, route, Reason.BAD_MESSAGE, f"cannot render: {_describe(exc)}")
             return True
         for index in range(job.sent_parts, len(messages)):
             # Shutting down: stop between messages; the job resumes at this part after the restart.
@@ -466,7 +465,7 @@ class Dispatcher:
                 ).inc()
                 if exc.retryable:
                     return await self._retry_later(job, route, exc)
-                await self._dead(job, route, exc.reason.value, exc.detail)
+                await self._dead(job, route, exc.reason, exc.detail)
                 return True
             self.metrics.messages_sent.labels(job.receiver, route.kind, route.label).inc()
             now = self.clock()
@@ -514,7 +513,7 @@ class Dispatcher:
             await self._dead(
                 job,
                 route,
-                exc.reason.value,
+                exc.reason,
                 f"gave up after {self.settings.max_age:.0f}s of transient failures: {exc.detail}",
             )
             return True
@@ -526,7 +525,7 @@ class Dispatcher:
             attempts,
             now + delay,
             exc.detail,
-            exc.reason.value,
+            exc.reason,
             now,
             maybe_delivered=exc.maybe_delivered,
         )
@@ -545,7 +544,7 @@ class Dispatcher:
         )
         return False
 
-    async def _dead(self, job: Job, route: Route, reason: str, detail: str) -> None:
+    async def _dead(self, job: Job, route: Route, reason: Reason, detail: str) -> None:
         self.metrics.dead_letters.labels(job.receiver, reason).inc()
         await self.outbox.dead(job.id, detail, reason, self.clock())
         log.error(
