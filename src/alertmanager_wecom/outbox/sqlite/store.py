@@ -1,5 +1,7 @@
 """The SQLite outbox (WAL mode): webhook commits in a child process, the dispatcher's and operators'
-writes on a writer thread with group commit, reads on a reader thread, checkpoints on a third."""
+writes on a writer thread with group commit, reads on a reader thread, checkpoints on a third.
+
+The rules it keeps are written on `Outbox` (outbox/base.py); the comments here say how."""
 
 from __future__ import annotations
 
@@ -269,7 +271,7 @@ class SQLiteOutbox:
                 " inflight = ? WHERE id = ?",
                 (attempts, next_attempt_at, error, reason, now, int(maybe_delivered), job_id),
             )
-            # The whole target waits: later notifications must not overtake the one that failed.
+            # The whole target waits (see Outbox.retry_later): later notifications must not overtake.
             conn.execute(
                 "UPDATE jobs SET next_attempt_at = MAX(next_attempt_at, ?) WHERE state = 'pending' AND target_key ="
                 " (SELECT target_key FROM jobs WHERE id = ?)",
