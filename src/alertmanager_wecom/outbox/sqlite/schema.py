@@ -11,6 +11,9 @@ import contextlib
 import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
+
+from alertmanager_wecom.outbox.base import Job, JobState
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS notifications (
@@ -52,6 +55,23 @@ CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, created_at);
 CREATE INDEX IF NOT EXISTS jobs_started ON jobs(target_key) WHERE state = 'pending' AND (sent_parts > 0 OR inflight = 1);
 CREATE INDEX IF NOT EXISTS sends_at ON sends(at);
 """
+
+
+# A Job is read as these columns, in the order of its fields.
+JOB_COLUMNS = (
+    "j.id, j.notification_id, j.receiver, j.target_key, j.target, j.state, j.attempts, j.sent_parts, "
+    "j.created_at, j.next_attempt_at, j.updated_at, n.payload, j.digest_of, j.last_error, j.reason, j.merged_into, j.inflight"
+)
+JOB_FROM = "FROM jobs j JOIN notifications n ON n.id = j.notification_id"
+# Partly sent jobs, through a small partial index: left to itself SQLite would walk the whole backlog.
+STARTED_FROM = "FROM jobs j INDEXED BY jobs_started JOIN notifications n ON n.id = j.notification_id"
+
+
+def job_from_row(row: tuple[Any, ...]) -> Job:
+    values = list(row)
+    values[5] = JobState(values[5])
+    values[16] = bool(values[16])
+    return Job(*values)
 
 
 def connect(path: str | Path) -> sqlite3.Connection:

@@ -12,12 +12,20 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from alertmanager_wecom.outbox.base import AcceptResult, Job, JobState, NewJob, OutboxStats, OutboxUnavailable
 from alertmanager_wecom.outbox.sqlite.accept import insert_notification, job_rows, probe
 from alertmanager_wecom.outbox.sqlite.ingest_process import IngestProcess
-from alertmanager_wecom.outbox.sqlite.schema import connect, connect_writer, create_schema
+from alertmanager_wecom.outbox.sqlite.schema import (
+    JOB_COLUMNS,
+    JOB_FROM,
+    STARTED_FROM,
+    connect,
+    connect_writer,
+    create_schema,
+    job_from_row,
+)
 from alertmanager_wecom.outbox.sqlite.writer import Worker
 from alertmanager_wecom.reasons import Reason
 
@@ -28,22 +36,6 @@ PROBE_SECONDS = 2.0
 PROBE_REUSE_SECONDS = 1.0
 _FULL = "database or disk is full"  # SQLite's SQLITE_FULL
 _ROW_OVERHEAD = 4096  # a notification's rows and index entries besides its payload, generously
-
-
-_JOB_COLUMNS = (
-    "j.id, j.notification_id, j.receiver, j.target_key, j.target, j.state, j.attempts, j.sent_parts, "
-    "j.created_at, j.next_attempt_at, j.updated_at, n.payload, j.digest_of, j.last_error, j.reason, j.merged_into, j.inflight"
-)
-_JOB_FROM = "FROM jobs j JOIN notifications n ON n.id = j.notification_id"
-# Partly sent jobs, through a small partial index: left to itself SQLite would walk the whole backlog.
-_STARTED_FROM = "FROM jobs j INDEXED BY jobs_started JOIN notifications n ON n.id = j.notification_id"
-
-
-def _job(row: tuple[Any, ...]) -> Job:
-    values = list(row)
-    values[5] = JobState(values[5])
-    values[16] = bool(values[16])
-    return Job(*values)
 
 
 class SQLiteOutbox:
@@ -213,7 +205,7 @@ class SQLiteOutbox:
         def op(conn: sqlite3.Connection) -> list[Job]:
             started = (
                 conn.execute(
-                    f"SELECT {_JOB_COLUMNS} {_STARTED_FROM} WHERE j.target_key = ? AND j.state = 'pending'"
+                    f"SELECT {JOB_COLUMNS} {STARTED_FROM} WHERE j.target_key = ? AND j.state = 'pending'"
                     " AND (j.sent_parts > 0 OR j.inflight = 1) AND j.next_attempt_at <= ? ORDER BY j.id",
                     (target_key, now),
                 ).fetchall()
@@ -223,12 +215,12 @@ class SQLiteOutbox:
             # The unary + keeps SQLite from range-scanning jobs_due and sorting the whole backlog (its
             # payloads included): walking jobs_target in id order stops after `limit` rows.
             rows = conn.execute(
-                f"SELECT {_JOB_COLUMNS} {_JOB_FROM} WHERE j.target_key = ? AND j.state = 'pending'"
+                f"SELECT {JOB_COLUMNS} {JOB_FROM} WHERE j.target_key = ? AND j.state = 'pending'"
                 " AND j.id > ? AND +j.next_attempt_at <= ? ORDER BY j.id LIMIT ?",
                 (target_key, after_id, now, limit),
             ).fetchall()
             seen = {row[0] for row in started}
-            return [_job(r) for r in started] + [_job(r) for r in rows if r[0] not in seen]
+            return [job_from_row(r) for r in started] + [job_from_row(r) for r in rows if r[0] not in seen]
 
         return await self._read(op)
 
@@ -315,8 +307,8 @@ class SQLiteOutbox:
                 "UPDATE jobs SET state = 'merged', merged_into = ?, updated_at = ? WHERE id = ?",
                 [(digest_id, now, j.id) for j in jobs],
             )
-            row = conn.execute(f"SELECT {_JOB_COLUMNS} {_JOB_FROM} WHERE j.id = ?", (digest_id,)).fetchone()
-            return _job(row)
+            row = conn.execute(f"SELECT {JOB_COLUMNS} {JOB_FROM} WHERE j.id = ?", (digest_id,)).fetchone()
+            return job_from_row(row)
 
         return await self._call(op)
 
@@ -344,16 +336,16 @@ class SQLiteOutbox:
         def op(conn: sqlite3.Connection) -> list[Job]:
             where, args = ("WHERE j.state = ?", [state.value]) if state else ("", [])
             rows = conn.execute(
-                f"SELECT {_JOB_COLUMNS} {_JOB_FROM} {where} ORDER BY j.id DESC LIMIT ?", (*args, limit)
+                f"SELECT {JOB_COLUMNS} {JOB_FROM} {where} ORDER BY j.id DESC LIMIT ?", (*args, limit)
             ).fetchall()
-            return [_job(r) for r in rows]
+            return [job_from_row(r) for r in rows]
 
         return await self._read(op)
 
     async def get_job(self, job_id: int) -> Job | None:
         def op(conn: sqlite3.Connection) -> Job | None:
-            row = conn.execute(f"SELECT {_JOB_COLUMNS} {_JOB_FROM} WHERE j.id = ?", (job_id,)).fetchone()
-            return None if row is None else _job(row)
+            row = conn.execute(f"SELECT {JOB_COLUMNS} {JOB_FROM} WHERE j.id = ?", (job_id,)).fetchone()
+            return None if row is None else job_from_row(row)
 
         return await self._read(op)
 
