@@ -195,7 +195,8 @@ class Outbox(Protocol):
         The whole target waits: every job of the target PENDING now gets `next_attempt_at` raised to at
         least this one's (never lowered), so that later notifications do not overtake the failed one.
         Jobs accepted afterwards are due at once as usual: the dispatcher's cooldown holds them back
-        while it runs.
+        while it runs. (After a restart that cooldown is gone, and such a job can overtake the failed
+        one: an open question for this rule, not a guarantee to rely on.)
 
         `inflight` becomes `maybe_delivered`: set when WeCom may have received the message (a timeout
         after sending), so that it is resent unchanged first; cleared when it surely did not.
