@@ -1,5 +1,5 @@
 """Prometheus metrics at /metrics. Labels are bounded: receiver and target names from the config,
-channel kinds and failure reasons from the errcode table; never alert labels or recipients."""
+channel kinds and failure reasons (`reasons.Reason`); never alert labels or recipients."""
 
 from __future__ import annotations
 

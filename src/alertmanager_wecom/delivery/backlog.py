@@ -13,7 +13,7 @@ from alertmanager_wecom.delivery.render import count_messages, parse_all
 from alertmanager_wecom.delivery.routes import Route
 from alertmanager_wecom.ingest.payload import Notification
 from alertmanager_wecom.outbox import Job
-from alertmanager_wecom.wecom.errcodes import Reason
+from alertmanager_wecom.reasons import Reason
 
 log = logging.getLogger("alertmanager_wecom.delivery.backlog")
 

@@ -21,9 +21,9 @@ from alertmanager_wecom.delivery.retry import Failures
 from alertmanager_wecom.delivery.routes import Route
 from alertmanager_wecom.ingest.payload import Notification
 from alertmanager_wecom.outbox import Job
+from alertmanager_wecom.reasons import Reason
 from alertmanager_wecom.rendering.message import Message
 from alertmanager_wecom.wecom.api import WeComError
-from alertmanager_wecom.wecom.errcodes import Reason
 
 log = logging.getLogger("alertmanager_wecom.delivery.deliver")
 

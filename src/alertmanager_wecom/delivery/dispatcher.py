@@ -196,8 +196,7 @@ class Dispatcher:
     async def _maintain(self, now: float) -> None:
         retention = self.config.storage.retention
         await self.outbox.purge([JobState.DONE, JobState.MERGED, JobState.DEAD], now - retention)
-        await self.outbox.forget_dedup(now - self.settings.dedup_window)
-        await self.outbox.prune_sends(now - 86400)
+        await self.outbox.forget(now - self.settings.dedup_window, now - 86400)
 
     # -- one target -----------------------------------------------------------------------------------
 

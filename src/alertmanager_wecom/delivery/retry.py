@@ -8,8 +8,8 @@ import logging
 from alertmanager_wecom.delivery.context import Services
 from alertmanager_wecom.delivery.routes import Route
 from alertmanager_wecom.outbox import Job
+from alertmanager_wecom.reasons import Reason
 from alertmanager_wecom.wecom.api import WeComError
-from alertmanager_wecom.wecom.errcodes import Reason
 
 log = logging.getLogger("alertmanager_wecom.delivery.retry")
 
@@ -26,7 +26,7 @@ class Failures:
     async def send_failed(self, job: Job, route: Route, exc: WeComError, at: float) -> bool:
         """Record a send WeCom did not accept. False: stop working on this target for now."""
         self.s.limiter.forget(route.rate_keys, at)  # it does not count against WeCom's limits
-        self.s.metrics.messages_failed.labels(job.receiver, route.kind, route.label, exc.reason.value).inc()
+        self.s.metrics.messages_failed.labels(job.receiver, route.kind, route.label, exc.reason).inc()
         if exc.retryable:
             return await self.retry_later(job, route, exc)
         await self.dead(job, route, exc.reason, exc.detail)
@@ -50,7 +50,7 @@ class Failures:
             attempts,
             now + delay,
             exc.detail,
-            exc.reason.value,
+            exc.reason,
             now,
             maybe_delivered=exc.maybe_delivered,
         )
@@ -64,21 +64,21 @@ class Failures:
             route.channel.name,
             job.id,
             attempts,
-            exc.reason.value,
+            exc.reason,
             exc.detail,
         )
         return False
 
     async def dead(self, job: Job, route: Route, reason: Reason, detail: str) -> None:
-        self.s.metrics.dead_letters.labels(job.receiver, reason.value).inc()
-        await self.s.outbox.dead(job.id, detail, reason.value, self.s.clock())
+        self.s.metrics.dead_letters.labels(job.receiver, reason).inc()
+        await self.s.outbox.dead(job.id, detail, reason, self.s.clock())
         log.error(
             "delivery failed permanently receiver=%s target=%s job=%d reason=%s: %s "
             "(kept as a dead letter: alertmanager-wecom outbox list --state dead)",
             job.receiver,
             route.channel.name,
             job.id,
-            reason.value,
+            reason,
             detail,
         )
 
@@ -86,8 +86,8 @@ class Failures:
         """Jobs queued under a config that named an app or robot the current one does not (or whose
         target is broken): nothing retrying can fix."""
         for job in jobs:
-            await self.s.outbox.dead(job.id, f"cannot deliver: {exc}", Reason.CONFIG.value, self.s.clock())
-            self.s.metrics.dead_letters.labels(job.receiver, Reason.CONFIG.value).inc()
+            await self.s.outbox.dead(job.id, f"cannot deliver: {exc}", Reason.CONFIG, self.s.clock())
+            self.s.metrics.dead_letters.labels(job.receiver, Reason.CONFIG).inc()
         log.error(
             "jobs whose target cannot be used (gone from the config, or broken) were moved to the dead letters: %s",
             exc,
@@ -95,6 +95,6 @@ class Failures:
 
     async def unreadable(self, job: Job, detail: str) -> None:
         """A stored payload that cannot be read (found while building a digest): not merged."""
-        await self.s.outbox.dead(job.id, detail, Reason.BAD_MESSAGE.value, self.s.clock())
-        self.s.metrics.dead_letters.labels(job.receiver, Reason.BAD_MESSAGE.value).inc()
+        await self.s.outbox.dead(job.id, detail, Reason.BAD_MESSAGE, self.s.clock())
+        self.s.metrics.dead_letters.labels(job.receiver, Reason.BAD_MESSAGE).inc()
         log.error("job %d moved to the dead letters: %s", job.id, detail)

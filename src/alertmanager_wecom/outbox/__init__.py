@@ -19,13 +19,13 @@ from alertmanager_wecom.outbox.base import (
 )
 
 if TYPE_CHECKING:
-    from alertmanager_wecom.outbox.sqlite import SQLiteOutbox
+    from alertmanager_wecom.outbox.sqlite.store import SQLiteOutbox
 
 
 def __getattr__(name: str) -> object:
     # Imported on first use: the ingest child imports this package and needs none of it (nor asyncio).
     if name == "SQLiteOutbox":
-        from alertmanager_wecom.outbox.sqlite import SQLiteOutbox
+        from alertmanager_wecom.outbox.sqlite.store import SQLiteOutbox
 
         return SQLiteOutbox
     raise AttributeError(name)

@@ -1,10 +1,63 @@
-"""The storage interface and its records."""
+"""The outbox's interface and records: the contract every backend keeps.
+
+`tests/test_outbox_contract.py` checks each rule written here, through this interface only, for every
+backend. A rule a backend keeps but that is not written here is an accident the others need not copy.
+
+Rules for every method
+----------------------
+- Atomic: a call's effects are stored all together or not at all, and a failure of one call undoes no
+  other (calls made at the same time may share a transaction; they do not share its fate).
+- Durable and visible once awaited: when the await returns, the change survives a crash of the process
+  (and, with `storage.synchronous: full`, of the machine), and every call issued afterwards, from this
+  object or another opened on the same storage, sees it.
+- Failures of the storage (disk full, file unwritable, locked too long) raise `OutboxUnavailable`; after
+  `close`, every method raises it (`check_writable` returns the reason instead).
+- Times are what the caller passes as `now` (seconds, the relay's clock): a backend never reads a clock
+  for the rules below, so tests can run on a fake one.
+- Job ids are positive integers below 2**63, increasing in the order jobs are stored (the ids of
+  purged jobs may be given again).
+- A job id the outbox does not know (never stored, or purged) is ignored by every method that takes one.
+
+Ordering
+--------
+Jobs are kept per target (`target_key`) and handed out in id order, that is the order they were stored:
+first in, first out, per target. Two exceptions, both so that a message split in parts is finished
+before anything else: a job already partly sent (`sent_parts > 0`) or in flight (`inflight`) comes
+first (`pending_jobs`). A job is handed out only once it is due (`next_attempt_at <= now`); a failed job
+holds back the whole target (`retry_later`), so that later notifications do not overtake it. A digest
+(`merge`) is stored with a new id, after the jobs it replaces; the dispatcher sends it at once.
+
+`created_at` is a job's age clock, not its place in the line: `max_age` and `oldest_pending_age` count
+from it; `merge` keeps the oldest, `requeue` restarts it.
+
+Crashes
+-------
+The dispatcher's steps for one message are `sending` (write-ahead) → the WeCom call → `progress` (and
+`record_send`); after the last message, `done`. What a crash (kill -9, power loss: the same as closing
+and opening the storage again) leaves behind:
+- before `accept` returned: the notification is stored entirely or not at all. Alertmanager gets no 2xx
+  and sends it again; if the first copy was in fact stored, its dedup key makes the second a duplicate.
+- after `sending`, before `progress`: the job is pending with `inflight` set and the same `sent_parts`.
+  The message may have reached WeCom, so it is sent again unchanged (WeCom's duplicate check drops the
+  copy), first in its target's line, and never merged into a digest.
+- after `progress`: the job resumes at the next part; the parts sent are not sent again.
+- during `merge` or `retry_later`: all of it or nothing (atomic).
+- nothing else is lost: pending jobs stay pending, with their attempts, until delivered, dead or requeued.
+
+Targets
+-------
+`target` is the target's spec as a JSON string (`Target.model_dump_json`): it is the storage format,
+kept as written at accept time, so that a job is sent as it was routed even after the configuration
+changes. The outbox never parses it; `config.parse_target` does, where a target is needed.
+"""
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
 from typing import Protocol
+
+from alertmanager_wecom.reasons import Reason
 
 
 class OutboxUnavailable(Exception):
@@ -21,11 +74,14 @@ class JobState(enum.StrEnum):
 @dataclass(frozen=True)
 class NewJob:
     target_key: str  # identifies the target: rate limiting and ordering are per target
-    target: str  # the target's spec, JSON
+    target: str  # the target's spec, JSON (see "Targets" above)
     # The notification for this target (all its alerts, or those routed to it), JSON; as bytes (UTF-8) it
     # is decoded where it is stored, away from the event loop (a webhook's body: megabytes at times).
+    # Jobs of one `accept` that share one payload object share its stored copy.
     payload: str | bytes = ""
-    dead_reason: str | None = None  # routed, but undeliverable as it stands (e.g. no valid recipient)
+    # Routed, but undeliverable as it stands (no valid recipient): the job is stored DEAD with this as
+    # its `last_error` and `Reason.RECIPIENTS` as its reason, so that operators see it with the others.
+    dead_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -34,18 +90,18 @@ class Job:
     notification_id: int
     receiver: str
     target_key: str
-    target: str
+    target: str  # the spec as accepted, JSON
     state: JobState
-    attempts: int
-    sent_parts: int
-    created_at: float
-    next_attempt_at: float
-    updated_at: float
+    attempts: int  # failed attempts so far (set by retry_later, reset by requeue)
+    sent_parts: int  # messages of this job WeCom has accepted (set by progress)
+    created_at: float  # the age clock: see "Ordering" above
+    next_attempt_at: float  # not handed out by pending_jobs before this time
+    updated_at: float  # the last change (purge counts age from it)
     payload: str  # the notification (webhook body, or a merged digest), JSON
     digest_of: int  # notifications merged into this job; 0 for a plain notification
     last_error: str | None = None
-    reason: str | None = None
-    merged_into: int | None = None
+    reason: str | None = None  # a `Reason` value, set with last_error by retry_later and dead
+    merged_into: int | None = None  # for a MERGED job: the digest job's id
     # Set just before a message goes to WeCom, cleared when its success is recorded: after a crash, a
     # job with it set may have reached WeCom, so it is resent unchanged (WeCom's duplicate check then
     # drops the copy), never merged into a digest.
@@ -54,37 +110,74 @@ class Job:
 
 @dataclass(frozen=True)
 class AcceptResult:
-    notification_id: int | None  # None when the notification was an HA duplicate
+    notification_id: int | None  # None when the notification was an HA duplicate (or had no jobs)
     duplicate: bool
 
 
 @dataclass(frozen=True)
 class OutboxStats:
-    pending: int
+    pending: int  # PENDING jobs, due or not
     dead: int
-    oldest_pending_age: float  # seconds; 0 when nothing is pending
+    oldest_pending_age: float  # seconds since the smallest created_at of a PENDING job; 0 when none
 
 
 class Outbox(Protocol):
+    # -- ingest ---------------------------------------------------------------------------------------
+
     async def accept(
         self, receiver: str, jobs: list[NewJob], dedup_key: str | None, dedup_window: float, now: float
-    ) -> AcceptResult: ...
+    ) -> AcceptResult:
+        """Store one notification's jobs (one per target), PENDING and due at `now` (or DEAD, see
+        `NewJob.dead_reason`); the webhook is answered 2xx only after this returns.
 
-    async def pending_targets(self) -> list[str]: ...
+        HA dedup: when `dedup_key` was accepted less than `dedup_window` seconds before `now`, nothing
+        is stored and the result says `duplicate` (another Alertmanager replica sent the same
+        notification). The window counts from the acceptance that stored it: a duplicate does not
+        extend it; once it has passed, the key is accepted and stored again (a real repeat). No key:
+        no check. The key and the jobs are stored in one step: a failed accept leaves no key behind, so
+        Alertmanager's retry is not taken for a duplicate.
 
-    async def next_due(self, target_keys: list[str]) -> dict[str, float | None]: ...
-
-    async def pending_jobs(self, target_key: str, now: float, limit: int, after_id: int = 0) -> list[Job]:
-        """Up to `limit` due pending jobs of the target with ids above `after_id`, oldest first. On the
-        first page (`after_id` 0) a job already partly sent (or in flight) comes first, wherever it is
-        in the backlog."""
+        Returns the stored notification's id (the first one's, when the jobs carry different payloads)."""
         ...
 
-    async def sending(self, job_id: int, now: float) -> None: ...
+    async def check_writable(self, now: float) -> str | None:
+        """Why `accept` would fail now (readiness), or None when it can commit. Cheap enough to be
+        called by every readiness probe; never slows `accept`. After an `accept` refused because the
+        outbox was full, it keeps reporting full until there is room for that notification again."""
+        ...
 
-    async def progress(self, job_id: int, sent_parts: int, now: float) -> None: ...
+    # -- dispatch -------------------------------------------------------------------------------------
 
-    async def done(self, job_id: int, now: float) -> None: ...
+    async def pending_targets(self) -> list[str]:
+        """Each target key with at least one PENDING job, due or not, once, in no particular order."""
+        ...
+
+    async def next_due(self, target_keys: list[str]) -> dict[str, float | None]:
+        """For each key given: the earliest `next_attempt_at` of its PENDING jobs, or None when it has
+        none. Cheap per key whatever the backlog (called for every idle target each round)."""
+        ...
+
+    async def pending_jobs(self, target_key: str, now: float, limit: int, after_id: int = 0) -> list[Job]:
+        """Up to `limit` due (`next_attempt_at <= now`) PENDING jobs of the target with ids above
+        `after_id`, in id order. On the first page (`after_id` 0) the due jobs already started
+        (`sent_parts > 0` or `inflight`) come first, wherever they are in the backlog (then not again in
+        their place; the page may exceed `limit` by their number); later pages (`after_id` > 0) list
+        them in their place like the others. Reads only."""
+        ...
+
+    async def sending(self, job_id: int, now: float) -> None:
+        """Write-ahead before a message goes to WeCom: sets `inflight` (see `Job.inflight`). Repeating
+        it changes nothing more."""
+        ...
+
+    async def progress(self, job_id: int, sent_parts: int, now: float) -> None:
+        """WeCom accepted message `sent_parts` (counting from 1): sets `sent_parts` (a number, not an
+        increment: repeating it changes nothing more) and clears `inflight`."""
+        ...
+
+    async def done(self, job_id: int, now: float) -> None:
+        """Every message of the job was accepted: DONE, `last_error` cleared. Idempotent."""
+        ...
 
     async def retry_later(
         self,
@@ -92,36 +185,82 @@ class Outbox(Protocol):
         attempts: int,
         next_attempt_at: float,
         error: str,
-        reason: str,
+        reason: Reason,
         now: float,
         maybe_delivered: bool = False,
-    ) -> None: ...
+    ) -> None:
+        """A transient failure: the job stays PENDING with `attempts` (a number the caller counted, not an
+        increment), `last_error`, `reason`, and is not due before `next_attempt_at`.
 
-    async def dead(self, job_id: int, error: str, reason: str, now: float) -> None: ...
+        The whole target waits: every job of the target PENDING now gets `next_attempt_at` raised to at
+        least this one's (never lowered), so that later notifications do not overtake the failed one.
+        Jobs accepted afterwards are due at once as usual: the dispatcher's cooldown holds them back
+        while it runs. (After a restart that cooldown is gone, and such a job can overtake the failed
+        one: an open question for this rule, not a guarantee to rely on.)
 
-    async def merge(self, jobs: list[Job], payload: str, digest_of: int, now: float) -> Job: ...
-
-    async def record_send(self, rate_keys: list[str], at: float) -> None: ...
-
-    async def recent_sends(self, since: float) -> list[tuple[str, float]]: ...
-
-    async def list_jobs(self, state: JobState | None, limit: int) -> list[Job]: ...
-
-    async def get_job(self, job_id: int) -> Job | None: ...
-
-    async def requeue(self, job_ids: list[int] | None, now: float) -> int: ...
-
-    async def purge(self, states: list[JobState], older_than: float) -> int: ...
-
-    async def forget_dedup(self, older_than: float) -> None: ...
-
-    async def prune_sends(self, older_than: float) -> None: ...
-
-    async def stats(self, now: float) -> OutboxStats: ...
-
-    async def check_writable(self, now: float) -> str | None:
-        """Why `accept` would fail now (readiness), or None when it can commit. Cheap enough to be
-        called by every readiness probe; never slows `accept`."""
+        `inflight` becomes `maybe_delivered`: set when WeCom may have received the message (a timeout
+        after sending), so that it is resent unchanged first; cleared when it surely did not.
+        Repeating the call with the same arguments changes nothing more."""
         ...
 
-    async def close(self) -> None: ...
+    async def dead(self, job_id: int, error: str, reason: Reason, now: float) -> None:
+        """A permanent failure: DEAD, with `last_error` and `reason`, kept for operators (`requeue`).
+        Attempts, parts sent and `inflight` are kept as they are. Repeating it overwrites the error."""
+        ...
+
+    async def merge(self, jobs: list[Job], payload: str, digest_of: int, now: float) -> Job:
+        """Replace `jobs` (PENDING, of one target, none started: the caller's duty) by one digest job and
+        return it: a new PENDING job (new id, a new notification holding `payload`) for the first job's
+        receiver and target, due at `now`, with `digest_of`, attempts 0, nothing sent, and the smallest
+        `created_at` of the jobs. The jobs become MERGED with `merged_into` the digest's id. All in one
+        step. Not idempotent: merging the same jobs again makes another digest."""
+        ...
+
+    async def record_send(self, rate_keys: list[str], at: float) -> None:
+        """Remember one send at `at` under each rate key (for WeCom's limits after a restart). Each call
+        adds records: not idempotent."""
+        ...
+
+    async def recent_sends(self, since: float) -> list[tuple[str, float]]:
+        """The sends recorded at `since` or later, as (rate key, at), oldest first, sends recorded at the
+        same time in the order they were recorded."""
+        ...
+
+    # -- operators and housekeeping -------------------------------------------------------------------
+
+    async def list_jobs(self, state: JobState | None, limit: int) -> list[Job]:
+        """Up to `limit` jobs in `state` (any state: None), newest (highest id) first."""
+        ...
+
+    async def get_job(self, job_id: int) -> Job | None:
+        """The job in whatever state, or None when there is none with this id (never stored, or purged)."""
+        ...
+
+    async def requeue(self, job_ids: list[int] | None, now: float) -> int:
+        """Dead letters back to PENDING, due at `now`, attempts 0, `created_at` = `now` (a fresh
+        `max_age`: the operator fixed the cause); `sent_parts` and `inflight` are kept, so a job dead
+        halfway resumes at the part that failed. `job_ids` None: every DEAD job. Jobs that are not DEAD
+        (or unknown) are left alone. Returns how many jobs were requeued, each once: repeating the call
+        requeues nothing more. A requeued job keeps its id, hence its place in its target's line."""
+        ...
+
+    async def purge(self, states: list[JobState], older_than: float) -> int:
+        """Delete the jobs in `states` last changed (`updated_at`) before `older_than`, and the stored
+        notifications no remaining job refers to; returns how many jobs. Deletes nothing else (dedup keys
+        and sends: `forget`). Callers never pass PENDING (the CLI does not offer it)."""
+        ...
+
+    async def forget(self, dedup_before: float, sends_before: float) -> None:
+        """Housekeeping: drop the dedup keys accepted before `dedup_before` (a later copy of such a
+        notification is accepted) and the sends recorded before `sends_before`."""
+        ...
+
+    async def stats(self, now: float) -> OutboxStats:
+        """Counts for metrics and `outbox list` (see `OutboxStats`)."""
+        ...
+
+    async def close(self) -> None:
+        """Finish the calls in progress, release the storage. Idempotent. What is stored stays: a
+        backend opened again on the same storage carries on where this one stopped (in-flight jobs:
+        see "Crashes" above)."""
+        ...

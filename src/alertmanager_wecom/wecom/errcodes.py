@@ -1,8 +1,10 @@
 """The one table that maps every WeCom errcode to what a sender does about it.
 
 Nothing else in the code base looks at errcode values: channels call `classify` and act on the
-`Action`; the `Reason` is the label that logs and metrics use.  Codes not in the table are treated
-as transient, because retrying an unknown failure until the age limit loses less than giving up.
+`Action`; the `Reason` (`alertmanager_wecom.reasons`, re-exported here) is the label that logs, metrics
+and the outbox's dead letters use.  Success (errcode 0) is not in the table: the client returns the
+reply and classifies only failures.  Codes not in the table are treated as transient, because
+retrying an unknown failure until the age limit loses less than giving up.
 """
 
 from __future__ import annotations
@@ -11,31 +13,14 @@ import enum
 import re
 from dataclasses import dataclass
 
+from alertmanager_wecom.reasons import Reason
+
 
 class Action(enum.Enum):
-    OK = "ok"
     REFRESH_TOKEN = "refresh_token"  # get a new token, resend once
     RETRY = "retry"  # transient: back off and try again
     PERMANENT = "permanent"  # configuration error: do not retry, tell the operator the fix
     BAD_REQUEST = "bad_request"  # this message is wrong: do not resend it unchanged
-
-
-class Reason(enum.Enum):
-    OK = "ok"
-    TOKEN = "token"
-    BUSY = "busy"
-    RATE_LIMITED = "rate_limited"
-    HTTP_ERROR = "http_error"
-    NETWORK = "network"
-    TRUSTED_IP = "trusted_ip"
-    BAD_CREDENTIALS = "bad_credentials"
-    BAD_AGENT = "bad_agent"
-    NO_PERMISSION = "no_permission"
-    RECIPIENTS = "recipients"
-    ROBOT = "robot"
-    BAD_MESSAGE = "bad_message"
-    CONFIG = "config"  # the target is gone from the config, or cannot be built from it
-    UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True)
@@ -48,7 +33,6 @@ class ErrInfo:
 
 _A, _R = Action, Reason
 TABLE: dict[int, ErrInfo] = {
-    0: ErrInfo(_A.OK, _R.OK, "ok"),
     # token: refresh and resend once
     40014: ErrInfo(_A.REFRESH_TOKEN, _R.TOKEN, "invalid access_token"),
     41001: ErrInfo(_A.REFRESH_TOKEN, _R.TOKEN, "access_token missing"),
@@ -153,8 +137,11 @@ TABLE: dict[int, ErrInfo] = {
 _UNKNOWN = ErrInfo(_A.RETRY, _R.UNKNOWN, "unknown errcode")
 _FROM_IP = re.compile(r"from ip:\s*([0-9a-fA-F.:]+)")
 
+__all__ = ["TABLE", "Action", "ErrInfo", "Reason", "caller_ip", "classify", "explain"]
+
 
 def classify(errcode: int) -> ErrInfo:
+    """What to do about a failed call (never called with errcode 0, which is success)."""
     return TABLE.get(errcode, _UNKNOWN)
 
 

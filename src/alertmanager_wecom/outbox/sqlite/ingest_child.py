@@ -1,6 +1,6 @@
 """The ingest writer child (see `ingest_process`): reads notifications on stdin, commits, answers on stdout.
 
-It imports the standard library and the outbox's schema only: it starts quickly and stays small.
+It imports the standard library, the outbox's records and `schema` and `accept` only: it starts quickly and stays small.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 from alertmanager_wecom.outbox.base import AcceptResult
-from alertmanager_wecom.outbox.schema import JobRow, connect_writer, insert_notification, probe, run_isolated
+from alertmanager_wecom.outbox.sqlite.accept import JobRow, insert_notification, probe
+from alertmanager_wecom.outbox.sqlite.schema import connect_writer, run_isolated
 
 HEADER = struct.Struct("!I")  # each frame: its length, then a pickle
 # A request: id, receiver, jobs, dedup key, dedup window, now. Receiver None: a readiness probe.

@@ -1,121 +1,41 @@
 """The SQLite outbox (WAL mode): webhook commits in a child process, the dispatcher's and operators'
-writes on a writer thread with group commit, reads on a reader thread, checkpoints on a third."""
+writes on a writer thread with group commit, reads on a reader thread, checkpoints on a third.
+
+The rules it keeps are written on `Outbox` (outbox/base.py); the comments here say how."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import queue
 import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
-from urllib.parse import quote
+from typing import TypeVar
 
 from alertmanager_wecom.outbox.base import AcceptResult, Job, JobState, NewJob, OutboxStats, OutboxUnavailable
-from alertmanager_wecom.outbox.ingest_process import IngestProcess
-from alertmanager_wecom.outbox.schema import (
+from alertmanager_wecom.outbox.sqlite.accept import insert_notification, job_rows, probe
+from alertmanager_wecom.outbox.sqlite.ingest_process import IngestProcess
+from alertmanager_wecom.outbox.sqlite.schema import (
+    JOB_COLUMNS,
+    JOB_FROM,
+    STARTED_FROM,
     connect,
     connect_writer,
     create_schema,
-    insert_notification,
-    job_rows,
-    probe,
-    run_isolated,
+    job_from_row,
 )
+from alertmanager_wecom.outbox.sqlite.writer import Worker
+from alertmanager_wecom.reasons import Reason
 
 T = TypeVar("T")
-_BATCH = 512
 CHECKPOINT_SECONDS = 0.5
 # Readiness: how long a test write may take, and how long its result is reused.
 PROBE_SECONDS = 2.0
 PROBE_REUSE_SECONDS = 1.0
 _FULL = "database or disk is full"  # SQLite's SQLITE_FULL
 _ROW_OVERHEAD = 4096  # a notification's rows and index entries besides its payload, generously
-
-
-_JOB_COLUMNS = (
-    "j.id, j.notification_id, j.receiver, j.target_key, j.target, j.state, j.attempts, j.sent_parts, "
-    "j.created_at, j.next_attempt_at, j.updated_at, n.payload, j.digest_of, j.last_error, j.reason, j.merged_into, j.inflight"
-)
-_JOB_FROM = "FROM jobs j JOIN notifications n ON n.id = j.notification_id"
-# Partly sent jobs, through a small partial index: left to itself SQLite would walk the whole backlog.
-_STARTED_FROM = "FROM jobs j INDEXED BY jobs_started JOIN notifications n ON n.id = j.notification_id"
-
-
-def _job(row: tuple[Any, ...]) -> Job:
-    values = list(row)
-    values[5] = JobState(values[5])
-    values[16] = bool(values[16])
-    return Job(*values)
-
-
-def _settle_all(settled: list[tuple[asyncio.Future[Any], object]]) -> None:
-    for future, result in settled:
-        if future.cancelled():
-            continue
-        if isinstance(result, sqlite3.Error):
-            future.set_exception(OutboxUnavailable(f"outbox: {result}"))
-        elif isinstance(result, BaseException):
-            future.set_exception(result)
-        else:
-            future.set_result(result)
-
-
-class _Worker:
-    """A thread that owns one connection and runs the operations queued for it, a batch per transaction.
-
-    Operations that arrive while a transaction is in progress are run together in the next one: under
-    load, many webhook requests share one commit (one fsync).
-    """
-
-    def __init__(self, conn: sqlite3.Connection, name: str, begin: str) -> None:
-        self.conn = conn
-        self._begin = begin
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
-
-    def submit(self, fn: Callable[[sqlite3.Connection], Any], future: asyncio.Future[Any]) -> None:
-        self._queue.put((fn, future, future.get_loop()))
-
-    def stop(self) -> None:
-        self._queue.put(None)
-
-    def join(self, timeout: float) -> None:
-        self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                break
-            batch = [item]
-            stop = False
-            while len(batch) < _BATCH:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stop = True
-                    break
-                batch.append(more)
-            self._run_batch(batch)
-            if stop:
-                break
-
-    def _run_batch(self, batch: list[Any]) -> None:
-        results = run_isolated(self.conn, self._begin, [fn for fn, _future, _loop in batch])
-        # One wake-up of each event loop for the whole batch, not one per operation.
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], object]]] = {}
-        for (_fn, future, loop), result in zip(batch, results, strict=True):
-            by_loop.setdefault(loop, []).append((future, result))
-        for loop, settled in by_loop.items():
-            loop.call_soon_threadsafe(_settle_all, settled)
 
 
 class SQLiteOutbox:
@@ -150,13 +70,13 @@ class SQLiteOutbox:
         self._ingest = (
             None if in_memory else IngestProcess(self.path, synchronous, max_size_mb, on_ingest_exit)
         )
-        self._writer = _Worker(conn, "outbox-writer", "BEGIN IMMEDIATE")
+        self._writer = Worker(conn, "outbox-writer", "BEGIN IMMEDIATE")
         if in_memory:  # a second connection would open another, empty database
             self._reader = self._writer
         else:
             reader = connect(path)
             reader.execute("PRAGMA query_only=ON")
-            self._reader = _Worker(reader, "outbox-reader", "BEGIN")
+            self._reader = Worker(reader, "outbox-reader", "BEGIN")
         self._stop_checkpoints = threading.Event()
         self._checkpointer = threading.Thread(target=self._checkpoints, name="outbox-checkpoint", daemon=True)
         if not in_memory:
@@ -285,7 +205,7 @@ class SQLiteOutbox:
         def op(conn: sqlite3.Connection) -> list[Job]:
             started = (
                 conn.execute(
-                    f"SELECT {_JOB_COLUMNS} {_STARTED_FROM} WHERE j.target_key = ? AND j.state = 'pending'"
+                    f"SELECT {JOB_COLUMNS} {STARTED_FROM} WHERE j.target_key = ? AND j.state = 'pending'"
                     " AND (j.sent_parts > 0 OR j.inflight = 1) AND j.next_attempt_at <= ? ORDER BY j.id",
                     (target_key, now),
                 ).fetchall()
@@ -295,12 +215,12 @@ class SQLiteOutbox:
             # The unary + keeps SQLite from range-scanning jobs_due and sorting the whole backlog (its
             # payloads included): walking jobs_target in id order stops after `limit` rows.
             rows = conn.execute(
-                f"SELECT {_JOB_COLUMNS} {_JOB_FROM} WHERE j.target_key = ? AND j.state = 'pending'"
+                f"SELECT {JOB_COLUMNS} {JOB_FROM} WHERE j.target_key = ? AND j.state = 'pending'"
                 " AND j.id > ? AND +j.next_attempt_at <= ? ORDER BY j.id LIMIT ?",
                 (target_key, after_id, now, limit),
             ).fetchall()
             seen = {row[0] for row in started}
-            return [_job(r) for r in started] + [_job(r) for r in rows if r[0] not in seen]
+            return [job_from_row(r) for r in started] + [job_from_row(r) for r in rows if r[0] not in seen]
 
         return await self._read(op)
 
@@ -333,7 +253,7 @@ class SQLiteOutbox:
         attempts: int,
         next_attempt_at: float,
         error: str,
-        reason: str,
+        reason: Reason,
         now: float,
         maybe_delivered: bool = False,
     ) -> None:
@@ -343,7 +263,7 @@ class SQLiteOutbox:
                 " inflight = ? WHERE id = ?",
                 (attempts, next_attempt_at, error, reason, now, int(maybe_delivered), job_id),
             )
-            # The whole target waits: later notifications must not overtake the one that failed.
+            # The whole target waits (see Outbox.retry_later): later notifications must not overtake.
             conn.execute(
                 "UPDATE jobs SET next_attempt_at = MAX(next_attempt_at, ?) WHERE state = 'pending' AND target_key ="
                 " (SELECT target_key FROM jobs WHERE id = ?)",
@@ -352,7 +272,7 @@ class SQLiteOutbox:
 
         await self._call(op)
 
-    async def dead(self, job_id: int, error: str, reason: str, now: float) -> None:
+    async def dead(self, job_id: int, error: str, reason: Reason, now: float) -> None:
         await self._call(
             lambda conn: conn.execute(
                 "UPDATE jobs SET state = 'dead', last_error = ?, reason = ?, updated_at = ? WHERE id = ?",
@@ -387,8 +307,8 @@ class SQLiteOutbox:
                 "UPDATE jobs SET state = 'merged', merged_into = ?, updated_at = ? WHERE id = ?",
                 [(digest_id, now, j.id) for j in jobs],
             )
-            row = conn.execute(f"SELECT {_JOB_COLUMNS} {_JOB_FROM} WHERE j.id = ?", (digest_id,)).fetchone()
-            return _job(row)
+            row = conn.execute(f"SELECT {JOB_COLUMNS} {JOB_FROM} WHERE j.id = ?", (digest_id,)).fetchone()
+            return job_from_row(row)
 
         return await self._call(op)
 
@@ -403,7 +323,9 @@ class SQLiteOutbox:
         def op(conn: sqlite3.Connection) -> list[tuple[str, float]]:
             return [
                 (r[0], float(r[1]))
-                for r in conn.execute("SELECT rate_key, at FROM sends WHERE at >= ? ORDER BY at", (since,))
+                for r in conn.execute(
+                    "SELECT rate_key, at FROM sends WHERE at >= ? ORDER BY at, rowid", (since,)
+                )
             ]
 
         return await self._read(op)
@@ -414,16 +336,16 @@ class SQLiteOutbox:
         def op(conn: sqlite3.Connection) -> list[Job]:
             where, args = ("WHERE j.state = ?", [state.value]) if state else ("", [])
             rows = conn.execute(
-                f"SELECT {_JOB_COLUMNS} {_JOB_FROM} {where} ORDER BY j.id DESC LIMIT ?", (*args, limit)
+                f"SELECT {JOB_COLUMNS} {JOB_FROM} {where} ORDER BY j.id DESC LIMIT ?", (*args, limit)
             ).fetchall()
-            return [_job(r) for r in rows]
+            return [job_from_row(r) for r in rows]
 
         return await self._read(op)
 
     async def get_job(self, job_id: int) -> Job | None:
         def op(conn: sqlite3.Connection) -> Job | None:
-            row = conn.execute(f"SELECT {_JOB_COLUMNS} {_JOB_FROM} WHERE j.id = ?", (job_id,)).fetchone()
-            return None if row is None else _job(row)
+            row = conn.execute(f"SELECT {JOB_COLUMNS} {JOB_FROM} WHERE j.id = ?", (job_id,)).fetchone()
+            return None if row is None else job_from_row(row)
 
         return await self._read(op)
 
@@ -453,16 +375,16 @@ class SQLiteOutbox:
                 (*[s.value for s in states], older_than),
             )
             conn.execute("DELETE FROM notifications WHERE id NOT IN (SELECT notification_id FROM jobs)")
-            conn.execute("DELETE FROM sends WHERE at < ?", (older_than,))
             return cursor.rowcount
 
         return await self._call(op)
 
-    async def forget_dedup(self, older_than: float) -> None:
-        await self._call(lambda conn: conn.execute("DELETE FROM dedup WHERE seen_at < ?", (older_than,)))
+    async def forget(self, dedup_before: float, sends_before: float) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM dedup WHERE seen_at < ?", (dedup_before,))
+            conn.execute("DELETE FROM sends WHERE at < ?", (sends_before,))
 
-    async def prune_sends(self, older_than: float) -> None:
-        await self._call(lambda conn: conn.execute("DELETE FROM sends WHERE at < ?", (older_than,)))
+        await self._call(op)
 
     async def stats(self, now: float) -> OutboxStats:
         def op(conn: sqlite3.Connection) -> OutboxStats:
@@ -473,62 +395,3 @@ class SQLiteOutbox:
             return OutboxStats(int(pending), int(dead), max(0.0, now - oldest) if oldest is not None else 0.0)
 
         return await self._read(op)
-
-
-def storage_problem(path: str | Path, create: bool = True) -> str | None:
-    """Why the outbox at `path` cannot be opened read-write, as one line naming storage.path and what to
-    do; None when it can. With `create`, a missing directory and database are created (as `serve` does);
-    without, they are only checked to be creatable (`check-config`)."""
-    if str(path) == ":memory:":
-        return None
-    p = Path(path)
-    where = f"storage.path {path}"
-    user = f"the service's user (uid {os.getuid()})" if hasattr(os, "getuid") else "the service's user"
-    if p.is_dir():
-        return f"{where} is a directory: set storage.path to a file in it, e.g. {p / 'outbox.db'}"
-    parent = p.parent
-    if not parent.is_dir():
-        existing = parent
-        while not existing.exists() and existing != existing.parent:
-            existing = existing.parent
-        if not existing.is_dir():
-            return f"{where}: {existing} is a file, not a directory: fix storage.path"
-        if not create:
-            if not os.access(existing, os.W_OK | os.X_OK):
-                return f"{where}: cannot create the directory {parent} ({existing} is not writable by {user})"
-            return None
-        try:
-            parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            return (
-                f"{where}: cannot create the directory {parent} ({exc.strerror}): create it, writable by"
-                f" {user}, or point storage.path elsewhere"
-            )
-    if not os.access(parent, os.W_OK | os.X_OK):
-        return (
-            f"{where}: the directory {parent} is not writable by {user} (the outbox writes {p.name}, "
-            f"{p.name}-wal and {p.name}-shm there): make it writable or point storage.path elsewhere"
-        )
-    if p.exists() and not os.access(p, os.R_OK | os.W_OK):
-        return f"{where} is not readable and writable by {user}: fix its owner or mode (chown, chmod 600)"
-    if not p.exists() and not create:
-        return None
-    try:
-        if create:
-            conn = connect_writer(p, "normal", None)
-            try:
-                create_schema(conn)
-            finally:
-                conn.close()
-        else:
-            conn = sqlite3.connect(f"file:{quote(str(p))}?mode=rw", uri=True, timeout=1)
-            try:
-                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-            finally:
-                conn.close()
-    except sqlite3.Error as exc:
-        return (
-            f"{where} cannot be opened as the outbox ({exc}): if it is not this service's SQLite outbox,"
-            " move it aside (a new one is created at the next start) or point storage.path elsewhere"
-        )
-    return None

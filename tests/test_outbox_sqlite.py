@@ -1,3 +1,7 @@
+"""What only the SQLite backend does: the ingest child process, group commits that fail one write alone,
+storage.max_size_mb, the schema's migrations and `storage_problem`. The rules every backend keeps are in
+test_outbox_contract.py."""
+
 from __future__ import annotations
 
 import asyncio
@@ -5,12 +9,15 @@ import dataclasses
 import os
 import signal
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from alertmanager_wecom.outbox import AcceptResult, JobState, NewJob, OutboxUnavailable, SQLiteOutbox
+from alertmanager_wecom.outbox.sqlite import storage_problem
 
 pytestmark = pytest.mark.anyio
 JOBS = [NewJob("t1", '{"app": "ops", "to_user": ["a"]}'), NewJob("t2", '{"app": "ops", "to_user": ["b"]}')]
@@ -18,40 +25,6 @@ JOBS = [NewJob("t1", '{"app": "ops", "to_user": ["a"]}'), NewJob("t2", '{"app": 
 
 def with_payload(payload: str, base: list[NewJob]) -> list[NewJob]:
     return [dataclasses.replace(job, payload=payload) for job in base]
-
-
-async def test_accept_is_durable_across_reopen(tmp_path: Path) -> None:
-    store = SQLiteOutbox(tmp_path / "o.db")
-    result = await store.accept("r", with_payload('{"x": 1}', JOBS), "k1", 300, now=100.0)
-    assert result.notification_id is not None and not result.duplicate
-    await store.close()
-    reopened = SQLiteOutbox(tmp_path / "o.db")
-    jobs = await reopened.pending_jobs("t1", now=100.0, limit=10)
-    assert [(j.receiver, j.payload, j.state) for j in jobs] == [("r", '{"x": 1}', JobState.PENDING)]
-    assert sorted(await reopened.pending_targets()) == ["t1", "t2"]
-    assert await reopened.next_due(["t1", "t2", "t3"]) == {"t1": 100.0, "t2": 100.0, "t3": None}
-    await reopened.close()
-
-
-async def test_concurrent_accepts_share_commits_and_all_land(tmp_path: Path) -> None:
-    store = SQLiteOutbox(tmp_path / "o.db")
-    results = await asyncio.gather(
-        *(store.accept("r", with_payload(f'{{"n": {i}}}', JOBS[:1]), f"k{i}", 300, 100.0) for i in range(300))
-    )
-    assert len({r.notification_id for r in results}) == 300
-    assert len(await store.pending_jobs("t1", 100.0, 1000)) == 300
-    await store.close()
-
-
-async def test_dedup_window(tmp_path: Path) -> None:
-    store = SQLiteOutbox(tmp_path / "o.db")
-    assert not (await store.accept("r", with_payload("{}", JOBS), "same", 300, 100.0)).duplicate
-    assert (await store.accept("r", with_payload("{}", JOBS), "same", 300, 399.0)).duplicate
-    assert not (
-        await store.accept("r", with_payload("{}", JOBS), "same", 300, 401.0)
-    ).duplicate  # a repeat, later
-    assert len(await store.pending_jobs("t1", 500.0, 10)) == 2
-    await store.close()
 
 
 async def test_a_failing_webhook_does_not_undo_the_others_in_its_group_commit(tmp_path: Path) -> None:
@@ -114,46 +87,6 @@ async def test_a_failing_write_does_not_undo_the_others_in_the_writer_threads_ba
     await store.close()
 
 
-async def test_progress_retry_dead_requeue_purge_and_stats(tmp_path: Path) -> None:
-    store = SQLiteOutbox(tmp_path / "o.db")
-    for i in range(3):
-        await store.accept("r", with_payload(f'{{"n": {i}}}', JOBS[:1]), None, 0, 100.0 + i)
-    first, second, third = await store.pending_jobs("t1", 200.0, 10)
-    await store.progress(first.id, 2, 150.0)
-    await store.retry_later(first.id, 1, 300.0, "system busy", "busy", 150.0)
-    # the whole target waits behind the failed job: order is kept
-    assert await store.pending_jobs("t1", 299.0, 10) == []
-    job = (await store.pending_jobs("t1", 300.0, 10))[0]
-    assert (job.id, job.sent_parts, job.attempts, job.last_error) == (first.id, 2, 1, "system busy")
-    await store.dead(second.id, "WeCom errcode 60020", "trusted_ip", 310.0)
-    await store.done(third.id, 310.0)
-    stats = await store.stats(now=400.0)
-    assert (stats.pending, stats.dead, stats.oldest_pending_age) == (1, 1, 300.0)
-    assert [j.id for j in await store.list_jobs(JobState.DEAD, 10)] == [second.id]
-    assert await store.requeue([second.id], 500.0) == 1
-    assert (await store.get_job(second.id)).state is JobState.PENDING  # type: ignore[union-attr]
-    assert await store.purge([JobState.DONE], older_than=1000.0) == 1
-    assert await store.get_job(third.id) is None
-    await store.close()
-
-
-async def test_merge_makes_one_digest_job(tmp_path: Path) -> None:
-    store = SQLiteOutbox(tmp_path / "o.db")
-    for i in range(3):
-        await store.accept("r", with_payload(f'{{"n": {i}}}', JOBS[:1]), None, 0, 100.0 + i)
-    jobs = await store.pending_jobs("t1", 200.0, 10)
-    digest = await store.merge(jobs, '{"digest": true}', 3, 200.0)
-    assert (digest.digest_of, digest.payload, digest.created_at, digest.target_key) == (
-        3,
-        '{"digest": true}',
-        100.0,
-        "t1",
-    )
-    assert [j.id for j in await store.pending_jobs("t1", 200.0, 10)] == [digest.id]
-    assert {j.merged_into for j in await store.list_jobs(JobState.MERGED, 10)} == {digest.id}
-    await store.close()
-
-
 async def test_full_outbox_is_unavailable(tmp_path: Path) -> None:
     store = SQLiteOutbox(tmp_path / "o.db", max_size_mb=1)
     with pytest.raises(OutboxUnavailable):
@@ -162,62 +95,6 @@ async def test_full_outbox_is_unavailable(tmp_path: Path) -> None:
     await store.close()
     with pytest.raises(OutboxUnavailable):
         await store.accept("r", with_payload("{}", JOBS), None, 0, 100.0)
-
-
-async def test_sends_are_remembered(tmp_path: Path) -> None:
-    store = SQLiteOutbox(tmp_path / "o.db")
-    await store.record_send(["u:a", "u:b"], 100.0)
-    await store.record_send(["u:a"], 50.0)
-    assert await store.recent_sends(since=60.0) == [("u:a", 100.0), ("u:b", 100.0)]
-    await store.prune_sends(older_than=75.0)
-    assert await store.recent_sends(since=0.0) == [("u:a", 100.0), ("u:b", 100.0)]
-    await store.close()
-
-
-async def test_routed_jobs_keep_their_own_payloads_and_dead_reasons(tmp_path: Path) -> None:
-    store = SQLiteOutbox(tmp_path / "o.db")
-    routed = [
-        NewJob("t1", "{}", payload='{"alerts": "all"}'),
-        NewJob("t2", "{}", payload='{"alerts": "critical only"}'),
-        NewJob("t3", "{}", payload='{"alerts": "owner=???"}', dead_reason="no valid recipient: '???'"),
-    ]
-    await store.accept("r", routed, None, 0, 100.0)
-    assert [j.payload for j in await store.pending_jobs("t2", 100.0, 10)] == ['{"alerts": "critical only"}']
-    [dead] = await store.list_jobs(JobState.DEAD, 10)
-    assert (dead.target_key, dead.reason, dead.last_error) == (
-        "t3",
-        "recipients",
-        "no valid recipient: '???'",
-    )
-    await store.close()
-
-
-async def test_backlog_is_read_a_page_at_a_time_partly_sent_job_first(tmp_path: Path) -> None:
-    store = SQLiteOutbox(tmp_path / "o.db")
-    for i in range(7):
-        await store.accept("r", with_payload(f'{{"n": {i}}}', JOBS[:1]), None, 0, 100.0 + i)
-    ids = [j.id for j in await store.pending_jobs("t1", 200.0, 100)]
-    first_page = await store.pending_jobs("t1", 200.0, 3)
-    assert [j.id for j in first_page] == ids[:3]
-    second_page = await store.pending_jobs("t1", 200.0, 3, after_id=first_page[-1].id)
-    assert [j.id for j in second_page] == ids[3:6]
-    # A job already partly sent (a resumed digest has a late id) comes first, however deep it lies.
-    await store.progress(ids[5], 1, 150.0)
-    assert [j.id for j in await store.pending_jobs("t1", 200.0, 3)] == [ids[5], *ids[:3]]
-    assert [j.id for j in await store.pending_jobs("t1", 200.0, 3, after_id=ids[3])] == ids[4:7]
-    await store.close()
-
-
-async def test_reads_see_every_write_that_was_awaited(tmp_path: Path) -> None:
-    # Reads go through their own connection and thread: an awaited write must be visible to them.
-    store = SQLiteOutbox(tmp_path / "o.db")
-    for i in range(50):
-        await store.accept("r", with_payload(f'{{"n": {i}}}', JOBS[:1]), None, 0, 100.0)
-        [job] = await store.pending_jobs("t1", 200.0, 1)
-        await store.done(job.id, 101.0)
-        assert await store.pending_jobs("t1", 200.0, 1) == []
-    assert (await store.stats(200.0)).pending == 0
-    await store.close()
 
 
 def _ingest_pid(store: SQLiteOutbox) -> int:
@@ -291,3 +168,79 @@ async def test_a_webhook_in_flight_when_the_child_dies_is_answered_503(tmp_path:
     # Nothing of it was stored: Alertmanager's retry is accepted, not taken for a duplicate.
     assert not (await store.accept("r", with_payload('{"late": 1}', JOBS), "k", 300, 102.0)).duplicate
     await store.close()
+
+
+async def test_an_outbox_written_before_the_inflight_column_is_migrated(tmp_path: Path) -> None:
+    db = tmp_path / "o.db"
+    old = sqlite3.connect(db)
+    old.executescript(
+        """
+        CREATE TABLE notifications (id INTEGER PRIMARY KEY, receiver TEXT NOT NULL, received_at REAL NOT NULL,
+            payload TEXT NOT NULL, kind TEXT NOT NULL DEFAULT 'webhook');
+        CREATE TABLE jobs (id INTEGER PRIMARY KEY, notification_id INTEGER NOT NULL REFERENCES notifications(id),
+            receiver TEXT NOT NULL, target_key TEXT NOT NULL, target TEXT NOT NULL, state TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0, sent_parts INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL,
+            next_attempt_at REAL NOT NULL, updated_at REAL NOT NULL, digest_of INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT, reason TEXT, merged_into INTEGER);
+        INSERT INTO notifications VALUES (1, 'r', 100.0, '{"old": 1}', 'webhook');
+        INSERT INTO jobs(id, notification_id, receiver, target_key, target, state, created_at, next_attempt_at,
+            updated_at) VALUES (1, 1, 'r', 't1', '{}', 'pending', 100.0, 100.0, 100.0);
+        """
+    )
+    old.close()
+    store = SQLiteOutbox(db)
+    [job] = await store.pending_jobs("t1", 200.0, 10)
+    assert (job.payload, job.inflight) == ('{"old": 1}', False)
+    await store.sending(job.id, 200.0)
+    assert [j.inflight for j in await store.pending_jobs("t1", 200.0, 10)] == [True]
+    await store.close()
+
+
+async def test_an_outbox_in_memory_needs_no_file_nor_child(tmp_path: Path) -> None:
+    store = SQLiteOutbox(":memory:")
+    await store.accept("r", with_payload("{}", JOBS), "k", 300, 100.0)
+    assert (await store.accept("r", with_payload("{}", JOBS), "k", 300, 101.0)).duplicate
+    assert store.ingest_pid is None
+    assert await store.check_writable(101.0) is None
+    assert len(await store.pending_jobs("t1", 200.0, 10)) == 1
+    await store.close()
+
+
+def test_the_ingest_child_is_started_by_its_module_path(tmp_path: Path) -> None:
+    # The relay starts it as `python -m <module>`: the module must run as a script and exit on EOF.
+    from alertmanager_wecom.outbox.sqlite import ingest_child
+
+    done = subprocess.run(
+        [sys.executable, "-m", ingest_child.__name__, str(tmp_path / "o.db"), "normal", "0"],
+        input=b"",
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stderr) == (0, b"")
+    assert (tmp_path / "o.db").exists()
+
+
+def test_storage_problem_names_storage_path_and_the_fix(tmp_path: Path) -> None:
+    assert storage_problem(":memory:") is None
+    assert storage_problem(tmp_path, create=False) == (
+        f"storage.path {tmp_path} is a directory: set storage.path to a file in it, e.g. {tmp_path / 'outbox.db'}"
+    )
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not a database at all" * 100)
+    problem = storage_problem(junk)
+    assert problem is not None and problem.startswith(f"storage.path {junk} cannot be opened as the outbox")
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert storage_problem(blocker / "sub" / "o.db", create=False) == (
+        f"storage.path {blocker / 'sub' / 'o.db'}: {blocker} is a file, not a directory: fix storage.path"
+    )
+
+
+def test_storage_problem_creates_the_outbox_only_when_asked(tmp_path: Path) -> None:
+    db = tmp_path / "data" / "o.db"
+    assert storage_problem(db, create=False) is None
+    assert not db.parent.exists()
+    assert storage_problem(db) is None
+    assert db.exists()
+    assert storage_problem(db, create=False) is None

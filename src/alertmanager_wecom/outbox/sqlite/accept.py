@@ -1,105 +1,18 @@
-"""The outbox's tables, its writer connection, and the one insert both of its writers run.
-
-Shared by the relay's writer thread and the ingest child process (`ingest_process`), which imports only
-this module and the records, so that it starts quickly.
-"""
+"""What `Outbox.accept` writes, and the readiness probe's write in small: run by both writers (the ingest
+child, and the relay's writer thread for an outbox in memory), inside the caller's transaction."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import sqlite3
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from urllib.parse import quote
 
 from alertmanager_wecom.outbox.base import AcceptResult, NewJob
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS notifications (
-    id INTEGER PRIMARY KEY,
-    receiver TEXT NOT NULL,
-    received_at REAL NOT NULL,
-    payload TEXT NOT NULL,
-    kind TEXT NOT NULL DEFAULT 'webhook'
-);
-CREATE TABLE IF NOT EXISTS jobs (
-    id INTEGER PRIMARY KEY,
-    notification_id INTEGER NOT NULL REFERENCES notifications(id),
-    receiver TEXT NOT NULL,
-    target_key TEXT NOT NULL,
-    target TEXT NOT NULL,
-    state TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    sent_parts INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL,
-    next_attempt_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    digest_of INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT,
-    reason TEXT,
-    merged_into INTEGER,
-    inflight INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS jobs_due ON jobs(target_key, state, next_attempt_at);
-CREATE INDEX IF NOT EXISTS jobs_target ON jobs(target_key, state, id);
-CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, created_at);
-CREATE INDEX IF NOT EXISTS jobs_started ON jobs(target_key) WHERE state = 'pending' AND (sent_parts > 0 OR inflight = 1);
-CREATE TABLE IF NOT EXISTS dedup (key TEXT PRIMARY KEY, seen_at REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS sends (rate_key TEXT NOT NULL, at REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS sends_at ON sends(at);
-CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, at REAL NOT NULL);
-"""
-
-
-def connect(path: str | Path) -> sqlite3.Connection:
-    return sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10)
-
-
-def connect_writer(path: str | Path, synchronous: str, max_size_mb: int | None) -> sqlite3.Connection:
-    conn = connect(path)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
-    conn.execute("PRAGMA foreign_keys=ON")
-    if max_size_mb is not None:
-        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
-        conn.execute(f"PRAGMA max_page_count={max(16, max_size_mb * 1024 * 1024 // page_size)}")
-    # Checkpoints copy the WAL into the database file. Done by a writer at commit time, they stall
-    # every commit behind them (latency spikes under load); a third connection does them instead,
-    # in PASSIVE mode, which never blocks the writers.
-    conn.execute("PRAGMA wal_autocheckpoint=0")
-    return conn
-
-
-def create_schema(conn: sqlite3.Connection) -> None:
-    conn.executescript(SCHEMA)
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
-    if "inflight" not in columns:  # an outbox written by 0.1.0 before the column existed
-        conn.execute("ALTER TABLE jobs ADD COLUMN inflight INTEGER NOT NULL DEFAULT 0")
-
+from alertmanager_wecom.reasons import Reason
 
 JobRow = tuple[str, str, str | bytes, str | None]  # target_key, target, payload, dead_reason
-
-
-def run_isolated(
-    conn: sqlite3.Connection, begin: str, operations: Sequence[Callable[[sqlite3.Connection], object]]
-) -> list[object]:
-    """Run the operations in one transaction (one commit, one fsync); if one fails, run each in its own
-    instead, so that one failure undoes no other (the common path pays for no savepoints). A failed
-    operation's result is its exception."""
-    try:
-        conn.execute(begin)
-        results = [operation(conn) for operation in operations]
-        conn.execute("COMMIT")
-    except Exception as exc:
-        if conn.in_transaction:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-        if len(operations) == 1:
-            return [exc]
-        return [run_isolated(conn, begin, [operation])[0] for operation in operations]
-    return results
 
 
 def job_rows(jobs: list[NewJob]) -> list[JobRow]:
@@ -144,11 +57,21 @@ def insert_notification(
                 (notification_id, receiver, target_key, target, now, now, now),
             )
         else:
+            # Routed, but no valid recipient was left: a dead letter from the start (see NewJob).
             conn.execute(
                 "INSERT INTO jobs(notification_id, receiver, target_key, target, state, created_at,"
-                " next_attempt_at, updated_at, last_error, reason) VALUES (?, ?, ?, ?, 'dead', ?, ?, ?, ?,"
-                " 'recipients')",
-                (notification_id, receiver, target_key, target, now, now, now, dead_reason),
+                " next_attempt_at, updated_at, last_error, reason) VALUES (?, ?, ?, ?, 'dead', ?, ?, ?, ?, ?)",
+                (
+                    notification_id,
+                    receiver,
+                    target_key,
+                    target,
+                    now,
+                    now,
+                    now,
+                    dead_reason,
+                    Reason.RECIPIENTS,
+                ),
             )
     return AcceptResult(first, duplicate=False)
 

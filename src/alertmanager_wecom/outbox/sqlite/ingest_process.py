@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from alertmanager_wecom.outbox.base import AcceptResult, NewJob, OutboxUnavailable
-from alertmanager_wecom.outbox.ingest_child import HEADER, Reply, Request
-from alertmanager_wecom.outbox.schema import JobRow, job_rows
+from alertmanager_wecom.outbox.sqlite import ingest_child
+from alertmanager_wecom.outbox.sqlite.accept import JobRow, job_rows
+from alertmanager_wecom.outbox.sqlite.ingest_child import HEADER, Reply, Request
 
 log = logging.getLogger("alertmanager_wecom.outbox")
 
@@ -82,7 +83,7 @@ class IngestProcess:
         return AcceptResult(notification_id, duplicate=duplicate)
 
     async def probe(self, now: float) -> int:
-        """A small write through the child, as a webhook's (`schema.probe`): the bytes the outbox can
+        """A small write through the child, as a webhook's (`accept.probe`): the bytes the outbox can
         still grow by; raises OutboxUnavailable with the reason when it cannot write."""
         return int(await self._request(None, [], None, 0.0, now))
 
@@ -127,7 +128,7 @@ class IngestProcess:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "alertmanager_wecom.outbox.ingest_child",
+            ingest_child.__name__,
             *self._args,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
