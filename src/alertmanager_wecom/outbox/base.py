@@ -153,13 +153,15 @@ class Outbox(Protocol):
         ...
 
     async def next_due(self, target_keys: list[str]) -> dict[str, float | None]:
-        """For each key given: the earliest `next_attempt_at` of its PENDING jobs, or None when it has
+        """For each key given: when `pending_jobs` will next hand out a job: the `next_attempt_at` of
+        its first PENDING job (lowest id) or of a started one, whichever is earlier; None when it has
         none. Cheap per key whatever the backlog (called for every idle target each round)."""
         ...
 
     async def pending_jobs(self, target_key: str, now: float, limit: int, after_id: int = 0) -> list[Job]:
         """Up to `limit` due (`next_attempt_at <= now`) PENDING jobs of the target with ids above
-        `after_id`, in id order. On the first page (`after_id` 0) the due jobs already started
+        `after_id`, in id order, ending before the first job that is not due (no job overtakes an
+        earlier one that waits, see `retry_later`). On the first page (`after_id` 0) the due jobs already started
         (`sent_parts > 0` or `inflight`) come first, wherever they are in the backlog (then not again in
         their place; the page may exceed `limit` by their number); later pages (`after_id` > 0) list
         them in their place like the others. Reads only."""
@@ -194,9 +196,9 @@ class Outbox(Protocol):
 
         The whole target waits: every job of the target PENDING now gets `next_attempt_at` raised to at
         least this one's (never lowered), so that later notifications do not overtake the failed one.
-        Jobs accepted afterwards are due at once as usual: the dispatcher's cooldown holds them back
-        while it runs. (After a restart that cooldown is gone, and such a job can overtake the failed
-        one: an open question for this rule, not a guarantee to rely on.)
+        Jobs of the target accepted while it waits wait too, also across a restart: `pending_jobs`
+        hands jobs out in id order and stops at the first that is not due, so a failed notification is
+        never overtaken by a later one.
 
         `inflight` becomes `maybe_delivered`: set when WeCom may have received the message (a timeout
         after sending), so that it is resent unchanged first; cleared when it surely did not.

@@ -62,6 +62,7 @@ JOB_COLUMNS = (
     "j.id, j.notification_id, j.receiver, j.target_key, j.target, j.state, j.attempts, j.sent_parts, "
     "j.created_at, j.next_attempt_at, j.updated_at, n.payload, j.digest_of, j.last_error, j.reason, j.merged_into, j.inflight"
 )
+NEXT_ATTEMPT_AT = 9  # its index in JOB_COLUMNS
 JOB_FROM = "FROM jobs j JOIN notifications n ON n.id = j.notification_id"
 # Partly sent jobs, through a small partial index: left to itself SQLite would walk the whole backlog.
 STARTED_FROM = "FROM jobs j INDEXED BY jobs_started JOIN notifications n ON n.id = j.notification_id"

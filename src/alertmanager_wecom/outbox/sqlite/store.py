@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import sqlite3
 import threading
 import time
@@ -20,6 +21,7 @@ from alertmanager_wecom.outbox.sqlite.ingest_process import IngestProcess
 from alertmanager_wecom.outbox.sqlite.schema import (
     JOB_COLUMNS,
     JOB_FROM,
+    NEXT_ATTEMPT_AT,
     STARTED_FROM,
     connect,
     connect_writer,
@@ -191,13 +193,21 @@ class SQLiteOutbox:
 
     async def next_due(self, target_keys: list[str]) -> dict[str, float | None]:
         def op(conn: sqlite3.Connection) -> dict[str, float | None]:
-            # One indexed look-up per target (jobs_due): cheap however long the backlog is.
-            return {
-                key: conn.execute(
-                    "SELECT MIN(next_attempt_at) FROM jobs WHERE target_key = ? AND state = 'pending'", (key,)
+            # Two indexed look-ups per target (jobs_target, jobs_started): cheap however long the backlog.
+            due: dict[str, float | None] = {}
+            for key in target_keys:
+                first = conn.execute(
+                    "SELECT next_attempt_at FROM jobs WHERE target_key = ? AND state = 'pending' ORDER BY id LIMIT 1",
+                    (key,),
+                ).fetchone()
+                started = conn.execute(
+                    "SELECT MIN(next_attempt_at) FROM jobs INDEXED BY jobs_started"
+                    " WHERE target_key = ? AND state = 'pending' AND (sent_parts > 0 OR inflight = 1)",
+                    (key,),
                 ).fetchone()[0]
-                for key in target_keys
-            }
+                times = [t for t in (first[0] if first else None, started) if t is not None]
+                due[key] = min(times) if times else None
+            return due
 
         return await self._read(op)
 
@@ -212,15 +222,17 @@ class SQLiteOutbox:
                 if after_id == 0
                 else []
             )
-            # The unary + keeps SQLite from range-scanning jobs_due and sorting the whole backlog (its
-            # payloads included): walking jobs_target in id order stops after `limit` rows.
+            # Walking jobs_target in id order stops after `limit` rows; the page ends at the first job not
+            # due yet, so that no job overtakes an earlier one held back by a failure (see
+            # Outbox.retry_later), also one accepted after the failure, also after a restart.
             rows = conn.execute(
                 f"SELECT {JOB_COLUMNS} {JOB_FROM} WHERE j.target_key = ? AND j.state = 'pending'"
-                " AND j.id > ? AND +j.next_attempt_at <= ? ORDER BY j.id LIMIT ?",
-                (target_key, after_id, now, limit),
+                " AND j.id > ? ORDER BY j.id LIMIT ?",
+                (target_key, after_id, limit),
             ).fetchall()
             seen = {row[0] for row in started}
-            return [job_from_row(r) for r in started] + [job_from_row(r) for r in rows if r[0] not in seen]
+            due = list(itertools.takewhile(lambda r: r[NEXT_ATTEMPT_AT] <= now, rows))
+            return [job_from_row(r) for r in started] + [job_from_row(r) for r in due if r[0] not in seen]
 
         return await self._read(op)
 
