@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs all the tests: ruff, mypy (strict) and pytest, from this checkout's own virtual environment.
 # This is the test command README.md gives; .ci/run calls it. Arguments go to pytest
-# (e.g. ./test.sh -m "not e2e" for the fast run, ./test.sh -k outbox -x).
+# (e.g. ./test.sh -m "not e2e" for the fast run, under a minute; ./test.sh -k outbox -x).
 #
 # .venv is built here, from python3, with only what pyproject.toml declares (the project, editable, and
 # its test extras): a module the package imports but does not declare fails here as on a fresh machine.
@@ -47,4 +47,6 @@ python -m ruff format --check .
 echo "== mypy (strict)"
 python -m mypy
 echo "== pytest"
-python -m pytest "$@"
+# Four workers on two cores: most tests wait on loopback HTTP, subprocesses and timers, not the CPU.
+# `./test.sh -n 0 …` runs them one after another (e.g. to read one test's output in order).
+python -m pytest -n "${PYTEST_WORKERS:-4}" "$@"
