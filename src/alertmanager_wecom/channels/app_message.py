@@ -52,4 +52,4 @@ class AppMessageChannel:
             value = reply.get(key)
             if isinstance(value, str) and value:
                 invalid[key] = value.split("|")
-        return SendResult(msgid=str(reply.get("msgid", "")), invalid=invalid)
+        return SendResult(invalid=invalid)

@@ -10,7 +10,6 @@ from alertmanager_wecom.rendering.message import Message
 
 @dataclass(frozen=True)
 class SendResult:
-    msgid: str = ""
     # Recipients WeCom refused while delivering to the rest: {"invaliduser": [...], ...}
     invalid: dict[str, list[str]] = field(default_factory=dict)
 
