@@ -1,0 +1,67 @@
+"""Typed configuration, validated when loaded: models (fields.py, targets.py, models.py: a leaf that
+imports nothing of the package but `secret`) and the loader (YAML, ${ENV}, *_file, matchers, templates)."""
+
+from alertmanager_wecom.config.fields import Duration, Language, MsgType, parse_duration
+from alertmanager_wecom.config.loader import SECRET_KEYS, load_config, parse_config
+from alertmanager_wecom.config.models import (
+    DEFAULT_API_URL,
+    AppConfig,
+    BasicAuth,
+    Config,
+    ConfigError,
+    DeliverySettings,
+    InboundAuth,
+    KeptTemplates,
+    Receiver,
+    RenderSettings,
+    RobotConfig,
+    ServerSettings,
+    StorageSettings,
+    TLSSettings,
+    VerifyFile,
+    WeComSettings,
+)
+from alertmanager_wecom.config.targets import (
+    AnyTarget,
+    AppTarget,
+    ChatTarget,
+    Fallback,
+    RobotTarget,
+    Target,
+    parse_target,
+    validate_target,
+)
+
+__all__ = [
+    "DEFAULT_API_URL",
+    "SECRET_KEYS",
+    "AnyTarget",
+    "AppConfig",
+    "AppTarget",
+    "BasicAuth",
+    "ChatTarget",
+    "Config",
+    "ConfigError",
+    "DeliverySettings",
+    "Duration",
+    "Fallback",
+    "InboundAuth",
+    "KeptTemplates",
+    "Language",
+    "MsgType",
+    "Receiver",
+    "RenderSettings",
+    "RobotConfig",
+    "RobotTarget",
+    "ServerSettings",
+    "StorageSettings",
+    "TLSSettings",
+    "Target",
+    "VerifyFile",
+    "WeComSettings",
+    "load_config",
+    "parse_config",
+    "parse_duration",
+    "parse_target",
+    "validate_target",
+]
