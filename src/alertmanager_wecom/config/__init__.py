@@ -29,6 +29,7 @@ from alertmanager_wecom.config.targets import (
     RobotTarget,
     Target,
     parse_target,
+    target_spec,
     validate_target,
 )
 
@@ -63,5 +64,6 @@ __all__ = [
     "parse_config",
     "parse_duration",
     "parse_target",
+    "target_spec",
     "validate_target",
 ]

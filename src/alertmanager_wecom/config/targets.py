@@ -217,10 +217,15 @@ _TARGET: TypeAdapter[AnyTarget] = TypeAdapter(Target)
 
 @functools.lru_cache(maxsize=4096)
 def parse_target(spec: str) -> AnyTarget:
-    """A target as stored with its jobs in the outbox (`model_dump_json(by_alias=True)`), also one
+    """A target as stored with its jobs in the outbox (`target_spec`), also one
     written by a version before the union (every member's keys, the absent ones null or empty).
     Cached: the dispatcher and the CLI parse the same few specs over and over; targets are frozen."""
     return _TARGET.validate_json(spec)
+
+
+def target_spec(target: AnyTarget) -> str:
+    """A target as stored with its jobs in the outbox: what `parse_target` reads back."""
+    return target.model_dump_json(by_alias=True)
 
 
 def validate_target(data: Any) -> AnyTarget:
