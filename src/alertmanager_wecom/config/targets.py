@@ -63,10 +63,6 @@ class _TargetBase(Model):
     match: list[str] = Field(default_factory=list)
     continue_: bool = Field(default=True, alias="continue")
 
-    # The fields of the other members, as the constant "none" they are for this one: code that reads
-    # any target (routing, rendering, a robot's mentions) needs no isinstance. ClassVars are neither
-    # fields nor dumped; each member re-declares the ones it really has as fields.
-
     @field_validator("time_zone")
     @classmethod
     def _tz(cls, value: str | None) -> str | None:
@@ -79,6 +75,12 @@ class _TargetBase(Model):
     def template_key(self) -> tuple[str | None, str | None, str]:
         """What the compiled templates depend on: the loader keeps them under this key."""
         return (self.template, self.title_template, self.msgtype)
+
+
+# Each member also names the fields of the other members, as ClassVars holding the "none" they are for
+# it (a robot has no `to_user`, an app target no `mention`): code that reads any target (routing,
+# rendering, a robot's mentions, `Config`'s reference check) needs no isinstance. ClassVars are neither
+# fields nor dumped, and what is specific to a channel is decided by its kind in channels/.
 
 
 class AppTarget(_TargetBase):
@@ -139,11 +141,7 @@ class RobotTarget(_TargetBase):
 # know), or dropped when empty: a target stored in the outbox by an older version carries every
 # member's keys, mostly null or [].
 _MEMBERS: dict[str, type[_TargetBase]] = {"app": AppTarget, "chat": ChatTarget, "robot": RobotTarget}
-_MEMBER_KEYS = {"app", "robot", "chat", "to_user", "to_party", "to_tag", "fallback"} | {
-    "mention",
-    "mention_mobile",
-    "mention_from",
-}
+_MEMBER_KEYS = set().union(*(m.model_fields for m in _MEMBERS.values())) - set(_TargetBase.model_fields)
 
 
 def _is_templated(values: object) -> bool:
@@ -217,8 +215,8 @@ _TARGET: TypeAdapter[AnyTarget] = TypeAdapter(Target)
 
 @functools.lru_cache(maxsize=4096)
 def parse_target(spec: str) -> AnyTarget:
-    """A target as stored with its jobs in the outbox (`target_spec`), also one
-    written by a version before the union (every member's keys, the absent ones null or empty).
+    """A target as stored with its jobs in the outbox (`target_spec`), also one written by a version
+    before the union (every member's keys, the absent ones null or empty).
     Cached: the dispatcher and the CLI parse the same few specs over and over; targets are frozen."""
     return _TARGET.validate_json(spec)
 
