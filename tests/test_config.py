@@ -72,3 +72,35 @@ def test_defaults() -> None:
     assert config.wecom.api_url == "https://qyapi.weixin.qq.com/cgi-bin/"
     assert config.render.language == "zh" and config.render.time_zone == "Asia/Shanghai"
     assert config.server.listen == "127.0.0.1:9095"
+
+
+def test_templates_checked_at_load_are_the_ones_rendered(tmp_path: Path) -> None:
+    """The loader keeps the compiled templates: a file edited (or broken, or removed) after the load is
+    not used unchecked; a reload checks and keeps it again."""
+    from alertmanager_wecom.ingest.payload import Notification
+    from alertmanager_wecom.rendering.renderer import Renderer
+
+    template = tmp_path / "mine.j2"
+    template.write_text("CHECKED {% for a in alerts %}{{ a.ident }}{% endfor %}", encoding="utf-8")
+    raw = {
+        "apps": {"ops": {"corp_id": "c", "agent_id": 1, "secret": "s"}},
+        "receivers": [
+            {
+                "name": "r",
+                "targets": [{"app": "ops", "to_user": ["a"], "msgtype": "text", "template": "mine.j2"}],
+            }
+        ],
+    }
+    config = parse_config(raw, base_dir=tmp_path)
+    target = config.receivers[0].targets[0]
+    assert target.template_key() in config.kept_templates.by_key
+    template.write_text("BROKEN {% for %}", encoding="utf-8")
+    alert = {"status": "firing", "labels": {"alertname": "X"}, "startsAt": "2024-01-01T00:00:00Z"}
+    notification = Notification.model_validate({"status": "firing", "receiver": "r", "alerts": [alert]})
+    [message] = Renderer.for_target(target, config).render(notification)
+    assert message.content.startswith("CHECKED") and "BROKEN" not in message.content
+    with pytest.raises(ConfigError, match=r"receivers\[0\]\.targets\[0\]\.template: .*mine\.j2:1"):
+        parse_config(raw, base_dir=tmp_path)  # what a reload would say
+    # Kept templates take no part in equality: the same file loaded twice is the same config.
+    template.write_text("CHECKED", encoding="utf-8")
+    assert parse_config(raw, base_dir=tmp_path) == parse_config(raw, base_dir=tmp_path)

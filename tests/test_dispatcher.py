@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from alertmanager_wecom import samples
-from alertmanager_wecom.config import Config, Target, parse_config
+from alertmanager_wecom.config import Config, parse_config, target_spec, validate_target
 from alertmanager_wecom.delivery.dispatcher import Dispatcher
 from alertmanager_wecom.delivery.retry import backoff
 from alertmanager_wecom.ingest.routing import Router, target_key
@@ -240,7 +240,7 @@ async def test_permanent_errors_are_dead_letters_with_their_reason_and_the_next_
         await r.queue(samples.node_down(1))
         await r.queue(samples.node_down(1, cluster="prod-sh"))
         # A job queued for a robot the config no longer names.
-        gone = Target.model_validate({"robot": "retired"}).model_dump_json(by_alias=True)
+        gone = target_spec(validate_target({"robot": "retired"}))
         await r.queue_jobs([NewJob(target_key("default", gone), gone, json.dumps(samples.node_down(1)))])
         await r.dispatcher.start()
         await r.run_until_delivered()

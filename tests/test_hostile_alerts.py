@@ -295,9 +295,12 @@ def test_a_storm_digest_with_a_hostile_alert_loses_nothing(
     assert "cannot render" not in dead_letters(tmp_path)
 
 
-def test_a_template_moved_after_load_falls_back_to_the_builtin(
-    simulator: str, sim_state: SimulatorState, tmp_path: Path, caplog: Any
+def test_a_template_moved_after_load_is_still_the_one_checked_at_load(
+    simulator: str, sim_state: SimulatorState, tmp_path: Path
 ) -> None:
+    # The config keeps the templates it compiled and checked at load (issue 10): moving the file away
+    # after the load no longer changes what is sent, so this test's former premise (the built-in
+    # template takes over) now applies only to targets the loaded config did not compile: below.
     template = tmp_path / "mine.j2"
     template.write_text("MINE {% for a in alerts %}{{ a.ident }}{% endfor %}", encoding="utf-8")
     raw = raw_config(
@@ -305,11 +308,36 @@ def test_a_template_moved_after_load_falls_back_to_the_builtin(
     )
     with serve_in_thread(create_app(parse_config(raw))) as relay:
         template.rename(tmp_path / "moved.j2")
-        with caplog.at_level(logging.ERROR):
-            assert post(relay, samples.node_down(1, cluster="after-the-move")).status_code == 200
-            [entry] = wait_until(lambda: sim_state.entries("lisi"), 10, "the message")
+        assert post(relay, samples.node_down(1, cluster="after-the-move")).status_code == 200
+        [entry] = wait_until(lambda: sim_state.entries("lisi"), 10, "the message")
+    assert entry["visible"].startswith("MINE ") and "after-the-move" in entry["visible"]
+
+
+def test_a_stored_job_whose_template_is_gone_falls_back_to_the_builtin(
+    simulator: str, sim_state: SimulatorState, tmp_path: Path, caplog: Any
+) -> None:
+    """A job stored under an earlier config names a template this config did not compile, and the file
+    cannot be read any more: the alerts go out with the built-in template, the operator is told."""
+    raw = raw_config(simulator, tmp_path, {"app": "ops", "to_user": ["lisi"], "msgtype": "text"})
+    config = parse_config(raw)
+    [route] = Router(config).routes["default"]
+    spec = route.target.model_copy(update={"template": str(tmp_path / "gone.j2")}).model_dump_json(
+        by_alias=True
+    )
+    payload = json.dumps(samples.node_down(1, cluster="after-the-move"))
+
+    async def store() -> None:
+        outbox = SQLiteOutbox(str(tmp_path / "outbox.db"), synchronous="normal")
+        try:
+            await outbox.accept("default", [NewJob("earlier", spec, payload)], "k0", 0.0, 1_700_000_000.0)
+        finally:
+            await outbox.close()
+
+    asyncio.run(store())
+    with caplog.at_level(logging.ERROR), serve_in_thread(create_app(config)):
+        [entry] = wait_until(lambda: sim_state.entries("lisi"), 10, "the message")
     assert entry["visible"].startswith("【告警】NodeDown") and "after-the-move" in entry["visible"]
-    assert "built-in template" in caplog.text
+    assert "built-in template" in caplog.text and "gone.j2" in caplog.text
 
 
 def test_a_missing_owner_label_with_a_fallback_is_no_warning(

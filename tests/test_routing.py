@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from alertmanager_wecom import samples
-from alertmanager_wecom.config import Target, parse_config
+from alertmanager_wecom.config import Target, parse_config, parse_target
 from alertmanager_wecom.ingest.payload import Notification
 from alertmanager_wecom.ingest.routing import Router
 
@@ -34,7 +34,7 @@ def route(cfg: Any, body: dict[str, Any]) -> list[tuple[Target, list[str], str |
     jobs = Router(cfg).route("r", Notification.model_validate(body), text)
     return [
         (
-            Target.model_validate_json(j.target),
+            parse_target(j.target),
             [a["labels"]["instance"] for a in json.loads(j.payload)["alerts"]],
             j.dead_reason,
         )

@@ -55,10 +55,10 @@ async def test_token_refreshed_before_expiry_with_margin() -> None:
         await token.get()
         clock.now = 7200 - 301  # still outside the 300 s margin: cached
         await token.get()
-        assert token.refreshes == 1
+        assert state.stats()["calls"]["gettoken"] == 1
         clock.now = 7200 - 299  # inside the margin: refreshed
         await token.get()
-        assert token.refreshes == 2
+        assert state.stats()["calls"]["gettoken"] == 2
 
 
 async def test_revoked_token_is_refreshed_and_message_resent_once() -> None:

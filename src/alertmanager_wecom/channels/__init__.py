@@ -1,48 +1,49 @@
-"""Channels turn a rendered `Message` into WeCom API calls. One module per channel.
+"""Channels turn a rendered `Message` into WeCom API calls. One module per channel, each owning its
+target member's kind, metrics label, rate limits and descriptions (its `ChannelKind`).
 
-Adding a channel: a module with a class that satisfies `Channel`, and one branch in `build_channel`.
+Adding a channel: its module, its member of the `Target` union (config/targets.py), one line in `KINDS`.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+from alertmanager_wecom.channels import app_chat, app_message, robot
 from alertmanager_wecom.channels.app_chat import AppChatChannel
 from alertmanager_wecom.channels.app_message import AppMessageChannel
-from alertmanager_wecom.channels.base import Channel, SendResult
+from alertmanager_wecom.channels.base import Channel, ChannelKind, RateWindows, SendResult, token_for
 from alertmanager_wecom.channels.robot import RobotChannel
-from alertmanager_wecom.config import Config, Target
+from alertmanager_wecom.config import AnyTarget, AppTarget, ChatTarget, Config, RobotTarget
 from alertmanager_wecom.wecom.api import WeComAPI
 from alertmanager_wecom.wecom.token import AccessToken
 
 __all__ = [
+    "KINDS",
     "AppChatChannel",
     "AppMessageChannel",
     "Channel",
+    "ChannelKind",
+    "RateWindows",
     "RobotChannel",
     "SendResult",
     "build_channel",
+    "kind_of",
     "token_for",
 ]
 
-
-def token_for(app_name: str, config: Config, api: WeComAPI, tokens: dict[str, AccessToken]) -> AccessToken:
-    """The app's token cache, shared by every channel of that app."""
-    token = tokens.get(app_name)
-    if token is None:
-        if app_name not in config.apps:
-            raise KeyError(f"app {app_name!r} is not in the config (any more)")
-        app = config.apps[app_name]
-        token = tokens[app_name] = AccessToken(api, app.corp_id, app.secret)
-    return token
+# The registry: each member of the Target union → its channel's kind.
+KINDS: dict[type[Any], ChannelKind[Any]] = {
+    AppTarget: app_message.KIND,
+    ChatTarget: app_chat.KIND,
+    RobotTarget: robot.KIND,
+}
 
 
-def build_channel(target: Target, config: Config, api: WeComAPI, tokens: dict[str, AccessToken]) -> Channel:
-    if target.robot is not None:
-        if target.robot not in config.robots:
-            raise KeyError(f"robot {target.robot!r} is not in the config (any more)")
-        return RobotChannel(api, config.robots[target.robot], target.robot)
-    assert target.app is not None
-    app = config.apps[target.app]
-    token = token_for(target.app, config, api, tokens)
-    if target.chat:
-        return AppChatChannel(token, app, target.chat, app_name=target.app)
-    return AppMessageChannel(token, app, target, app_name=target.app)
+def kind_of(target: AnyTarget) -> ChannelKind[Any]:
+    return KINDS[type(target)]
+
+
+def build_channel(
+    target: AnyTarget, config: Config, api: WeComAPI, tokens: dict[str, AccessToken]
+) -> Channel:
+    return kind_of(target).build(target, config, api, tokens)

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from alertmanager_wecom.channels.base import SendResult
-from alertmanager_wecom.config import AppConfig
+from typing import TYPE_CHECKING
+
+from alertmanager_wecom.channels.app_message import app_prefix
+from alertmanager_wecom.channels.base import RateWindows, SendResult, token_for, windows
+from alertmanager_wecom.config import AppConfig, ChatTarget
 from alertmanager_wecom.rendering.message import Message
+from alertmanager_wecom.wecom.api import WeComAPI
 from alertmanager_wecom.wecom.token import AccessToken
+
+if TYPE_CHECKING:
+    from alertmanager_wecom.config import Config, DeliverySettings
 
 
 class AppChatChannel:
@@ -28,3 +35,30 @@ class AppChatChannel:
         }
         await self.token.call("POST", "appchat/send", body=body)
         return SendResult()
+
+
+class AppChatKind:
+    kind = "chat"
+
+    def label(self, target: ChatTarget) -> str:
+        return f"app:{target.app}"  # the chat id is not a bounded label
+
+    def rate_windows(self, target: ChatTarget, config: Config, settings: DeliverySettings) -> RateWindows:
+        # WeCom drops app-chat messages over its limits per chat (200/min, 10,000/day) without an error.
+        key = f"{app_prefix(config.apps[target.app])}:chat:{target.chat}"
+        return [(key, windows(settings, (settings.chat_per_minute, 60.0), (settings.chat_per_day, 86400.0)))]
+
+    def via(self, target: ChatTarget) -> str:
+        return f"app {target.app}, chat {target.chat}"
+
+    def describe(self, target: ChatTarget) -> str:
+        return f"app {target.app} → chat {target.chat}"
+
+    def build(
+        self, target: ChatTarget, config: Config, api: WeComAPI, tokens: dict[str, AccessToken]
+    ) -> AppChatChannel:
+        token = token_for(target.app, config, api, tokens)
+        return AppChatChannel(token, config.apps[target.app], target.chat, app_name=target.app)
+
+
+KIND = AppChatKind()

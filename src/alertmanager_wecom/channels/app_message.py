@@ -2,25 +2,37 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alertmanager_wecom.channels.base import SendResult
-from alertmanager_wecom.config import AppConfig, Target
+from alertmanager_wecom.channels.base import RateWindows, SendResult, token_for, windows
+from alertmanager_wecom.config import AppConfig, AppTarget
 from alertmanager_wecom.rendering.message import Message
+from alertmanager_wecom.wecom.api import WeComAPI
 from alertmanager_wecom.wecom.token import AccessToken
+
+if TYPE_CHECKING:
+    from alertmanager_wecom.config import Config, DeliverySettings
 
 _PARTIAL_KEYS = ("invaliduser", "invalidparty", "invalidtag", "unlicenseduser")
 
 
+def recipients(target: AppTarget) -> str:
+    return "|".join(
+        target.to_user + [f"party:{p}" for p in target.to_party] + [f"tag:{t}" for t in target.to_tag]
+    )
+
+
+def app_prefix(app: AppConfig) -> str:
+    """Rate keys of an app: one app (corp and agent), whatever name the config gives it."""
+    return f"app:{app.corp_id}:{app.agent_id}"
+
+
 class AppMessageChannel:
-    def __init__(self, token: AccessToken, app: AppConfig, target: Target, app_name: str = "") -> None:
+    def __init__(self, token: AccessToken, app: AppConfig, target: AppTarget, app_name: str = "") -> None:
         self.token = token
         self.app = app
         self.target = target
-        recipients = "|".join(
-            target.to_user + [f"party:{p}" for p in target.to_party] + [f"tag:{t}" for t in target.to_tag]
-        )
-        self._name = f"app:{app_name or app.agent_id}→{recipients}"
+        self._name = f"app:{app_name or app.agent_id}→{recipients(target)}"
 
     @property
     def name(self) -> str:
@@ -52,4 +64,40 @@ class AppMessageChannel:
             value = reply.get(key)
             if isinstance(value, str) and value:
                 invalid[key] = value.split("|")
-        return SendResult(msgid=str(reply.get("msgid", "")), invalid=invalid)
+        return SendResult(invalid=invalid)
+
+
+class AppMessageKind:
+    kind = "app"
+
+    def label(self, target: AppTarget) -> str:
+        return f"app:{target.app}"
+
+    def rate_windows(self, target: AppTarget, config: Config, settings: DeliverySettings) -> RateWindows:
+        app = config.apps[target.app]
+        prefix = app_prefix(app)
+        member = windows(settings, (settings.member_per_minute, 60.0), (settings.member_per_hour, 3600.0))
+        # A party or tag is paced like one member: its members are not known here.
+        keys = [f"{prefix}:user:{u}" for u in target.to_user] + [
+            f"{prefix}:party:{p}" for p in target.to_party
+        ]
+        keys += [f"{prefix}:tag:{t}" for t in target.to_tag]
+        out = [(key, member) for key in keys]
+        if app.daily_quota:
+            out.append((f"{prefix}:day", windows(settings, (app.daily_quota, 86400.0))))
+        return out
+
+    def via(self, target: AppTarget) -> str:
+        return f"app {target.app}"
+
+    def describe(self, target: AppTarget) -> str:
+        return f"app {target.app} → {recipients(target)}"
+
+    def build(
+        self, target: AppTarget, config: Config, api: WeComAPI, tokens: dict[str, AccessToken]
+    ) -> AppMessageChannel:
+        token = token_for(target.app, config, api, tokens)
+        return AppMessageChannel(token, config.apps[target.app], target, app_name=target.app)
+
+
+KIND = AppMessageKind()

@@ -1,16 +1,30 @@
-"""The one interface every channel implements."""
+"""What every channel implements: `Channel` sends one message; `ChannelKind` is everything else a
+channel owns about its targets (metrics kind and label, rate limits, descriptions, how it is built).
+
+Adding a channel: a module with a `Channel` class and a `ChannelKind`, a member of the `Target` union
+(config/targets.py) and one line in the registry (channels/__init__.py).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
+from alertmanager_wecom.delivery.pacing import Window
 from alertmanager_wecom.rendering.message import Message
+from alertmanager_wecom.wecom.api import WeComAPI
+from alertmanager_wecom.wecom.token import AccessToken
+
+if TYPE_CHECKING:
+    from alertmanager_wecom.config import Config, DeliverySettings
+
+T_contra = TypeVar("T_contra", contravariant=True)
+# A rate key (what WeCom limits: one member, one chat, one robot, an app's day) and its windows.
+RateWindows = list[tuple[str, tuple[Window, ...]]]
 
 
 @dataclass(frozen=True)
 class SendResult:
-    msgid: str = ""
     # Recipients WeCom refused while delivering to the rest: {"invaliduser": [...], ...}
     invalid: dict[str, list[str]] = field(default_factory=dict)
 
@@ -24,3 +38,52 @@ class Channel(Protocol):
         ...
 
     async def send(self, message: Message) -> SendResult: ...
+
+
+class ChannelKind(Protocol[T_contra]):
+    """One channel's knowledge of its targets."""
+
+    @property
+    def kind(self) -> str:
+        """The metrics label of the channel: app | chat | robot."""
+        ...
+
+    def label(self, target: T_contra) -> str:
+        """A bounded metrics label (``app:NAME``, ``robot:NAME``): never a recipient."""
+        ...
+
+    def rate_windows(self, target: T_contra, config: Config, settings: DeliverySettings) -> RateWindows:
+        """What WeCom limits for this target, with the delivery settings' headroom applied."""
+        ...
+
+    def via(self, target: T_contra) -> str:
+        """What it sends through, for `check`: ``app ops``, ``app ops, chat c1``, ``robot sre``."""
+        ...
+
+    def describe(self, target: T_contra) -> str:
+        """Where it sends, for `render`: ``app ops → zhangsan|party:2``, ``robot sre``."""
+        ...
+
+    def build(
+        self, target: T_contra, config: Config, api: WeComAPI, tokens: dict[str, AccessToken]
+    ) -> Channel:
+        """The channel that sends to this target (KeyError when its app or robot left the config)."""
+        ...
+
+
+def windows(settings: DeliverySettings, *limits: tuple[int, float]) -> tuple[Window, ...]:
+    """(limit, seconds) windows kept `headroom` below WeCom's limits: WeCom drops what is over them
+    without an error."""
+    keep = 1.0 - settings.headroom
+    return tuple(Window(max(1, int(limit * keep)), seconds) for limit, seconds in limits)
+
+
+def token_for(app_name: str, config: Config, api: WeComAPI, tokens: dict[str, AccessToken]) -> AccessToken:
+    """The app's token cache, shared by every channel of that app."""
+    token = tokens.get(app_name)
+    if token is None:
+        if app_name not in config.apps:
+            raise KeyError(f"app {app_name!r} is not in the config (any more)")
+        app = config.apps[app_name]
+        token = tokens[app_name] = AccessToken(api, app.corp_id, app.secret)
+    return token

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from alertmanager_wecom.channels.base import SendResult
-from alertmanager_wecom.config import RobotConfig
+from typing import TYPE_CHECKING
+
+from alertmanager_wecom.channels.base import RateWindows, SendResult, windows
+from alertmanager_wecom.config import RobotConfig, RobotTarget
 from alertmanager_wecom.rendering.message import Message
 from alertmanager_wecom.wecom.api import WeComAPI
+from alertmanager_wecom.wecom.token import AccessToken
+
+if TYPE_CHECKING:
+    from alertmanager_wecom.config import Config, DeliverySettings
 
 
 class RobotChannel:
@@ -26,3 +32,29 @@ class RobotChannel:
             assert self.robot.key is not None
             await self.api.call("POST", "webhook/send", params={"key": self.robot.key.reveal()}, body=body)
         return SendResult()
+
+
+class RobotKind:
+    kind = "robot"
+
+    def label(self, target: RobotTarget) -> str:
+        return f"robot:{target.robot}"
+
+    def rate_windows(self, target: RobotTarget, config: Config, settings: DeliverySettings) -> RateWindows:
+        return [(f"robot:{target.robot}", windows(settings, (settings.robot_per_minute, 60.0)))]
+
+    def via(self, target: RobotTarget) -> str:
+        return f"robot {target.robot}"
+
+    def describe(self, target: RobotTarget) -> str:
+        return f"robot {target.robot}"
+
+    def build(
+        self, target: RobotTarget, config: Config, api: WeComAPI, tokens: dict[str, AccessToken]
+    ) -> RobotChannel:
+        if target.robot not in config.robots:
+            raise KeyError(f"robot {target.robot!r} is not in the config (any more)")
+        return RobotChannel(api, config.robots[target.robot], target.robot)
+
+
+KIND = RobotKind()

@@ -18,7 +18,15 @@ import httpx
 from starlette.routing import BaseRoute, Mount
 
 from alertmanager_wecom import __version__, samples
-from alertmanager_wecom.config import Config, ConfigError, Target, load_config, parse_config
+from alertmanager_wecom.config import (
+    Config,
+    ConfigError,
+    Target,
+    load_config,
+    parse_config,
+    parse_target,
+    validate_target,
+)
 from alertmanager_wecom.ingest.payload import Notification
 from alertmanager_wecom.logsetup import setup_logging
 from alertmanager_wecom.rendering.renderer import Renderer, TemplateError
@@ -265,12 +273,9 @@ def demo(url: str, receiver: str) -> None:
 
 
 def _describe_target(target: Target) -> str:
-    if target.robot:
-        return f"robot {target.robot}"
-    recipients = "|".join(
-        target.to_user + [f"party:{p}" for p in target.to_party] + [f"tag:{t}" for t in target.to_tag]
-    )
-    return f"app {target.app} → " + (f"chat {target.chat}" if target.chat else recipients)
+    from alertmanager_wecom.channels import kind_of
+
+    return kind_of(target).describe(target)
 
 
 def _read_text(text: str | None) -> str:
@@ -306,8 +311,14 @@ def send(
     if app_name not in config.apps:
         raise click.ClickException(f"unknown app {app_name!r}; apps: {', '.join(config.apps) or 'none'}")
     try:
-        target = Target(
-            app=app_name, to_user=list(to_user), to_party=list(to_party), to_tag=list(to_tag), msgtype=msgtype
+        target = validate_target(
+            {
+                "app": app_name,
+                "to_user": list(to_user),
+                "to_party": list(to_party),
+                "to_tag": list(to_tag),
+                "msgtype": msgtype,
+            }
         )
     except ValueError as exc:
         raise click.ClickException(str(exc).splitlines()[-1]) from None
@@ -409,7 +420,7 @@ def render(
     out: list[dict[str, Any]] = []
     raw = notification.model_dump_json(by_alias=True)
     for job in Router(config).route(chosen.name, notification, raw):
-        target = Target.model_validate_json(job.target)
+        target = parse_target(job.target)
         where = _describe_target(target)
         if job.dead_reason:
             out.append(

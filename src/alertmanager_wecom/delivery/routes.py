@@ -6,9 +6,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from alertmanager_wecom.channels import Channel, build_channel
-from alertmanager_wecom.config import Config, Target
-from alertmanager_wecom.delivery.pacing import RateLimiter, Window
+from alertmanager_wecom.channels import Channel, build_channel, kind_of
+from alertmanager_wecom.config import Config, Target, parse_target
+from alertmanager_wecom.delivery.pacing import RateLimiter
 from alertmanager_wecom.metrics import Metrics
 from alertmanager_wecom.rendering.renderer import Renderer, TemplateError
 from alertmanager_wecom.wecom.api import WeComAPI
@@ -50,14 +50,14 @@ class Routes:
     def _route(self, spec: str) -> Route:
         route = self._routes.get(spec)
         if route is None:
-            target = Target.model_validate_json(spec)
+            target = parse_target(spec)
             channel = build_channel(target, self.config, self.api, self.tokens)
             if target.app is not None:
                 token = self.tokens.get(target.app)
                 if token is not None and token.on_refresh is None:
                     token.on_refresh = self.metrics.token_refreshes.labels(target.app).inc
-            kind = "robot" if target.robot else "chat" if target.chat else "app"
-            label = f"robot:{target.robot}" if target.robot else f"app:{target.app}"
+            kind = kind_of(target).kind
+            label = kind_of(target).label(target)
             route = Route(
                 target,
                 self._renderer(target),
@@ -80,33 +80,8 @@ class Routes:
             return Renderer.for_target(builtin, self.config)
 
     def _rate_keys(self, target: Target) -> list[str]:
-        keep = 1.0 - self.settings.headroom
-
-        def windows(*limits: tuple[int, float]) -> tuple[Window, ...]:
-            return tuple(Window(max(1, int(limit * keep)), seconds) for limit, seconds in limits)
-
-        if target.robot is not None:
-            key = f"robot:{target.robot}"
-            self.limiter.configure(key, windows((self.settings.robot_per_minute, 60.0)))
-            return [key]
-        assert target.app is not None
-        app = self.config.apps[target.app]
-        prefix = f"app:{app.corp_id}:{app.agent_id}"
-        if target.chat:
-            # WeCom drops app-chat messages over 200/min or 10,000/day per chat without an error.
-            key = f"{prefix}:chat:{target.chat}"
-            self.limiter.configure(key, windows((200, 60.0), (10000, 86400.0)))
-            return [key]
-        member = windows((self.settings.member_per_minute, 60.0), (self.settings.member_per_hour, 3600.0))
-        # A party or tag is paced like one member: its members are not known here.
-        keys = [f"{prefix}:user:{u}" for u in target.to_user] + [
-            f"{prefix}:party:{p}" for p in target.to_party
-        ]
-        keys += [f"{prefix}:tag:{t}" for t in target.to_tag]
-        for key in keys:
-            self.limiter.configure(key, member)
-        if app.daily_quota:
-            day = f"{prefix}:day"
-            self.limiter.configure(day, windows((app.daily_quota, 86400.0)))
-            keys.append(day)
+        keys = []
+        for key, windows in kind_of(target).rate_windows(target, self.config, self.settings):
+            self.limiter.configure(key, windows)
+            keys.append(key)
         return keys

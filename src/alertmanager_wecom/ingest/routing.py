@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import jinja2
 
-from alertmanager_wecom.config import Config, Target
+from alertmanager_wecom.config import Config, Target, target_spec
 from alertmanager_wecom.ingest.matchers import Matcher, matches_all, parse_matcher
 from alertmanager_wecom.ingest.payload import Alert, Notification, dump_notification
 from alertmanager_wecom.ingest.recipients import Budget, Kind, refusal, summarize
@@ -36,7 +36,7 @@ def target_key(receiver: str, spec: str) -> str:
 
 def configured_target_keys(config: Config) -> set[str]:
     """The keys of the targets as configured (templated recipients add more keys at run time)."""
-    return {target_key(r.name, t.model_dump_json(by_alias=True)) for r in config.receivers for t in r.targets}
+    return {target_key(r.name, target_spec(t)) for r in config.receivers for t in r.targets}
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ class Router:
                             template.source = source  # type: ignore[attr-defined]
                             compiled.append(template)
                         templates[name] = compiled
-                spec = target.model_dump_json(by_alias=True)
+                spec = target_spec(target)
                 routes.append(
                     _Route(
                         target,
@@ -228,5 +228,5 @@ class Router:
 
     @staticmethod
     def _job(receiver: str, target: Target, payload: str, dead: str | None = None) -> NewJob:
-        spec = target.model_dump_json(by_alias=True)
+        spec = target_spec(target)
         return NewJob(target_key=target_key(receiver, spec), target=spec, payload=payload, dead_reason=dead)

@@ -195,6 +195,8 @@ def compile_target_templates(config: Config) -> None:
                 continue
             where = f"receivers[{i}].targets[{j}].template"
             try:
+                # Kept on the config: the renderer uses what was checked here, not the file as it is later.
+                config.kept_templates.by_key.setdefault(target.template_key(), load_templates(target, config))
                 Renderer.for_target(target, config).render(sample)
             except TemplateError as exc:
                 problems.append(f"{where}: {exc}")
@@ -358,9 +360,10 @@ class Renderer:
     @classmethod
     def for_target(cls, target: Target, config: Config) -> Renderer:
         render = config.render
+        kept = config.kept_templates.by_key.get(target.template_key())
         return cls(
             msgtype=target.msgtype,
-            templates=load_templates(target, config),
+            templates=kept if isinstance(kept, Templates) else load_templates(target, config),
             language=target.language or render.language,
             time_zone=target.time_zone or render.time_zone,
             max_messages=target.max_messages or render.max_messages,

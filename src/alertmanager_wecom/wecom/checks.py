@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from alertmanager_wecom.channels import build_channel
+from alertmanager_wecom.channels import build_channel, kind_of
 from alertmanager_wecom.config import Config
 from alertmanager_wecom.rendering.message import Message
 from alertmanager_wecom.wecom.api import WeComAPI, WeComError
@@ -53,12 +53,7 @@ async def run_checks(config: Config, client: httpx.AsyncClient, send: bool = Tru
     text = f"alertmanager-wecom check: test message from {socket.gethostname()}"
     for receiver in config.receivers:
         for index, target in enumerate(receiver.targets):
-            via = (
-                f"app {target.app}" + (f", chat {target.chat}" if target.chat else "")
-                if target.app
-                else (f"robot {target.robot}")
-            )
-            subject = f"receiver {receiver.name} target {index + 1} ({via})"
+            subject = f"receiver {receiver.name} target {index + 1} ({kind_of(target).via(target)})"
             if target.app is not None and target.app not in working:
                 results.append(CheckResult(False, subject, f"skipped: app {target.app} has no access token"))
                 continue

@@ -31,7 +31,6 @@ class AccessToken:
         self._token: Secret | None = None
         self._refresh_at = 0.0
         self._lock = asyncio.Lock()
-        self.refreshes = 0
         self.on_refresh: Callable[[], None] | None = None  # metrics
 
     async def get(self) -> str:
@@ -49,7 +48,6 @@ class AccessToken:
             expires_in = float(reply.get("expires_in", 7200))
             self._token = Secret(value)
             self._refresh_at = self.clock() + expires_in - min(REFRESH_MARGIN_SECONDS, expires_in / 10)
-            self.refreshes += 1
             if self.on_refresh is not None:
                 self.on_refresh()
             return value

@@ -1,0 +1,299 @@
+"""The configuration's typed models: a leaf (it imports nothing of the
+package but `secret` and its siblings fields.py and targets.py).
+
+Each model checks what it can see by itself; what needs other modules (matchers, templates) and
+the YAML, ``${ENV_VAR}`` and ``*_file`` handling are the loader's (loader.py).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, PrivateAttr, field_validator, model_validator
+
+from alertmanager_wecom.config.fields import Duration, Language, Model, check_time_zone
+from alertmanager_wecom.config.targets import Target
+from alertmanager_wecom.secret import Secret
+
+DEFAULT_API_URL = "https://qyapi.weixin.qq.com/cgi-bin/"
+_RECEIVER_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message lists each problem with its key path."""
+
+
+class WeComSettings(Model):
+    api_url: str = DEFAULT_API_URL
+    timeout_seconds: float = Field(default=10.0, gt=0)  # reading an answer
+    connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    # An HTTP(S) proxy for WeCom calls, e.g. the one host whose public IP is WeCom's trusted IP.
+    proxy_url: str | None = None
+    # A CA bundle for a TLS-intercepting gateway in front of WeCom.
+    ca_file: str | None = None
+
+    @field_validator("proxy_url")
+    @classmethod
+    def _proxy(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://", "socks5://")):
+            raise ValueError("must start with http://, https:// or socks5://")
+        return value
+
+    @field_validator("ca_file")
+    @classmethod
+    def _ca(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
+    @field_validator("api_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value if value.endswith("/") else value + "/"
+
+
+class AppConfig(Model):
+    corp_id: str = Field(min_length=1)
+    agent_id: int = Field(gt=0)
+    secret: Secret
+    safe: Literal[0, 1] = 0
+    # WeCom drops a byte-identical request within this window: the backstop against duplicates
+    # when a notification is retried after a partial delivery.
+    duplicate_check_seconds: int = Field(default=1800, ge=0, le=14400)
+    # Recipient-sends per day WeCom allows this app (licensed accounts × 200); None: not paced.
+    daily_quota: int | None = Field(default=None, ge=1)
+
+
+class RobotConfig(Model):
+    """A group robot (群机器人): its key, or the whole webhook URL (both are secrets)."""
+
+    key: Secret | None = None
+    url: Secret | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> RobotConfig:
+        if (self.key is None) == (self.url is None):
+            raise ValueError("set key (or key_file), or url: the robot's webhook address")
+        if self.url is not None and not self.url.reveal().startswith(("http://", "https://")):
+            raise ValueError("url must be the robot's full webhook URL (https://…/webhook/send?key=…)")
+        return self
+
+
+class Receiver(Model):
+    name: str
+    targets: list[Target] = Field(min_length=1)
+    auth: InboundAuth | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _RECEIVER_NAME.match(value):
+            raise ValueError("use letters, digits, '_', '.', '-' (it is part of the webhook URL)")
+        return value
+
+
+class BasicAuth(Model):
+    username: str = Field(min_length=1)
+    password: Secret
+
+
+class InboundAuth(Model):
+    """What callers must present: Alertmanager's http_config.authorization (Bearer) or basic_auth."""
+
+    bearer_token: Secret | None = None
+    basic_auth: BasicAuth | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> InboundAuth:
+        if (self.bearer_token is None) == (self.basic_auth is None):
+            raise ValueError("set bearer_token (or bearer_token_file) or basic_auth")
+        return self
+
+
+class TLSSettings(Model):
+    cert_path: str
+    key_path: str
+
+    @model_validator(mode="after")
+    def _files(self) -> TLSSettings:
+        for path in (self.cert_path, self.key_path):
+            if not Path(path).is_file():
+                raise ValueError(f"no such file: {path}")
+        return self
+
+
+class VerifyFile(Model):
+    """A WeCom trusted-domain verification file, served at the root exactly as given."""
+
+    name: str
+    content: str
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+\.txt", value):
+            raise ValueError("a file name such as WW_verify_2YR9B7ZGcQ3dbN3b.txt")
+        return value
+
+
+class ServerSettings(Model):
+    listen: str = "127.0.0.1:9095"
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    auth: InboundAuth | None = None  # for every webhook, unless a receiver has its own
+    # Reload and outbox actions. Without it they are off, unless admin_allow_loopback lets callers on
+    # this host use them (anyone on the host, and anyone a proxy on the host forwards).
+    admin_auth: InboundAuth | None = None
+    admin_allow_loopback: bool = False
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (IPs or CIDRs); nobody's otherwise.
+    trusted_proxies: list[str] = Field(default_factory=list)
+    # Listening beyond loopback with no inbound auth is refused unless this is set.
+    allow_unauthenticated: bool = False
+    tls: TLSSettings | None = None
+    # A client must send its request's headers within header_timeout and its body within body_timeout
+    # (Alertmanager sends both at once); at most max_connections are served at a time, more get 503.
+    header_timeout: Duration = Field(default=10.0, gt=0)
+    body_timeout: Duration = Field(default=30.0, gt=0)
+    max_connections: int = Field(default=1000, ge=1)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{item!r} is not an IP address or CIDR (e.g. 10.0.0.5 or 10.0.0.0/8)"
+                ) from None
+        return value
+
+
+class StorageSettings(Model):
+    backend: Literal["sqlite"] = "sqlite"
+    # The outbox file; relative paths are relative to the working directory.
+    path: str = "data/outbox.db"
+    # full: a committed notification survives power loss; normal: survives a process crash only.
+    synchronous: Literal["full", "normal"] = "full"
+    # Upper bound on the outbox file; when full, the webhook answers 503 and Alertmanager keeps the alerts.
+    max_size_mb: int | None = Field(default=None, ge=1)
+    # Delivered and dead-lettered rows are deleted after this long.
+    retention: Duration = 7 * 86400.0
+
+
+class DeliverySettings(Model):
+    workers: int = Field(default=8, ge=1, le=256)
+    retry_initial: Duration = 1.0
+    retry_max: Duration = 60.0
+    # A notification still failing transiently after this long goes to the dead letters.
+    max_age: Duration = 86400.0
+    # Identical notifications from several Alertmanager replicas within this window are delivered once.
+    # Keep it shorter than Alertmanager's repeat_interval: repeats are intended.
+    dedup_window: Duration = 300.0
+    # WeCom drops what is over its limits without an error: stay this fraction below them.
+    headroom: float = Field(default=0.1, ge=0.0, lt=1.0)
+    member_per_minute: int = Field(default=30, ge=1)
+    member_per_hour: int = Field(default=1000, ge=1)
+    robot_per_minute: int = Field(default=20, ge=1)
+    # Messages to one app chat (群聊会话): WeCom's limits per chat.
+    chat_per_minute: int = Field(default=200, ge=1)
+    chat_per_day: int = Field(default=10000, ge=1)
+    # Most alerts merged into one digest (bounds memory in a storm; the rest go into the next digest).
+    digest_max_alerts: int = Field(default=5000, ge=10)
+    poll_interval: Duration = 1.0
+
+
+class RenderSettings(Model):
+    language: Language = "zh"
+    time_zone: str = "Asia/Shanghai"
+    max_messages: int = Field(default=5, ge=1, le=50)
+    alertmanager_url: str | None = None
+    # Annotations whose values are rendered as markdown (e.g. a runbook link written as [text](url)) in
+    # markdown and markdown_v2 messages. Off by default: alert data is text, never markup.
+    markdown_annotations: list[str] = Field(default_factory=list)
+
+    @field_validator("time_zone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        return check_time_zone(value)
+
+
+class KeptTemplates:
+    """Templates compiled by the loader, kept for the renderer under `Target.template_key()`: a template
+    edited after the config was loaded is not used unchecked (a reload checks and keeps it again).
+
+    Derived from the config's own fields, so it takes no part in equality (and, private, none in dumps).
+    The values are the renderer's `Templates`; typed `object` here so that this module stays a leaf."""
+
+    def __init__(self) -> None:
+        self.by_key: dict[tuple[str | None, str | None, str], object] = {}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, KeptTemplates)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class Config(Model):
+    wecom: WeComSettings = Field(default_factory=WeComSettings)
+    apps: dict[str, AppConfig] = Field(default_factory=dict)
+    robots: dict[str, RobotConfig] = Field(default_factory=dict)
+    receivers: list[Receiver] = Field(default_factory=list)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    render: RenderSettings = Field(default_factory=RenderSettings)
+    # Files to serve at the root: a path (served under its own name) or {name, content}.
+    verify_files: list[VerifyFile] = Field(default_factory=list)
+    # Directory that relative template paths are resolved against (the config file's directory).
+    base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
+    _templates: KeptTemplates = PrivateAttr(default_factory=KeptTemplates)
+
+    @property
+    def kept_templates(self) -> KeptTemplates:
+        return self._templates
+
+    @model_validator(mode="after")
+    def _references(self) -> Config:
+        seen: set[str] = set()
+        for i, receiver in enumerate(self.receivers):
+            if receiver.name in seen:
+                raise ValueError(f"receivers[{i}].name: duplicate receiver name {receiver.name!r}")
+            seen.add(receiver.name)
+            for j, target in enumerate(receiver.targets):
+                if target.app is not None and target.app not in self.apps:
+                    known = ", ".join(sorted(self.apps)) or "none defined"
+                    raise ValueError(
+                        f"receivers[{i}].targets[{j}].app: unknown app {target.app!r} (apps: {known})"
+                    )
+                if target.robot is not None and target.robot not in self.robots:
+                    known = ", ".join(sorted(self.robots)) or "none defined"
+                    raise ValueError(
+                        f"receivers[{i}].targets[{j}].robot: unknown robot {target.robot!r} (robots: {known})"
+                    )
+        return self
+
+    @field_validator("verify_files", mode="before")
+    @classmethod
+    def _verify_files(cls, value: Any) -> Any:
+        if not isinstance(value, list):
+            return value
+        out = []
+        for item in value:
+            if isinstance(item, str):
+                try:
+                    item = {"name": Path(item).name, "content": Path(item).read_bytes().decode("utf-8")}
+                except OSError as exc:
+                    raise ValueError(f"cannot read {item}: {exc.strerror}") from None
+            out.append(item)
+        return out
+
+    def receiver(self, name: str) -> Receiver | None:
+        for receiver in self.receivers:
+            if receiver.name == name:
+                return receiver
+        return None
