@@ -1,12 +1,16 @@
-"""Helpers shared by test modules: a relay config around the simulator, posting a webhook."""
+"""Helpers shared by test modules (imported from here, never from conftest): relay configs around the
+simulator, posting a webhook, waiting for a condition, where the samples are."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from alertmanager_wecom.config import Config, parse_config
 from alertmanager_wecom.simulator.model import (
     SANDBOX_AGENT_ID,
     SANDBOX_CORP_ID,
@@ -30,3 +34,41 @@ def raw_config(
 
 def post(relay: str, payload: dict[str, Any]) -> httpx.Response:
     return httpx.post(f"{relay}/alerts/default", json=payload, timeout=30)
+
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+SAMPLES = Path(__file__).resolve().parent / "samples"
+
+
+def relay_config(
+    api_url: str,
+    storage_path: str | Path | None = None,
+    delivery: dict[str, Any] | None = None,
+    **target: object,
+) -> Config:
+    targets = {"app": "ops", "to_user": ["zhangsan"], "msgtype": "markdown", **target}
+    raw: dict[str, Any] = {
+        "wecom": {"api_url": api_url, "timeout_seconds": 5},
+        "apps": {"ops": {"corp_id": SANDBOX_CORP_ID, "agent_id": SANDBOX_AGENT_ID, "secret": SANDBOX_SECRET}},
+        "receivers": [{"name": "default", "targets": [targets]}],
+        # Fast retries for tests; the limits stay WeCom's.
+        "delivery": {
+            "retry_initial": "100ms",
+            "retry_max": "500ms",
+            "poll_interval": "200ms",
+            **(delivery or {}),
+        },
+    }
+    if storage_path is not None:
+        raw["storage"] = {"path": str(storage_path), "synchronous": "normal"}
+    return parse_config(raw)
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

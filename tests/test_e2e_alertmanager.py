@@ -18,7 +18,7 @@ from tests.alertmanager import (
     webhook_config,
     write_relay_config,
 )
-from tests.conftest import wait_until
+from tests.helpers import wait_until
 from tests.servers import cli_process, free_port, wait_http
 
 pytestmark = pytest.mark.e2e

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.alertmanager import now_iso, post_alerts, run_alertmanager, webhook_config
-from tests.conftest import wait_until
+from tests.helpers import wait_until
 from tests.stack import Stack
 
 pytestmark = pytest.mark.e2e

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from alertmanager_wecom import samples
-from tests.conftest import wait_until
+from tests.helpers import wait_until
 from tests.servers import free_port, wait_http
 from tests.stack import Stack
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.alertmanager import now_iso, post_alerts, run_alertmanager
-from tests.conftest import wait_until
+from tests.helpers import wait_until
 from tests.stack import Stack
 
 pytestmark = pytest.mark.e2e

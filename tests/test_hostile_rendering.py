@@ -17,7 +17,7 @@ from alertmanager_wecom.ingest.payload import Notification
 from alertmanager_wecom.rendering.escaping import annotation_text, escaper, label_text, safe_url
 from alertmanager_wecom.rendering.message import Message
 from alertmanager_wecom.rendering.renderer import Renderer, builtin_templates
-from tests.conftest import relay_config
+from tests.helpers import relay_config
 
 MSGTYPES = ["text", "markdown", "markdown_v2", "textcard"]
 _SEVERITIES = {"critical", "warning", "info", "page", "error", ""}

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from alertmanager_wecom import samples
-from tests.conftest import wait_until
+from tests.helpers import wait_until
 from tests.servers import free_port, stop_process, wait_http
 
 ROOT = Path(__file__).resolve().parents[1]

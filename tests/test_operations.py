@@ -25,7 +25,7 @@ from alertmanager_wecom.simulator.model import (
     SANDBOX_SECRET,
 )
 from tests.alertmanager import now_iso, post_alerts, run_alertmanager
-from tests.conftest import wait_until
+from tests.helpers import wait_until
 from tests.servers import cli_process, free_port, wait_http
 
 TOKEN = "relay-inbound-token-5f2a9c"
@@ -281,6 +281,7 @@ def test_logs_are_json_and_hold_no_secret(served: Any, sim_state: SimulatorState
         assert secret not in text
 
 
+@pytest.mark.e2e  # the real Alertmanager binary
 def test_alertmanager_config_loads_in_alertmanager_and_delivers(
     tmp_path: Path, simulator: str, sim_state: SimulatorState
 ) -> None:

@@ -22,7 +22,7 @@ from alertmanager_wecom.cli import main
 from alertmanager_wecom.simulator import SimulatorState
 from alertmanager_wecom.simulator.model import SANDBOX_AGENT_ID, SANDBOX_CORP_ID, SANDBOX_SECRET
 from alertmanager_wecom.web.app import create_app
-from tests.conftest import relay_config, wait_until
+from tests.helpers import relay_config, wait_until
 from tests.servers import serve_in_thread
 
 

@@ -20,7 +20,7 @@ from alertmanager_wecom.ingest.routing import Router
 from alertmanager_wecom.simulator import SimulatorState
 from alertmanager_wecom.simulator.model import SANDBOX_AGENT_ID, SANDBOX_SECRET, Faults
 from alertmanager_wecom.web.app import create_app
-from tests.conftest import SAMPLES, relay_config, wait_until
+from tests.helpers import SAMPLES, relay_config, wait_until
 from tests.servers import serve_in_thread
 
 

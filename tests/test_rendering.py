@@ -12,7 +12,7 @@ from alertmanager_wecom.config import ConfigError, parse_config
 from alertmanager_wecom.ingest.payload import Notification
 from alertmanager_wecom.rendering.fit import TEXTCARD_DESCRIPTION_LIMIT, TEXTCARD_TITLE_LIMIT, byte_len
 from alertmanager_wecom.rendering.renderer import STRINGS, Renderer, format_duration
-from tests.conftest import relay_config
+from tests.helpers import relay_config
 
 LIMITS = {"text": 2048, "markdown": 2048, "textcard": TEXTCARD_DESCRIPTION_LIMIT}
 

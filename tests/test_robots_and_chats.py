@@ -18,8 +18,7 @@ from alertmanager_wecom.simulator.model import (
     SANDBOX_ROBOT_KEY,
 )
 from alertmanager_wecom.web.app import create_app
-from tests.conftest import wait_until
-from tests.helpers import post, raw_config
+from tests.helpers import post, raw_config, wait_until
 from tests.servers import serve_in_thread
 
 

@@ -16,7 +16,7 @@ from alertmanager_wecom import samples
 from alertmanager_wecom.cli import main
 from alertmanager_wecom.simulator import SimulatorState
 from alertmanager_wecom.simulator.model import SANDBOX_AGENT_ID, SANDBOX_CORP_ID, SANDBOX_SECRET
-from tests.conftest import wait_until
+from tests.helpers import wait_until
 from tests.servers import cli_process, free_port, serve_in_thread, wait_http
 
 

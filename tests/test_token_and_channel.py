@@ -13,7 +13,7 @@ from alertmanager_wecom.simulator.model import SANDBOX_AGENT_ID, SANDBOX_CORP_ID
 from alertmanager_wecom.wecom.api import WeComAPI, WeComError
 from alertmanager_wecom.wecom.errcodes import Action, Reason
 from alertmanager_wecom.wecom.token import AccessToken
-from tests.conftest import relay_config
+from tests.helpers import relay_config
 
 pytestmark = pytest.mark.anyio
 
