@@ -10,7 +10,8 @@ from typing import Any
 
 import httpx
 
-from alertmanager_wecom.config import Config, parse_config
+from alertmanager_wecom.config import Config
+from alertmanager_wecom.config.loader import parse_config
 from alertmanager_wecom.simulator.model import (
     SANDBOX_AGENT_ID,
     SANDBOX_CORP_ID,

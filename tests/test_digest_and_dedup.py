@@ -2,7 +2,7 @@ import copy
 from typing import Any
 
 from alertmanager_wecom import samples
-from alertmanager_wecom.config import parse_config
+from alertmanager_wecom.config.loader import parse_config
 from alertmanager_wecom.delivery import digest
 from alertmanager_wecom.delivery.digest import merge
 from alertmanager_wecom.delivery.render import render_messages

@@ -22,7 +22,8 @@ import httpx
 import pytest
 
 from alertmanager_wecom import samples
-from alertmanager_wecom.config import Config, parse_config, target_spec, validate_target
+from alertmanager_wecom.config import Config, target_spec, validate_target
+from alertmanager_wecom.config.loader import parse_config
 from alertmanager_wecom.delivery.dispatcher import Dispatcher
 from alertmanager_wecom.delivery.retry import backoff
 from alertmanager_wecom.ingest.routing import Router, target_key

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from alertmanager_wecom import samples
 from alertmanager_wecom.cli import main
-from alertmanager_wecom.config import parse_config
+from alertmanager_wecom.config.loader import parse_config
 from alertmanager_wecom.ingest.payload import Notification
 from alertmanager_wecom.ingest.routing import Router
 from alertmanager_wecom.logsetup import RedactingFormatter

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from alertmanager_wecom import samples
-from alertmanager_wecom.config import Target, parse_config, parse_target
+from alertmanager_wecom.config import Target, parse_target
+from alertmanager_wecom.config.loader import parse_config
 from alertmanager_wecom.ingest.payload import Notification
 from alertmanager_wecom.ingest.routing import Router
 

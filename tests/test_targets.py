@@ -12,11 +12,11 @@ from alertmanager_wecom.config import (
     ChatTarget,
     ConfigError,
     RobotTarget,
-    parse_config,
     parse_target,
     target_spec,
     validate_target,
 )
+from alertmanager_wecom.config.loader import parse_config
 from alertmanager_wecom.ingest.routing import target_key
 
 # Written by the single Target class (e1b9559) with model_dump_json(by_alias=True): rows like these may

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from alertmanager_wecom.config import Config, parse_config
+from alertmanager_wecom.config import Config
+from alertmanager_wecom.config.loader import parse_config
 from alertmanager_wecom.simulator.model import (
     SANDBOX_AGENT_ID,
     SANDBOX_CORP_ID,

@@ -18,15 +18,8 @@ import httpx
 from starlette.routing import BaseRoute, Mount
 
 from alertmanager_wecom import __version__, samples
-from alertmanager_wecom.config import (
-    Config,
-    ConfigError,
-    Target,
-    load_config,
-    parse_config,
-    parse_target,
-    validate_target,
-)
+from alertmanager_wecom.config import Config, ConfigError, Target, parse_target, validate_target
+from alertmanager_wecom.config.loader import load_config, parse_config
 from alertmanager_wecom.ingest.payload import Notification
 from alertmanager_wecom.logsetup import setup_logging
 from alertmanager_wecom.rendering.renderer import Renderer, TemplateError

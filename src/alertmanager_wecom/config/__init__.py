@@ -1,8 +1,10 @@
-"""Typed configuration, validated when loaded: models (fields.py, targets.py, models.py: a leaf that
-imports nothing of the package but `secret`) and the loader (YAML, ${ENV}, *_file, matchers, templates)."""
+"""Typed configuration: the models (fields.py, targets.py, models.py), a leaf that imports nothing of
+the package but `secret`, so that every other part can import them.
+
+Loading a file (YAML, ${ENV}, *_file, matcher and template checks) is `config.loader`'s: it uses the
+rendering to compile templates, which itself reads these models, so it is not re-exported here."""
 
 from alertmanager_wecom.config.fields import Duration, Language, MsgType, parse_duration
-from alertmanager_wecom.config.loader import SECRET_KEYS, load_config, parse_config
 from alertmanager_wecom.config.models import (
     DEFAULT_API_URL,
     AppConfig,
@@ -35,7 +37,6 @@ from alertmanager_wecom.config.targets import (
 
 __all__ = [
     "DEFAULT_API_URL",
-    "SECRET_KEYS",
     "AnyTarget",
     "AppConfig",
     "AppTarget",
@@ -60,8 +61,6 @@ __all__ = [
     "Target",
     "VerifyFile",
     "WeComSettings",
-    "load_config",
-    "parse_config",
     "parse_duration",
     "parse_target",
     "target_spec",

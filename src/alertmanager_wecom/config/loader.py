@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from alertmanager_wecom.config.models import Config, ConfigError
 from alertmanager_wecom.ingest.matchers import MatcherError, parse_matcher
+from alertmanager_wecom.rendering.renderer import compile_target_templates
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # Keys whose value may instead be read from a file named by ``<key>_file`` (Kubernetes secrets).
@@ -113,8 +114,6 @@ def parse_config(raw: Any, base_dir: Path | None = None) -> Config:
     _check_matchers(config)
     # Templates are compiled now so that a broken template stops the start, with its line number; the
     # config keeps them, so the renderer uses what was checked (not the file as it is later).
-    from alertmanager_wecom.rendering.renderer import compile_target_templates
-
     compile_target_templates(config)
     return config
 

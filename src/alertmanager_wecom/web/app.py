@@ -28,7 +28,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from alertmanager_wecom import __version__
-from alertmanager_wecom.config import Config, ConfigError, load_config
+from alertmanager_wecom.config import Config, ConfigError
+from alertmanager_wecom.config.loader import load_config
 from alertmanager_wecom.delivery.dispatcher import Dispatcher
 from alertmanager_wecom.ingest.dedup import dedup_key
 from alertmanager_wecom.ingest.payload import (
