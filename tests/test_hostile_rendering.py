@@ -368,14 +368,14 @@ def test_an_alert_that_cannot_be_shown_is_a_line_that_says_so(monkeypatch: pytes
     of a digest) are still rendered."""
     payload = samples.node_down(3)
     render = renderer("markdown")
-    original = render._view
+    original = render.views.view
 
     def broken_for_one(alert: Any, common: Any, many: bool) -> Any:
         if alert.labels["instance"] == "10.0.0.1:9100":
             raise OverflowError("an alert no renderer foresaw")
         return original(alert, common, many)
 
-    monkeypatch.setattr(render, "_view", broken_for_one)
+    monkeypatch.setattr(render.views, "view", broken_for_one)
     [message] = render.render(Notification.model_validate(payload))
     assert "10.0.0.0:9100" in message.content and "10.0.0.2:9100" in message.content
     assert "(this alert cannot be shown: OverflowError)" in message.content

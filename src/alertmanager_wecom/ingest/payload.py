@@ -38,7 +38,6 @@ class Alert(_Lenient):
     # Grafana extras
     silence_url: str | None = Field(default=None, alias="silenceURL")
     dashboard_url: str | None = Field(default=None, alias="dashboardURL")
-    panel_url: str | None = Field(default=None, alias="panelURL")
 
     @property
     def name(self) -> str:

@@ -13,7 +13,6 @@ class Message:
     title: str = ""  # textcard only
     url: str = ""  # textcard only
     btntxt: str = ""  # textcard only
-    alert_count: int = 0  # alerts shown in this message, for logs and metrics
     mentions: tuple[str, ...] = ()  # group robots, text: mentioned_list (userids, or "@all")
     mention_mobiles: tuple[str, ...] = ()  # group robots, text: mentioned_mobile_list
 
