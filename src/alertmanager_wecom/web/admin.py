@@ -1,0 +1,156 @@
+"""Admin endpoints: reload, list the outbox, retry dead letters. Off unless `server.admin_auth` is set
+(or `server.admin_allow_loopback` for callers on this host); a request that changes state must be
+JSON, so that a web page cannot make a browser send it (an HTML form cannot set that type)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from alertmanager_wecom.outbox import JobState, Outbox
+from alertmanager_wecom.web.answers import JSON, BodyTooLarge, BodyTooSlow, error, read_body
+from alertmanager_wecom.web.auth import authorized, challenge, is_loopback
+from alertmanager_wecom.web.relay import Relay
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+# Ids are SQLite integers.
+_MAX_ID = 2**63 - 1
+
+
+class Admin:
+    """The operator's endpoints, each behind `guarded`: reload, the outbox's jobs, retrying dead letters."""
+
+    def __init__(self, relay: Relay) -> None:
+        self.relay = relay
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route("/-/reload", self.guarded(self.reload, changes=True), methods=["POST"]),
+            Route("/api/outbox", self.guarded(self.outbox_list, changes=False), methods=["GET"]),
+            Route("/api/outbox/retry", self.guarded(self.outbox_retry, changes=True), methods=["POST"]),
+        ]
+
+    def guarded(self, endpoint: Endpoint, changes: bool) -> Endpoint:
+        """`endpoint` behind the admin checks (`denied`): an endpoint that wraps an endpoint, so that no
+        admin handler can forget them."""
+
+        async def checked(request: Request) -> Response:
+            refused = self.denied(request, changes)
+            return refused if refused is not None else await endpoint(request)
+
+        return checked
+
+    def denied(self, request: Request, changes: bool) -> Response | None:
+        """The answer that refuses an admin call, or None. `changes`: a POST that changes state, which
+        must be JSON, so that a web page cannot make a browser send it (a form cannot set that type)."""
+        server = self.relay.config.server
+        auth = server.admin_auth
+        if auth is None:
+            if not (
+                server.admin_allow_loopback and is_loopback(request.client.host if request.client else None)
+            ):
+                return error(
+                    403,
+                    "admin endpoints are off: set server.admin_auth (bearer_token or basic_auth), or"
+                    " server.admin_allow_loopback: true to let callers on this host use them",
+                )
+        elif not authorized(auth, request.headers.get("authorization")):
+            return JSONResponse(
+                {"error": "missing or wrong admin credentials"},
+                status_code=401,
+                headers={"WWW-Authenticate": challenge(auth)},
+            )
+        if changes:
+            media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+            if media_type != JSON:
+                return error(415, "send the request with Content-Type: application/json")
+        return None
+
+    async def _body(self, request: Request) -> Any:
+        """An admin POST's JSON body ({} when empty); raises ValueError when it is not JSON."""
+        try:
+            body = await read_body(request, 1024 * 1024, self.relay.config.server.body_timeout)
+        except (BodyTooLarge, BodyTooSlow):
+            raise ValueError("body too large or too slow") from None
+        try:
+            return json.loads(body) if body.strip() else {}
+        except RecursionError:  # nested deeper than the parser goes
+            raise ValueError("nested too deeply") from None
+
+    async def reload(self, request: Request) -> Response:
+        ok, message = await self.relay.reload()
+        if ok:
+            return JSONResponse({"status": "reloaded"})
+        return error(400, f"reload rejected, the running config stays in force: {message}")
+
+    def _outbox(self) -> Outbox | Response:
+        """The outbox, or the answer when it is not open."""
+        return self.relay.outbox if self.relay.outbox is not None else error(503, "outbox not open")
+
+    async def outbox_list(self, request: Request) -> Response:
+        outbox = self._outbox()
+        if isinstance(outbox, Response):
+            return outbox
+        raw_state = request.query_params.get("state")
+        raw_limit = request.query_params.get("limit", "100")
+        try:
+            state = JobState(raw_state) if raw_state else None
+        except ValueError:
+            return error(400, "state is one of pending, done, dead, merged")
+        if not (
+            raw_limit.isascii() and raw_limit.isdigit() and 0 < len(raw_limit) <= 9 and int(raw_limit) > 0
+        ):
+            return error(400, "limit is a whole number from 1 (at most 1000 jobs are listed)")
+        jobs = await outbox.list_jobs(state, min(1000, int(raw_limit)))
+        return JSONResponse(
+            {
+                "jobs": [
+                    {
+                        "id": j.id,
+                        "receiver": j.receiver,
+                        "state": j.state.value,
+                        "target": json.loads(j.target),
+                        "attempts": j.attempts,
+                        "sent_parts": j.sent_parts,
+                        "created_at": j.created_at,
+                        "reason": j.reason,
+                        "error": j.last_error,
+                        "digest_of": j.digest_of,
+                    }
+                    for j in jobs
+                ]
+            }
+        )
+
+    async def outbox_retry(self, request: Request) -> Response:
+        outbox = self._outbox()
+        if isinstance(outbox, Response):
+            return outbox
+        usage = 'send {"ids": [1, 2]} (job ids, at most 10000) or {"all_dead": true}'
+        try:
+            body = await self._body(request)
+        except ValueError:
+            return error(400, usage)
+        if not isinstance(body, dict):
+            return error(400, usage)
+        ids: list[int] | None
+        if body.get("all_dead") is True:
+            ids = None
+        else:
+            raw = body.get("ids")
+            if not (
+                isinstance(raw, list)
+                and len(raw) <= 10000
+                and all(type(i) is int and 0 < i <= _MAX_ID for i in raw)
+            ):
+                return error(400, usage)
+            ids = raw
+        count = await outbox.requeue(ids, self.relay.clock())
+        if self.relay.dispatcher is not None:
+            self.relay.dispatcher.wake(await outbox.pending_targets())
+        return JSONResponse({"requeued": count})
