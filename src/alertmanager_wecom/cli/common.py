@@ -1,0 +1,44 @@
+"""What several commands share: loading the config with a one-line error, HOST:PORT, text arguments."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from alertmanager_wecom.config import Config, ConfigError
+from alertmanager_wecom.config.loader import load_config
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise click.BadParameter(f"{value!r}: use HOST:PORT, e.g. 127.0.0.1:9095 or 0.0.0.0:9095")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def load_or_exit(path: str) -> Config:
+    if not Path(path).exists():
+        raise click.ClickException(
+            f"config file {path} does not exist (serve without --config runs the sandbox, with a simulated WeCom)"
+        )
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise click.ClickException(f"config {path} is invalid:\n{exc}") from None
+
+
+def exit_on_storage_problem(config: Config, create: bool) -> None:
+    """Stop with one line naming storage.path and the fix if the outbox cannot be opened read-write."""
+    from alertmanager_wecom.outbox.sqlite import storage_problem
+
+    problem = storage_problem(config.storage.path, create=create)
+    if problem is not None:
+        raise click.ClickException(problem)
+
+
+def read_text(text: str | None) -> str:
+    if text is None or text == "-":
+        return sys.stdin.read()
+    return text

@@ -1,0 +1,105 @@
+"""`simulator` (a WeCom simulator on its own) and `demo` (posts sample alerts to a running relay)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+import httpx
+
+from alertmanager_wecom import samples
+from alertmanager_wecom.cli.common import parse_listen
+from alertmanager_wecom.web.serving import run_server
+
+
+@click.command()
+@click.option("--listen", default="127.0.0.1:9096", show_default=True, help="HOST:PORT to listen on.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Simulator YAML (corps, users, apps, robots, limits); default: the sandbox corp.",
+)
+@click.option("--token-ttl", type=int, help="Access token lifetime in seconds (WeCom: 7200).")
+@click.option("--fault-rate", type=float, help="Fraction of API calls that fail (0..1).")
+@click.option("--fault-kinds", help="Comma list of busy, rate_limit, http_502, slow.")
+@click.option("--slow-seconds", type=float, help="Delay of a 'slow' fault.")
+@click.option("--fault-seed", type=int, help="Seed for the fault sequence (reproducible runs).")
+@click.option(
+    "--trusted-ip",
+    "trusted_ips",
+    multiple=True,
+    help="Only these caller IPs may send (others get 60020); repeat for several.",
+)
+def simulator(
+    listen: str,
+    config_path: str | None,
+    token_ttl: int | None,
+    fault_rate: float | None,
+    fault_kinds: str | None,
+    slow_seconds: float | None,
+    fault_seed: int | None,
+    trusted_ips: tuple[str, ...],
+) -> None:
+    """Run the WeCom simulator: gettoken, message/send, webhook/send, media/upload, and an inbox page."""
+    from pydantic import ValidationError
+
+    from alertmanager_wecom.simulator import SimulatorSettings, create_simulator_app, sandbox_settings
+
+    try:
+        settings = SimulatorSettings.load(config_path) if config_path else sandbox_settings()
+        faults = settings.faults.model_dump()
+        for key, value in (("rate", fault_rate), ("slow_seconds", slow_seconds), ("seed", fault_seed)):
+            if value is not None:
+                faults[key] = value
+        if fault_kinds:
+            faults["kinds"] = [k.strip() for k in fault_kinds.split(",") if k.strip()]
+        update: dict[str, Any] = {"faults": type(settings.faults).model_validate(faults)}
+        if token_ttl is not None:
+            update["token_ttl_seconds"] = token_ttl
+        settings = SimulatorSettings.model_validate(
+            {**settings.model_dump(), **update, "faults": update["faults"].model_dump()}
+        )
+    except (ValidationError, OSError) as exc:
+        raise click.ClickException(f"simulator settings are invalid: {exc}") from None
+    if trusted_ips:
+        for corp in settings.corps:
+            for app in corp.apps:
+                app.trusted_ips = list(trusted_ips)
+    host, port = parse_listen(listen)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    click.echo(f"WeCom simulator on http://{shown}:{port}/cgi-bin/  (set wecom.api_url to this)")
+    click.echo(f"inbox: http://{shown}:{port}/inbox")
+    for corp in settings.corps:
+        for app in corp.apps:
+            click.echo(f"  corp_id {corp.corp_id}  agent_id {app.agent_id}  users {', '.join(corp.users)}")
+    run_server(create_simulator_app(settings), host, port, "warning")
+
+
+@click.command()
+@click.option("--url", default="http://127.0.0.1:9095", show_default=True, help="The relay's base URL.")
+@click.option("--receiver", default="demo", show_default=True)
+def demo(url: str, receiver: str) -> None:
+    """Post sample alerts to a running relay (a small group, a mixed group, 100 alerts, then resolved)."""
+    payloads = [
+        ("2 NodeDown alerts", samples.node_down(2, receiver=receiver)),
+        ("a mixed group (firing and resolved)", samples.mixed(receiver=receiver)),
+        ("a group of 100 alerts", samples.node_down(100, receiver=receiver, cluster="prod-sh")),
+        ("the 2 NodeDown alerts resolved", samples.node_down(2, status="resolved", receiver=receiver)),
+    ]
+    target = url.rstrip("/") + f"/alerts/{receiver}"
+    failed = False
+    with httpx.Client(timeout=30) as client:
+        for label, payload in payloads:
+            try:
+                response = client.post(target, json=payload)
+            except httpx.HTTPError as exc:
+                raise click.ClickException(
+                    f"cannot reach {target}: {exc}; is `alertmanager-wecom serve` running?"
+                ) from None
+            click.echo(f"{label}: HTTP {response.status_code} {response.text}")
+            failed = failed or response.status_code >= 300
+    click.echo(f"now open {url.rstrip('/')}/sim/inbox (sandbox) or your WeCom client")
+    if failed:
+        sys.exit(1)
