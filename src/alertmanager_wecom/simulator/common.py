@@ -74,6 +74,8 @@ class StateBase:
     clock: Callable[[], float]
     _lock: threading.Lock
     tokens: dict[str, Token]
+    calls: dict[str, int]
+    errors: dict[str, int]
     issued_tokens: list[str]
     inbox: list[InboxEntry]
     chats: dict[str, dict[str, Any]]
@@ -81,7 +83,9 @@ class StateBase:
     _next_id: int
 
     def count(self, endpoint: str, errcode: int) -> None:
-        raise NotImplementedError
+        self.calls[endpoint] += 1
+        if errcode:
+            self.errors[str(errcode)] = self.errors.get(str(errcode), 0) + 1
 
     def _auth(self, params: dict[str, str]) -> Token | Reply:
         raise NotImplementedError
@@ -138,4 +142,19 @@ class StateBase:
         msgid: str,
         mentioned: list[str] | None = None,
     ) -> None:
-        raise NotImplementedError
+        self.inbox.append(
+            InboxEntry(
+                id=self._next_id,
+                at=self.clock(),
+                recipient=recipient,
+                source=source,
+                msgtype=msgtype,
+                sent_bytes=sent_bytes,
+                visible=visible,
+                truncated=truncated,
+                dropped=dropped,
+                mentioned=mentioned or [],
+                msgid=msgid,
+            )
+        )
+        self._next_id += 1

@@ -105,37 +105,3 @@ class SimulatorState(Access, AppMessages, Robots, AppChats):
     def entries(self, recipient: str | None = None) -> list[dict[str, Any]]:
         with self._lock:
             return [asdict(e) for e in self.inbox if recipient is None or e.recipient == recipient]
-
-    def count(self, endpoint: str, errcode: int) -> None:
-        self.calls[endpoint] += 1
-        if errcode:
-            self.errors[str(errcode)] = self.errors.get(str(errcode), 0) + 1
-
-    def _record(
-        self,
-        recipient: str,
-        source: str,
-        msgtype: str,
-        sent_bytes: int,
-        visible: str,
-        truncated: bool,
-        dropped: str | None,
-        msgid: str,
-        mentioned: list[str] | None = None,
-    ) -> None:
-        self.inbox.append(
-            InboxEntry(
-                id=self._next_id,
-                at=self.clock(),
-                recipient=recipient,
-                source=source,
-                msgtype=msgtype,
-                sent_bytes=sent_bytes,
-                visible=visible,
-                truncated=truncated,
-                dropped=dropped,
-                mentioned=mentioned or [],
-                msgid=msgid,
-            )
-        )
-        self._next_id += 1
