@@ -15,7 +15,7 @@ from alertmanager_wecom.ingest.payload import Notification
 from alertmanager_wecom.outbox import Job
 from alertmanager_wecom.reasons import Reason
 
-log = logging.getLogger("alertmanager_wecom.delivery.backlog")
+log = logging.getLogger(__name__)
 
 # The backlog is read a page at a time: reading and parsing hundreds of payloads at once held the
 # interpreter long enough to show in the webhook's p99 (20 ms and more at 2,500 requests/s).

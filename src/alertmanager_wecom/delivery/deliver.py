@@ -25,7 +25,7 @@ from alertmanager_wecom.reasons import Reason
 from alertmanager_wecom.rendering.message import Message
 from alertmanager_wecom.wecom.api import WeComError
 
-log = logging.getLogger("alertmanager_wecom.delivery.deliver")
+log = logging.getLogger(__name__)
 
 
 class JobDelivery:

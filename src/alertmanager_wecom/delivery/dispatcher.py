@@ -31,7 +31,7 @@ from alertmanager_wecom.metrics import Metrics
 from alertmanager_wecom.outbox import JobState, Outbox
 from alertmanager_wecom.wecom.api import WeComAPI
 
-log = logging.getLogger("alertmanager_wecom.delivery.dispatcher")
+log = logging.getLogger(__name__)
 
 __all__ = ["Dispatcher", "render_messages"]
 

@@ -20,7 +20,7 @@ from alertmanager_wecom.outbox import Job
 from alertmanager_wecom.rendering.message import Message
 from alertmanager_wecom.rendering.renderer import Renderer
 
-log = logging.getLogger("alertmanager_wecom.delivery.render")
+log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 T = TypeVar("T")

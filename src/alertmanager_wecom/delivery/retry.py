@@ -11,7 +11,7 @@ from alertmanager_wecom.outbox import Job
 from alertmanager_wecom.reasons import Reason
 from alertmanager_wecom.wecom.api import WeComError
 
-log = logging.getLogger("alertmanager_wecom.delivery.retry")
+log = logging.getLogger(__name__)
 
 
 def backoff(attempts: int, initial: float, maximum: float) -> float:

@@ -14,7 +14,7 @@ from alertmanager_wecom.rendering.renderer import Renderer, TemplateError
 from alertmanager_wecom.wecom.api import WeComAPI
 from alertmanager_wecom.wecom.token import AccessToken
 
-log = logging.getLogger("alertmanager_wecom.delivery.routes")
+log = logging.getLogger(__name__)
 
 
 @dataclass

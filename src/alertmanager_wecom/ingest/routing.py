@@ -24,7 +24,7 @@ from alertmanager_wecom.ingest.payload import Alert, Notification, dump_notifica
 from alertmanager_wecom.ingest.recipients import Budget, Kind, refusal, summarize
 from alertmanager_wecom.outbox import NewJob
 
-log = logging.getLogger("alertmanager_wecom.ingest.routing")
+log = logging.getLogger(__name__)
 
 _FIELDS: tuple[Kind, ...] = ("to_user", "to_party", "to_tag")
 _env = jinja2.Environment(undefined=jinja2.ChainableUndefined, autoescape=False)  # noqa: S701 - ids, not HTML

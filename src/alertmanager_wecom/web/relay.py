@@ -30,7 +30,7 @@ from alertmanager_wecom.metrics import Metrics
 from alertmanager_wecom.outbox import Outbox, OutboxUnavailable, SQLiteOutbox
 from alertmanager_wecom.wecom.api import http_client
 
-log = logging.getLogger("alertmanager_wecom.web.app")
+log = logging.getLogger(__name__)
 
 
 def open_outbox(config: Config, metrics: Metrics | None = None) -> Outbox:

@@ -30,7 +30,7 @@ from alertmanager_wecom.web.answers import JSON, BodyTooLarge, BodyTooSlow, body
 from alertmanager_wecom.web.auth import authorized, challenge
 from alertmanager_wecom.web.relay import Relay
 
-log = logging.getLogger("alertmanager_wecom.web.app")
+log = logging.getLogger(__name__)
 
 # State the dispatcher keeps in a stored notification (a digest's bookkeeping): never from a request.
 _INTERNAL_FIELDS = ("digest_of", "digest_max_messages")

@@ -29,7 +29,7 @@ from alertmanager_wecom.outbox.sqlite import ingest_child
 from alertmanager_wecom.outbox.sqlite.accept import JobRow, job_rows
 from alertmanager_wecom.outbox.sqlite.ingest_child import HEADER, Reply, Request
 
-log = logging.getLogger("alertmanager_wecom.outbox")
+log = logging.getLogger(__name__)
 
 
 class _Child:
