@@ -11,6 +11,7 @@ import httpx
 from alertmanager_wecom.cli.common import load_or_exit, read_text
 from alertmanager_wecom.config import Config, validate_target
 from alertmanager_wecom.wecom.api import http_client
+from alertmanager_wecom.wecom.token import AccessToken
 
 
 @click.command()
@@ -32,8 +33,7 @@ def send(
 ) -> None:
     """Send a message through an app (TEXT, or stdin when omitted or '-'); long text is split to fit."""
     from alertmanager_wecom.channels import build_channel
-    from alertmanager_wecom.rendering.fit import CONTENT_LIMITS, split_text
-    from alertmanager_wecom.rendering.message import Message
+    from alertmanager_wecom.channels.text import send_text
     from alertmanager_wecom.wecom.api import WeComAPI, WeComError
 
     config = load_or_exit(config_path)
@@ -58,17 +58,18 @@ def send(
     async def run() -> None:
         async with http_client(config.wecom) as client:
             channel = build_channel(target, config, WeComAPI(config.wecom.api_url, client), {})
-            chunks = split_text(content, CONTENT_LIMITS[msgtype])
-            for chunk in chunks:
-                try:
-                    result = await channel.send(Message(msgtype, chunk))
-                except WeComError as exc:
-                    raise click.ClickException(exc.detail) from None
-                for key, names in result.invalid.items():
-                    click.echo(
-                        f"warning: WeCom skipped {key.removeprefix('invalid')} {'|'.join(names)}", err=True
-                    )
-            click.echo(f"sent {len(chunks)} message(s) to {channel.name}")
+            sent = 0
+            try:
+                async for result in send_text(channel, content, msgtype):
+                    sent += 1
+                    for key, names in result.invalid.items():
+                        click.echo(
+                            f"warning: WeCom skipped {key.removeprefix('invalid')} {'|'.join(names)}",
+                            err=True,
+                        )
+            except WeComError as exc:
+                raise click.ClickException(exc.detail) from None
+            click.echo(f"sent {sent} message(s) to {channel.name}")
 
     asyncio.run(run())
 
@@ -78,7 +79,7 @@ def appchat() -> None:
     """Create or show an app chat (群聊会话) that a target can send to with `chat: CHATID`."""
 
 
-def _app_token(config: Config, app_name: str, client: httpx.AsyncClient) -> Any:
+def _app_token(config: Config, app_name: str, client: httpx.AsyncClient) -> AccessToken:
     from alertmanager_wecom.channels import token_for
     from alertmanager_wecom.wecom.api import WeComAPI
 
@@ -98,22 +99,17 @@ def appchat_create(
     config_path: str, app_name: str, name: str, owner: str | None, users: tuple[str, ...], chatid: str | None
 ) -> None:
     from alertmanager_wecom.wecom.api import WeComError
+    from alertmanager_wecom.wecom.appchat import create_app_chat
 
     config = load_or_exit(config_path)
 
     async def run() -> str:
         async with http_client(config.wecom) as client:
             token = _app_token(config, app_name, client)
-            body: dict[str, Any] = {"name": name, "userlist": list(users)}
-            if owner:
-                body["owner"] = owner
-            if chatid:
-                body["chatid"] = chatid
             try:
-                reply = await token.call("POST", "appchat/create", body=body)
+                return await create_app_chat(token, name, list(users), owner=owner, chatid=chatid)
             except WeComError as exc:
                 raise click.ClickException(exc.detail) from None
-            return str(reply["chatid"])
 
     created = asyncio.run(run())
     click.echo(f"created app chat {created}; send to it with a target {{app: {app_name}, chat: {created}}}")
@@ -125,6 +121,7 @@ def appchat_create(
 @click.argument("chatid")
 def appchat_show(config_path: str, app_name: str, chatid: str) -> None:
     from alertmanager_wecom.wecom.api import WeComError
+    from alertmanager_wecom.wecom.appchat import get_app_chat
 
     config = load_or_exit(config_path)
 
@@ -132,11 +129,9 @@ def appchat_show(config_path: str, app_name: str, chatid: str) -> None:
         async with http_client(config.wecom) as client:
             token = _app_token(config, app_name, client)
             try:
-                reply = await token.call("GET", "appchat/get", params={"chatid": chatid})
+                return await get_app_chat(token, chatid)
             except WeComError as exc:
                 raise click.ClickException(exc.detail) from None
-            info = reply.get("chat_info")
-            return info if isinstance(info, dict) else {}
 
     info = asyncio.run(run())
     click.echo(
