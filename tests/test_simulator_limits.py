@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
+from alertmanager_wecom.simulator import SimulatorState, sandbox_settings
 from alertmanager_wecom.simulator.limits import SlidingWindows
+from alertmanager_wecom.simulator.model import SANDBOX_CORP_ID, SANDBOX_ROBOT_KEY, SANDBOX_SECRET
 
 
 def test_exactly_the_limit_passes_and_one_more_is_refused() -> None:
@@ -45,3 +49,58 @@ def test_several_windows_name_the_first_that_is_full() -> None:
     assert member.take("u", 61.0) is None  # the minute has room again: the third of the hour
     assert member.take("u", 200.0) == 0  # the hour is full, though the minute has room
     assert member.take("u", 3600.0) is None  # the send at 0 has left the hour
+
+
+# As the simulator applies them (from the simulator helper's branch): the robot's minute and each app
+# chat's minute, through the endpoints.
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+CHAT_PER_MINUTE = 200
+
+
+def test_robot_limit_frees_up_after_a_minute() -> None:
+    clock = Clock()
+    state = SimulatorState(sandbox_settings(), clock=clock)
+    body = json.dumps({"msgtype": "text", "text": {"content": "hi"}}).encode()
+    for _ in range(20):
+        assert state.robot_send({"key": SANDBOX_ROBOT_KEY}, body)["errcode"] == 0
+    clock.now += 59.9
+    assert state.robot_send({"key": SANDBOX_ROBOT_KEY}, body)["errcode"] == 45009
+    clock.now += 0.1
+    assert state.robot_send({"key": SANDBOX_ROBOT_KEY}, body)["errcode"] == 0
+
+
+def test_app_chat_drops_silently_over_its_minute_limit_per_chat() -> None:
+    clock = Clock()
+    state = SimulatorState(sandbox_settings(), clock=clock)
+    tok = state.gettoken({"corpid": SANDBOX_CORP_ID, "corpsecret": SANDBOX_SECRET})["access_token"]
+    for chatid in ("ops", "db"):
+        created = state.appchat(
+            "create",
+            {"access_token": tok},
+            json.dumps({"chatid": chatid, "userlist": ["zhangsan", "lisi"]}).encode(),
+        )
+        assert created["errcode"] == 0
+
+    def send(chatid: str) -> None:
+        body = {"chatid": chatid, "msgtype": "text", "text": {"content": "x"}}
+        assert state.appchat("send", {"access_token": tok}, json.dumps(body).encode())["errcode"] == 0
+
+    for _ in range(CHAT_PER_MINUTE + 1):
+        send("ops")
+    send("db")
+    ops = state.entries("chat:ops")
+    assert [e["dropped"] for e in ops].count(None) == CHAT_PER_MINUTE
+    assert ops[-1]["dropped"] == f"chat limit {CHAT_PER_MINUTE}/minute"
+    assert state.entries("chat:db")[0]["dropped"] is None  # another chat has its own minute
+    clock.now += 60
+    send("ops")
+    assert state.entries("chat:ops")[-1]["dropped"] is None
