@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -8,7 +10,7 @@ import pytest
 
 from alertmanager_wecom.simulator import SimulatorState, create_simulator_app, sandbox_settings
 from alertmanager_wecom.simulator.model import SANDBOX_AGENT_ID, SANDBOX_CORP_ID, SANDBOX_SECRET
-from tests.servers import serve_in_thread
+from tests.servers import cli_process, free_port, serve_in_thread, wait_http
 
 
 class Clock:
@@ -175,3 +177,31 @@ def test_http_faults_inbox_page_and_media_upload() -> None:
             client.post("/cgi-bin/message/send", params={"access_token": tok}, json=body).json()["errcode"]
             == 40014
         )
+
+
+def test_the_simulator_prints_credentials_that_work(tmp_path: Path) -> None:
+    """`alertmanager-wecom simulator` says what to put in a config to use it; those values are accepted."""
+    port = free_port()
+    with cli_process(
+        ["simulator", "--listen", f"127.0.0.1:{port}"], tmp_path / "sim.log", env={"PYTHONUNBUFFERED": "1"}
+    ):
+        wait_http(f"http://127.0.0.1:{port}/admin/stats")
+        printed = (tmp_path / "sim.log").read_text(encoding="utf-8")
+        corp = re.search(r"corp_id (\S+)", printed)
+        app = re.search(r"agent_id (\d+)\s+secret (\S+)", printed)
+        robot = re.search(r"robot sre: key (\S+)", printed)
+        assert corp and app and robot, printed
+        api = f"http://127.0.0.1:{port}/cgi-bin/"
+        token = httpx.get(f"{api}gettoken", params={"corpid": corp[1], "corpsecret": app[2]}).json()
+        assert token["errcode"] == 0, token
+        sent = httpx.post(
+            f"{api}message/send",
+            params={"access_token": token["access_token"]},
+            json={"touser": "zhangsan", "agentid": int(app[1]), "msgtype": "text", "text": {"content": "hi"}},
+        ).json()
+        robot_sent = httpx.post(
+            f"{api}webhook/send",
+            params={"key": robot[1]},
+            json={"msgtype": "text", "text": {"content": "hi"}},
+        ).json()
+        assert (sent["errcode"], robot_sent["errcode"]) == (0, 0)

@@ -71,9 +71,14 @@ def simulator(
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     click.echo(f"WeCom simulator on http://{shown}:{port}/cgi-bin/  (set wecom.api_url to this)")
     click.echo(f"inbox: http://{shown}:{port}/inbox")
+    # The simulator's own made-up credentials (not WeCom's): what `check`, `send` and a config's
+    # `apps:`/`robots:` need to talk to it, so a user can copy them.
     for corp in settings.corps:
+        click.echo(f"  corp_id {corp.corp_id}  users {', '.join(corp.users)}")
         for app in corp.apps:
-            click.echo(f"  corp_id {corp.corp_id}  agent_id {app.agent_id}  users {', '.join(corp.users)}")
+            click.echo(f"    app: agent_id {app.agent_id}  secret {app.secret}")
+    for name, key in settings.robots.items():
+        click.echo(f"  robot {name}: key {key}")
     run_server(create_simulator_app(settings), host, port, "warning")
 
 

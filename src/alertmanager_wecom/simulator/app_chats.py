@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import secrets
 
-from alertmanager_wecom.simulator.common import Reply, StateBase, err
+from alertmanager_wecom.simulator.common import Reply, StateBase, card_button, err
 from alertmanager_wecom.simulator.limits import SlidingWindows
 
 
@@ -75,5 +75,6 @@ class AppChats(StateBase):
             truncated,
             dropped,
             "",
+            button=card_button(msgtype, body),
         )
         return {"errcode": 0, "errmsg": "ok"}

@@ -7,7 +7,7 @@ import hashlib
 import json
 import secrets
 
-from alertmanager_wecom.simulator.common import Reply, StateBase, err
+from alertmanager_wecom.simulator.common import Reply, StateBase, card_button, err
 from alertmanager_wecom.simulator.limits import SlidingWindows
 from alertmanager_wecom.simulator.model import SimApp, SimCorp
 
@@ -78,7 +78,17 @@ class AppMessages(StateBase):
         for user in recipients:
             dropped = self._member_limit(corp.corp_id, app.agent_id, user)
             dropped_all = dropped_all and dropped is not None
-            self._record(user, f"app:{app.agent_id}", msgtype, sent_bytes, visible, truncated, dropped, msgid)
+            self._record(
+                user,
+                f"app:{app.agent_id}",
+                msgtype,
+                sent_bytes,
+                visible,
+                truncated,
+                dropped,
+                msgid,
+                button=card_button(msgtype, body),
+            )
         if dropped_all and self.settings.member_limit_errcode:
             return err(self.settings.member_limit_errcode, "api freq out of limit")
         ok: Reply = {"errcode": 0, "errmsg": "ok", "msgid": msgid}

@@ -10,7 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from alertmanager_wecom.rendering.fit import TEXTCARD_DESCRIPTION_LIMIT, TEXTCARD_TITLE_LIMIT, byte_len
+from alertmanager_wecom.rendering.fit import (
+    TEXTCARD_BTNTXT_CHARS,
+    TEXTCARD_DESCRIPTION_LIMIT,
+    TEXTCARD_TITLE_LIMIT,
+    byte_len,
+)
 from alertmanager_wecom.simulator.model import SimApp, SimCorp, SimulatorSettings
 
 Reply = dict[str, Any]
@@ -57,6 +62,7 @@ class InboxEntry:
     dropped: str | None = None  # why WeCom dropped it silently, if it did
     mentioned: list[str] = field(default_factory=list)
     msgid: str = ""
+    button: str = ""  # a textcard's button text, as WeCom shows it
 
 
 @dataclass
@@ -141,6 +147,7 @@ class StateBase:
         dropped: str | None,
         msgid: str,
         mentioned: list[str] | None = None,
+        button: str = "",
     ) -> None:
         self.inbox.append(
             InboxEntry(
@@ -155,6 +162,16 @@ class StateBase:
                 dropped=dropped,
                 mentioned=mentioned or [],
                 msgid=msgid,
+                button=button,
             )
         )
         self._next_id += 1
+
+
+def card_button(msgtype: str, body: dict[str, Any]) -> str:
+    """The button a textcard shows: its btntxt, cut to 4 characters as WeCom does, else "详情"."""
+    if msgtype != "textcard":
+        return ""
+    part = body.get("textcard")
+    text = part.get("btntxt") if isinstance(part, dict) else None
+    return text[:TEXTCARD_BTNTXT_CHARS] if isinstance(text, str) and text else "详情"

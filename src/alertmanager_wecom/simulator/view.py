@@ -14,6 +14,10 @@ _BOLD = re.compile(r"\*\*(.+?)\*\*")
 _LINK = re.compile(r"\[([^\]]+)\]\((https?://[^)\s]+)\)")
 _TEXT_LINK = re.compile(r'&lt;a href=&quot;(https?://[^&"]+)&quot;&gt;(.*?)&lt;/a&gt;')
 _MENTION = re.compile(r"&lt;@([^&]+)&gt;")
+# A textcard's description: WeCom's three div classes; a div the 512-byte cut left open runs to the end.
+_CARD_DIV = re.compile(r"&lt;div class=&quot;(gray|normal|highlight)&quot;&gt;(.*?)(?:&lt;/div&gt;|$)", re.S)
+# A tag the cut split ("<div cla", "</di"): WeCom drops it, it is not text.
+_CUT_TAG = re.compile(r"&lt;/?[a-z][^&]*(?:&quot;[^&]*)*(?:&quot;)?$")
 
 
 def _inline(line: str) -> str:
@@ -23,11 +27,13 @@ def _inline(line: str) -> str:
     return _MENTION.sub(r'<span class="mention">@\1</span>', line)
 
 
-def render(msgtype: str, text: str) -> Markup:
+def render(msgtype: str, text: str, button: str = "") -> Markup:
     escaped = html.escape(text, quote=True)
     if msgtype == "text":
         linked = _TEXT_LINK.sub(r'<a href="\1" rel="noreferrer">\2</a>', escaped)
         return Markup(f'<div class="text">{linked}</div>')  # noqa: S704 - built from escaped text
+    if msgtype == "textcard":
+        return _textcard(escaped, button)
     if msgtype not in ("markdown", "markdown_v2"):
         return Markup(f'<div class="text">{escaped}</div>')  # noqa: S704 - escaped
     out = []
@@ -45,3 +51,16 @@ def render(msgtype: str, text: str) -> Markup:
         else:
             out.append('<div class="gap"></div>')
     return Markup("".join(out))  # noqa: S704 - every piece comes from escaped text
+
+
+def _textcard(escaped: str, button: str) -> Markup:
+    """Title, then the description with WeCom's div classes as grey, normal and highlighted lines (other
+    markup stays text), then the button: as the card looks in the client, never raw tags."""
+    title, _, description = escaped.partition("\n")
+    description = _CUT_TAG.sub("", description)
+    body = _CARD_DIV.sub(lambda m: f'<div class="card-{m.group(1)}">{m.group(2)}</div>', description)
+    return Markup(  # noqa: S704 - built from escaped text
+        f'<div class="card"><div class="card-title">{title}</div>'
+        f'<div class="card-description">{body}</div>'
+        f'<div class="card-button">{html.escape(button or "详情")} ›</div></div>'
+    )
