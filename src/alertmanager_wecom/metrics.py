@@ -24,6 +24,12 @@ class Metrics:
             ["receiver"],
             registry=r,
         )
+        self.callbacks = Counter(
+            f"{PREFIX}_callbacks_received",
+            "Requests to /wecom/callback/<app>, by outcome (verified, accepted, duplicate, refused, bad_request).",
+            ["app", "outcome"],
+            registry=r,
+        )
         self.messages_sent = Counter(
             f"{PREFIX}_messages_sent",
             "Messages WeCom accepted.",

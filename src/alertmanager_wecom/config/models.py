@@ -57,6 +57,23 @@ class WeComSettings(Model):
         return value if value.endswith("/") else value + "/"
 
 
+class CallbackSettings(Model):
+    """The app's callback URL (接收消息 → 设置API接收): the Token and EncodingAESKey WeCom shows there. The
+    service answers at /wecom/callback/<app name>; the signature is the only auth of that route."""
+
+    token: Secret
+    encoding_aes_key: Secret
+    # How far a callback's timestamp may be from now: an older signed request is a replay.
+    max_age: Duration = 300.0
+
+    @field_validator("encoding_aes_key")
+    @classmethod
+    def _aes_key(cls, value: Secret) -> Secret:
+        if not re.fullmatch(r"[A-Za-z0-9+/]{43}", value.reveal()):
+            raise ValueError("an EncodingAESKey is 43 letters and digits, as WeCom shows it")
+        return value
+
+
 class AppConfig(Model):
     corp_id: str = Field(min_length=1)
     agent_id: int = Field(gt=0)
@@ -67,6 +84,7 @@ class AppConfig(Model):
     duplicate_check_seconds: int = Field(default=1800, ge=0, le=14400)
     # Recipient-sends per day WeCom allows this app (licensed accounts × 200); None: not paced.
     daily_quota: int | None = Field(default=None, ge=1)
+    callback: CallbackSettings | None = None
 
 
 class RobotConfig(Model):

@@ -14,6 +14,7 @@ from alertmanager_wecom.config import Config
 from alertmanager_wecom.outbox import Outbox
 from alertmanager_wecom.web.admin import Admin
 from alertmanager_wecom.web.auth import TrustedProxies
+from alertmanager_wecom.web.callback import Callbacks
 from alertmanager_wecom.web.relay import Relay, freeze_heap, open_outbox, wecom_client
 from alertmanager_wecom.web.webhook import Webhook
 
@@ -33,6 +34,7 @@ def create_app(
         *relay.routes(),
         Route("/alerts/{receiver}", Webhook(relay).handle, methods=["POST"]),
         *Admin(relay).routes(),
+        *Callbacks(relay).routes(),
         *(extra_routes or []),
         Route("/{name}", relay.verify_file, methods=["GET"]),
     ]

@@ -1,0 +1,188 @@
+"""The callback URL (issue 11, first step): WeCom's crypto against its published vectors, and the route
+/wecom/callback/<app> over real HTTP: URL verification, signed and encrypted events, and everything that
+must be refused (forged, replayed, another corp's, malformed), with no secret in any answer or log."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from alertmanager_wecom.config import ConfigError
+from alertmanager_wecom.config.loader import parse_config
+from alertmanager_wecom.web.app import create_app
+from alertmanager_wecom.wecom.callback_crypto import CallbackCrypto, CallbackError
+from tests.helpers import SHARED, raw_config
+from tests.servers import serve_in_thread
+
+VECTORS = json.loads((SHARED / "wecom" / "callback-vectors.json").read_text(encoding="utf-8"))["vectors"]
+OFFICIAL = VECTORS[0]
+
+
+@pytest.mark.parametrize("vector", VECTORS, ids=[v["name"] for v in VECTORS])
+def test_the_published_vectors(vector: dict[str, Any]) -> None:
+    crypto = CallbackCrypto(vector["token"], vector["encoding_aes_key"], vector["receive_id"])
+    for part, encrypted in (("verify_url", "echostr"), ("message", "encrypt")):
+        case = vector[part]
+        assert crypto.signature(case["timestamp"], case["nonce"], case[encrypted]) == case["msg_signature"]
+        crypto.check_signature(case["msg_signature"], case["timestamp"], case["nonce"], case[encrypted])
+        assert crypto.decrypt(case[encrypted]) == case["plaintext"]
+
+
+def test_what_we_encrypt_wecom_decrypts_and_tampering_is_refused() -> None:
+    crypto = CallbackCrypto(OFFICIAL["token"], OFFICIAL["encoding_aes_key"], OFFICIAL["receive_id"])
+    for message in ("", "x", "好" * 11, "a" * 32, "<xml>" + "b" * 1000 + "</xml>"):  # around block edges
+        assert crypto.decrypt(crypto.encrypt(message)) == message
+    other_corp = CallbackCrypto(OFFICIAL["token"], OFFICIAL["encoding_aes_key"], "ww-another-corp")
+    with pytest.raises(CallbackError, match="another corp"):
+        crypto.decrypt(other_corp.encrypt("hello"))
+    other_key = CallbackCrypto(OFFICIAL["token"], "A" * 43, OFFICIAL["receive_id"])
+    with pytest.raises(CallbackError):
+        crypto.decrypt(other_key.encrypt("hello"))
+    with pytest.raises(CallbackError, match="signature"):
+        crypto.check_signature("0" * 40, "1", "2", crypto.encrypt("x"))
+    for junk in ("not base64!", "QUJD", ""):
+        with pytest.raises(CallbackError):
+            crypto.decrypt(junk)
+
+
+def _config(simulator: str, tmp_path: Path, **callback: Any) -> dict[str, Any]:
+    raw = raw_config(simulator, tmp_path, {"app": "ops", "to_user": ["zhangsan"]})
+    raw["apps"]["cb"] = {
+        "corp_id": OFFICIAL["receive_id"],
+        "agent_id": 1000002,
+        "secret": "cb-secret",
+        "callback": {
+            "token": OFFICIAL["token"],
+            "encoding_aes_key": OFFICIAL["encoding_aes_key"],
+            **callback,
+        },
+    }
+    return raw
+
+
+@pytest.fixture
+def relay(simulator: str, tmp_path: Path) -> Iterator[str]:
+    with serve_in_thread(create_app(parse_config(_config(simulator, tmp_path)))) as url:
+        yield url
+
+
+def _event(
+    crypto: CallbackCrypto, inner: str, timestamp: int, nonce: str = "1597212914"
+) -> tuple[dict[str, str], bytes]:
+    encrypted = crypto.encrypt(inner)
+    query = {
+        "msg_signature": crypto.signature(str(timestamp), nonce, encrypted),
+        "timestamp": str(timestamp),
+        "nonce": nonce,
+    }
+    body = f"<xml><ToUserName><![CDATA[{crypto.receive_id}]]></ToUserName><Encrypt><![CDATA[{encrypted}]]></Encrypt><AgentID>1000002</AgentID></xml>"
+    return query, body.encode()
+
+
+CLICK = (
+    "<xml><ToUserName><![CDATA[ww1436e0e65a779aee]]></ToUserName><FromUserName><![CDATA[zhangsan]]></FromUserName>"
+    "<CreateTime>{t}</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[template_card_event]]></Event>"
+    "<AgentID>1000002</AgentID><EventKey><![CDATA[silence_1h]]></EventKey><TaskId><![CDATA[t1]]></TaskId></xml>"
+)
+
+
+def _metric(relay: str, outcome: str) -> float:
+    text = httpx.get(f"{relay}/metrics", timeout=10).text
+    line = f'alertmanager_wecom_callbacks_received_total{{app="cb",outcome="{outcome}"}}'
+    return next((float(row.split()[-1]) for row in text.splitlines() if row.startswith(line)), 0.0)
+
+
+def test_url_verification_answers_the_plaintext_only(relay: str) -> None:
+    case = OFFICIAL["verify_url"]
+    query = {k: case[k] for k in ("msg_signature", "timestamp", "nonce", "echostr")}
+    answer = httpx.get(f"{relay}/wecom/callback/cb", params=query, timeout=10)
+    assert (answer.status_code, answer.content) == (200, case["plaintext"].encode())
+    forged = httpx.get(f"{relay}/wecom/callback/cb", params={**query, "msg_signature": "0" * 40}, timeout=10)
+    assert forged.status_code == 403 and "signature" in forged.json()["error"]
+    assert httpx.get(f"{relay}/wecom/callback/cb", params={"echostr": "x"}, timeout=10).status_code == 400
+    assert (
+        httpx.get(f"{relay}/wecom/callback/ops", params=query, timeout=10).status_code == 404
+    )  # no callback
+    assert httpx.get(f"{relay}/wecom/callback/nope", params=query, timeout=10).status_code == 404
+    assert _metric(relay, "verified") == 1 and _metric(relay, "refused") == 1
+
+
+def test_an_event_is_taken_once_and_forgeries_do_nothing(
+    relay: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    crypto = CallbackCrypto(OFFICIAL["token"], OFFICIAL["encoding_aes_key"], OFFICIAL["receive_id"])
+    now = int(time.time())
+    url = f"{relay}/wecom/callback/cb"
+    query, body = _event(crypto, CLICK.format(t=now), now)
+    first = httpx.post(url, params=query, content=body, timeout=10)
+    assert (first.status_code, first.content) == (200, b"")  # no passive reply
+    again = httpx.post(url, params=query, content=body, timeout=10)  # WeCom's retry
+    assert (again.status_code, again.content) == (200, b"")
+    assert _metric(relay, "accepted") == 1 and _metric(relay, "duplicate") == 1
+    assert (
+        sum(
+            "template_card_event" in r.getMessage() and "silence_1h" in r.getMessage() for r in caplog.records
+        )
+        == 1
+    )
+
+    refused = []
+    # Replayed: the vector's real, signed message from 2016.
+    case = OFFICIAL["message"]
+    old = {k: case[k] for k in ("msg_signature", "timestamp", "nonce")}
+    old_body = f"<xml><Encrypt><![CDATA[{case['encrypt']}]]></Encrypt></xml>".encode()
+    refused.append(httpx.post(url, params=old, content=old_body, timeout=10))
+    # Forged: signed with another token.
+    forger = CallbackCrypto("not-the-token", OFFICIAL["encoding_aes_key"], OFFICIAL["receive_id"])
+    refused.append(
+        httpx.post(
+            url,
+            params=_event(forger, CLICK.format(t=now + 1), now)[0],
+            content=_event(forger, CLICK.format(t=now + 1), now)[1],
+            timeout=10,
+        )
+    )
+    # Another corp's message, signed with our token.
+    other = CallbackCrypto(OFFICIAL["token"], OFFICIAL["encoding_aes_key"], "ww-another-corp")
+    q, b = _event(other, CLICK.format(t=now + 2), now)
+    refused.append(httpx.post(url, params=q, content=b, timeout=10))
+    assert [r.status_code for r in refused] == [403, 403, 403]
+    assert "replay" in refused[0].json()["error"] and "another corp" in refused[2].json()["error"]
+
+    bad = [
+        httpx.post(url, params=query, content=b"not xml", timeout=10),
+        httpx.post(url, params=query, content=b"<xml><Nothing/></xml>", timeout=10),
+        httpx.post(url, params={**query, "timestamp": "soon"}, content=body, timeout=10),
+        httpx.post(
+            url,
+            params=query,
+            content=b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;">]><xml><Encrypt>&b;</Encrypt></xml>',
+            timeout=10,
+        ),
+        httpx.post(url, params=query, content=b"<xml>" + b"x" * 70_000 + b"</xml>", timeout=10),
+    ]
+    assert [r.status_code for r in bad] == [400] * 5
+    assert _metric(relay, "accepted") == 1  # nothing of the above was taken
+    everything = " ".join([*(r.text for r in refused + bad), caplog.text])
+    assert OFFICIAL["token"] not in everything and OFFICIAL["encoding_aes_key"] not in everything
+
+
+def test_callback_settings_are_checked_at_load(simulator: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"apps\.cb\.callback\.encoding_aes_key: .*43"):
+        parse_config(_config(simulator, tmp_path, encoding_aes_key="too-short"))
+    (tmp_path / "token").write_text(OFFICIAL["token"] + "\n", encoding="utf-8")
+    raw = _config(simulator, tmp_path)
+    del raw["apps"]["cb"]["callback"]["token"]
+    raw["apps"]["cb"]["callback"]["token_file"] = str(tmp_path / "token")
+    config = parse_config(raw)
+    callback = config.apps["cb"].callback
+    assert callback is not None and callback.token.reveal() == OFFICIAL["token"]
+    assert OFFICIAL["token"] not in repr(config)
