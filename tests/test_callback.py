@@ -4,6 +4,7 @@ must be refused (forged, replayed, another corp's, malformed), with no secret in
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -18,8 +19,9 @@ from alertmanager_wecom.config import ConfigError
 from alertmanager_wecom.config.loader import parse_config
 from alertmanager_wecom.web.app import create_app
 from alertmanager_wecom.wecom.callback_crypto import CallbackCrypto, CallbackError
+from alertmanager_wecom.wecom.checks import run_checks
 from tests.helpers import SHARED, raw_config
-from tests.servers import serve_in_thread
+from tests.servers import free_port, serve_in_thread
 
 VECTORS = json.loads((SHARED / "wecom" / "callback-vectors.json").read_text(encoding="utf-8"))["vectors"]
 OFFICIAL = VECTORS[0]
@@ -186,3 +188,31 @@ def test_callback_settings_are_checked_at_load(simulator: str, tmp_path: Path) -
     callback = config.apps["cb"].callback
     assert callback is not None and callback.token.reveal() == OFFICIAL["token"]
     assert OFFICIAL["token"] not in repr(config)
+
+
+def test_check_calls_the_callback_url_as_wecom_does(simulator: str, tmp_path: Path) -> None:
+    served = _config(simulator, tmp_path)
+    with serve_in_thread(create_app(parse_config(served))) as relay:
+
+        def check(**callback: Any) -> str:
+            raw = _config(simulator, tmp_path, **callback)
+            config = parse_config(raw)
+
+            async def run() -> str:
+                async with httpx.AsyncClient(timeout=5) as client:
+                    results = await run_checks(config, client, send=False)
+                return next(r.line() for r in results if r.subject == "app cb callback")
+
+            return asyncio.run(run())
+
+        url = f"{relay}/wecom/callback/cb"
+        assert check(url=url).startswith("OK   app cb callback: ") and "answered WeCom's URL check" in check(
+            url=url
+        )
+        wrong_token = check(url=url, token="another-token")
+        assert wrong_token.startswith("FAIL") and "HTTP 403" in wrong_token and "another token" in wrong_token
+        assert "another-token" not in wrong_token
+        wrong_path = check(url=f"{relay}/wecom/callback/ops")
+        assert wrong_path.startswith("FAIL") and "HTTP 404" in wrong_path
+        assert "cannot be reached" in check(url=f"http://127.0.0.1:{free_port()}/wecom/callback/cb")
+        assert "set apps.cb.callback.url" in check()

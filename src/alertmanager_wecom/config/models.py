@@ -65,6 +65,8 @@ class CallbackSettings(Model):
     encoding_aes_key: Secret
     # How far a callback's timestamp may be from now: an older signed request is a replay.
     max_age: Duration = 300.0
+    # The public URL saved in WeCom (https://host/wecom/callback/<app>): `check` calls it as WeCom does.
+    url: str | None = Field(default=None, pattern=r"^https?://")
 
     @field_validator("encoding_aes_key")
     @classmethod

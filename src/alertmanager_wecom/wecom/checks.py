@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import secrets
 import socket
+import time
 from dataclasses import dataclass
 
 import httpx
 
 from alertmanager_wecom.channels import build_channel, kind_of
-from alertmanager_wecom.config import Config
+from alertmanager_wecom.config import CallbackSettings, Config
 from alertmanager_wecom.rendering.message import Message
 from alertmanager_wecom.wecom.api import WeComAPI, WeComError
+from alertmanager_wecom.wecom.callback_crypto import CallbackCrypto
 from alertmanager_wecom.wecom.errcodes import explain
 from alertmanager_wecom.wecom.token import AccessToken
 
@@ -48,6 +51,9 @@ async def run_checks(config: Config, client: httpx.AsyncClient, send: bool = Tru
         results.append(
             CheckResult(True, f"app {name} gettoken", f"corp_id and secret accepted (corp {app.corp_id})")
         )
+    for name, app in config.apps.items():
+        if app.callback is not None:
+            results.append(await check_callback(name, app.corp_id, app.callback, client))
     if not send:
         return results
     text = f"alertmanager-wecom check: test message from {socket.gethostname()}"
@@ -80,3 +86,41 @@ async def run_checks(config: Config, client: httpx.AsyncClient, send: bool = Tru
                 agent = f" (agent_id {config.apps[target.app].agent_id} accepted)" if target.app else ""
                 results.append(CheckResult(True, subject, f"test message sent to {channel.name}{agent}"))
     return results
+
+
+async def check_callback(
+    name: str, corp_id: str, callback: CallbackSettings, client: httpx.AsyncClient
+) -> CheckResult:
+    """Call the app's callback URL as WeCom does when it is saved (a signed, encrypted echostr) and
+    expect the plaintext back: the URL is reachable, and the service there has the same token and key."""
+    subject = f"app {name} callback"
+    if callback.url is None:
+        return CheckResult(
+            True, subject, f"configured; set apps.{name}.callback.url to let check call it as WeCom does"
+        )
+    crypto = CallbackCrypto(callback.token.reveal(), callback.encoding_aes_key.reveal(), corp_id)
+    plaintext = str(secrets.randbelow(10**18))
+    echostr = crypto.encrypt(plaintext)
+    timestamp, nonce = str(int(time.time())), str(secrets.randbelow(10**9))
+    query = {
+        "msg_signature": crypto.signature(timestamp, nonce, echostr),
+        "timestamp": timestamp,
+        "nonce": nonce,
+        "echostr": echostr,
+    }
+    try:
+        answer = await client.get(callback.url, params=query)
+    except httpx.HTTPError as exc:
+        return CheckResult(
+            False,
+            subject,
+            f"{callback.url} cannot be reached ({type(exc).__name__}): WeCom must reach it too",
+        )
+    if answer.status_code == 200 and answer.text == plaintext:
+        return CheckResult(True, subject, f"{callback.url} answered WeCom's URL check")
+    hints = {
+        403: "refused: the service there has another token or EncodingAESKey, or another corp_id",
+        404: f"not found: the path is /wecom/callback/{name}, and that service needs apps.{name}.callback",
+    }
+    hint = hints.get(answer.status_code, "answered something else (is it this service?)")
+    return CheckResult(False, subject, f"{callback.url}: HTTP {answer.status_code}, {hint}")
