@@ -216,3 +216,30 @@ def test_check_calls_the_callback_url_as_wecom_does(simulator: str, tmp_path: Pa
         assert wrong_path.startswith("FAIL") and "HTTP 404" in wrong_path
         assert "cannot be reached" in check(url=f"http://127.0.0.1:{free_port()}/wecom/callback/cb")
         assert "set apps.cb.callback.url" in check()
+
+
+def test_the_simulator_saves_the_callback_url_and_delivers_a_click(
+    simulator: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """WeCom's side, played by the simulator: saving the URL verifies it; a card click arrives once."""
+    caplog.set_level(logging.INFO)
+    raw = _config(simulator, tmp_path)
+    raw["apps"]["ops"]["callback"] = raw["apps"]["cb"]["callback"]
+    with serve_in_thread(create_app(parse_config(raw))) as relay:
+        callback = {"agent_id": 1000002, "url": f"{relay}/wecom/callback/ops", "token": OFFICIAL["token"]}
+        wrong = httpx.post(
+            f"{simulator}/admin/callback",
+            json={**callback, "token": "x", "encoding_aes_key": OFFICIAL["encoding_aes_key"]},
+        )
+        assert wrong.status_code == 422 and "回调地址验证失败" in wrong.json()["error"]
+        saved = httpx.post(
+            f"{simulator}/admin/callback", json={**callback, "encoding_aes_key": OFFICIAL["encoding_aes_key"]}
+        )
+        assert saved.json() == {"saved": True, "url": callback["url"]}
+        click = {"agent_id": 1000002, "userid": "zhangsan", "event_key": "ack", "task_id": "t-1"}
+        assert httpx.post(f"{simulator}/admin/callback/click", json=click, timeout=10).json() == {
+            "sent": True,
+            "status": 200,
+        }
+    events = [r.getMessage() for r in caplog.records if "template_card_event" in r.getMessage()]
+    assert events == ["callback for app ops: event template_card_event from zhangsan (key ack)"]

@@ -15,6 +15,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from alertmanager_wecom.simulator import view
+from alertmanager_wecom.simulator.callbacks import CallbackSender
 from alertmanager_wecom.simulator.model import Faults, SimulatorSettings
 from alertmanager_wecom.simulator.state import Reply, SimulatorState
 
@@ -31,6 +32,7 @@ def _ip(request: Request) -> str:
 class SimulatorServer:
     def __init__(self, state: SimulatorState) -> None:
         self.state = state
+        self.callbacks = CallbackSender()
 
     async def _fault(self, endpoint: str) -> Response | None:
         """Injected faults: WeCom's busy and limit answers, a gateway error, or a slow answer."""
@@ -130,6 +132,37 @@ class SimulatorServer:
             return JSONResponse({"error": f"no app with agent_id {agent_id}"}, status_code=404)
         return JSONResponse({"agent_id": agent_id, "trusted_ips": ips})
 
+    async def save_callback(self, request: Request) -> Response:
+        """``{agent_id, url, token, encoding_aes_key}``: save an app's callback URL, verifying it first."""
+        try:
+            data = await self._body(request)
+            agent_id = int(data["agent_id"])
+            url, token, key = (str(data[k]) for k in ("url", "token", "encoding_aes_key"))
+        except (KeyError, ValueError, TypeError) as exc:
+            return JSONResponse(
+                {"error": f"expected {{agent_id, url, token, encoding_aes_key}}: {exc}"}, status_code=400
+            )
+        corp = next(
+            (c for c in self.state.settings.corps if any(a.agent_id == agent_id for a in c.apps)), None
+        )
+        if corp is None:
+            return JSONResponse({"error": f"no app with agent_id {agent_id}"}, status_code=404)
+        result = await self.callbacks.save(corp.corp_id, agent_id, url, token, key)
+        return JSONResponse(result, status_code=200 if result["saved"] else 422)
+
+    async def click(self, request: Request) -> Response:
+        """``{agent_id, userid, event_key, task_id}``: a person presses a card button."""
+        try:
+            data = await self._body(request)
+            agent_id = int(data["agent_id"])
+            userid, key, task = (str(data[k]) for k in ("userid", "event_key", "task_id"))
+        except (KeyError, ValueError, TypeError) as exc:
+            return JSONResponse(
+                {"error": f"expected {{agent_id, userid, event_key, task_id}}: {exc}"}, status_code=400
+            )
+        result = await self.callbacks.click(agent_id, userid, key, task)
+        return JSONResponse(result, status_code=200 if result["sent"] else 422)
+
     @staticmethod
     async def _body(request: Request) -> dict[str, Any]:
         data = await request.json()
@@ -151,6 +184,8 @@ class SimulatorServer:
             Route("/admin/tokens/revoke", self.revoke, methods=["POST"]),
             Route("/admin/faults", self.faults, methods=["GET", "POST"]),
             Route("/admin/trusted-ips", self.trusted_ips, methods=["POST"]),
+            Route("/admin/callback", self.save_callback, methods=["POST"]),
+            Route("/admin/callback/click", self.click, methods=["POST"]),
         ]
 
 
