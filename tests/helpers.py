@@ -37,7 +37,6 @@ def post(relay: str, payload: dict[str, Any]) -> httpx.Response:
     return httpx.post(f"{relay}/alerts/default", json=payload, timeout=30)
 
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 SAMPLES = Path(__file__).resolve().parent / "samples"
 
 

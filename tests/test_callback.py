@@ -20,10 +20,11 @@ from alertmanager_wecom.config.loader import parse_config
 from alertmanager_wecom.web.app import create_app
 from alertmanager_wecom.wecom.callback_crypto import CallbackCrypto, CallbackError
 from alertmanager_wecom.wecom.checks import run_checks
-from tests.helpers import SHARED, raw_config
+from tests.helpers import SAMPLES, raw_config
 from tests.servers import free_port, serve_in_thread
 
-VECTORS = json.loads((SHARED / "wecom" / "callback-vectors.json").read_text(encoding="utf-8"))["vectors"]
+# The published vectors (WeCom's official sample code and its documentation's worked example).
+VECTORS = json.loads((SAMPLES / "wecom-callback-vectors.json").read_text(encoding="utf-8"))["vectors"]
 OFFICIAL = VECTORS[0]
 
 

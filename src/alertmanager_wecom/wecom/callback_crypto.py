@@ -3,7 +3,7 @@
 signature = sha1 hex of the sorted, concatenated [token, timestamp, nonce, encrypted];
 key = base64decode(EncodingAESKey + "="), IV = key[:16]; PKCS#7 to 32-byte blocks (WeCom's, not AES's 16);
 plaintext = 16 random bytes + 4-byte big-endian length + message + receive id (the corp id).
-Checked against the published vectors (shared/wecom/callback-vectors.json) in tests/test_callback.py.
+Checked against the published vectors (tests/samples/wecom-callback-vectors.json) in tests/test_callback.py.
 """
 
 from __future__ import annotations
