@@ -9,6 +9,7 @@
 | `render` | render |
 | `alertmanager_config` | alertmanager-config |
 | `outbox` | outbox list/show/retry/purge |
+| `init` | init (a checked config.yaml from the setup guide's values) |
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import click
 
 from alertmanager_wecom import __version__
-from alertmanager_wecom.cli import alertmanager_config, checks, outbox, render, send, serve, simulator
+from alertmanager_wecom.cli import alertmanager_config, checks, init, outbox, render, send, serve, simulator
 from alertmanager_wecom.cli.alertmanager_config import ALERT_BYTES, GROUP_BYTES, max_alerts_for
 from alertmanager_wecom.logsetup import setup_logging
 
@@ -44,3 +45,4 @@ main.add_command(render.render)
 main.add_command(alertmanager_config.alertmanager_config)
 main.add_command(send.appchat)
 main.add_command(outbox.outbox)
+main.add_command(init.init)

@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from alertmanager_wecom.cli.common import load_or_exit
+from alertmanager_wecom.config import Config
 
 # What one alert adds to a webhook body, conservatively: a large realistic alert (kube-prometheus's
 # KubePodCrashLooping as Alertmanager 0.25 sends it: 10 labels, summary, description, runbook_url, a
@@ -21,6 +22,28 @@ GROUP_BYTES = 16384
 def max_alerts_for(max_body_bytes: int) -> int:
     """Alertmanager's webhook max_alerts that keeps its bodies within `max_body_bytes`."""
     return max(1, (max_body_bytes - GROUP_BYTES) // ALERT_BYTES)
+
+
+def receivers_for(config: Config, url: str, credentials_file: str, max_alerts: int) -> list[dict[str, Any]]:
+    """Alertmanager's `receivers:` entries for the config's receivers: a webhook each, with its auth."""
+    receivers = []
+    for receiver in config.receivers:
+        webhook: dict[str, Any] = {
+            "url": f"{url.rstrip('/')}/alerts/{receiver.name}",
+            "send_resolved": True,
+            "max_alerts": max_alerts,
+        }
+        auth = receiver.auth or config.server.auth
+        if auth is not None and auth.bearer_token is not None:
+            webhook["http_config"] = {
+                "authorization": {"type": "Bearer", "credentials_file": credentials_file}
+            }
+        elif auth is not None and auth.basic_auth is not None:
+            webhook["http_config"] = {
+                "basic_auth": {"username": auth.basic_auth.username, "password_file": credentials_file}
+            }
+        receivers.append({"name": receiver.name, "webhook_configs": [webhook]})
+    return receivers
 
 
 @click.command("alertmanager-config")
@@ -44,23 +67,7 @@ def alertmanager_config(config_path: str, url: str, credentials_file: str, max_a
     config = load_or_exit(config_path)
     if max_alerts is None:
         max_alerts = max_alerts_for(config.server.max_body_bytes)
-    receivers = []
-    for receiver in config.receivers:
-        webhook: dict[str, Any] = {
-            "url": f"{url.rstrip('/')}/alerts/{receiver.name}",
-            "send_resolved": True,
-            "max_alerts": max_alerts,
-        }
-        auth = receiver.auth or config.server.auth
-        if auth is not None and auth.bearer_token is not None:
-            webhook["http_config"] = {
-                "authorization": {"type": "Bearer", "credentials_file": credentials_file}
-            }
-        elif auth is not None and auth.basic_auth is not None:
-            webhook["http_config"] = {
-                "basic_auth": {"username": auth.basic_auth.username, "password_file": credentials_file}
-            }
-        receivers.append({"name": receiver.name, "webhook_configs": [webhook]})
+    receivers = receivers_for(config, url, credentials_file, max_alerts)
     import yaml
 
     click.echo(

@@ -1,0 +1,124 @@
+"""`init`: the setup guide in one command. Takes the values the guide collects by hand, checks each
+against WeCom as it goes (the same checks as `check`, each failure explained), and only then writes a
+commented config.yaml that references the secret by environment variable or file, never inline.
+
+This is the non-interactive form (flags, for scripts and for the first hour with the simulator); the
+prompts of an interactive terminal are still to come.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from alertmanager_wecom.cli.alertmanager_config import max_alerts_for, receivers_for
+from alertmanager_wecom.config import ConfigError
+from alertmanager_wecom.config.loader import parse_config
+from alertmanager_wecom.config.models import DEFAULT_API_URL
+from alertmanager_wecom.wecom.api import http_client
+from alertmanager_wecom.wecom.checks import run_checks
+
+_HEADER = """\
+# alertmanager-wecom configuration, written by `alertmanager-wecom init`.
+# The app's values are from WeCom's admin console:
+#   corp_id   My Company → Company Information → Company ID (企业ID)
+#   agent_id  App Management → Apps → <your app> → AgentId
+#   secret    the same page → Secret → View; kept out of this file: {secret_hint}
+# Check it with `alertmanager-wecom check --config {path}`; README.md lists every setting.
+"""
+
+
+@click.command()
+@click.option("--corp-id", required=True, help="Company ID (My Company → Company Information).")
+@click.option("--agent-id", required=True, type=click.IntRange(min=1), help="The app's AgentId.")
+@click.option("--secret-env", help="Name of the environment variable that holds the app's Secret.")
+@click.option(
+    "--secret-file", type=click.Path(dir_okay=False), help="File that holds the app's Secret (one line)."
+)
+@click.option(
+    "--to-user", "to_users", multiple=True, required=True, help="userid to send alerts to (repeat)."
+)
+@click.option(
+    "--robot-key-file",
+    type=click.Path(dir_okay=False),
+    help="File with a group robot's key: alerts go there too.",
+)
+@click.option("--api-url", default=DEFAULT_API_URL, show_default=True, help="WeCom's API, or a simulator's.")
+@click.option("--output", default="config.yaml", show_default=True, type=click.Path(dir_okay=False))
+@click.option(
+    "--url", default="http://127.0.0.1:9095", show_default=True, help="The service's URL, for Alertmanager."
+)
+@click.option(
+    "--no-check", is_flag=True, help="Write the file without asking WeCom (no token, no test message)."
+)
+@click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
+def init(
+    corp_id: str,
+    agent_id: int,
+    secret_env: str | None,
+    secret_file: str | None,
+    to_users: tuple[str, ...],
+    robot_key_file: str | None,
+    api_url: str,
+    output: str,
+    url: str,
+    no_check: bool,
+    force: bool,
+) -> None:
+    """Write a checked config.yaml from the values the setup guide collects (non-interactive)."""
+    path = Path(output)
+    if path.exists() and not force:
+        raise click.ClickException(f"{path} exists; pass --force to overwrite it")
+    if (secret_env is None) == (secret_file is None):
+        raise click.ClickException("give the app's Secret with --secret-env NAME or --secret-file PATH (one)")
+    if secret_env is not None and not os.environ.get(secret_env):
+        raise click.ClickException(
+            f"environment variable {secret_env} is not set (it holds the app's Secret)"
+        )
+    app: dict[str, Any] = {"corp_id": corp_id, "agent_id": agent_id}
+    if secret_env is not None:
+        app["secret"] = f"${{{secret_env}}}"
+    else:
+        app["secret_file"] = str(Path(secret_file or "").resolve())
+    targets: list[dict[str, Any]] = [{"app": "ops", "to_user": list(to_users)}]
+    raw: dict[str, Any] = {"wecom": {"api_url": api_url}, "apps": {"ops": app}}
+    if robot_key_file is not None:
+        raw["robots"] = {"team": {"key_file": str(Path(robot_key_file).resolve())}}
+        targets.append({"robot": "team"})
+    raw["receivers"] = [{"name": "default", "targets": targets}]
+    try:
+        config = parse_config(raw, base_dir=path.resolve().parent)
+    except ConfigError as exc:
+        raise click.ClickException(f"these values do not make a valid config:\n{exc}") from None
+    if not no_check:
+
+        async def checked() -> bool:
+            async with http_client(config.wecom) as client:
+                results = await run_checks(config, client)
+            for result in results:
+                click.echo(result.line())
+            return all(r.ok for r in results)
+
+        if not asyncio.run(checked()):
+            click.echo(
+                f"not written: fix the above, then run init again ({path} would be unchanged)", err=True
+            )
+            sys.exit(1)
+    hint = f"read from ${secret_env}" if secret_env else f"read from {app['secret_file']}"
+    text = _HEADER.format(secret_hint=hint, path=path) + yaml.safe_dump(
+        raw, sort_keys=False, allow_unicode=True
+    )
+    path.write_text(text, encoding="utf-8")
+    click.echo(f"wrote {path}")
+    click.echo("\nAlertmanager's receivers (add them to alertmanager.yml and route alerts to `default`):")
+    receivers = receivers_for(
+        config, url, "/etc/alertmanager/wecom-relay.secret", max_alerts_for(config.server.max_body_bytes)
+    )
+    click.echo(yaml.safe_dump({"receivers": receivers}, sort_keys=False, allow_unicode=True).rstrip())
+    click.echo(f"\nStart the service: alertmanager-wecom serve --config {path}")

@@ -1,0 +1,107 @@
+"""`alertmanager-wecom init` (non-interactive) against the simulator: it checks the values with WeCom,
+writes a config that `check-config` and `check` accept and `serve` delivers with, and never writes the
+secret into the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from alertmanager_wecom import samples
+from alertmanager_wecom.cli import main
+from alertmanager_wecom.config.loader import load_config
+from alertmanager_wecom.simulator import SimulatorState
+from alertmanager_wecom.simulator.model import (
+    SANDBOX_AGENT_ID,
+    SANDBOX_CORP_ID,
+    SANDBOX_ROBOT_KEY,
+    SANDBOX_SECRET,
+)
+from alertmanager_wecom.web.app import create_app
+from tests.helpers import wait_until
+from tests.servers import serve_in_thread
+
+
+def _init(simulator: str, output: Path, *extra: str, env_name: str = "SIM_SECRET") -> list[str]:
+    return [
+        "init",
+        "--corp-id",
+        SANDBOX_CORP_ID,
+        "--agent-id",
+        str(SANDBOX_AGENT_ID),
+        "--secret-env",
+        env_name,
+        "--to-user",
+        "zhangsan",
+        "--api-url",
+        f"{simulator}/cgi-bin/",
+        "--output",
+        str(output),
+        *extra,
+    ]
+
+
+def test_init_writes_a_checked_config_that_delivers(
+    simulator: str, sim_state: SimulatorState, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = {"SIM_SECRET": SANDBOX_SECRET}
+    key_file = tmp_path / "robot.key"
+    key_file.write_text(SANDBOX_ROBOT_KEY, encoding="utf-8")
+    output = tmp_path / "config.yaml"
+    runner = CliRunner()
+    done = runner.invoke(main, _init(simulator, output, "--robot-key-file", str(key_file)), env=env)
+    assert done.exit_code == 0, done.output
+    assert "OK   app ops gettoken" in done.output and "wrote" in done.output
+    assert "receivers:" in done.output and "/alerts/default" in done.output
+    assert f"alertmanager-wecom serve --config {output}" in done.output
+    written = output.read_text(encoding="utf-8")
+    assert (
+        SANDBOX_SECRET not in written
+        and SANDBOX_ROBOT_KEY not in written
+        and SANDBOX_SECRET not in done.output
+    )
+    assert "${SIM_SECRET}" in written and "Company ID" in written  # commented, secret by reference
+    # The test messages init sent: one to zhangsan, one to the robot's group.
+    assert {e["recipient"] for e in sim_state.entries()} >= {"zhangsan", "robot:sre"}
+
+    assert runner.invoke(main, ["check-config", str(output)], env=env).exit_code == 0
+    assert runner.invoke(main, ["check", "--config", str(output), "--no-send"], env=env).exit_code == 0
+    (tmp_path / "storage").mkdir()
+    with_storage = written + f"storage:\n  path: {tmp_path / 'storage' / 'outbox.db'}\n"
+    output.write_text(with_storage, encoding="utf-8")
+    monkeypatch.setenv("SIM_SECRET", SANDBOX_SECRET)
+    config = load_config(output)
+    before = len(sim_state.entries("zhangsan"))
+    with serve_in_thread(create_app(config)) as relay:
+        answer = httpx.post(f"{relay}/alerts/default", json=samples.node_down(2), timeout=30)
+        assert answer.status_code == 200, answer.text
+        wait_until(lambda: len(sim_state.entries("zhangsan")) > before, 30, "the alert in zhangsan's inbox")
+    assert "NodeDown" in sim_state.entries("zhangsan")[-1]["visible"]
+
+
+def test_init_explains_a_wrong_secret_and_writes_nothing(simulator: str, tmp_path: Path) -> None:
+    output = tmp_path / "config.yaml"
+    result = CliRunner().invoke(main, _init(simulator, output), env={"SIM_SECRET": "not-the-secret"})
+    assert result.exit_code == 1
+    assert "40001" in result.output and "not written" in result.output
+    assert not output.exists()
+    assert "not-the-secret" not in result.output
+
+
+def test_init_never_overwrites_without_force(simulator: str, tmp_path: Path) -> None:
+    output = tmp_path / "config.yaml"
+    output.write_text("mine\n", encoding="utf-8")
+    env = {"SIM_SECRET": SANDBOX_SECRET}
+    refused = CliRunner().invoke(main, _init(simulator, output), env=env)
+    assert refused.exit_code == 1 and "--force" in refused.output
+    assert output.read_text(encoding="utf-8") == "mine\n"
+    forced = CliRunner().invoke(main, _init(simulator, output, "--force", "--no-check"), env=env)
+    assert forced.exit_code == 0, forced.output
+    assert output.read_text(encoding="utf-8") != "mine\n"
+    missing = CliRunner().invoke(
+        main, _init(simulator, tmp_path / "other.yaml", env_name="UNSET_VAR"), env={}
+    )
+    assert missing.exit_code == 1 and "UNSET_VAR is not set" in missing.output
