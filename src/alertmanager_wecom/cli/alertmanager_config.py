@@ -33,7 +33,7 @@ def receivers_for(config: Config, url: str, credentials_file: str, max_alerts: i
             "send_resolved": True,
             "max_alerts": max_alerts,
         }
-        auth = receiver.auth or config.server.auth
+        auth = config.auth_for(receiver)
         if auth is not None and auth.bearer_token is not None:
             webhook["http_config"] = {
                 "authorization": {"type": "Bearer", "credentials_file": credentials_file}
@@ -79,7 +79,7 @@ def alertmanager_config(config_path: str, url: str, credentials_file: str, max_a
             f" ({config.server.max_body_bytes}) and be refused with 413, which Alertmanager does not retry;"
             " it sends the first alerts and the relay shows how many were left out."
         )
-    if any((r.auth or config.server.auth) is not None for r in config.receivers):
+    if any(config.auth_for(r) is not None for r in config.receivers):
         click.echo(
             f"# Put the relay's token (or basic-auth password) in {credentials_file}, readable by Alertmanager."
         )

@@ -32,7 +32,7 @@ def serve(config_path: str | None, listen: str | None) -> None:
         return
     config = load_or_exit(config_path)
     host, port = parse_listen(listen or config.server.listen)
-    unprotected = [r.name for r in config.receivers if (r.auth or config.server.auth) is None]
+    unprotected = [r.name for r in config.receivers if config.auth_for(r) is None]
     if unprotected and not is_loopback(host) and not config.server.allow_unauthenticated:
         raise click.ClickException(
             f"refusing to listen on {host}:{port} with no inbound auth for receivers {', '.join(unprotected)}: "

@@ -317,3 +317,7 @@ class Config(Model):
             if receiver.name == name:
                 return receiver
         return None
+
+    def auth_for(self, receiver: Receiver) -> InboundAuth | None:
+        """What a webhook to `receiver` must carry: its own auth, else the server's (None: open)."""
+        return receiver.auth or self.server.auth

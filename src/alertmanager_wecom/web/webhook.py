@@ -81,7 +81,7 @@ class Webhook:
                 f"unknown receiver {name!r}: post to /alerts/<name> with a name from the config",
                 receivers=[r.name for r in config.receivers],
             )
-        auth = receiver.auth or config.server.auth
+        auth = config.auth_for(receiver)
         if auth is not None and not authorized(auth, request.headers.get("authorization")):
             self.metrics.notifications.labels(name, "unauthorized").inc()
             return JSONResponse(
