@@ -12,7 +12,6 @@ from starlette.routing import BaseRoute, Mount
 
 from alertmanager_wecom.cli.common import exit_on_storage_problem, load_or_exit, parse_listen
 from alertmanager_wecom.web.auth import is_loopback
-from alertmanager_wecom.web.serving import run_server
 
 log = logging.getLogger("alertmanager_wecom")
 
@@ -24,7 +23,7 @@ log = logging.getLogger("alertmanager_wecom")
 @click.option("--listen", help="HOST:PORT to listen on (default: server.listen, 127.0.0.1:9095).")
 def serve(config_path: str | None, listen: str | None) -> None:
     """Run the relay. Without --config: sandbox mode, with the WeCom simulator in the same process."""
-    from alertmanager_wecom.web.app import create_app
+    from alertmanager_wecom.web.app import serve_relay
 
     level = logging.getLevelName(logging.getLogger().level).lower()
     if config_path is None:
@@ -40,23 +39,14 @@ def serve(config_path: str | None, listen: str | None) -> None:
             "or server.allow_unauthenticated: true if a network policy protects the port"
         )
     exit_on_storage_problem(config, create=True)
-    tls = config.server.tls
     log.info(
         "listening on %s://%s:%d; receivers: %s",
-        "https" if tls else "http",
+        "https" if config.server.tls else "http",
         host,
         port,
         ", ".join(f"/alerts/{r.name}" for r in config.receivers) or "none",
     )
-    run_server(
-        create_app(config, config_path=config_path),
-        host,
-        port,
-        level,
-        tls=(tls.cert_path, tls.key_path) if tls else None,
-        header_timeout=config.server.header_timeout,
-        max_connections=config.server.max_connections,
-    )
+    serve_relay(config, host, port, level, config_path=config_path)
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -71,7 +61,7 @@ def _sandbox(listen: str | None, level: str) -> None:
     """Sandbox mode: no auth and a simulated WeCom, so loopback only; announced with the real address."""
     from alertmanager_wecom.sandbox import DEMO_RECEIVER, SIMULATOR_PREFIX, sandbox_config
     from alertmanager_wecom.simulator import create_simulator_app, sandbox_settings
-    from alertmanager_wecom.web.app import create_app
+    from alertmanager_wecom.web.app import serve_relay
 
     host, port = parse_listen(listen or "127.0.0.1:9095")
     if not is_loopback(host):
@@ -94,16 +84,7 @@ def _sandbox(listen: str | None, level: str) -> None:
             f"  what people would see:    {base}{SIMULATOR_PREFIX}/inbox\n"
             f"  send sample alerts:       alertmanager-wecom demo --url {base}\n"
         )
-        server = config.server
-        run_server(
-            create_app(config, extra_routes=extra),
-            host,
-            port,
-            level,
-            header_timeout=server.header_timeout,
-            max_connections=server.max_connections,
-            sock=sock,
-        )
+        serve_relay(config, host, port, level, extra_routes=extra, sock=sock)
     finally:
         sock.close()
         shutil.rmtree(data_dir, ignore_errors=True)

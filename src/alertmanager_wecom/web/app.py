@@ -5,6 +5,8 @@ domain verification files. `serve`, the sandbox, the tests and the benchmarks al
 
 from __future__ import annotations
 
+import socket
+
 import httpx
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -16,9 +18,10 @@ from alertmanager_wecom.web.admin import Admin
 from alertmanager_wecom.web.auth import TrustedProxies
 from alertmanager_wecom.web.callback import Callbacks
 from alertmanager_wecom.web.relay import Relay, freeze_heap, open_outbox, wecom_client
+from alertmanager_wecom.web.serving import run_server
 from alertmanager_wecom.web.webhook import Webhook
 
-__all__ = ["Relay", "create_app", "freeze_heap", "open_outbox", "wecom_client"]
+__all__ = ["Relay", "create_app", "freeze_heap", "open_outbox", "serve_relay", "wecom_client"]
 
 
 def create_app(
@@ -44,3 +47,27 @@ def create_app(
     app = Starlette(routes=routes, lifespan=relay.lifespan, middleware=middleware)
     app.state.relay = relay
     return app
+
+
+def serve_relay(
+    config: Config,
+    host: str,
+    port: int,
+    log_level: str,
+    config_path: str | None = None,
+    extra_routes: list[BaseRoute] | None = None,
+    sock: socket.socket | None = None,
+) -> None:
+    """Run the service for `config` until SIGTERM or Ctrl-C, with the server settings it names (TLS,
+    header timeout, connection cap): what `serve` and the sandbox both start."""
+    tls = config.server.tls
+    run_server(
+        create_app(config, config_path=config_path, extra_routes=extra_routes),
+        host,
+        port,
+        log_level,
+        tls=(tls.cert_path, tls.key_path) if tls else None,
+        header_timeout=config.server.header_timeout,
+        max_connections=config.server.max_connections,
+        sock=sock,
+    )
