@@ -4,9 +4,12 @@ secret into the file."""
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import httpx
+import pexpect
 import pytest
 from click.testing import CliRunner
 
@@ -105,3 +108,59 @@ def test_init_never_overwrites_without_force(simulator: str, tmp_path: Path) -> 
         main, _init(simulator, tmp_path / "other.yaml", env_name="UNSET_VAR"), env={}
     )
     assert missing.exit_code == 1 and "UNSET_VAR is not set" in missing.output
+
+
+def test_init_on_a_terminal_asks_again_and_waits_for_the_trusted_ip(
+    simulator: str, sim_state: SimulatorState, tmp_path: Path
+) -> None:
+    """Driven through a real pseudo-terminal: a wrong secret is named (40001) and asked again; a 60020
+    names the IP WeCom saw and the console path, and init retries once the IP is added."""
+    sim_state.set_trusted_ips(SANDBOX_AGENT_ID, ["10.9.9.9"])  # this host is not trusted yet
+    output = tmp_path / "config.yaml"
+    env = {k: v for k, v in os.environ.items() if "SECRET" not in k}
+    child = pexpect.spawn(
+        sys.executable,
+        [
+            "-m",
+            "alertmanager_wecom",
+            "init",
+            "--lang",
+            "en",
+            "--api-url",
+            f"{simulator}/cgi-bin/",
+            "--output",
+            str(output),
+        ],
+        env=env,
+        encoding="utf-8",
+        timeout=30,
+    )
+    try:
+        child.expect("Company ID")
+        child.sendline(SANDBOX_CORP_ID)
+        child.expect("AgentId")
+        child.sendline(str(SANDBOX_AGENT_ID))
+        child.expect("Secret")
+        child.sendline("wrong-secret")
+        child.expect("40001")
+        child.expect("Secret")
+        child.sendline(SANDBOX_SECRET)
+        child.expect("Company ID and Secret accepted")
+        child.expect("userid")
+        child.sendline("zhangsan")
+        child.expect("Where should the service read the Secret")
+        child.sendline("WECOM_SECRET")
+        child.expect("60020")
+        child.expect("127.0.0.1")  # the IP WeCom saw
+        child.expect("Trusted IP")  # where to add it
+        child.expect("press Enter to retry")
+        sim_state.set_trusted_ips(SANDBOX_AGENT_ID, None)  # the operator adds it
+        child.sendline("")
+        child.expect("wrote")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 0, child.before
+    written = output.read_text(encoding="utf-8")
+    assert SANDBOX_SECRET not in written and "wrong-secret" not in written
+    assert "${WECOM_SECRET}" in written

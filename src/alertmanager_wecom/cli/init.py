@@ -2,8 +2,8 @@
 against WeCom as it goes (the same checks as `check`, each failure explained), and only then writes a
 commented config.yaml that references the secret by environment variable or file, never inline.
 
-This is the non-interactive form (flags, for scripts and for the first hour with the simulator); the
-prompts of an interactive terminal are still to come.
+With every value given as a flag it runs without asking (scripts, the first hour with the simulator);
+on a terminal it asks for what is missing (cli/init_prompts.py).
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ from typing import Any
 import click
 import yaml
 
+from alertmanager_wecom.cli import init_prompts as prompts
 from alertmanager_wecom.cli.alertmanager_config import max_alerts_for, receivers_for
 from alertmanager_wecom.config import ConfigError
 from alertmanager_wecom.config.loader import parse_config
-from alertmanager_wecom.config.models import DEFAULT_API_URL
+from alertmanager_wecom.config.models import DEFAULT_API_URL, WeComSettings
 from alertmanager_wecom.wecom.api import http_client
 from alertmanager_wecom.wecom.checks import run_checks
 
@@ -35,15 +36,13 @@ _HEADER = """\
 
 
 @click.command()
-@click.option("--corp-id", required=True, help="Company ID (My Company → Company Information).")
-@click.option("--agent-id", required=True, type=click.IntRange(min=1), help="The app's AgentId.")
+@click.option("--corp-id", help="Company ID (My Company → Company Information).")
+@click.option("--agent-id", type=click.IntRange(min=1), help="The app's AgentId.")
 @click.option("--secret-env", help="Name of the environment variable that holds the app's Secret.")
 @click.option(
     "--secret-file", type=click.Path(dir_okay=False), help="File that holds the app's Secret (one line)."
 )
-@click.option(
-    "--to-user", "to_users", multiple=True, required=True, help="userid to send alerts to (repeat)."
-)
+@click.option("--to-user", "to_users", multiple=True, help="userid to send alerts to (repeat).")
 @click.option(
     "--robot-key-file",
     type=click.Path(dir_okay=False),
@@ -58,9 +57,12 @@ _HEADER = """\
     "--no-check", is_flag=True, help="Write the file without asking WeCom (no token, no test message)."
 )
 @click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
+@click.option(
+    "--lang", type=click.Choice(["zh", "en"]), help="Language of the questions (default: from LANG)."
+)
 def init(
-    corp_id: str,
-    agent_id: int,
+    corp_id: str | None,
+    agent_id: int | None,
     secret_env: str | None,
     secret_file: str | None,
     to_users: tuple[str, ...],
@@ -70,22 +72,40 @@ def init(
     url: str,
     no_check: bool,
     force: bool,
+    lang: str | None,
 ) -> None:
     """Write a checked config.yaml from the values the setup guide collects (non-interactive)."""
     path = Path(output)
     if path.exists() and not force:
         raise click.ClickException(f"{path} exists; pass --force to overwrite it")
-    if (secret_env is None) == (secret_file is None):
-        raise click.ClickException("give the app's Secret with --secret-env NAME or --secret-file PATH (one)")
-    if secret_env is not None and not os.environ.get(secret_env):
-        raise click.ClickException(
-            f"environment variable {secret_env} is not set (it holds the app's Secret)"
-        )
-    app: dict[str, Any] = {"corp_id": corp_id, "agent_id": agent_id}
-    if secret_env is not None:
-        app["secret"] = f"${{{secret_env}}}"
+    wecom = WeComSettings(api_url=api_url)
+    app: dict[str, Any]
+    interactive = corp_id is None or agent_id is None or not to_users
+    if interactive:
+        if not sys.stdin.isatty():
+            raise click.ClickException(
+                "give --corp-id, --agent-id, --secret-env or --secret-file and --to-user, or run init on a"
+                " terminal to be asked for them"
+            )
+        t = prompts.TEXTS[prompts.language(lang)]
+        corp_id, agent_id, secret = prompts.ask_credentials(t, wecom)
+        to_users = tuple(u.strip() for u in click.prompt(t["to_user"]).split("|") if u.strip())
+        app = {"corp_id": corp_id, "agent_id": agent_id, **prompts.store_secret(t, secret)}
     else:
-        app["secret_file"] = str(Path(secret_file or "").resolve())
+        assert corp_id is not None and agent_id is not None
+        if (secret_env is None) == (secret_file is None):
+            raise click.ClickException(
+                "give the app's Secret with --secret-env NAME or --secret-file PATH (one)"
+            )
+        if secret_env is not None and not os.environ.get(secret_env):
+            raise click.ClickException(
+                f"environment variable {secret_env} is not set (it holds the app's Secret)"
+            )
+        app = {"corp_id": corp_id, "agent_id": agent_id}
+        if secret_env is not None:
+            app["secret"] = f"${{{secret_env}}}"
+        else:
+            app["secret_file"] = str(Path(secret_file or "").resolve())
     targets: list[dict[str, Any]] = [{"app": "ops", "to_user": list(to_users)}]
     raw: dict[str, Any] = {"wecom": {"api_url": api_url}, "apps": {"ops": app}}
     if robot_key_file is not None:
@@ -98,19 +118,30 @@ def init(
         raise click.ClickException(f"these values do not make a valid config:\n{exc}") from None
     if not no_check:
 
-        async def checked() -> bool:
+        async def checked() -> tuple[bool, bool]:
             async with http_client(config.wecom) as client:
                 results = await run_checks(config, client)
             for result in results:
                 click.echo(result.line())
-            return all(r.ok for r in results)
+            return all(r.ok for r in results), any("60020" in r.message for r in results)
 
-        if not asyncio.run(checked()):
+        while True:
+            ok, untrusted_ip = asyncio.run(checked())
+            if ok:
+                break
+            # The IP must be added in the console by hand; on a terminal, wait for that and try again.
+            if (
+                interactive
+                and untrusted_ip
+                and click.prompt(t["retry_ip"], default="", show_default=False) != "q"
+            ):
+                continue
             click.echo(
                 f"not written: fix the above, then run init again ({path} would be unchanged)", err=True
             )
             sys.exit(1)
-    hint = f"read from ${secret_env}" if secret_env else f"read from {app['secret_file']}"
+    reference = app.get("secret", "")
+    hint = f"read from {reference}" if reference else f"read from {app['secret_file']}"
     text = _HEADER.format(secret_hint=hint, path=path) + yaml.safe_dump(
         raw, sort_keys=False, allow_unicode=True
     )

@@ -1,0 +1,92 @@
+"""`init` on a terminal: asks for each value the setup guide collects, saying where in WeCom's admin
+console it is, in Chinese or English (`--lang`, else `LANG`), and checks each with WeCom as it is given:
+a wrong corp ID (40013) or secret (40001) is explained and asked again."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import click
+
+from alertmanager_wecom.config.models import WeComSettings
+from alertmanager_wecom.secret import Secret
+from alertmanager_wecom.wecom.api import WeComAPI, WeComError, http_client
+from alertmanager_wecom.wecom.errcodes import explain
+from alertmanager_wecom.wecom.token import AccessToken
+
+TEXTS: dict[str, dict[str, str]] = {
+    "zh": {
+        "corp_id": "企业ID（管理后台 → 我的企业 → 企业信息 → 企业ID）",
+        "agent_id": "AgentId（应用管理 → 应用 → 你的自建应用）",
+        "secret": "Secret（同一页面 → Secret → 查看；输入不显示）",
+        "to_user": "接收告警的成员账号 userid，多个用 | 分隔",
+        "secret_store": "服务从哪里读取 Secret？环境变量名，或文件路径（Secret 写入该文件，权限 600）",
+        "retry_ip": "在管理后台添加该 IP 后按回车重试（约一分钟生效），输入 q 退出",
+        "token_ok": "企业ID 和 Secret 正确",
+        "export": "启动服务前请设置环境变量：export {name}=…（Secret 不会写入配置文件）",
+        "wrote_secret": "Secret 已写入 {path}（权限 600）",
+    },
+    "en": {
+        "corp_id": "Company ID (admin console → My Company → Company Information → Company ID)",
+        "agent_id": "AgentId (App Management → Apps → your self-built app)",
+        "secret": "Secret (the same page → Secret → View; typing is hidden)",
+        "to_user": "userid(s) to send alerts to, separated by |",
+        "secret_store": "Where should the service read the Secret? An environment variable name, or a file path "
+        "(the secret is written there, mode 600)",
+        "retry_ip": "Add that IP in the admin console, then press Enter to retry (it takes about a minute), or q to stop",
+        "token_ok": "Company ID and Secret accepted",
+        "export": "Before starting the service: export {name}=… (the secret is not written into the config)",
+        "wrote_secret": "Secret written to {path} (mode 600)",
+    },
+}
+
+
+def language(lang: str | None) -> str:
+    chosen = lang or os.environ.get("LC_ALL") or os.environ.get("LANG") or ""
+    return "zh" if chosen.lower().startswith("zh") else "en"
+
+
+def ask_credentials(t: dict[str, str], wecom: WeComSettings) -> tuple[str, int, str]:
+    """Corp ID, AgentId and Secret, asked until WeCom gives a token for them."""
+    corp_id = click.prompt(t["corp_id"]).strip()
+    agent_id = click.prompt(t["agent_id"], type=click.IntRange(min=1))
+    secret = click.prompt(t["secret"], hide_input=True).strip()
+    while True:
+        errcode, problem = asyncio.run(_gettoken(wecom, corp_id, secret))
+        if problem is None:
+            click.echo(f"OK   {t['token_ok']}")
+            return corp_id, agent_id, secret
+        click.echo(f"FAIL {problem}")
+        if errcode == 40013:
+            corp_id = click.prompt(t["corp_id"]).strip()
+        elif errcode == 40001:
+            secret = click.prompt(t["secret"], hide_input=True).strip()
+        else:
+            raise click.ClickException(problem)
+
+
+async def _gettoken(wecom: WeComSettings, corp_id: str, secret: str) -> tuple[int | None, str | None]:
+    async with http_client(wecom) as client:
+        try:
+            await AccessToken(WeComAPI(wecom.api_url, client), corp_id, Secret(secret)).get()
+        except WeComError as exc:
+            if exc.errcode is not None:
+                return exc.errcode, explain(exc.errcode, exc.errmsg)
+            return None, exc.detail
+    return None, None
+
+
+def store_secret(t: dict[str, str], secret: str) -> dict[str, str]:
+    """The config's reference to the secret: ${NAME} (the user exports it) or a file written here."""
+    where = click.prompt(t["secret_store"], default="WECOM_SECRET").strip()
+    if "/" in where or where.startswith("."):
+        path = os.path.abspath(where)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(secret + "\n")
+        click.echo(t["wrote_secret"].format(path=path))
+        return {"secret_file": path}
+    os.environ[where] = secret  # for the checks that follow, in this process only
+    click.echo(t["export"].format(name=where))
+    return {"secret": f"${{{where}}}"}
