@@ -32,15 +32,7 @@ class CallbackSender:
             crypto = CallbackCrypto(token, encoding_aes_key, corp_id)
         except ValueError as exc:
             return {"saved": False, "error": str(exc)}
-        plaintext = str(secrets.randbelow(10**18))
-        echostr = crypto.encrypt(plaintext)
-        timestamp, nonce = str(int(time.time())), str(secrets.randbelow(10**9))
-        query = {
-            "msg_signature": crypto.signature(timestamp, nonce, echostr),
-            "timestamp": timestamp,
-            "nonce": nonce,
-            "echostr": echostr,
-        }
+        plaintext, query = crypto.url_check(int(time.time()))
         try:
             async with httpx.AsyncClient(timeout=1.0) as client:  # WeCom waits about a second
                 answer = await client.get(url, params=query)

@@ -13,6 +13,7 @@ import binascii
 import hashlib
 import hmac
 import os
+import secrets
 import struct
 
 from cryptography.hazmat.primitives import padding
@@ -82,6 +83,21 @@ class CallbackCrypto:
             return message.decode("utf-8")
         except UnicodeDecodeError:
             raise CallbackError("decrypted message is not UTF-8") from None
+
+    def url_check(self, now: int) -> tuple[str, dict[str, str]]:
+        """What WeCom sends when a callback URL is saved: a random plaintext, and the query carrying it
+        encrypted and signed (``msg_signature, timestamp, nonce, echostr``); the URL must answer the
+        plaintext. Used by the simulator (as WeCom) and by `check`."""
+        plaintext = str(secrets.randbelow(10**18))
+        echostr = self.encrypt(plaintext)
+        timestamp, nonce = str(now), str(secrets.randbelow(10**9))
+        signature = self.signature(timestamp, nonce, echostr)
+        return plaintext, {
+            "msg_signature": signature,
+            "timestamp": timestamp,
+            "nonce": nonce,
+            "echostr": echostr,
+        }
 
     def encrypt(self, message: str, random_prefix: bytes | None = None) -> str:
         """`message` as WeCom encrypts it (for passive replies, and for the simulator and tests)."""

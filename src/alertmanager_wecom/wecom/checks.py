@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import socket
 import time
 from dataclasses import dataclass
@@ -99,15 +98,7 @@ async def check_callback(
             True, subject, f"configured; set apps.{name}.callback.url to let check call it as WeCom does"
         )
     crypto = CallbackCrypto(callback.token.reveal(), callback.encoding_aes_key.reveal(), corp_id)
-    plaintext = str(secrets.randbelow(10**18))
-    echostr = crypto.encrypt(plaintext)
-    timestamp, nonce = str(int(time.time())), str(secrets.randbelow(10**9))
-    query = {
-        "msg_signature": crypto.signature(timestamp, nonce, echostr),
-        "timestamp": timestamp,
-        "nonce": nonce,
-        "echostr": echostr,
-    }
+    plaintext, query = crypto.url_check(int(time.time()))
     try:
         answer = await client.get(callback.url, params=query)
     except httpx.HTTPError as exc:
