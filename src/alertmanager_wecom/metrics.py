@@ -30,6 +30,19 @@ class Metrics:
             ["app", "outcome"],
             registry=r,
         )
+        self.card_actions = Counter(
+            f"{PREFIX}_card_actions",
+            "Card button presses, by action (ack, silence, unsilence, other) and outcome (ok, failed, denied, "
+            "ignored, unknown_card).",
+            ["app", "action", "outcome"],
+            registry=r,
+        )
+        self.card_updates = Counter(
+            f"{PREFIX}_card_updates",
+            "Cards redrawn for their recipients (updated), told by a new message instead (message), or neither (failed).",
+            ["app", "outcome"],
+            registry=r,
+        )
         self.messages_sent = Counter(
             f"{PREFIX}_messages_sent",
             "Messages WeCom accepted.",

@@ -64,7 +64,8 @@ class AppMessageChannel:
             value = reply.get(key)
             if isinstance(value, str) and value:
                 invalid[key] = value.split("|")
-        return SendResult(invalid=invalid)
+        code = reply.get("response_code")
+        return SendResult(invalid=invalid, response_code=code if isinstance(code, str) else "")
 
 
 class AppMessageKind:

@@ -27,6 +27,8 @@ RateWindows = list[tuple[str, tuple[Window, ...]]]
 class SendResult:
     # Recipients WeCom refused while delivering to the rest: {"invaliduser": [...], ...}
     invalid: dict[str, list[str]] = field(default_factory=dict)
+    # An interactive card's response_code (updates the card once, within 72 h).
+    response_code: str = ""
 
 
 class Channel(Protocol):

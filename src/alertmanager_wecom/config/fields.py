@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
-MsgType = Literal["text", "markdown", "textcard", "markdown_v2"]
+MsgType = Literal["text", "markdown", "textcard", "markdown_v2", "template_card"]
 Language = Literal["zh", "en"]
 
 

@@ -108,6 +108,8 @@ class Receiver(Model):
     name: str
     targets: list[Target] = Field(min_length=1)
     auth: InboundAuth | None = None
+    # Where this receiver's card buttons make silences, when not the global `alertmanager`.
+    alertmanager: AlertmanagerAPI | None = None
 
     @field_validator("name")
     @classmethod
@@ -132,6 +134,23 @@ class InboundAuth(Model):
     def _one(self) -> InboundAuth:
         if (self.bearer_token is None) == (self.basic_auth is None):
             raise ValueError("set bearer_token (or bearer_token_file) or basic_auth")
+        return self
+
+
+class AlertmanagerAPI(Model):
+    """Alertmanager's API v2, where card buttons create and expire silences."""
+
+    url: str = Field(pattern=r"^https?://")
+    bearer_token: Secret | None = None
+    basic_auth: BasicAuth | None = None
+    ca_file: str | None = None
+    insecure_skip_verify: bool = False
+    timeout: Duration = Field(default=10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _auth(self) -> AlertmanagerAPI:
+        if self.bearer_token is not None and self.basic_auth is not None:
+            raise ValueError("set bearer_token or basic_auth, not both")
         return self
 
 
@@ -267,6 +286,8 @@ class Config(Model):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     render: RenderSettings = Field(default_factory=RenderSettings)
+    # Alertmanager's API, for the silences made from cards (a receiver may name its own).
+    alertmanager: AlertmanagerAPI | None = None
     # Files to serve at the root: a path (served under its own name) or {name, content}.
     verify_files: list[VerifyFile] = Field(default_factory=list)
     # Directory that relative template paths are resolved against (the config file's directory).
@@ -290,12 +311,40 @@ class Config(Model):
                     raise ValueError(
                         f"receivers[{i}].targets[{j}].app: unknown app {target.app!r} (apps: {known})"
                     )
+                if target.msgtype == "template_card":
+                    self._card_target(receiver, target, f"receivers[{i}].targets[{j}]")
                 if target.robot is not None and target.robot not in self.robots:
                     known = ", ".join(sorted(self.robots)) or "none defined"
                     raise ValueError(
                         f"receivers[{i}].targets[{j}].robot: unknown robot {target.robot!r} (robots: {known})"
                     )
         return self
+
+    def _card_target(self, receiver: Receiver, target: Target, where: str) -> None:
+        app = self.apps.get(target.app or "")
+        if app is not None and app.callback is None:
+            raise ValueError(
+                f"{where}.msgtype: WeCom sends cards with buttons only for apps with a callback URL: set "
+                f"apps.{target.app}.callback (token, encoding_aes_key) and save the URL "
+                f"https://<this service>/wecom/callback/{target.app} in the app's 接收消息 settings"
+            )
+        silences = target.card is None or any(b.action == "silence" for b in target.card.buttons)
+        if silences and self.alertmanager_for(receiver) is None:
+            raise ValueError(
+                f"{where}.card: silence buttons need Alertmanager's API: set alertmanager.url (or the "
+                f"receiver's alertmanager, or render.alertmanager_url), or drop the silence buttons"
+            )
+
+    def alertmanager_for(self, receiver: Receiver) -> AlertmanagerAPI | None:
+        """Where `receiver`'s silences go: its own `alertmanager`, the global one, else the
+        render.alertmanager_url that links already point at (without auth)."""
+        if receiver.alertmanager is not None:
+            return receiver.alertmanager
+        if self.alertmanager is not None:
+            return self.alertmanager
+        if self.render.alertmanager_url:
+            return AlertmanagerAPI(url=self.render.alertmanager_url)
+        return None
 
     @field_validator("verify_files", mode="before")
     @classmethod

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BeforeValidator,
@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from alertmanager_wecom.config.fields import Language, Model, MsgType, check_time_zone
+from alertmanager_wecom.config.fields import Duration, Language, Model, MsgType, check_time_zone
 
 _MENTION_SOURCE = re.compile(r"^(labels|annotations)\.[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -84,6 +84,51 @@ class _TargetBase(Model):
 # fields nor dumped, and what is specific to a channel is decided by its kind in channels/.
 
 
+class CardButton(Model):
+    """A button of an alert card: acknowledge, silence for a while, or open a page."""
+
+    action: Literal["ack", "silence", "open"]
+    text: str | None = None  # default: by the target's language (认领, 静默 1h, 查看)
+    duration: Duration | None = None  # silence only
+    url: str | None = Field(default=None, pattern=r"^https?://")  # open only: else the generator URL
+
+    @model_validator(mode="after")
+    def _fields(self) -> CardButton:
+        if self.action == "silence" and not self.duration:
+            raise ValueError("a silence button needs a duration (e.g. 1h)")
+        if self.action != "silence" and self.duration is not None:
+            raise ValueError("duration: only for silence buttons")
+        if self.action != "open" and self.url is not None:
+            raise ValueError("url: only for open buttons")
+        if self.text is not None and not 1 <= len(self.text) <= 10:
+            raise ValueError("text: 1 to 10 characters (WeCom's limit for a button)")
+        return self
+
+
+def _default_buttons() -> list[CardButton]:
+    return [
+        CardButton(action="ack"),
+        CardButton(action="silence", duration=3600.0),
+        CardButton(action="silence", duration=4 * 3600.0),
+        CardButton(action="open"),
+    ]
+
+
+class CardSettings(Model):
+    """What a template_card target's cards offer (msgtype: template_card; the app needs a callback)."""
+
+    buttons: list[CardButton] = Field(default_factory=_default_buttons, min_length=1, max_length=6)
+    # A silence matches the notification's group labels, or each alert's own labels (one silence each).
+    silence_matchers: Literal["group", "alerts"] = "group"
+    # Who may press the buttons (userids); empty: anyone the card reached.
+    allow_users: list[str] = Field(default_factory=list)
+    # The card turns "resolved" in place when its group resolves; and/or a new resolved message.
+    resolve_in_place: bool = True
+    resolved_message: bool = True
+    # After an acknowledgement, repeats of the group are held back this long (never its resolution).
+    ack_quiet: Duration = 0.0
+
+
 class AppTarget(_TargetBase):
     """An app message (应用消息) to users, departments and tags."""
 
@@ -93,6 +138,12 @@ class AppTarget(_TargetBase):
     to_tag: list[str] = Field(default_factory=list)
     # Templated recipients: where alerts go when no value of theirs is a valid WeCom id.
     fallback: Fallback | None = None
+    # msgtype template_card: the buttons and what they do (defaults when absent).
+    card: CardSettings | None = None
+
+    @property
+    def card_settings(self) -> CardSettings:
+        return self.card or CardSettings()
 
     robot: ClassVar[None] = None
     chat: ClassVar[None] = None
@@ -112,6 +163,7 @@ class ChatTarget(_TargetBase):
     chat: str
 
     robot: ClassVar[None] = None
+    card: ClassVar[None] = None
     to_user: ClassVar[tuple[str, ...]] = ()
     to_party: ClassVar[tuple[str, ...]] = ()
     to_tag: ClassVar[tuple[str, ...]] = ()
@@ -132,6 +184,7 @@ class RobotTarget(_TargetBase):
 
     app: ClassVar[None] = None
     chat: ClassVar[None] = None
+    card: ClassVar[None] = None
     to_user: ClassVar[tuple[str, ...]] = ()
     to_party: ClassVar[tuple[str, ...]] = ()
     to_tag: ClassVar[tuple[str, ...]] = ()
@@ -164,8 +217,12 @@ def _shape(data: Any) -> Any:
             raise ValueError("a robot posts to its own group chat: drop to_user/to_party/to_tag/chat")
         if get("fallback") is not None:
             raise ValueError("fallback: only for app targets with templated recipients")
-        if msgtype == "textcard":
-            raise ValueError("msgtype: group robots send text, markdown or markdown_v2")
+        if msgtype in ("textcard", "template_card"):
+            raise ValueError(
+                "msgtype: group robots send text, markdown or markdown_v2 (robots get no clicks)"
+            )
+        if get("card") is not None:
+            raise ValueError("card: only for app targets with msgtype template_card")
     else:
         if msgtype == "markdown_v2":
             raise ValueError("msgtype: markdown_v2 is for group robots; apps send text, markdown or textcard")
@@ -174,6 +231,10 @@ def _shape(data: Any) -> Any:
         templated = any(_is_templated(get(k)) for k in ("to_user", "to_party", "to_tag"))
         if get("fallback") is not None and not templated:
             raise ValueError("fallback: only for templated recipients (to_user: ['{{ labels.owner }}'])")
+        if get("chat") and msgtype == "template_card":
+            raise ValueError("msgtype: appchat/send sends no template cards; use an app target (to_user)")
+        if get("card") is not None and msgtype != "template_card":
+            raise ValueError("card: settings for msgtype template_card (set msgtype: template_card)")
         if get("chat") and recipients:
             raise ValueError("an app chat target sends to the chat's members: drop to_user/to_party/to_tag")
         if not get("chat") and not recipients:
@@ -262,9 +323,13 @@ def target_spec(target: AnyTarget) -> str:
         elif isinstance(value, Model):
             value = value.model_dump(mode="json", by_alias=True)
         stored["continue" if name == "continue_" else name] = value
-    for name in type(target).model_fields:  # a field added later than the layout goes last
-        if name not in stored and name != "continue_":
-            stored[name] = getattr(target, name)
+    # A field added later than the layout goes last, and only when set: a target that does not use it
+    # keeps the spec (and the target key) it had before the field existed.
+    for name in type(target).model_fields:
+        value = getattr(target, name)
+        if name in stored or name == "continue_" or value is None:
+            continue
+        stored[name] = value.model_dump(mode="json", by_alias=True) if isinstance(value, Model) else value
     return json.dumps(stored, ensure_ascii=False, separators=(",", ":"))
 
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from alertmanager_wecom.actions.cards import CardActions
 from alertmanager_wecom.config import DeliverySettings
 from alertmanager_wecom.delivery.pacing import RateLimiter
 from alertmanager_wecom.delivery.render import CpuWork
@@ -41,6 +42,8 @@ class Services:
     cpu: CpuWork = field(default_factory=CpuWork)
     # Targets held back until a time (after a transient failure), by target key.
     cooldown: dict[str, float] = field(default_factory=dict)
+    # Alert cards (msgtype template_card): what they remember and redraw; None without a callback app.
+    cards: CardActions | None = None
 
     def __post_init__(self) -> None:
         self.limiter = RateLimiter(self.clock)

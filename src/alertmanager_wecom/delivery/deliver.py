@@ -16,7 +16,7 @@ import logging
 
 from alertmanager_wecom.channels import SendResult
 from alertmanager_wecom.delivery.context import Services
-from alertmanager_wecom.delivery.render import describe, render_job
+from alertmanager_wecom.delivery.render import describe, parse, render_job
 from alertmanager_wecom.delivery.retry import Failures
 from alertmanager_wecom.delivery.routes import Route
 from alertmanager_wecom.ingest.payload import Notification
@@ -36,6 +36,18 @@ class JobDelivery:
     async def __call__(self, job: Job, route: Route, notification: Notification | None = None) -> bool:
         """Send the job's remaining messages (`notification`: the job's payload, already parsed).
         False: stop working on this target for now (shutting down, or backing off)."""
+        if route.cards is not None and self.s.cards is not None:
+            try:
+                parsed = notification or await self.s.cpu.run(parse, job)
+            except Exception as exc:
+                await self.failures.dead(job, route, Reason.BAD_MESSAGE, f"cannot read: {describe(exc)}")
+                return True
+            notification = parsed
+            quiet = await self.s.cards.quiet_reason(job.receiver, route.target, parsed)
+            if quiet is not None:
+                log.info("receiver=%s job=%d not sent: %s", job.receiver, job.id, quiet)
+                await self.s.outbox.done(job.id, self.s.clock())
+                return True
         messages = await self.render(job, route, notification)
         if messages is None:
             return True  # a dead letter: the next job goes on
@@ -49,7 +61,12 @@ class JobDelivery:
             except WeComError as exc:
                 return await self.failures.send_failed(job, route, exc, at)
             await self.record_sent(job, route, index, at, result)
+            if messages[index].card is not None:
+                await self.record_card(job, route, messages[index], result)
         await self.record_done(job, route, len(messages))
+        cards = self.s.cards if route.cards is not None else None
+        if cards is not None and notification is not None and notification.status == "resolved":
+            cards.later(cards.group_resolved(job.receiver, job.target, notification.group_key), "resolve")
         return True
 
     # -- the stages -----------------------------------------------------------------------------------
@@ -58,8 +75,11 @@ class JobDelivery:
         self, job: Job, route: Route, notification: Notification | None = None
     ) -> list[Message] | None:
         """The job's messages, or None when nothing will render them (then it is a dead letter)."""
+        state = None
+        if route.cards is not None and self.s.cards is not None and notification is not None:
+            state = await self.s.cards.state_for(job.receiver, notification.group_key)
         try:
-            return await self.s.cpu.run(render_job, route, job, notification)
+            return await self.s.cpu.run(render_job, route, job, notification, state)
         except Exception as exc:
             await self.failures.dead(job, route, Reason.BAD_MESSAGE, f"cannot render: {describe(exc)}")
             return None
@@ -107,6 +127,26 @@ class JobDelivery:
                 kind.removeprefix("invalid"),
                 "|".join(names),
                 route.channel.name,
+            )
+
+    async def record_card(self, job: Job, route: Route, message: Message, result: SendResult) -> None:
+        """A card reached WeCom: remember it (and its response code) to redraw it later. A failure here
+        is logged and never holds delivery back: the card was delivered."""
+        if self.s.cards is None or message.card is None or route.target.app is None:
+            return
+        try:
+            await self.s.cards.sent(
+                route.target.app,
+                job.receiver,
+                job.target,
+                job.id,
+                job.payload,
+                message.card,
+                result.response_code,
+            )
+        except Exception:
+            log.exception(
+                "card of job %d delivered but not remembered: its buttons will not update it", job.id
             )
 
     async def record_done(self, job: Job, route: Route, messages: int) -> None:

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Iterable
 
 import httpx
 
+from alertmanager_wecom.channels.base import token_for
 from alertmanager_wecom.config import Config, DeliverySettings
 from alertmanager_wecom.delivery.backlog import PAGE, Backlog
 from alertmanager_wecom.delivery.context import Services
@@ -30,6 +31,7 @@ from alertmanager_wecom.ingest.routing import configured_target_keys
 from alertmanager_wecom.metrics import Metrics
 from alertmanager_wecom.outbox import JobState, Outbox
 from alertmanager_wecom.wecom.api import WeComAPI
+from alertmanager_wecom.wecom.token import AccessToken
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +86,10 @@ class Dispatcher:
 
     def _routes_for(self, config: Config) -> Routes:
         return Routes(config, WeComAPI(config.wecom.api_url, self.client), self.metrics, self.limiter)
+
+    def app_token(self, app: str) -> AccessToken:
+        """The app's token cache, shared with delivery (card updates use it too)."""
+        return token_for(app, self.config, self.routes.api, self.routes.tokens)
 
     def reload(self, config: Config) -> None:
         """Use a new config from now on. Jobs already queued keep their target; tasks in flight finish

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import ParamSpec, TypeVar
 
 from alertmanager_wecom.config import Target
@@ -17,6 +18,7 @@ from alertmanager_wecom.delivery.routes import Route
 from alertmanager_wecom.ingest.payload import LARGE_BODY, Notification, collector_paused, parse_notification
 from alertmanager_wecom.ingest.recipients import Budget, refusal, summarize
 from alertmanager_wecom.outbox import Job
+from alertmanager_wecom.rendering.card import CardBuilder, CardState, needs_details, task_id_for
 from alertmanager_wecom.rendering.message import Message
 from alertmanager_wecom.rendering.renderer import Renderer
 
@@ -69,14 +71,28 @@ def parse_all(jobs: list[Job]) -> list[Notification | str]:
     return out
 
 
+@dataclass(frozen=True)
+class CardContext:
+    """What a template_card target's card needs beyond the notification: its task_id and what
+    happened to its group so far (an acknowledgement shows on the next notifications)."""
+
+    builder: CardBuilder
+    task_id: str = "preview"
+    state: CardState = field(default_factory=CardState)
+
+
 def render_messages(
     target: Target,
     renderer: Renderer,
     notification: Notification,
     refused: Callable[[str], None] | None = None,
+    card: CardContext | None = None,
 ) -> list[Message]:
     """What one target sends for one notification (its resolved alerts dropped if send_resolved is off).
-    `refused` hears, once per call, which mentions from alert data were refused and why."""
+    `refused` hears, once per call, which mentions from alert data were refused and why.
+    A template_card target sends its card, then detail messages when the card leaves alerts out."""
+    if target.msgtype == "template_card" and card is not None:
+        return card_messages(target, renderer, notification, card)
     if not target.send_resolved:
         firing = notification.firing
         if not firing:
@@ -94,6 +110,26 @@ def render_messages(
         max_messages=notification.digest_max_messages or None,
         mentions=(users, mobiles),
     )
+
+
+def card_messages(
+    target: Target, renderer: Renderer, notification: Notification, card: CardContext
+) -> list[Message]:
+    settings = card.builder.settings
+    if notification.status == "resolved" and not (target.send_resolved and settings.resolved_message):
+        return []  # the cards already sent turn "resolved" in place (actions/), no new message
+    if not target.send_resolved:
+        firing = notification.firing
+        if not firing:
+            return []
+        notification = notification.model_copy(update={"alerts": firing})
+    built = card.builder.build(notification, card.task_id, card.state)
+    title = str(built["main_title"]["title"])
+    text = "\n".join([title, str(built.get("sub_title_text", ""))]).strip()
+    messages = [Message("template_card", text, title=title, card=built)]
+    if needs_details(notification, built):
+        messages += renderer.render(notification, max_messages=notification.digest_max_messages or None)
+    return messages
 
 
 def mentions_for(target: Target, notification: Notification) -> tuple[list[str], list[str], list[str]]:
@@ -119,7 +155,9 @@ def mentions_for(target: Target, notification: Notification) -> tuple[list[str],
     return list(dict.fromkeys(users)), list(dict.fromkeys(target.mention_mobile)), problems
 
 
-def messages_for(route: Route, notification: Notification, job: Job | None = None) -> list[Message]:
+def messages_for(
+    route: Route, notification: Notification, job: Job | None = None, card: CardContext | None = None
+) -> list[Message]:
     """The messages for one notification. A user template that fails on these alerts (a label it
     expects is missing, say) is logged and the package's template shows them instead: the alerts
     matter more than their layout. `job`: the job being delivered (then refused mentions are logged)."""
@@ -130,8 +168,10 @@ def messages_for(route: Route, notification: Notification, job: Job | None = Non
                 "receiver %s job %d: mentions from alert data refused: %s", job.receiver, job.id, problems
             )
 
+    if card is None and route.cards is not None:
+        card = CardContext(route.cards)
     try:
-        return render_messages(route.target, route.renderer, notification, refused)
+        return render_messages(route.target, route.renderer, notification, refused, card)
     except Exception as exc:
         if not route.renderer.custom_templates:
             raise
@@ -140,14 +180,23 @@ def messages_for(route: Route, notification: Notification, job: Job | None = Non
             route.channel.name,
             describe(exc),
         )
-        return render_messages(route.target, route.renderer.with_builtin_templates(), notification)
+        return render_messages(
+            route.target, route.renderer.with_builtin_templates(), notification, None, card
+        )
 
 
-def render_job(route: Route, job: Job, notification: Notification | None = None) -> list[Message]:
-    """The job's messages (`notification`: its payload, when already parsed). Raises when they cannot
-    be rendered at all."""
+def render_job(
+    route: Route, job: Job, notification: Notification | None = None, state: CardState | None = None
+) -> list[Message]:
+    """The job's messages (`notification`: its payload, when already parsed; `state`: its card's group
+    so far). Raises when they cannot be rendered at all."""
     with paused_if_large([job]):
-        return messages_for(route, notification or parse(job), job)
+        notification = notification or parse(job)
+        card = None
+        if route.cards is not None:
+            task_id = task_id_for(job.receiver, notification.group_key, job.id, job.created_at)
+            card = CardContext(route.cards, task_id, state or CardState())
+        return messages_for(route, notification, job, card)
 
 
 def count_messages(route: Route, jobs: list[Job]) -> tuple[int, list[tuple[Job, str]]]:

@@ -10,6 +10,7 @@ from alertmanager_wecom.channels import Channel, build_channel, kind_of
 from alertmanager_wecom.config import Config, Target, parse_target
 from alertmanager_wecom.delivery.pacing import RateLimiter
 from alertmanager_wecom.metrics import Metrics
+from alertmanager_wecom.rendering.card import CardBuilder, builder_for
 from alertmanager_wecom.rendering.renderer import Renderer, TemplateError
 from alertmanager_wecom.wecom.api import WeComAPI
 from alertmanager_wecom.wecom.token import AccessToken
@@ -26,6 +27,7 @@ class Route:
     kind: str  # app | chat | robot: the channel label of metrics
     label: str  # app:NAME or robot:NAME: a bounded metrics label (no recipients)
     last_send: float = 0.0
+    cards: CardBuilder | None = None  # msgtype template_card: builds the target's cards
 
 
 class Routes:
@@ -65,6 +67,7 @@ class Routes:
                 self._rate_keys(target),
                 kind,
                 label,
+                cards=builder_for(target, self.config) if target.msgtype == "template_card" else None,
             )
             self._routes[spec] = route
         return route

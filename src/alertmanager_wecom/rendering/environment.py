@@ -13,6 +13,7 @@ import jinja2
 from alertmanager_wecom.config import Config, ConfigError, Target
 from alertmanager_wecom.ingest.payload import Notification
 from alertmanager_wecom.rendering.escaping import Safe, finalizer
+from alertmanager_wecom.rendering.fit import detail_msgtype
 
 # Renders one notification for a target (the renderer's, passed in: the renderer builds on this module).
 RenderSample = Callable[[Target, Config, Notification], object]
@@ -76,6 +77,7 @@ def _compile(source: str, filename: str, msgtype: str) -> jinja2.Template:
 
 
 def load_templates(target: Target, config: Config) -> Templates:
+    msgtype = detail_msgtype(target.msgtype)
     if target.template:
         path = Path(target.template)
         if not path.is_absolute():
@@ -84,11 +86,11 @@ def load_templates(target: Target, config: Config) -> Templates:
             source = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise TemplateError(f"{path}: cannot read template: {exc.strerror}") from None
-        content = _compile(source, str(path), target.msgtype)
+        content = _compile(source, str(path), msgtype)
     else:
-        content = _builtin_envs[target.msgtype].get_template(f"{target.msgtype}.j2")
+        content = _builtin_envs[msgtype].get_template(f"{msgtype}.j2")
     title: jinja2.Template | None = None
-    if target.msgtype == "textcard":
+    if msgtype == "textcard":
         if target.title_template:
             title = _compile(target.title_template, "title_template", "textcard")
         else:

@@ -23,7 +23,13 @@ def byte_len(text: str) -> int:
     return len(text.encode("utf-8"))
 
 
+def detail_msgtype(msgtype: str) -> str:
+    """The msgtype of a target's text messages: a card target's detail messages are markdown."""
+    return "markdown" if msgtype == "template_card" else msgtype
+
+
 def content_limit(msgtype: str, robot: bool = False) -> int:
+    msgtype = detail_msgtype(msgtype)
     if msgtype == "textcard":
         return TEXTCARD_DESCRIPTION_LIMIT
     if robot and msgtype in ("markdown", "markdown_v2"):

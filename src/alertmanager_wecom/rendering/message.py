@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
 @dataclass(frozen=True)
 class Message:
-    msgtype: str  # text | markdown | textcard
+    msgtype: str  # text | markdown | textcard | template_card
     content: str  # text/markdown content, or the textcard description
     title: str = ""  # textcard only
     url: str = ""  # textcard only
     btntxt: str = ""  # textcard only
     mentions: tuple[str, ...] = ()  # group robots, text: mentioned_list (userids, or "@all")
     mention_mobiles: tuple[str, ...] = ()  # group robots, text: mentioned_mobile_list
+    card: dict[str, Any] | None = field(default=None, compare=False)  # template_card: the card as sent
 
     def body(self) -> dict[str, Any]:
         """The msgtype-specific part of a WeCom message body."""
+        if self.msgtype == "template_card" and self.card is not None:
+            return self.card
         if self.msgtype == "textcard":
             card = {"title": self.title, "description": self.content, "url": self.url}
             if self.btntxt:

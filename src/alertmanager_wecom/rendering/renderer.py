@@ -76,7 +76,7 @@ class Renderer:
         render = config.render
         kept = config.kept_templates.by_key.get(target.template_key())
         return cls(
-            msgtype=target.msgtype,
+            msgtype=fit.detail_msgtype(target.msgtype),
             templates=kept if isinstance(kept, Templates) else load_templates(target, config),
             language=target.language or render.language,
             time_zone=target.time_zone or render.time_zone,

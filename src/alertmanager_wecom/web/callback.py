@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from alertmanager_wecom.actions.cards import Click
 from alertmanager_wecom.web.answers import BodyTooLarge, BodyTooSlow, error, read_body
 from alertmanager_wecom.web.relay import Relay
 from alertmanager_wecom.wecom.callback_crypto import CallbackCrypto, CallbackError
@@ -112,8 +113,21 @@ class Callbacks:
         if len(self._seen) > _SEEN:
             self._seen.popitem(last=False)
         self.relay.metrics.callbacks.labels(name, "accepted").inc()
-        # Acting on card clicks (silences, acknowledgements, updating the cards) comes with the cards;
-        # until then an event is acknowledged and logged. An empty 200 is "no passive reply".
+        if _text(inner, "ToUserName") and _text(inner, "ToUserName") != app.corp_id:
+            return self._refused(name, "the event is addressed to another corp")
+        cards = self.relay.cards
+        if _text(inner, "Event") == "template_card_event" and cards is not None:
+            # Acted on after this answer: WeCom waits 5 s, Alertmanager may take longer.
+            click = Click(
+                app=name,
+                user=key[0],
+                task_id=_text(inner, "TaskId"),
+                key=_text(inner, "EventKey"),
+                response_code=_text(inner, "ResponseCode"),
+                at=self.relay.clock(),
+            )
+            cards.later(cards.click(click), f"click on {click.task_id}")
+        # An empty 200 is "no passive reply".
         log.info(
             "callback for app %s: %s %s from %s (key %s)",
             name,

@@ -22,6 +22,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from alertmanager_wecom import __version__
+from alertmanager_wecom.actions.cards import CardActions
+from alertmanager_wecom.actions.store import ActionStore, actions_path
 from alertmanager_wecom.config import Config, ConfigError
 from alertmanager_wecom.config.loader import load_config
 from alertmanager_wecom.delivery.dispatcher import Dispatcher
@@ -77,6 +79,17 @@ class Relay:
         self.dispatcher: Dispatcher | None = None
         self.draining = False
         self.router = Router(config)
+        self.cards: CardActions | None = None
+
+    def _card_actions(self, dispatcher: Dispatcher) -> CardActions | None:
+        """Cards are remembered, and clicks acted on, when an app has a callback URL (card buttons need
+        one): in a file beside the outbox."""
+        if not any(app.callback is not None for app in self.config.apps.values()):
+            return None
+        store = ActionStore(actions_path(self.config.storage.path))
+        cards = CardActions(store, lambda: self.config, dispatcher.app_token, self.metrics, self.clock)
+        dispatcher.services.cards = cards
+        return cards
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -84,6 +97,7 @@ class Relay:
         outbox = self._outbox or open_outbox(self.config, self.metrics)
         self.outbox = outbox
         self.dispatcher = Dispatcher(self.config, outbox, client, clock=self.clock, metrics=self.metrics)
+        self.cards = self._card_actions(self.dispatcher)
         await self.dispatcher.start()
         loop = asyncio.get_running_loop()
         with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):  # not the main thread
@@ -96,6 +110,9 @@ class Relay:
             # Intake stops first (503), then in-flight sends finish; what is queued stays in the outbox.
             self.draining = True
             await self.dispatcher.stop()
+            if self.cards is not None:
+                await self.cards.drain()
+                await self.cards.store.close()
             if self._outbox is None:
                 await outbox.close()
             if self._client is None:

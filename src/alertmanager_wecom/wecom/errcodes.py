@@ -133,6 +133,12 @@ TABLE: dict[int, ErrInfo] = {
     40008: ErrInfo(_A.BAD_REQUEST, _R.BAD_MESSAGE, "invalid msgtype"),
     40007: ErrInfo(_A.BAD_REQUEST, _R.BAD_MESSAGE, "invalid media_id"),
     47001: ErrInfo(_A.BAD_REQUEST, _R.BAD_MESSAGE, "data format error (body is not valid JSON)"),
+    60140: ErrInfo(
+        _A.BAD_REQUEST,
+        _R.BAD_MESSAGE,
+        "card response_code invalid, already used or older than 72 h",
+        "each response_code updates a card once: a newer one comes with the next click",
+    ),
 }
 _UNKNOWN = ErrInfo(_A.RETRY, _R.UNKNOWN, "unknown errcode")
 _FROM_IP = re.compile(r"from ip:\s*([0-9a-fA-F.:]+)")
