@@ -38,7 +38,7 @@ class JobDelivery:
         False: stop working on this target for now (shutting down, or backing off)."""
         if route.cards is not None and self.s.cards is not None:
             try:
-                parsed = notification or await self.s.cpu.run(parse, job)
+                parsed: Notification = notification or await self.s.cpu.run(parse, job)
             except Exception as exc:
                 await self.failures.dead(job, route, Reason.BAD_MESSAGE, f"cannot read: {describe(exc)}")
                 return True
