@@ -37,13 +37,13 @@ class JobDelivery:
         """Send the job's remaining messages (`notification`: the job's payload, already parsed).
         False: stop working on this target for now (shutting down, or backing off)."""
         if route.cards is not None and self.s.cards is not None:
-            try:
-                parsed: Notification = notification or await self.s.cpu.run(parse, job)
-            except Exception as exc:
-                await self.failures.dead(job, route, Reason.BAD_MESSAGE, f"cannot read: {describe(exc)}")
-                return True
-            notification = parsed
-            quiet = await self.s.cards.quiet_reason(job.receiver, route.target, parsed)
+            if notification is None:
+                try:
+                    notification = await self.s.cpu.run(parse, job)
+                except Exception as exc:
+                    await self.failures.dead(job, route, Reason.BAD_MESSAGE, f"cannot read: {describe(exc)}")
+                    return True
+            quiet = await self.s.cards.quiet_reason(job.receiver, route.target, notification)
             if quiet is not None:
                 log.info("receiver=%s job=%d not sent: %s", job.receiver, job.id, quiet)
                 await self.s.outbox.done(job.id, self.s.clock())
