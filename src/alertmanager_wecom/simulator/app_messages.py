@@ -3,16 +3,18 @@ its per-member limits (what is over them is dropped without an error)."""
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import secrets
 
-from alertmanager_wecom.simulator.common import Reply, StateBase, card_button, err
+from alertmanager_wecom.simulator.cards import TemplateCards, card_text
+from alertmanager_wecom.simulator.common import Reply, card_button, err
 from alertmanager_wecom.simulator.limits import SlidingWindows
 from alertmanager_wecom.simulator.model import SimApp, SimCorp
 
 
-class AppMessages(StateBase):
+class AppMessages(TemplateCards):
     _member_sends: SlidingWindows
     _recent_bodies: dict[tuple[str, int], dict[str, float]]
 
@@ -48,6 +50,13 @@ class AppMessages(StateBase):
         if isinstance(content, dict):
             return content
         msgtype, visible, truncated, sent_bytes = content
+        card = body.get("template_card") if msgtype == "template_card" else None
+        if msgtype == "template_card":
+            problem = self.check_card(app.agent_id, card)
+            if problem is not None:
+                return problem
+            assert isinstance(card, dict)
+            visible = card_text(card)
         users = [u for u in str(body.get("touser", "") or "").split("|") if u]
         parties = [p for p in str(body.get("toparty", "") or "").split("|") if p]
         tags = [t for t in str(body.get("totag", "") or "").split("|") if t]
@@ -88,10 +97,13 @@ class AppMessages(StateBase):
                 dropped,
                 msgid,
                 button=card_button(msgtype, body),
+                card=copy.deepcopy(card) if isinstance(card, dict) else None,
             )
         if dropped_all and self.settings.member_limit_errcode:
             return err(self.settings.member_limit_errcode, "api freq out of limit")
         ok: Reply = {"errcode": 0, "errmsg": "ok", "msgid": msgid}
+        if isinstance(card, dict):
+            ok["response_code"] = self.card_sent(app.agent_id, card, recipients)
         ok.update({k: "|".join(v) for k, v in invalid.items() if v})
         return ok
 

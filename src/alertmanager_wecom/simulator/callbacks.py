@@ -21,8 +21,9 @@ class SavedCallback:
 
 
 class CallbackSender:
-    def __init__(self) -> None:
+    def __init__(self, answer_within: float = 5.0) -> None:
         self.saved: dict[int, SavedCallback] = {}  # by agent_id
+        self.answer_within = answer_within  # WeCom waits 5 s for an answer, then tries again
 
     async def save(
         self, corp_id: str, agent_id: int, url: str, token: str, encoding_aes_key: str
@@ -46,8 +47,11 @@ class CallbackSender:
         self.saved[agent_id] = SavedCallback(url, crypto)
         return {"saved": True, "url": url}
 
-    async def click(self, agent_id: int, userid: str, event_key: str, task_id: str) -> dict[str, Any]:
-        """A person presses a card button: WeCom posts a template_card_event to the app's callback URL."""
+    async def click(
+        self, agent_id: int, userid: str, event_key: str, task_id: str, response_code: str = ""
+    ) -> dict[str, Any]:
+        """A person presses a card button: WeCom posts a template_card_event to the app's callback URL,
+        and tries again (3 tries in all) when it gets no answer within 5 s; every try is the same event."""
         saved = self.saved.get(agent_id)
         if saved is None:
             return {"sent": False, "error": f"app {agent_id} has no verified callback URL"}
@@ -58,7 +62,7 @@ class CallbackSender:
             "<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[template_card_event]]></Event>"
             f"<EventKey><![CDATA[{event_key}]]></EventKey><TaskId><![CDATA[{task_id}]]></TaskId>"
             "<CardType><![CDATA[button_interaction]]></CardType>"
-            f"<ResponseCode><![CDATA[{secrets.token_urlsafe(24)}]]></ResponseCode>"
+            f"<ResponseCode><![CDATA[{response_code or secrets.token_urlsafe(24)}]]></ResponseCode>"
             f"<AgentID>{agent_id}</AgentID></xml>"
         )
         encrypted = saved.crypto.encrypt(event)
@@ -72,9 +76,13 @@ class CallbackSender:
             f"<xml><ToUserName><![CDATA[{saved.crypto.receive_id}]]></ToUserName>"
             f"<Encrypt><![CDATA[{encrypted}]]></Encrypt><AgentID><![CDATA[{agent_id}]]></AgentID></xml>"
         )
-        try:
-            async with httpx.AsyncClient(timeout=5.0) as client:  # WeCom gives up after 5 s
-                answer = await client.post(saved.url, params=query, content=body.encode())
-        except httpx.HTTPError as exc:
-            return {"sent": False, "error": f"cannot reach {saved.url}: {type(exc).__name__}"}
-        return {"sent": True, "status": answer.status_code}
+        failure = ""
+        async with httpx.AsyncClient(timeout=self.answer_within) as client:  # WeCom gives up after 5 s
+            for attempt in range(1, 4):
+                try:
+                    answer = await client.post(saved.url, params=query, content=body.encode())
+                except httpx.HTTPError as exc:
+                    failure = f"cannot reach {saved.url}: {type(exc).__name__}"
+                    continue
+                return {"sent": True, "status": answer.status_code, "attempts": attempt}
+        return {"sent": False, "error": failure, "attempts": 3}

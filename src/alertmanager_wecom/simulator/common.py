@@ -63,6 +63,8 @@ class InboxEntry:
     mentioned: list[str] = field(default_factory=list)
     msgid: str = ""
     button: str = ""  # a textcard's button text, as WeCom shows it
+    card: dict[str, Any] | None = None  # a template card, as last drawn (update_template_card redraws it)
+    updates: int = 0  # how many times the card was redrawn
 
 
 @dataclass
@@ -148,6 +150,7 @@ class StateBase:
         msgid: str,
         mentioned: list[str] | None = None,
         button: str = "",
+        card: dict[str, Any] | None = None,
     ) -> None:
         self.inbox.append(
             InboxEntry(
@@ -163,6 +166,7 @@ class StateBase:
                 mentioned=mentioned or [],
                 msgid=msgid,
                 button=button,
+                card=card,
             )
         )
         self._next_id += 1

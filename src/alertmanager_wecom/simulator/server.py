@@ -23,6 +23,7 @@ _pages = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent), autoescape=True, undefined=jinja2.StrictUndefined
 )
 _pages.globals["show"] = view.render
+_pages.globals["show_card"] = view.card
 
 
 def _ip(request: Request) -> str:
@@ -70,6 +71,13 @@ class SimulatorServer:
             return fault
         body = await request.body()
         return self._json(self.state.robot_send(dict(request.query_params), body))
+
+    async def update_template_card(self, request: Request) -> Response:
+        fault = await self._fault("message/update_template_card")
+        if fault is not None:
+            return fault
+        body = await request.body()
+        return self._json(self.state.update_template_card(dict(request.query_params), body))
 
     async def appchat(self, request: Request) -> Response:
         action = request.path_params["action"]
@@ -148,6 +156,8 @@ class SimulatorServer:
         if corp is None:
             return JSONResponse({"error": f"no app with agent_id {agent_id}"}, status_code=404)
         result = await self.callbacks.save(corp.corp_id, agent_id, url, token, key)
+        if result["saved"]:
+            self.state.callback_apps.add(agent_id)
         return JSONResponse(result, status_code=200 if result["saved"] else 422)
 
     async def click(self, request: Request) -> Response:
@@ -160,7 +170,12 @@ class SimulatorServer:
             return JSONResponse(
                 {"error": f"expected {{agent_id, userid, event_key, task_id}}: {exc}"}, status_code=400
             )
-        result = await self.callbacks.click(agent_id, userid, key, task)
+        if not self.state.card_recipient(agent_id, task, userid):
+            return JSONResponse(
+                {"sent": False, "error": f"{userid} has no card {task!r} of app {agent_id}"}, status_code=404
+            )
+        code = self.state.click_code(agent_id, task)
+        result = await self.callbacks.click(agent_id, userid, key, task, code)
         return JSONResponse(result, status_code=200 if result["sent"] else 422)
 
     @staticmethod
@@ -174,6 +189,7 @@ class SimulatorServer:
         return [
             Route("/cgi-bin/gettoken", self.gettoken, methods=["GET"]),
             Route("/cgi-bin/message/send", self.message_send, methods=["POST"]),
+            Route("/cgi-bin/message/update_template_card", self.update_template_card, methods=["POST"]),
             Route("/cgi-bin/webhook/send", self.webhook_send, methods=["POST"]),
             Route("/cgi-bin/media/upload", self.media_upload, methods=["POST"]),
             Route("/cgi-bin/appchat/{action}", self.appchat, methods=["GET", "POST"]),
@@ -186,6 +202,7 @@ class SimulatorServer:
             Route("/admin/trusted-ips", self.trusted_ips, methods=["POST"]),
             Route("/admin/callback", self.save_callback, methods=["POST"]),
             Route("/admin/callback/click", self.click, methods=["POST"]),
+            Route("/admin/click", self.click, methods=["POST"]),
         ]
 
 

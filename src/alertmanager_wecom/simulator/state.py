@@ -34,6 +34,7 @@ class SimulatorState(Access, AppMessages, Robots, AppChats):
         self.clock = clock
         self._lock = threading.Lock()
         self._random = random.Random(settings.faults.seed)
+        self.callback_apps: set[int] = set()  # apps whose callback URL WeCom verified and saved
         self.reset()
 
     # -- admin ----------------------------------------------------------------------------------------
@@ -57,6 +58,8 @@ class SimulatorState(Access, AppMessages, Robots, AppChats):
             self.chats: dict[str, dict[str, Any]] = {}
             self._recent_bodies: dict[tuple[str, int], dict[str, float]] = defaultdict(dict)
             self._next_id = 1
+            self.card_tasks: dict[tuple[int, str], list[str]] = {}
+            self.card_codes: dict[str, tuple[int, str, float]] = {}
 
     def revoke_tokens(self) -> int:
         with self._lock:

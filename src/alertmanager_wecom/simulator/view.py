@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import re
+from typing import Any
 
 from markupsafe import Markup
 
@@ -64,3 +65,55 @@ def _textcard(escaped: str, button: str) -> Markup:
         f'<div class="card-description">{body}</div>'
         f'<div class="card-button">{html.escape(button or "详情")} ›</div></div>'
     )
+
+
+_BUTTON_STYLES = {1: "primary", 2: "default", 3: "warn", 4: "muted"}
+
+
+def card(entry: dict[str, Any]) -> Markup:
+    """A template card as the WeCom client draws it: source, title, facts, quote, buttons. A callback
+    button posts the click as WeCom would (``/admin/click``); a URL button is a link."""
+    data = entry.get("card") or {}
+    esc = html.escape
+    parts = ['<div class="tcard">']
+    source = data.get("source") or {}
+    if isinstance(source, dict) and source.get("desc"):
+        parts.append(f'<div class="tcard-source">{esc(str(source["desc"]))}</div>')
+    title = data.get("main_title") or {}
+    if isinstance(title, dict):
+        parts.append(f'<div class="card-title">{esc(str(title.get("title", "")))}</div>')
+        if title.get("desc"):
+            parts.append(f'<div class="card-gray">{esc(str(title["desc"]))}</div>')
+    if data.get("sub_title_text"):
+        parts.append(f'<div class="tcard-sub">{esc(str(data["sub_title_text"]))}</div>')
+    for item in data.get("horizontal_content_list") or []:
+        if isinstance(item, dict):
+            parts.append(
+                f'<div class="tcard-kv"><span class="card-gray">{esc(str(item.get("keyname", "")))}</span>'
+                f"{esc(str(item.get('value', '')))}</div>"
+            )
+    quote = data.get("quote_area") or {}
+    if isinstance(quote, dict) and quote.get("quote_text"):
+        parts.append(f'<div class="quote tcard-quote">{esc(str(quote["quote_text"]))}</div>')
+    parts.append('<div class="tcard-buttons">')
+    if data.get("replaced"):
+        parts.append(f'<button disabled class="muted">{esc(str(data["replaced"]))}</button>')
+    else:
+        agent = str(entry.get("source", "")).removeprefix("app:")
+        for button in data.get("button_list") or []:
+            if not isinstance(button, dict):
+                continue
+            text = esc(str(button.get("text", "")))
+            if button.get("type") == 1:
+                parts.append(
+                    f'<a class="button" href="{esc(str(button.get("url", "")))}" rel="noreferrer">{text}</a>'
+                )
+                continue
+            style = _BUTTON_STYLES.get(int(button.get("style", 1) or 1), "primary")
+            parts.append(
+                f'<button class="{style}" data-agent="{esc(agent)}" data-user="{esc(str(entry.get("recipient", "")))}" '
+                f'data-key="{esc(str(button.get("key", "")))}" data-task="{esc(str(data.get("task_id", "")))}" '
+                f'onclick="press(this)">{text}</button>'
+            )
+    parts.append("</div></div>")
+    return Markup("".join(parts))  # noqa: S704 - every piece is escaped
