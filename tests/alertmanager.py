@@ -41,11 +41,13 @@ def webhook_config(url: str, group_by: list[str] | None = None, **route: Any) ->
 
 
 @contextmanager
-def run_alertmanager(tmp_path: Path, config: dict[str, Any], name: str = "am") -> Iterator[str]:
+def run_alertmanager(
+    tmp_path: Path, config: dict[str, Any], name: str = "am", port: int | None = None
+) -> Iterator[str]:
     workdir = tmp_path / name
     workdir.mkdir()
     (workdir / "alertmanager.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    port = free_port()
+    port = port or free_port()
     log = (workdir / "alertmanager.log").open("wb")
     proc = subprocess.Popen(
         [

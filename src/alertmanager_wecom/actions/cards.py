@@ -142,10 +142,7 @@ class CardActions:
     async def click(self, click: Click) -> None:
         record = await self.store.card(click.task_id)
         if record is None or record.app != click.app:
-            self._audit_log(click, "unknown_card", "no such card of this app (older than the store keeps?)")
-            await self.store.record(
-                click.at, click.app, click.user, click.key, click.task_id, "unknown_card", ""
-            )
+            await self._done(click, "unknown_card", "no such card of this app (older than the store keeps?)")
             return
         if click.response_code:
             await self.store.add_code(click.task_id, click.response_code, self.clock())

@@ -179,8 +179,10 @@ class CardBuilder:
                     {"type": 0, "text": clip(text, BUTTON_CHARS), "style": 2, "key": button_key(button)}
                 )
         if state.silence_id and not state.unsilenced_by and not resolved:
-            key = f"unsilence:{state.silence_id}"
-            out.insert(0, {"type": 0, "text": clip(self.words["unsilence"], 10), "style": 3, "key": key})
+            # The silence's id is in the store, not in the key: a key is all a click brings back.
+            out.insert(
+                0, {"type": 0, "text": clip(self.words["unsilence"], 10), "style": 3, "key": "unsilence"}
+            )
         return out[:6]
 
     def build(
