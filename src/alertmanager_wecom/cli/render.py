@@ -26,7 +26,7 @@ from alertmanager_wecom.rendering.renderer import Renderer, TemplateError
 @click.option(
     "--msgtype",
     default="markdown",
-    type=click.Choice(["text", "markdown", "textcard"]),
+    type=click.Choice(["text", "markdown", "textcard", "template_card"]),
     show_default=True,
     help="Without --config.",
 )
@@ -51,7 +51,16 @@ def render(
     else:
         config = parse_config(
             {
-                "apps": {"app": {"corp_id": "ww", "agent_id": 1, "secret": "unused-for-render"}},
+                "apps": {
+                    "app": {
+                        "corp_id": "ww",
+                        "agent_id": 1,
+                        "secret": "unused-for-render",
+                        # Cards need a callback; these values are not used to render.
+                        "callback": {"token": "unused-for-render", "encoding_aes_key": "A" * 43},
+                    }
+                },
+                "render": {"alertmanager_url": "http://alertmanager:9093"},
                 "receivers": [
                     {
                         "name": "default",
@@ -65,8 +74,9 @@ def render(
     chosen = config.receiver(receiver) if receiver else (config.receivers[0] if config.receivers else None)
     if chosen is None:
         raise click.ClickException(f"no receiver {receiver!r} in the config")
-    from alertmanager_wecom.delivery.render import render_messages
+    from alertmanager_wecom.delivery.render import CardContext, render_messages
     from alertmanager_wecom.ingest.routing import Router
+    from alertmanager_wecom.rendering.card import builder_for
 
     out: list[dict[str, Any]] = []
     raw = notification.model_dump_json(by_alias=True)
@@ -88,13 +98,33 @@ def render(
             )
             continue
         try:
+            card = CardContext(builder_for(target, config)) if target.msgtype == "template_card" else None
             messages = render_messages(
-                target, Renderer.for_target(target, config), Notification.model_validate_json(job.payload)
+                target,
+                Renderer.for_target(target, config),
+                Notification.model_validate_json(job.payload),
+                card=card,
             )
         except TemplateError as exc:
             raise click.ClickException(str(exc)) from None
         limit = fit.content_limit(target.msgtype, robot=target.robot is not None)
         for number, message in enumerate(messages, 1):
+            if message.card is not None:
+                shown = json.dumps(message.card, ensure_ascii=False, indent=2)
+                out.append(
+                    {
+                        "target": where,
+                        "message": number,
+                        "of": len(messages),
+                        "msgtype": message.msgtype,
+                        "bytes": byte_len(json.dumps(message.card, ensure_ascii=False)),
+                        "limit": 0,
+                        "title": "",
+                        "content": shown,
+                        "card": message.card,
+                    }
+                )
+                continue
             out.append(
                 {
                     "target": where,
@@ -112,9 +142,10 @@ def render(
         click.echo(json.dumps(out, ensure_ascii=False, indent=2))
         return
     for item in out:
+        shown_limit = f"/{item['limit']}" if item["limit"] else ""
         click.echo(
             f"--- {item['target']} · message {item['message']}/{item['of']} · {item['msgtype']} · "
-            f"{item['bytes']}/{item['limit']} bytes ---"
+            f"{item['bytes']}{shown_limit} bytes ---"
         )
         if item.get("mentions"):
             click.echo(f"(mentioned_list: {', '.join(item['mentions'])})")

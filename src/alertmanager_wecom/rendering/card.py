@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import urllib.parse
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -147,7 +148,11 @@ class CardBuilder:
         for candidate in (self.alertmanager_url or "", notification.external_url):
             url = str(safe_url(candidate))
             if url:
-                return url.rstrip("/") + "/#/alerts"
+                # Alertmanager's alert list, filtered to the group (the labels are quoted, not trusted).
+                labels = notification.group_labels
+                matchers = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+                query = f"?filter={urllib.parse.quote('{' + matchers + '}', safe='')}" if matchers else ""
+                return f"{url.rstrip('/')}/#/alerts{query}"
         for alert in notification.alerts:
             url = str(safe_url(alert.generator_url))
             if url:
@@ -198,7 +203,16 @@ class CardBuilder:
         count = len(notification.alerts)
         title = f"[{status}{':' + str(count) if count > 1 else ''}] {label_text(name)}"
         facts: list[tuple[str, str]] = []
+        desc = ""
         if lead is not None:
+            desc = " · ".join(
+                p
+                for p in (
+                    lead.labels.get("severity", ""),
+                    f"{self.words['since']} {self._time(lead.started)}",
+                )
+                if p
+            )
             severity = lead.labels.get("severity", "")
             if severity:
                 facts.append((self.words["severity"], severity))
@@ -217,10 +231,7 @@ class CardBuilder:
         card: dict[str, Any] = {
             "card_type": "button_interaction",
             "source": {"desc": "Alertmanager", "desc_color": 3 if resolved else 2},
-            "main_title": {
-                "title": clip(title, TITLE_CHARS),
-                "desc": clip(" · ".join(v for _, v in facts[:2]), TITLE_DESC_CHARS),
-            },
+            "main_title": {"title": clip(title, TITLE_CHARS), "desc": clip(desc, TITLE_DESC_CHARS)},
             "horizontal_content_list": [
                 {"keyname": clip(k, KEYNAME_CHARS), "value": clip(v, VALUE_CHARS)} for k, v in facts[:6]
             ],

@@ -4,6 +4,7 @@ JSON, so that a web page cannot make a browser send it (an HTML form cannot set 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -33,6 +34,7 @@ class Admin:
             Route("/-/reload", self.guarded(self.reload, changes=True), methods=["POST"]),
             Route("/api/outbox", self.guarded(self.outbox_list, changes=False), methods=["GET"]),
             Route("/api/outbox/retry", self.guarded(self.outbox_retry, changes=True), methods=["POST"]),
+            Route("/api/actions", self.guarded(self.actions_list, changes=False), methods=["GET"]),
         ]
 
     def guarded(self, endpoint: Endpoint, changes: bool) -> Endpoint:
@@ -124,6 +126,33 @@ class Admin:
                     }
                     for j in jobs
                 ]
+            }
+        )
+
+    async def actions_list(self, request: Request) -> Response:
+        """What was done from WeCom (who pressed what on which card, the silence ids) and the cards sent
+        with their state: the audit of issue 11. Newest first, the last 200 of each."""
+        cards = self.relay.cards
+        if cards is None:
+            return JSONResponse({"actions": [], "cards": [], "note": "no app has a callback: no cards"})
+        actions = await cards.store.actions(200)
+        sent = await cards.store.list_cards(200)
+        return JSONResponse(
+            {
+                "actions": [dataclasses.asdict(a) for a in actions],
+                "cards": [
+                    {
+                        "task_id": c.task_id,
+                        "app": c.app,
+                        "receiver": c.receiver,
+                        "job_id": c.job_id,
+                        "title": c.card.get("main_title", {}).get("title", ""),
+                        "state": dataclasses.asdict(c.state),
+                        "resolved": c.resolved,
+                        "created_at": c.created_at,
+                    }
+                    for c in sent
+                ],
             }
         )
 
