@@ -17,6 +17,7 @@ import pytest
 
 from alertmanager_wecom.config import ConfigError
 from alertmanager_wecom.config.loader import parse_config
+from alertmanager_wecom.simulator.model import SANDBOX_SECRET
 from alertmanager_wecom.web.app import create_app
 from alertmanager_wecom.wecom.callback_crypto import CallbackCrypto, CallbackError
 from alertmanager_wecom.wecom.checks import run_checks
@@ -238,9 +239,33 @@ def test_the_simulator_saves_the_callback_url_and_delivers_a_click(
         )
         assert saved.json() == {"saved": True, "url": callback["url"]}
         click = {"agent_id": 1000002, "userid": "zhangsan", "event_key": "ack", "task_id": "t-1"}
+        nothing = httpx.post(f"{simulator}/admin/callback/click", json=click, timeout=10)
+        assert nothing.status_code == 404  # a person can press only the buttons of a card they got
+        token = httpx.get(
+            f"{simulator}/cgi-bin/gettoken",
+            params={"corpid": "wwsandbox0000001", "corpsecret": SANDBOX_SECRET},
+        ).json()["access_token"]
+        card = {
+            "card_type": "button_interaction",
+            "main_title": {"title": "t"},
+            "task_id": "t-1",
+            "button_list": [{"text": "认领", "key": "ack"}],
+        }
+        sent = httpx.post(
+            f"{simulator}/cgi-bin/message/send",
+            params={"access_token": token},
+            json={
+                "agentid": 1000002,
+                "touser": "zhangsan",
+                "msgtype": "template_card",
+                "template_card": card,
+            },
+        ).json()
+        assert sent["errcode"] == 0, sent
         assert httpx.post(f"{simulator}/admin/callback/click", json=click, timeout=10).json() == {
             "sent": True,
             "status": 200,
+            "attempts": 1,
         }
     events = [r.getMessage() for r in caplog.records if "template_card_event" in r.getMessage()]
     assert events == ["callback for app ops: event template_card_event from zhangsan (key ack)"]

@@ -4,6 +4,7 @@ fallback message when a card cannot be updated any more."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from pathlib import Path
@@ -13,6 +14,10 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from alertmanager_wecom.config import ConfigError
 from alertmanager_wecom.config.loader import parse_config
@@ -20,9 +25,11 @@ from alertmanager_wecom.config.targets import CardSettings, parse_target, target
 from alertmanager_wecom.ingest.payload import Notification
 from alertmanager_wecom.rendering.card import CardBuilder, CardState, task_id_for
 from alertmanager_wecom.rendering.fit import byte_len
+from alertmanager_wecom.simulator.callbacks import CallbackSender, SavedCallback
 from alertmanager_wecom.simulator.model import SANDBOX_AGENT_ID, SANDBOX_SECRET, sandbox_settings
 from alertmanager_wecom.simulator.state import SimulatorState
 from alertmanager_wecom.web.app import create_app
+from alertmanager_wecom.wecom.callback_crypto import CallbackCrypto
 from tests.helpers import SAMPLES, post, raw_config, wait_until
 from tests.servers import serve_in_thread
 
@@ -204,3 +211,25 @@ def test_no_code_left_the_resolution_goes_out_as_a_short_message(
         assert [c["resolved"] for c in listed["cards"]] == [True]
         assert listed["cards"][0]["state"]["resolved_at"] > 0
         assert VECTOR["token"] not in json.dumps(listed) and SANDBOX_SECRET not in json.dumps(listed)
+
+
+@pytest.mark.anyio
+async def test_the_simulator_retries_a_click_like_wecom_when_no_answer_comes_in_time() -> None:
+    """WeCom tries an event 3 times when no answer comes within 5 s (here: 0.3 s): the same event each time."""
+    seen: list[tuple[str, bytes]] = []
+
+    async def slow(request: Request) -> Response:
+        seen.append((str(request.url.query), await request.body()))
+        if len(seen) < 3:
+            await asyncio.sleep(1.0)
+        return Response(b"")
+
+    crypto = CallbackCrypto(VECTOR["token"], VECTOR["encoding_aes_key"], "wwsandbox0000001")
+    sender = CallbackSender(answer_within=0.3)
+    with serve_in_thread(Starlette(routes=[Route("/cb", slow, methods=["POST"])])) as url:
+        sender.saved[SANDBOX_AGENT_ID] = SavedCallback(f"{url}/cb", crypto)
+        result = await sender.click(SANDBOX_AGENT_ID, "zhangsan", "ack", "t1", "code-1")
+    assert result == {"sent": True, "status": 200, "attempts": 3}
+    assert len(seen) == 3 and len(set(seen)) == 1  # one event, tried three times
+    inner = crypto.decrypt(seen[0][1].decode().split("<Encrypt><![CDATA[")[1].split("]]>")[0])
+    assert "<ResponseCode><![CDATA[code-1]]></ResponseCode>" in inner and "zhangsan" in inner

@@ -17,10 +17,12 @@ from alertmanager_wecom.ingest.payload import Notification
 from alertmanager_wecom.rendering.escaping import annotation_text, escaper, label_text, safe_url
 from alertmanager_wecom.rendering.message import Message
 from alertmanager_wecom.rendering.renderer import Renderer, builtin_templates
+from alertmanager_wecom.rendering.views import _SEVERITY_RANK
 from tests.helpers import relay_config
 
 MSGTYPES = ["text", "markdown", "markdown_v2", "textcard"]
-_SEVERITIES = {"critical", "warning", "info", "page", "error", ""}
+# Every severity the renderer ranks (a neutral word would rank differently and reorder the alerts).
+_SEVERITIES = {*_SEVERITY_RANK, ""}
 # Names the templates look up: kept, so that both renderings take the same branches.
 _NAMES = {"alertname", "severity", "instance", "summary", "description", "runbook_url", "runbook", "message"}
 
