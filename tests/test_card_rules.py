@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -233,3 +234,43 @@ async def test_the_simulator_retries_a_click_like_wecom_when_no_answer_comes_in_
     assert len(seen) == 3 and len(set(seen)) == 1  # one event, tried three times
     inner = crypto.decrypt(seen[0][1].decode().split("<Encrypt><![CDATA[")[1].split("]]>")[0])
     assert "<ResponseCode><![CDATA[code-1]]></ResponseCode>" in inner and "zhangsan" in inner
+
+
+def test_ack_quiet_holds_back_repeats_of_an_acknowledged_group_but_never_its_resolution(
+    simulator: str, sim_state: SimulatorState, tmp_path: Path
+) -> None:
+    raw = _raw(tmp_path, card={"ack_quiet": "1h", "buttons": [{"action": "ack"}]})
+    raw["wecom"]["api_url"] = f"{simulator}/cgi-bin/"
+    raw["delivery"]["dedup_window"] = "100ms"  # the repeat below is not an HA duplicate
+    firing = json.loads((SAMPLES / "am-0.25-firing-nodedown.json").read_text(encoding="utf-8"))
+    resolved = json.loads((SAMPLES / "am-0.25-resolved-nodedown.json").read_text(encoding="utf-8"))
+    with serve_in_thread(create_app(parse_config(raw))) as relay:
+        saved = httpx.post(
+            f"{simulator}/admin/callback",
+            json={"agent_id": SANDBOX_AGENT_ID, "url": f"{relay}/wecom/callback/ops", **CALLBACK},
+            timeout=10,
+        )
+        assert saved.json()["saved"], saved.text
+        assert post(relay, firing).status_code == 200
+        card = wait_until(lambda: [e for e in sim_state.inbox if e.card], 15, "the card")[0]
+        pressed = httpx.post(
+            f"{simulator}/admin/click",
+            json={
+                "agent_id": SANDBOX_AGENT_ID,
+                "userid": "zhangsan",
+                "event_key": "ack",
+                "task_id": card.card["task_id"],
+            },
+            timeout=10,
+        )
+        assert pressed.json()["sent"]
+        wait_until(lambda: "已认领 · zhangsan" in card.visible, 10, "the acknowledgement on the card")
+        before = len(sim_state.inbox)
+        time.sleep(0.2)
+        assert post(relay, firing).status_code == 200  # Alertmanager's repeat of the group
+        time.sleep(1.5)
+        assert len(sim_state.inbox) == before  # held back
+        assert post(relay, resolved).status_code == 200
+        wait_until(
+            lambda: any(e.card and "已恢复" in e.visible for e in sim_state.inbox[before:]), 10, "resolved"
+        )
