@@ -150,6 +150,34 @@ def test_serve_in_sandbox_mode_answers_and_delivers(
                 "the alert in zhangsan's inbox",
             )
             assert httpx.get(f"{base}/sim/inbox", timeout=10).status_code == 200
+            # zhaoliu gets alert cards: pressing 认领 in the sandbox's inbox redraws the card.
+            card = wait_until(
+                lambda: [
+                    e
+                    for e in httpx.get(f"{base}/sim/admin/inbox?user=zhaoliu", timeout=10).json()["entries"]
+                    if e["card"]
+                ],
+                60,
+                "zhaoliu's card",
+            )[0]
+            assert 'onclick="press(this)"' in httpx.get(f"{base}/sim/inbox?user=zhaoliu", timeout=10).text
+            press = {
+                "agent_id": 1000002,
+                "userid": "zhaoliu",
+                "event_key": "ack",
+                "task_id": card["card"]["task_id"],
+            }
+            assert httpx.post(f"{base}/sim/admin/click", json=press, timeout=30).json()["sent"]
+            wait_until(
+                lambda: (
+                    "已认领 · zhaoliu"
+                    in httpx.get(f"{base}/sim/admin/inbox?user=zhaoliu", timeout=10).json()["entries"][0][
+                        "visible"
+                    ]
+                ),
+                30,
+                "the card showing zhaoliu's acknowledgement",
+            )
         except AssertionError as exc:
             raise AssertionError(f"{exc}\nserve's log:\n{log.read_text(errors='replace')[-4000:]}") from None
         finally:

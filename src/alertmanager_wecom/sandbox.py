@@ -4,26 +4,49 @@ from __future__ import annotations
 
 from alertmanager_wecom.config import Config
 from alertmanager_wecom.config.loader import parse_config
+from alertmanager_wecom.simulator.callbacks import SavedCallback
 from alertmanager_wecom.simulator.model import (
     SANDBOX_AGENT_ID,
     SANDBOX_CORP_ID,
     SANDBOX_ROBOT_KEY,
     SANDBOX_SECRET,
 )
+from alertmanager_wecom.wecom.callback_crypto import CallbackCrypto
 
 SIMULATOR_PREFIX = "/sim"
 DEMO_RECEIVER = "demo"
+# The sandbox app's callback (made up, like its secret): zhaoliu's alert cards can be pressed in the inbox.
+SANDBOX_CALLBACK_TOKEN = "sandboxcallbacktoken"
+SANDBOX_CALLBACK_AES_KEY = "sandboxCallbackEncodingAESKey00000000000000"
+
+
+def sandbox_callbacks(host: str, port: int) -> dict[int, SavedCallback]:
+    """The sandbox simulator knows the relay's callback URL from the start (as if saved in the console)."""
+    url = f"http://{_reachable(host)}:{port}/wecom/callback/demo"
+    crypto = CallbackCrypto(SANDBOX_CALLBACK_TOKEN, SANDBOX_CALLBACK_AES_KEY, SANDBOX_CORP_ID)
+    return {SANDBOX_AGENT_ID: SavedCallback(url, crypto)}
+
+
+def _reachable(host: str) -> str:
+    reachable = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+    return f"[{reachable}]" if ":" in reachable else reachable
 
 
 def sandbox_config(host: str, port: int, data_dir: str) -> Config:
-    reachable = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
-    if ":" in reachable:
-        reachable = f"[{reachable}]"
+    reachable = _reachable(host)
     return parse_config(
         {
             "wecom": {"api_url": f"http://{reachable}:{port}{SIMULATOR_PREFIX}/cgi-bin/"},
             "apps": {
-                "demo": {"corp_id": SANDBOX_CORP_ID, "agent_id": SANDBOX_AGENT_ID, "secret": SANDBOX_SECRET}
+                "demo": {
+                    "corp_id": SANDBOX_CORP_ID,
+                    "agent_id": SANDBOX_AGENT_ID,
+                    "secret": SANDBOX_SECRET,
+                    "callback": {
+                        "token": SANDBOX_CALLBACK_TOKEN,
+                        "encoding_aes_key": SANDBOX_CALLBACK_AES_KEY,
+                    },
+                }
             },
             "robots": {"sre": {"key": SANDBOX_ROBOT_KEY}},
             "receivers": [
@@ -33,6 +56,13 @@ def sandbox_config(host: str, port: int, data_dir: str) -> Config:
                         {"app": "demo", "to_user": ["zhangsan"], "msgtype": "markdown"},
                         {"app": "demo", "to_user": ["lisi"], "msgtype": "text", "language": "en"},
                         {"app": "demo", "to_user": ["wangwu"], "msgtype": "textcard"},
+                        # No Alertmanager in the sandbox: cards to acknowledge (silences need one).
+                        {
+                            "app": "demo",
+                            "to_user": ["zhaoliu"],
+                            "msgtype": "template_card",
+                            "card": {"buttons": [{"action": "ack"}, {"action": "open"}]},
+                        },
                         {
                             "robot": "sre",
                             "msgtype": "markdown",

@@ -149,6 +149,9 @@ class CardActions:
         target = parse_target(record.target)
         if not isinstance(target, AppTarget):
             return
+        if record.resolved:
+            await self._done(click, "ignored", "the group has resolved")
+            return
         allowed = target.card_settings.allow_users
         if allowed and click.user not in allowed:
             await self._done(click, "denied", f"{click.user} is not in card.allow_users")
@@ -262,7 +265,7 @@ class CardActions:
     @staticmethod
     def _audit_log(click: Click, outcome: str, detail: str) -> None:
         log.info(
-            "card action app=%s user=%s key=%s card=%s outcome=%s: %s",
+            "card action app=%s user=%s button=%s card=%s outcome=%s: %s",
             click.app,
             click.user,
             click.key[:40],

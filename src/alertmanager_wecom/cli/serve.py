@@ -59,7 +59,7 @@ def _bind(host: str, port: int) -> socket.socket:
 
 def _sandbox(listen: str | None, level: str) -> None:
     """Sandbox mode: no auth and a simulated WeCom, so loopback only; announced with the real address."""
-    from alertmanager_wecom.sandbox import DEMO_RECEIVER, SIMULATOR_PREFIX, sandbox_config
+    from alertmanager_wecom.sandbox import DEMO_RECEIVER, SIMULATOR_PREFIX, sandbox_callbacks, sandbox_config
     from alertmanager_wecom.simulator import create_simulator_app, sandbox_settings
     from alertmanager_wecom.web.app import serve_relay
 
@@ -77,7 +77,8 @@ def _sandbox(listen: str | None, level: str) -> None:
         config = sandbox_config(host, port, data_dir)
         shown = f"[{host}]" if ":" in host else host
         base = f"http://{shown}:{port}"
-        extra: list[BaseRoute] = [Mount(SIMULATOR_PREFIX, app=create_simulator_app(sandbox_settings()))]
+        simulator = create_simulator_app(sandbox_settings(), sandbox_callbacks(host, port))
+        extra: list[BaseRoute] = [Mount(SIMULATOR_PREFIX, app=simulator)]
         click.echo(
             "Sandbox mode: no --config given, so WeCom is simulated in this process.\n"
             f"  webhook for Alertmanager: {base}/alerts/{DEMO_RECEIVER}\n"

@@ -221,8 +221,6 @@ class CardBuilder:
             elif lead.labels.get("instance"):
                 facts.append((self.words["instance"], lead.labels["instance"]))
             facts.append((self.words["since"], self._time(lead.started)))
-        if state.acked_by:
-            facts.append((self.words["acked"], f"{state.acked_by} {self._time(state.acked_at, False)}"))
         summary = ""
         if lead is not None:
             summary = lead.annotations.get("summary") or lead.annotations.get("description") or ""

@@ -79,9 +79,21 @@ class TemplateCards(StateBase):
         self.card_codes[code] = (agent_id, task_id, self.clock())
         return code
 
-    def card_recipient(self, agent_id: int, task_id: str, userid: str) -> bool:
+    def press_problem(self, agent_id: int, task_id: str, userid: str, key: str) -> str | None:
+        """Why the person cannot press that button of that card (None: they can): a click exists only
+        for a card they got, on a button it shows now."""
         with self._lock:
-            return userid in self.card_tasks.get((agent_id, task_id), [])
+            if userid not in self.card_tasks.get((agent_id, task_id), []):
+                return f"{userid} has no card {task_id!r} of app {agent_id}"
+            for entry in reversed(self.inbox):
+                card = entry.card
+                if card is None or entry.recipient != userid or card.get("task_id") != task_id:
+                    continue
+                if card.get("replaced"):
+                    return "the card's buttons were replaced"
+                keys = [b.get("key") for b in card.get("button_list") or [] if isinstance(b, dict)]
+                return None if key in keys else f"the card shows no button {key!r} now"
+            return f"{userid} has no card {task_id!r} of app {agent_id}"
 
     def click_code(self, agent_id: int, task_id: str) -> str:
         """Every click brings a new response code."""

@@ -15,7 +15,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from alertmanager_wecom.simulator import view
-from alertmanager_wecom.simulator.callbacks import CallbackSender
+from alertmanager_wecom.simulator.callbacks import CallbackSender, SavedCallback
 from alertmanager_wecom.simulator.model import Faults, SimulatorSettings
 from alertmanager_wecom.simulator.state import Reply, SimulatorState
 
@@ -170,10 +170,9 @@ class SimulatorServer:
             return JSONResponse(
                 {"error": f"expected {{agent_id, userid, event_key, task_id}}: {exc}"}, status_code=400
             )
-        if not self.state.card_recipient(agent_id, task, userid):
-            return JSONResponse(
-                {"sent": False, "error": f"{userid} has no card {task!r} of app {agent_id}"}, status_code=404
-            )
+        problem = self.state.press_problem(agent_id, task, userid, key)
+        if problem is not None:
+            return JSONResponse({"sent": False, "error": problem}, status_code=404)
         code = self.state.click_code(agent_id, task)
         result = await self.callbacks.click(agent_id, userid, key, task, code)
         return JSONResponse(result, status_code=200 if result["sent"] else 422)
@@ -206,8 +205,16 @@ class SimulatorServer:
         ]
 
 
-def create_simulator_app(settings: SimulatorSettings | SimulatorState) -> Starlette:
+def create_simulator_app(
+    settings: SimulatorSettings | SimulatorState, callbacks: dict[int, SavedCallback] | None = None
+) -> Starlette:
+    """`callbacks`: apps whose callback URL is set from the start, as if saved in the admin console
+    (the sandbox's, whose relay is not listening yet to be verified)."""
     state = settings if isinstance(settings, SimulatorState) else SimulatorState(settings)
-    app = Starlette(routes=SimulatorServer(state).routes())
+    server = SimulatorServer(state)
+    for agent_id, saved in (callbacks or {}).items():
+        server.callbacks.saved[agent_id] = saved
+        state.callback_apps.add(agent_id)
+    app = Starlette(routes=server.routes())
     app.state.simulator = state
     return app
