@@ -98,31 +98,26 @@ class CardActions:
         return f"acknowledged by {ack[0]}: repeats held back for {short_duration(quiet, 'en')}"
 
     async def sent(
-        self, app: str, receiver: str, target: str, job_id: int, payload: str, card: dict[str, Any], code: str
+        self,
+        app: str,
+        receiver: str,
+        target: str,
+        job_id: int,
+        payload: str,
+        group_key: str,
+        card: dict[str, Any],
+        code: str,
     ) -> None:
-        """A card reached WeCom: remember it and the response code of its send."""
-        notification = parse_notification(payload)
+        """A card reached WeCom: remember it (with the notification it shows, to redraw it) and the
+        response code of its send."""
         task_id = str(card.get("task_id", ""))
-        state = await self.state_for(receiver, notification.group_key)
-        await self.store.add_card(
-            CardRecord(
-                task_id,
-                app,
-                receiver,
-                target,
-                notification.group_key,
-                job_id,
-                payload,
-                card,
-                state,
-                False,
-                self.clock(),
-            )
+        state = await self.state_for(receiver, group_key)
+        record = CardRecord(
+            task_id, app, receiver, target, group_key, job_id, payload, card, state, False, self.clock()
         )
+        await self.store.add_card(record)
         if code:
             await self.store.add_code(task_id, code, self.clock())
-        if notification.status == "resolved":
-            await self.group_resolved(receiver, target, notification.group_key)
 
     async def group_resolved(self, receiver: str, target: str, group_key: str) -> None:
         """The group resolved: its cards on this target turn "resolved" (option card.resolve_in_place)."""
@@ -131,7 +126,7 @@ class CardActions:
             return
         await self.store.clear_ack(receiver, group_key)
         for record in await self.store.open_cards(receiver, group_key, target):
-            if parse_notification(record.payload).status == "resolved":
+            if (await _parsed(record)).status == "resolved":
                 await self.store.redrawn(record.task_id, record.card, record.state, True)
                 continue  # the card that says it resolved
             state = dataclasses.replace(record.state, resolved_at=self.clock(), failure="")
@@ -191,7 +186,7 @@ class CardActions:
         if client is None:
             await self._failed(click, record, "no Alertmanager API configured (alertmanager.url)")
             return
-        notification = parse_notification(record.payload)
+        notification = await _parsed(record)
         target = parse_target(record.target)
         assert isinstance(target, AppTarget)
         groups = silence_matchers(notification, target.card_settings.silence_matchers)
@@ -289,7 +284,7 @@ class CardActions:
         builder = self._builder(record)
         if builder is None:
             return False
-        notification = parse_notification(record.payload)
+        notification = await _parsed(record)
         card = builder.build(notification, record.task_id, state)
         app = self.config().apps[record.app]
         while True:
@@ -336,6 +331,11 @@ class CardActions:
         except WeComError as exc:
             self.metrics.card_updates.labels(record.app, "failed").inc()
             log.warning("card %s: neither updated nor told by a message: %s", record.task_id, exc)
+
+
+async def _parsed(record: CardRecord) -> Notification:
+    """The card's notification, parsed off the event loop (a large group is megabytes)."""
+    return await asyncio.to_thread(parse_notification, record.payload)
 
 
 def silence_matchers(notification: Notification, mode: str) -> list[list[Matcher]]:

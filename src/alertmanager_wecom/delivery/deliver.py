@@ -61,8 +61,8 @@ class JobDelivery:
             except WeComError as exc:
                 return await self.failures.send_failed(job, route, exc, at)
             await self.record_sent(job, route, index, at, result)
-            if messages[index].card is not None:
-                await self.record_card(job, route, messages[index], result)
+            if messages[index].card is not None and notification is not None:
+                await self.record_card(job, route, messages[index], result, notification.group_key)
         await self.record_done(job, route, len(messages))
         cards = self.s.cards if route.cards is not None else None
         if cards is not None and notification is not None and notification.status == "resolved":
@@ -129,7 +129,9 @@ class JobDelivery:
                 route.channel.name,
             )
 
-    async def record_card(self, job: Job, route: Route, message: Message, result: SendResult) -> None:
+    async def record_card(
+        self, job: Job, route: Route, message: Message, result: SendResult, group_key: str
+    ) -> None:
         """A card reached WeCom: remember it (and its response code) to redraw it later. A failure here
         is logged and never holds delivery back: the card was delivered."""
         if self.s.cards is None or message.card is None or route.target.app is None:
@@ -141,6 +143,7 @@ class JobDelivery:
                 job.target,
                 job.id,
                 job.payload,
+                group_key,
                 message.card,
                 result.response_code,
             )
