@@ -169,9 +169,15 @@ def test_http_faults_inbox_page_and_media_upload() -> None:
         upload = client.post(
             "/cgi-bin/media/upload",
             params={"access_token": tok, "type": "image"},
-            files={"media": ("chart.png", b"\x89PNG" + b"0" * 100, "image/png")},
+            files={"media": ("chart.png", b"\x89PNG\r\n\x1a\n" + b"0" * 100, "image/png")},
         ).json()
         assert upload["errcode"] == 0 and upload["media_id"] and upload["type"] == "image"
+        not_an_image = client.post(
+            "/cgi-bin/media/upload",
+            params={"access_token": tok, "type": "image"},
+            files={"media": ("chart.png", b"GIF89a" + b"0" * 100, "image/png")},
+        ).json()
+        assert not_an_image["errcode"] == 40005
         assert client.post("/admin/tokens/revoke").json()["revoked"] == 1
         assert (
             client.post("/cgi-bin/message/send", params={"access_token": tok}, json=body).json()["errcode"]

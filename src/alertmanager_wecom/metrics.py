@@ -43,6 +43,13 @@ class Metrics:
             ["app", "outcome"],
             registry=r,
         )
+        self.charts = Counter(
+            f"{PREFIX}_charts",
+            "Charts after alerts, by channel and outcome (sent, skipped: no query, Prometheus down or the "
+            "text first; failed).",
+            ["channel", "outcome"],
+            registry=r,
+        )
         self.messages_sent = Counter(
             f"{PREFIX}_messages_sent",
             "Messages WeCom accepted.",

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from alertmanager_wecom.config.models import AlertmanagerAPI
+from alertmanager_wecom.outbound import api_client
 
 
 class AlertmanagerError(Exception):
@@ -32,16 +33,7 @@ def _iso(moment: float) -> str:
 class AlertmanagerClient:
     def __init__(self, api: AlertmanagerAPI) -> None:
         self.base = api.url.rstrip("/")
-        headers = {}
-        auth: httpx.BasicAuth | None = None
-        if api.bearer_token is not None:
-            headers["Authorization"] = f"Bearer {api.bearer_token.reveal()}"
-        if api.basic_auth is not None:
-            auth = httpx.BasicAuth(api.basic_auth.username, api.basic_auth.password.reveal())
-        verify: bool | str = api.ca_file or not api.insecure_skip_verify
-        self._client = httpx.AsyncClient(
-            headers=headers, auth=auth, verify=verify, timeout=api.timeout, follow_redirects=False
-        )
+        self._client = api_client(api)
 
     async def aclose(self) -> None:
         await self._client.aclose()

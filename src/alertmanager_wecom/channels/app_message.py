@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from alertmanager_wecom.channels.base import RateWindows, SendResult, token_for, windows
+from alertmanager_wecom.channels.base import RateWindows, SendResult, token_for, upload_image, windows
 from alertmanager_wecom.config import AppConfig, AppTarget
 from alertmanager_wecom.rendering.message import Message
 from alertmanager_wecom.wecom.api import WeComAPI
@@ -66,6 +66,13 @@ class AppMessageChannel:
                 invalid[key] = value.split("|")
         code = reply.get("response_code")
         return SendResult(invalid=invalid, response_code=code if isinstance(code, str) else "")
+
+    async def send_image(self, png: bytes) -> SendResult:
+        media_id = await upload_image(self.token, png)
+        body = self.body(Message("image", ""))
+        body["image"] = {"media_id": media_id}
+        await self.token.call("POST", "message/send", body=body)
+        return SendResult()
 
 
 class AppMessageKind:

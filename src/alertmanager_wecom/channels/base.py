@@ -41,6 +41,10 @@ class Channel(Protocol):
 
     async def send(self, message: Message) -> SendResult: ...
 
+    async def send_image(self, png: bytes) -> SendResult:
+        """An image message (a chart), right after the alert's text."""
+        ...
+
 
 class ChannelKind(Protocol[T_contra]):
     """One channel's knowledge of its targets."""
@@ -78,6 +82,17 @@ def windows(settings: DeliverySettings, *limits: tuple[int, float]) -> tuple[Win
     without an error."""
     keep = 1.0 - settings.headroom
     return tuple(Window(max(1, int(limit * keep)), seconds) for limit, seconds in limits)
+
+
+async def upload_image(token: AccessToken, png: bytes) -> str:
+    """media/upload (type image) with the app's token: the media_id an image message names (3 days)."""
+    reply = await token.call(
+        "POST", "media/upload", params={"type": "image"}, files={"media": ("chart.png", png, "image/png")}
+    )
+    media_id = reply.get("media_id")
+    if not isinstance(media_id, str) or not media_id:
+        raise ValueError("media/upload answered without a media_id")
+    return media_id
 
 
 def token_for(app_name: str, config: Config, api: WeComAPI, tokens: dict[str, AccessToken]) -> AccessToken:

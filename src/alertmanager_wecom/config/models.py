@@ -7,6 +7,7 @@ the YAML, ``${ENV_VAR}`` and ``*_file`` handling are the loader's (loader.py).
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import re
 from pathlib import Path
@@ -110,6 +111,8 @@ class Receiver(Model):
     auth: InboundAuth | None = None
     # Where this receiver's card buttons make silences, when not the global `alertmanager`.
     alertmanager: AlertmanagerAPI | None = None
+    # Where its charts' data comes from, when not the global `prometheus`.
+    prometheus: PrometheusAPI | None = None
 
     @field_validator("name")
     @classmethod
@@ -152,6 +155,23 @@ class AlertmanagerAPI(Model):
         if self.bearer_token is not None and self.basic_auth is not None:
             raise ValueError("set bearer_token or basic_auth, not both")
         return self
+
+
+class PrometheusAPI(AlertmanagerAPI):
+    """Prometheus's HTTP API, asked for the charts (query_range). Not the generator URL's host: alert
+    data names that, and it is not trusted by default."""
+
+    timeout: Duration = Field(default=5.0, gt=0)
+
+
+class ChartSettings(Model):
+    """How charts are drawn: the query from the annotation `query_annotation` (else the alert's
+    generatorURL's g0.expr), from `before` the alert's start to now, about `points` points."""
+
+    query_annotation: str = "chart_query"
+    before: Duration = Field(default=3600.0, gt=0)
+    points: int = Field(default=300, ge=10, le=11000)
+    max_series: int = Field(default=8, ge=1, le=20)
 
 
 class TLSSettings(Model):
@@ -288,6 +308,9 @@ class Config(Model):
     render: RenderSettings = Field(default_factory=RenderSettings)
     # Alertmanager's API, for the silences made from cards (a receiver may name its own).
     alertmanager: AlertmanagerAPI | None = None
+    # Prometheus's API, for the charts (`chart: true` on a target).
+    prometheus: PrometheusAPI | None = None
+    charts: ChartSettings = Field(default_factory=ChartSettings)
     # Files to serve at the root: a path (served under its own name) or {name, content}.
     verify_files: list[VerifyFile] = Field(default_factory=list)
     # Directory that relative template paths are resolved against (the config file's directory).
@@ -313,6 +336,8 @@ class Config(Model):
                     )
                 if target.msgtype == "template_card":
                     self._card_target(receiver, target, f"receivers[{i}].targets[{j}]")
+                if target.chart:
+                    self._chart_target(receiver, f"receivers[{i}].targets[{j}]")
                 if target.robot is not None and target.robot not in self.robots:
                     known = ", ".join(sorted(self.robots)) or "none defined"
                     raise ValueError(
@@ -334,6 +359,17 @@ class Config(Model):
                 f"{where}.card: silence buttons need Alertmanager's API: set alertmanager.url (or the "
                 f"receiver's alertmanager, or render.alertmanager_url), or drop the silence buttons"
             )
+
+    def _chart_target(self, receiver: Receiver, where: str) -> None:
+        if importlib.util.find_spec("matplotlib") is None:
+            raise ValueError(
+                f"{where}.chart: charts need the charts extra: pip install 'alertmanager-wecom[charts]'"
+            )
+        if (receiver.prometheus or self.prometheus) is None:
+            raise ValueError(f"{where}.chart: set prometheus.url (or the receiver's prometheus) to query")
+
+    def prometheus_for(self, receiver: Receiver | None) -> PrometheusAPI | None:
+        return (receiver.prometheus if receiver is not None else None) or self.prometheus
 
     def alertmanager_for(self, receiver: Receiver) -> AlertmanagerAPI | None:
         """Where `receiver`'s silences go: its own `alertmanager`, the global one, else the

@@ -63,6 +63,8 @@ class _TargetBase(Model):
     # stops later targets for the alerts this one took.
     match: list[str] = Field(default_factory=list)
     continue_: bool = Field(default=True, alias="continue")
+    # A chart of the alert's expression after its message (app targets and robots; needs `prometheus`).
+    chart: bool = False
 
     @field_validator("time_zone")
     @classmethod
@@ -235,6 +237,8 @@ def _shape(data: Any) -> Any:
             raise ValueError("msgtype: appchat/send sends no template cards; use an app target (to_user)")
         if get("card") is not None and msgtype != "template_card":
             raise ValueError("card: settings for msgtype template_card (set msgtype: template_card)")
+        if get("chat") and get("chart"):
+            raise ValueError("chart: for app targets (to_user) and robots; app chats get no charts yet")
         if get("chat") and recipients:
             raise ValueError("an app chat target sends to the chat's members: drop to_user/to_party/to_tag")
         if not get("chat") and not recipients:
@@ -325,9 +329,9 @@ def target_spec(target: AnyTarget) -> str:
         stored["continue" if name == "continue_" else name] = value
     # A field added later than the layout goes last, and only when set: a target that does not use it
     # keeps the spec (and the target key) it had before the field existed.
-    for name in type(target).model_fields:
+    for name, field in type(target).model_fields.items():
         value = getattr(target, name)
-        if name in stored or name == "continue_" or value is None:
+        if name in stored or name == "continue_" or value is None or value == field.default:
             continue
         stored[name] = value.model_dump(mode="json", by_alias=True) if isinstance(value, Model) else value
     return json.dumps(stored, ensure_ascii=False, separators=(",", ":"))

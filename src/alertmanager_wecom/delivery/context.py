@@ -11,8 +11,12 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from alertmanager_wecom.actions.cards import CardActions
+
+if TYPE_CHECKING:
+    from alertmanager_wecom.delivery.charts import Charts as ChartMaker
 from alertmanager_wecom.config import DeliverySettings
 from alertmanager_wecom.delivery.pacing import RateLimiter
 from alertmanager_wecom.delivery.render import CpuWork
@@ -44,6 +48,8 @@ class Services:
     cooldown: dict[str, float] = field(default_factory=dict)
     # Alert cards (msgtype template_card): what they remember and redraw; None without a callback app.
     cards: CardActions | None = None
+    # Charts after the alerts' text (targets with `chart: true`); set by the dispatcher.
+    charts: ChartMaker | None = None
 
     def __post_init__(self) -> None:
         self.limiter = RateLimiter(self.clock)

@@ -36,14 +36,15 @@ class JobDelivery:
     async def __call__(self, job: Job, route: Route, notification: Notification | None = None) -> bool:
         """Send the job's remaining messages (`notification`: the job's payload, already parsed).
         False: stop working on this target for now (shutting down, or backing off)."""
-        if route.cards is not None and self.s.cards is not None:
-            if notification is None:
-                try:
-                    notification = await self.s.cpu.run(parse, job)
-                except Exception as exc:
-                    await self.failures.dead(job, route, Reason.BAD_MESSAGE, f"cannot read: {describe(exc)}")
-                    return True
-            quiet = await self.s.cards.quiet_reason(job.receiver, route.target, notification)
+        cards = self.s.cards if route.cards is not None else None
+        if notification is None and (cards is not None or (route.target.chart and self.s.charts is not None)):
+            try:
+                notification = await self.s.cpu.run(parse, job)
+            except Exception as exc:
+                await self.failures.dead(job, route, Reason.BAD_MESSAGE, f"cannot read: {describe(exc)}")
+                return True
+        if cards is not None and notification is not None:
+            quiet = await cards.quiet_reason(job.receiver, route.target, notification)
             if quiet is not None:
                 log.info("receiver=%s job=%d not sent: %s", job.receiver, job.id, quiet)
                 await self.s.outbox.done(job.id, self.s.clock())
@@ -64,9 +65,10 @@ class JobDelivery:
             if messages[index].card is not None and notification is not None:
                 await self.record_card(job, route, messages[index], result, notification.group_key)
         await self.record_done(job, route, len(messages))
-        cards = self.s.cards if route.cards is not None else None
         if cards is not None and notification is not None and notification.status == "resolved":
             cards.later(cards.group_resolved(job.receiver, job.target, notification.group_key), "resolve")
+        if self.s.charts is not None and notification is not None and messages:
+            self.s.charts.after(job, route, notification)
         return True
 
     # -- the stages -----------------------------------------------------------------------------------

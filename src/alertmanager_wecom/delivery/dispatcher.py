@@ -23,6 +23,7 @@ import httpx
 from alertmanager_wecom.channels.base import token_for
 from alertmanager_wecom.config import Config, DeliverySettings
 from alertmanager_wecom.delivery.backlog import PAGE, Backlog
+from alertmanager_wecom.delivery.charts import Charts
 from alertmanager_wecom.delivery.context import Services
 from alertmanager_wecom.delivery.deliver import JobDelivery
 from alertmanager_wecom.delivery.render import render_messages
@@ -67,6 +68,7 @@ class Dispatcher:
         self.metrics = self.services.metrics
         self.limiter = self.services.limiter
         self.routes = self._routes_for(config)
+        self.services.charts = Charts(self.services, lambda: self.config, clock)
         self.deliver = JobDelivery(self.services)
         self.backlog = Backlog(self.services, self.deliver)
         self._configured = configured_target_keys(config)
@@ -135,6 +137,8 @@ class Dispatcher:
                 task.cancel()
             if still:
                 await asyncio.wait(still)
+        if self.services.charts is not None:
+            await self.services.charts.drain()  # a chart being sent finishes; none is started any more
 
     # -- the loop -------------------------------------------------------------------------------------
 

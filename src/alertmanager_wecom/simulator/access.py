@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import secrets
 
-from alertmanager_wecom.simulator.common import Reply, StateBase, Token, err
+from alertmanager_wecom.simulator.common import Reply, Token, err
+from alertmanager_wecom.simulator.media import Media, image_type
 from alertmanager_wecom.simulator.model import SimCorp
 
 
-class Access(StateBase):
+class Access(Media):
     # -- gettoken -------------------------------------------------------------------------------------
 
     def gettoken(self, params: dict[str, str]) -> Reply:
@@ -58,25 +59,30 @@ class Access(StateBase):
 
     # -- media/upload ---------------------------------------------------------------------------------
 
-    def media_upload(self, params: dict[str, str], media_type: str, size: int | None) -> Reply:
+    def media_upload(self, params: dict[str, str], media_type: str, data: bytes | None) -> Reply:
         with self._lock:
             token = self._auth(params)
             if isinstance(token, dict):
                 reply = token
             elif media_type not in ("image", "voice", "video", "file"):
                 reply = err(40004, "invalid media type")
-            elif size is None:
+            elif data is None:
                 reply = err(41005, "media data missing")
-            elif size <= 5:
+            elif len(data) <= 5:
                 reply = err(40005, "invalid file type")
-            elif size > 20 * 1024 * 1024:
+            elif len(data) > 20 * 1024 * 1024:
                 reply = err(40006, "invalid file size")
+            elif media_type == "image" and (problem := self.image_problem(data)) is not None:
+                reply = problem
             else:
+                kind = (
+                    (image_type(data) or "image/png") if media_type == "image" else "application/octet-stream"
+                )
                 reply = {
                     "errcode": 0,
                     "errmsg": "",
                     "type": media_type,
-                    "media_id": secrets.token_urlsafe(40),
+                    "media_id": self.keep_media(data, kind),
                     "created_at": str(int(self.clock())),
                 }
             self.count("media/upload", reply["errcode"])

@@ -11,10 +11,11 @@ import secrets
 from alertmanager_wecom.simulator.cards import TemplateCards, card_text
 from alertmanager_wecom.simulator.common import Reply, card_button, err
 from alertmanager_wecom.simulator.limits import SlidingWindows
+from alertmanager_wecom.simulator.media import Media
 from alertmanager_wecom.simulator.model import SimApp, SimCorp
 
 
-class AppMessages(TemplateCards):
+class AppMessages(TemplateCards, Media):
     _member_sends: SlidingWindows
     _recent_bodies: dict[tuple[str, int], dict[str, float]]
 
@@ -50,6 +51,12 @@ class AppMessages(TemplateCards):
         if isinstance(content, dict):
             return content
         msgtype, visible, truncated, sent_bytes = content
+        image = ""
+        if msgtype == "image":
+            shown = self.image_message(body.get("image"))
+            if isinstance(shown, dict):
+                return shown
+            image, visible = shown
         card = body.get("template_card") if msgtype == "template_card" else None
         if msgtype == "template_card":
             problem = self.check_card(app.agent_id, card)
@@ -98,6 +105,7 @@ class AppMessages(TemplateCards):
                 msgid,
                 button=card_button(msgtype, body),
                 card=copy.deepcopy(card) if isinstance(card, dict) else None,
+                image=image,
             )
         if dropped_all and self.settings.member_limit_errcode:
             return err(self.settings.member_limit_errcode, "api freq out of limit")

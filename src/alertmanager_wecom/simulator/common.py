@@ -65,6 +65,7 @@ class InboxEntry:
     button: str = ""  # a textcard's button text, as WeCom shows it
     card: dict[str, Any] | None = None  # a template card, as last drawn (update_template_card redraws it)
     updates: int = 0  # how many times the card was redrawn
+    image: str = ""  # an image message's media id (the picture: /admin/media/<id>)
 
 
 @dataclass
@@ -151,6 +152,7 @@ class StateBase:
         mentioned: list[str] | None = None,
         button: str = "",
         card: dict[str, Any] | None = None,
+        image: str = "",
     ) -> None:
         self.inbox.append(
             InboxEntry(
@@ -167,6 +169,7 @@ class StateBase:
                 msgid=msgid,
                 button=button,
                 card=card,
+                image=image,
             )
         )
         self._next_id += 1

@@ -8,11 +8,12 @@ import re
 import secrets
 
 from alertmanager_wecom.rendering.fit import byte_len
-from alertmanager_wecom.simulator.common import ROBOT_MSGTYPES, Reply, StateBase, err
+from alertmanager_wecom.simulator.common import ROBOT_MSGTYPES, Reply, err
 from alertmanager_wecom.simulator.limits import SlidingWindows
+from alertmanager_wecom.simulator.media import Media
 
 
-class Robots(StateBase):
+class Robots(Media):
     _robot_sends: SlidingWindows
 
     # -- webhook/send (group robot) -------------------------------------------------------------------
@@ -39,7 +40,13 @@ class Robots(StateBase):
         if not isinstance(part, dict):
             return err(40058, f"{msgtype} is missing")
         mentioned: list[str] = []
-        if msgtype in ("text", "markdown", "markdown_v2"):
+        image = ""
+        if msgtype == "image":
+            shown = self.robot_image(part)
+            if isinstance(shown, dict):
+                return shown
+            image, visible = shown
+        elif msgtype in ("text", "markdown", "markdown_v2"):
             content = part.get("content")
             if not isinstance(content, str) or not content:
                 return err(44004, "empty content")
@@ -61,6 +68,15 @@ class Robots(StateBase):
         if self._robot_sends.take(name, self.clock()) is not None:
             return err(45009, "api freq out of limit")
         self._record(
-            f"robot:{name}", f"robot:{name}", msgtype, byte_len(visible), visible, False, None, "", mentioned
+            f"robot:{name}",
+            f"robot:{name}",
+            msgtype,
+            byte_len(visible),
+            visible,
+            False,
+            None,
+            "",
+            mentioned,
+            image=image,
         )
         return {"errcode": 0, "errmsg": "ok"}

@@ -88,13 +88,20 @@ class SimulatorServer:
         return self._json(self.state.appchat(action, dict(request.query_params), body))
 
     async def media_upload(self, request: Request) -> Response:
-        size: int | None = None
+        data: bytes | None = None
         async with request.form() as form:
             media = form.get("media")
             if isinstance(media, UploadFile):
-                size = len(await media.read())
+                data = await media.read()
         params = dict(request.query_params)
-        return self._json(self.state.media_upload(params, params.get("type", ""), size))
+        return self._json(self.state.media_upload(params, params.get("type", ""), data))
+
+    async def media_file(self, request: Request) -> Response:
+        """A stored picture, for the inbox page."""
+        found = self.state.media_bytes(request.path_params["media_id"])
+        if found is None:
+            return JSONResponse({"error": "no such media"}, status_code=404)
+        return Response(found[0], media_type=found[1])
 
     async def inbox_page(self, request: Request) -> Response:
         recipient = request.query_params.get("user")
@@ -194,6 +201,7 @@ class SimulatorServer:
             Route("/cgi-bin/appchat/{action}", self.appchat, methods=["GET", "POST"]),
             Route("/inbox", self.inbox_page, methods=["GET"]),
             Route("/admin/inbox", self.inbox_json, methods=["GET"]),
+            Route("/admin/media/{media_id}", self.media_file, methods=["GET"]),
             Route("/admin/stats", self.stats, methods=["GET"]),
             Route("/admin/reset", self.reset, methods=["POST"]),
             Route("/admin/tokens/revoke", self.revoke, methods=["POST"]),

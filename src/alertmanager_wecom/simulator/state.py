@@ -60,6 +60,7 @@ class SimulatorState(Access, AppMessages, Robots, AppChats):
             self._next_id = 1
             self.card_tasks: dict[tuple[int, str], list[str]] = {}
             self.card_codes: dict[str, tuple[int, str, float]] = {}
+            self.media: dict[str, tuple[bytes, str, float]] = {}
 
     def revoke_tokens(self) -> int:
         with self._lock:

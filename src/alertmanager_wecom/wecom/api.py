@@ -89,11 +89,15 @@ class WeComAPI:
         path: str,
         params: dict[str, str] | None = None,
         body: dict[str, Any] | None = None,
+        files: dict[str, tuple[str, bytes, str]] | None = None,
     ) -> dict[str, Any]:
+        """`files`: a multipart upload (media/upload's field `media`: name, bytes, content type)."""
         # A robot configured by its full webhook URL is called at that URL.
         url = path if path.startswith(("http://", "https://")) else self.base_url + path
         try:
-            if body is not None:
+            if files is not None:
+                response = await self.client.request(method, url, params=params, files=files)
+            elif body is not None:
                 # ensure_ascii=False: WeCom counts UTF-8 bytes, and \uXXXX escapes would waste them.
                 content = json.dumps(body, ensure_ascii=False).encode("utf-8")
                 response = await self.client.request(

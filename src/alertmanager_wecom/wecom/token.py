@@ -53,7 +53,12 @@ class AccessToken:
             return value
 
     async def call(
-        self, method: str, path: str, body: dict[str, Any] | None = None, params: dict[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        params: dict[str, str] | None = None,
+        files: dict[str, tuple[str, bytes, str]] | None = None,
     ) -> dict[str, Any]:
         """Call a WeCom API with this app's token; on 40014/41001/42001 (the token went stale early:
         revoked, or expired on WeCom's clock) fetch a new one and call once more."""
@@ -61,7 +66,7 @@ class AccessToken:
             token = await self.get()
             try:
                 return await self.api.call(
-                    method, path, params={**(params or {}), "access_token": token}, body=body
+                    method, path, params={**(params or {}), "access_token": token}, body=body, files=files
                 )
             except WeComError as exc:
                 if exc.action is Action.REFRESH_TOKEN and attempt == 1:
