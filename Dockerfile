@@ -6,10 +6,13 @@ FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
-RUN pip install --no-cache-dir --prefix=/install .
+# [charts]: matplotlib, for `chart: true` targets.
+RUN pip install --no-cache-dir --prefix=/install '.[charts]'
 
 FROM python:3.11-slim
 COPY --from=build /install /usr/local
+# Chinese text in charts (without a CJK font their labels stay ASCII).
+RUN apt-get update && apt-get install -y --no-install-recommends fonts-noto-cjk && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 10001 --home-dir /var/lib/alertmanager-wecom --create-home wecom
 USER 10001
 WORKDIR /var/lib/alertmanager-wecom

@@ -198,4 +198,4 @@ def test_the_image_installs_the_same_way() -> None:
     ]
     assert sorted(name for names in copied for name in names) == sorted(BUILD_INPUTS)
     installs = [line for line in dockerfile.splitlines() if "pip install" in line]
-    assert installs == ["RUN pip install --no-cache-dir --prefix=/install ."]
+    assert installs == ["RUN pip install --no-cache-dir --prefix=/install '.[charts]'"]

@@ -127,7 +127,7 @@ def draw(
     axes.set_title(_text(title, bool(font)), fontsize=11, loc="left")
     axes.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=zone))  # type: ignore[no-untyped-call]
     axes.grid(True, color="#e9ecef")
-    if shown:
+    if any(one.points for one in shown) or line is not None:
         axes.legend(loc="upper left", fontsize=7, frameon=False)
     figure.tight_layout()
     out = io.BytesIO()
