@@ -184,3 +184,33 @@ def test_the_simulator_checks_robot_images() -> None:
     assert send({"base64": base64.b64encode(big).decode(), "md5": md5(big)}) == 40009
     shown = [e for e in state.inbox if e.image]
     assert len(shown) == 1 and state.media_bytes(shown[0].image) == (png, "image/png")
+
+
+def test_the_sandbox_demo_shows_a_chart_without_prometheus(tmp_path: Path) -> None:
+    from starlette.routing import Mount
+
+    from alertmanager_wecom import samples
+    from alertmanager_wecom.sandbox import SIMULATOR_PREFIX, sandbox_callbacks, sandbox_config
+    from alertmanager_wecom.simulator import create_simulator_app, sandbox_settings
+
+    port = free_port()
+    config = sandbox_config("127.0.0.1", port, str(tmp_path))
+    state = SimulatorState(sandbox_settings())
+    simulator = create_simulator_app(state, sandbox_callbacks("127.0.0.1", port))
+    app = create_app(config, extra_routes=[Mount(SIMULATOR_PREFIX, app=simulator)])
+    with serve_in_thread(app, port=port) as relay:
+        assert (
+            httpx.post(
+                f"{relay}/alerts/demo", json=samples.node_down(3, receiver="demo"), timeout=10
+            ).status_code
+            == 200
+        )
+        shown = wait_until(
+            lambda: [e for e in state.inbox if e.image and e.recipient == "zhangsan"], 20, "the chart"
+        )
+        png = httpx.get(f"{relay}{SIMULATOR_PREFIX}/admin/media/{shown[0].image}", timeout=5).content
+        assert has_colour(png, chart.COLORS[0])
+        assert (
+            f'src="admin/media/{shown[0].image}'
+            in httpx.get(f"{relay}{SIMULATOR_PREFIX}/inbox", timeout=5).text
+        )

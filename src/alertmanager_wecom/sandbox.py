@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alertmanager_wecom.config import Config
 from alertmanager_wecom.config.loader import parse_config
+from alertmanager_wecom.rendering import chart
 from alertmanager_wecom.simulator.callbacks import SavedCallback
 from alertmanager_wecom.simulator.model import (
     SANDBOX_AGENT_ID,
@@ -53,7 +54,13 @@ def sandbox_config(host: str, port: int, data_dir: str) -> Config:
                 {
                     "name": DEMO_RECEIVER,
                     "targets": [
-                        {"app": "demo", "to_user": ["zhangsan"], "msgtype": "markdown"},
+                        # A chart after the text when matplotlib (the charts extra) is installed.
+                        {
+                            "app": "demo",
+                            "to_user": ["zhangsan"],
+                            "msgtype": "markdown",
+                            "chart": chart.available(),
+                        },
                         {"app": "demo", "to_user": ["lisi"], "msgtype": "text", "language": "en"},
                         {"app": "demo", "to_user": ["wangwu"], "msgtype": "textcard"},
                         # No Alertmanager in the sandbox: cards to acknowledge (silences need one).
@@ -73,6 +80,8 @@ def sandbox_config(host: str, port: int, data_dir: str) -> Config:
                 }
             ],
             "server": {"listen": f"{host}:{port}"},
+            # The simulator's made-up series stands in for Prometheus (see simulator/server.py).
+            "prometheus": {"url": f"http://{reachable}:{port}{SIMULATOR_PREFIX}"},
             "storage": {"path": f"{data_dir}/outbox.db", "synchronous": "normal"},
         }
     )

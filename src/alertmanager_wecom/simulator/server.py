@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,37 @@ class SimulatorServer:
             return JSONResponse({"error": "no such media"}, status_code=404)
         return Response(found[0], media_type=found[1])
 
+    async def demo_query_range(self, request: Request) -> Response:
+        """A Prometheus stand-in for the sandbox's charts (not WeCom's): any query_range answers one
+        made-up series, a wave that climbs over the last part of the window, so the demo shows a chart
+        without a Prometheus."""
+        query = request.query_params
+        try:
+            start, end = float(query["start"]), float(query["end"])
+            step = max(1.0, float(query.get("step", "15")))
+        except (KeyError, ValueError):
+            return JSONResponse(
+                {"status": "error", "error": "start, end and step are numbers"}, status_code=400
+            )
+        points: list[list[float | str]] = []
+        at = start
+        while at <= end and len(points) < 11000:
+            share = (at - start) / max(1.0, end - start)
+            value = (
+                0.4
+                + 0.15 * math.sin((at - start) / max(60.0, (end - start) / 6))
+                + (0.5 * (share - 0.6) / 0.4 if share > 0.6 else 0.0)
+            )
+            points.append([at, f"{value:.4f}"])
+            at += step
+        metric = {"__name__": "demo", "query": str(query.get("query", ""))[:80]}
+        return JSONResponse(
+            {
+                "status": "success",
+                "data": {"resultType": "matrix", "result": [{"metric": metric, "values": points}]},
+            }
+        )
+
     async def inbox_page(self, request: Request) -> Response:
         recipient = request.query_params.get("user")
         entries = list(reversed(self.state.entries(recipient)))[:500]
@@ -200,6 +232,7 @@ class SimulatorServer:
             Route("/cgi-bin/media/upload", self.media_upload, methods=["POST"]),
             Route("/cgi-bin/appchat/{action}", self.appchat, methods=["GET", "POST"]),
             Route("/inbox", self.inbox_page, methods=["GET"]),
+            Route("/api/v1/query_range", self.demo_query_range, methods=["GET"]),
             Route("/admin/inbox", self.inbox_json, methods=["GET"]),
             Route("/admin/media/{media_id}", self.media_file, methods=["GET"]),
             Route("/admin/stats", self.stats, methods=["GET"]),
