@@ -1,6 +1,8 @@
 """Storm fidelity: Alertmanager's native wechat_configs vs this service, against the simulator, in one run.
 
-Run: python bench/storm.py [--groups 200 --per-group 10] [--faults 0.3]
+Run: python bench/storm.py [--groups 200 --per-group 10] [--faults 0.3] [--chart]
+(--chart: the relay's target has `chart: true`, its data from the simulator's made-up series: charts must
+neither delay nor displace the alerts' text.)
 Both paths get the same alerts at the same moment, each through its own real Alertmanager and its own
 simulator (WeCom's documented limits: 2048-byte truncation, 30 messages/min per member, silent drop).
 Reported per path: alerts visible to the person, messages dropped by WeCom's limits, messages seen,
@@ -76,6 +78,7 @@ def main() -> None:
     parser.add_argument("--per-group", type=int, default=10)
     parser.add_argument("--faults", type=float, default=0.0, help="fraction of WeCom calls answering -1")
     parser.add_argument("--timeout", type=float, default=300)
+    parser.add_argument("--chart", action="store_true", help="chart: true on the relay's target")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="amw-bench-storm-"))
     procs = []
@@ -97,8 +100,11 @@ def main() -> None:
             {
                 "wecom": {"api_url": f"{sims['relay']}/cgi-bin/"},
                 "apps": {"ops": {"corp_id": CORP, "agent_id": AGENT, "secret": SECRET}},
-                "receivers": [{"name": "default", "targets": [{"app": "ops", "to_user": ["zhangsan"]}]}],
+                "receivers": [
+                    {"name": "default", "targets": [{"app": "ops", "to_user": ["zhangsan"], "chart": args.chart}]}
+                ],
                 "storage": {"path": str(work / "outbox.db")},
+                **({"prometheus": {"url": sims["relay"]}} if args.chart else {}),
             },
         )
         procs.append(
@@ -167,7 +173,17 @@ def main() -> None:
             "per_group": args.per_group,
             "alerts": len(names),
             "faults": args.faults,
+            "chart": args.chart,
         }
+        if args.chart:
+            entries = httpx.get(f"{sims['relay']}/admin/inbox", timeout=10).json()["entries"]
+            result["charts_seen"] = sum(1 for e in entries if e["image"])
+            metrics = httpx.get(f"http://127.0.0.1:{relay_port}/metrics", timeout=10).text
+            result["chart_outcomes"] = {
+                line.split('outcome="')[1].split('"')[0]: float(line.split()[-1])
+                for line in metrics.splitlines()
+                if line.startswith("alertmanager_wecom_charts_total{")
+            }
         for path, stats in last.items():
             at = stats.pop("last_delivery_at")
             stats["seconds_to_last_delivery"] = round(at - t0, 1) if at else None

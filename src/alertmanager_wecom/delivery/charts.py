@@ -84,7 +84,14 @@ class Charts:
 
     def after(self, job: Job, route: Route, notification: Notification) -> None:
         """Make and send the chart of a notification whose messages went out (firing, not a digest)."""
-        if not route.target.chart or not notification.firing or notification.digest_of or self.s.stopping():
+        if not route.target.chart or not notification.firing or self.s.stopping():
+            return
+        if notification.digest_of:
+            # A digest is a backlog's summary: its alerts' text is all there is room for.
+            self.s.metrics.charts.labels(route.kind, "skipped").inc()
+            log.info(
+                "no chart for receiver=%s job=%d: a digest (backlog) sends text only", job.receiver, job.id
+            )
             return
         task = asyncio.get_running_loop().create_task(self._chart(job, route, notification))
         self._tasks.add(task)
