@@ -101,7 +101,10 @@ def main() -> None:
                 "wecom": {"api_url": f"{sims['relay']}/cgi-bin/"},
                 "apps": {"ops": {"corp_id": CORP, "agent_id": AGENT, "secret": SECRET}},
                 "receivers": [
-                    {"name": "default", "targets": [{"app": "ops", "to_user": ["zhangsan"], "chart": args.chart}]}
+                    {
+                        "name": "default",
+                        "targets": [{"app": "ops", "to_user": ["zhangsan"], "chart": args.chart}],
+                    }
                 ],
                 "storage": {"path": str(work / "outbox.db")},
                 **({"prometheus": {"url": sims["relay"]}} if args.chart else {}),
