@@ -420,6 +420,18 @@ async def test_purge_deletes_old_finished_jobs_only(outbox: Outbox) -> None:
     assert await outbox.purge([JobState.DEAD], older_than=200.0) == 1
 
 
+async def test_purge_of_chosen_jobs(outbox: Outbox) -> None:
+    """The console purges one dead letter: only the ids given, and still only in the states given."""
+    first, second, pending = await add(outbox, 3)
+    await outbox.dead(first.id, "gone", Reason.CONFIG, 150.0)
+    await outbox.dead(second.id, "gone", Reason.CONFIG, 150.0)
+    assert await outbox.purge([JobState.DEAD], 1e12, job_ids=[second.id, pending.id]) == 1
+    assert await outbox.get_job(second.id) is None
+    assert (await job(outbox, first.id)).state is JobState.DEAD
+    assert (await job(outbox, pending.id)).state is JobState.PENDING
+    assert await outbox.purge([JobState.DEAD], 1e12, job_ids=[]) == 0
+
+
 async def test_purge_leaves_dedup_keys_and_sends_alone(outbox: Outbox) -> None:
     await outbox.accept("r", with_payload("{}", JOBS[:1]), "k", 300, 100.0)
     [stored] = await outbox.pending_jobs("t1", 100.0, 10)

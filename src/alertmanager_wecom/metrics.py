@@ -50,6 +50,12 @@ class Metrics:
             ["channel", "outcome"],
             registry=r,
         )
+        self.wecom_errors = Counter(
+            f"{PREFIX}_wecom_errors",
+            "Sends WeCom refused, by errcode (none: no answer, or HTTP).",
+            ["errcode"],
+            registry=r,
+        )
         self.messages_sent = Counter(
             f"{PREFIX}_messages_sent",
             "Messages WeCom accepted.",

@@ -11,17 +11,16 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from alertmanager_wecom.actions.cards import CardActions
-
-if TYPE_CHECKING:
-    from alertmanager_wecom.delivery.charts import Charts as ChartMaker
 from alertmanager_wecom.config import DeliverySettings
 from alertmanager_wecom.delivery.pacing import RateLimiter
 from alertmanager_wecom.delivery.render import CpuWork
+from alertmanager_wecom.delivery.routes import Route
+from alertmanager_wecom.ingest.payload import Notification
 from alertmanager_wecom.metrics import Metrics
-from alertmanager_wecom.outbox import Outbox
+from alertmanager_wecom.outbox import Job, Outbox
 
 
 def _jitter() -> float:
@@ -31,6 +30,14 @@ def _jitter() -> float:
 
 def _never() -> bool:
     return False
+
+
+class ChartMaker(Protocol):
+    """The charts after alerts (delivery/charts.py), as the delivery stages see them."""
+
+    def after(self, job: Job, route: Route, notification: Notification) -> None: ...
+
+    async def drain(self) -> None: ...
 
 
 @dataclass

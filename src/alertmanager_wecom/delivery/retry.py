@@ -27,6 +27,7 @@ class Failures:
         """Record a send WeCom did not accept. False: stop working on this target for now."""
         self.s.limiter.forget(route.rate_keys, at)  # it does not count against WeCom's limits
         self.s.metrics.messages_failed.labels(job.receiver, route.kind, route.label, exc.reason).inc()
+        self.s.metrics.wecom_errors.labels(str(exc.errcode) if exc.errcode is not None else "none").inc()
         if exc.retryable:
             return await self.retry_later(job, route, exc)
         await self.dead(job, route, exc.reason, exc.detail)

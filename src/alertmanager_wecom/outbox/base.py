@@ -246,9 +246,10 @@ class Outbox(Protocol):
         requeues nothing more. A requeued job keeps its id, hence its place in its target's line."""
         ...
 
-    async def purge(self, states: list[JobState], older_than: float) -> int:
-        """Delete the jobs in `states` last changed (`updated_at`) before `older_than`, and the stored
-        notifications no remaining job refers to; returns how many jobs. Deletes nothing else (dedup keys
+    async def purge(self, states: list[JobState], older_than: float, job_ids: list[int] | None = None) -> int:
+        """Delete the jobs in `states` last changed (`updated_at`) before `older_than` (and among
+        `job_ids`, when given), and the stored notifications no remaining job refers to; returns how many
+        jobs. Deletes nothing else (dedup keys
         and sends: `forget`). Callers never pass PENDING (the CLI does not offer it)."""
         ...
 

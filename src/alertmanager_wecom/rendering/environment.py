@@ -160,3 +160,19 @@ def sample_notification() -> Notification:
             "externalURL": "http://alertmanager:9093",
         }
     )
+
+
+def builtin_source(msgtype: str) -> str:
+    """The package's template for `msgtype`, as text (the console's template preview starts from it)."""
+    name = f"{detail_msgtype(msgtype)}.j2"
+    source = _builtin_envs[detail_msgtype(msgtype)].loader
+    assert source is not None
+    return source.get_source(_builtin_envs[detail_msgtype(msgtype)], name)[0]
+
+
+def templates_from_source(source: str, msgtype: str) -> Templates:
+    """A template being edited (the console's preview): compiled as a user's template file would be; the
+    title of a textcard stays the package's. Raises TemplateError with the line."""
+    msgtype = detail_msgtype(msgtype)
+    title = _builtin_envs["textcard"].get_template("textcard_title.j2") if msgtype == "textcard" else None
+    return Templates(_compile(source, "template", msgtype), title)

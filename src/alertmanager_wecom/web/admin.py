@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -34,6 +35,7 @@ class Admin:
             Route("/-/reload", self.guarded(self.reload, changes=True), methods=["POST"]),
             Route("/api/outbox", self.guarded(self.outbox_list, changes=False), methods=["GET"]),
             Route("/api/outbox/retry", self.guarded(self.outbox_retry, changes=True), methods=["POST"]),
+            Route("/api/outbox/purge", self.guarded(self.outbox_purge, changes=True), methods=["POST"]),
             Route("/api/actions", self.guarded(self.actions_list, changes=False), methods=["GET"]),
         ]
 
@@ -71,6 +73,11 @@ class Admin:
             media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
             if media_type != JSON:
                 return error(415, "send the request with Content-Type: application/json")
+            # A browser names the page that sent a request: another site's page is refused (the
+            # console's own script sends from this host).
+            origin = request.headers.get("origin")
+            if origin is not None and urllib.parse.urlsplit(origin).netloc != request.headers.get("host"):
+                return error(403, "cross-site request refused")
         return None
 
     async def _body(self, request: Request) -> Any:
@@ -155,6 +162,30 @@ class Admin:
                 ],
             }
         )
+
+    async def outbox_purge(self, request: Request) -> Response:
+        """Dead letters deleted: ``{"ids": [...]}`` or ``{"all_dead": true}`` (only dead ones, ever)."""
+        outbox = self._outbox()
+        if isinstance(outbox, Response):
+            return outbox
+        usage = 'send {"ids": [1, 2]} (dead letters\' job ids, at most 10000) or {"all_dead": true}'
+        try:
+            body = await self._body(request)
+        except ValueError:
+            return error(400, usage)
+        raw = body.get("ids") if isinstance(body, dict) else None
+        if isinstance(body, dict) and body.get("all_dead") is True:
+            ids = None
+        elif (
+            isinstance(raw, list)
+            and len(raw) <= 10000
+            and all(type(i) is int and 0 < i <= _MAX_ID for i in raw)
+        ):
+            ids = raw
+        else:
+            return error(400, usage)
+        count = await outbox.purge([JobState.DEAD], self.relay.clock() + 1, job_ids=ids)
+        return JSONResponse({"purged": count})
 
     async def outbox_retry(self, request: Request) -> Response:
         outbox = self._outbox()

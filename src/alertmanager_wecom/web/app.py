@@ -17,6 +17,7 @@ from alertmanager_wecom.outbox import Outbox
 from alertmanager_wecom.web.admin import Admin
 from alertmanager_wecom.web.auth import TrustedProxies
 from alertmanager_wecom.web.callback import Callbacks
+from alertmanager_wecom.web.console import Console
 from alertmanager_wecom.web.relay import Relay, freeze_heap, open_outbox, wecom_client
 from alertmanager_wecom.web.serving import run_server
 from alertmanager_wecom.web.webhook import Webhook
@@ -36,7 +37,8 @@ def create_app(
     routes = [
         *relay.routes(),
         Route("/alerts/{receiver}", Webhook(relay).handle, methods=["POST"]),
-        *Admin(relay).routes(),
+        *(admin := Admin(relay)).routes(),
+        *Console(relay, admin).routes(),
         *Callbacks(relay).routes(),
         *(extra_routes or []),
         Route("/{name}", relay.verify_file, methods=["GET"]),

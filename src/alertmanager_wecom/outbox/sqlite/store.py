@@ -379,12 +379,13 @@ class SQLiteOutbox:
 
         return await self._call(op)
 
-    async def purge(self, states: list[JobState], older_than: float) -> int:
+    async def purge(self, states: list[JobState], older_than: float, job_ids: list[int] | None = None) -> int:
         def op(conn: sqlite3.Connection) -> int:
             marks = ",".join("?" for _ in states)
+            only = f" AND id IN ({','.join('?' for _ in job_ids)})" if job_ids is not None else ""
             cursor = conn.execute(
-                f"DELETE FROM jobs WHERE state IN ({marks}) AND updated_at < ?",  # noqa: S608 - placeholders only
-                (*[s.value for s in states], older_than),
+                f"DELETE FROM jobs WHERE state IN ({marks}) AND updated_at < ?{only}",  # noqa: S608 - placeholders only
+                (*[s.value for s in states], older_than, *(job_ids or [])),
             )
             conn.execute("DELETE FROM notifications WHERE id NOT IN (SELECT notification_id FROM jobs)")
             return cursor.rowcount
