@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -134,3 +137,31 @@ def test_render_with_config_and_bad_payload(tmp_path: Path, simulator: str) -> N
 def test_check_config(tmp_path: Path, simulator: str) -> None:
     result = run("check-config", str(write_config(tmp_path, simulator)))
     assert result.exit_code == 0 and "OK — 1 app(s), 1 receiver(s), 1 target(s)" in result.output
+
+
+def _cli(args: list[str], lang: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("LC_", "LANG", "ALERTMANAGER_WECOM_LANG"))
+    }
+    env["LANG"] = lang
+    return subprocess.run(
+        [sys.executable, "-m", "alertmanager_wecom", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+
+
+def test_the_cli_speaks_chinese_to_a_chinese_locale_or_on_request() -> None:
+    zh = _cli(["--help"], "zh_CN.UTF-8")
+    assert zh.returncode == 0 and "用法：" in zh.stdout and "运行告警转发服务" in zh.stdout
+    assert "显示本帮助并退出" in zh.stdout and "Show this message" not in zh.stdout
+    en = _cli(["--help"], "en_US.UTF-8")
+    assert "Usage:" in en.stdout and "Run the relay" in en.stdout and "用法" not in en.stdout
+    asked = _cli(["--lang", "zh", "outbox", "--help"], "C")
+    assert "重新排队死信" in asked.stdout
+    english = _cli(["--lang", "en", "render", "--help"], "zh_CN.UTF-8")
+    assert "Usage:" in english.stdout
+    wrong = _cli(["nosuch"], "zh_CN.UTF-8")
+    assert wrong.returncode == 2 and "错误：没有命令 'nosuch'" in wrong.stderr
