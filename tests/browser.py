@@ -1,10 +1,10 @@
 """A real browser for the tests: Playwright driving Debian's chromium (Playwright's own browser download
-is not available here; ./test.sh installs the Debian package). Screenshots go to tests/artifacts/."""
+is not available here; ./test.sh installs the Debian package). The `browser` fixture (conftest.py) is one
+chromium for the whole session. Screenshots go to tests/artifacts/."""
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,18 +18,6 @@ def chromium_path() -> str:
     if found is None:
         pytest.fail("chromium is not installed: run ./test.sh (it installs the Debian package chromium)")
     return found
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 def screenshot(page: Any, name: str) -> Path:

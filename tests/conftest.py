@@ -42,3 +42,18 @@ def relay_with(simulator: str, tmp_path: Path) -> Iterator[Any]:
     yield start
     for cm in reversed(servers):
         cm.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One chromium (Debian's, driven by Playwright) for the session's browser tests."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser import chromium_path
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
+        try:
+            yield launched
+        finally:
+            launched.close()

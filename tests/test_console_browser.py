@@ -19,7 +19,7 @@ from alertmanager_wecom.config.loader import parse_config
 from alertmanager_wecom.simulator.model import SANDBOX_SECRET
 from alertmanager_wecom.simulator.state import SimulatorState
 from alertmanager_wecom.web.app import create_app
-from tests.browser import browser, screenshot  # noqa: F401 - the session's browser fixture
+from tests.browser import screenshot
 from tests.helpers import raw_config, wait_until
 from tests.servers import serve_in_thread
 
@@ -42,7 +42,7 @@ def relay(simulator: str, sim_state: SimulatorState, tmp_path: Path) -> Iterator
 
 
 @pytest.fixture
-def page(browser: Any, relay: str) -> Iterator[Any]:  # noqa: F811 - the fixture imported above
+def page(browser: Any, relay: str) -> Iterator[Any]:
     context = browser.new_context(
         http_credentials={"username": USER, "password": PASSWORD},
         locale="zh-CN",
@@ -68,7 +68,12 @@ def test_an_operator_finds_a_delivery_fixes_a_dead_letter_and_edits_a_template(
 
     page.goto("/ui")
     assert page.title().endswith("告警通道控制台")
-    wait_until(lambda: page.reload() or page.locator(".tile.bad").count() >= 1, 15, "the dead letter counted")
+
+    def dead_letter_counted() -> bool:
+        page.reload()
+        return bool(page.locator(".tile.bad").count() >= 1)
+
+    wait_until(dead_letter_counted, 15, "the dead letter counted")
     screenshot(page, "console-overview")
 
     # "Did zhangsan get it?": search, open the notification, see the message as WeCom shows it.
