@@ -150,6 +150,11 @@ def test_init_on_a_terminal_asks_again_and_waits_for_the_trusted_ip(
         child.sendline("zhangsan")
         child.expect("Where should the service read the Secret")
         child.sendline("WECOM_SECRET")
+        child.expect("WW_verify")  # none here: asked for one
+        child.sendline(str(tmp_path / "WW_verify_bad.txt"))
+        child.expect("16 letters or digits")  # not a verification file: asked again
+        child.expect("WW_verify")
+        child.sendline("")  # skipped
         child.expect("60020")
         child.expect("127.0.0.1")  # the IP WeCom saw
         child.expect("Trusted IP")  # where to add it
@@ -164,3 +169,73 @@ def test_init_on_a_terminal_asks_again_and_waits_for_the_trusted_ip(
     written = output.read_text(encoding="utf-8")
     assert SANDBOX_SECRET not in written and "wrong-secret" not in written
     assert "${WECOM_SECRET}" in written
+
+
+VERIFY = "WW_verify_2YR9B7ZGcQ3dbN3b.txt"
+
+
+def test_init_serves_the_verification_file_given_or_found(
+    simulator: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--verify-file (checked: WeCom's name and a code inside) ends up served at the root; on a
+    terminal, a WW_verify_*.txt in the current directory is offered."""
+    verify = tmp_path / VERIFY
+    verify.write_text("2YR9B7ZGcQ3dbN3b", encoding="utf-8")
+    env = {"SIM_SECRET": SANDBOX_SECRET}
+    runner = CliRunner()
+    output = tmp_path / "config.yaml"
+    done = runner.invoke(main, _init(simulator, output, "--verify-file", str(verify)), env=env)
+    assert done.exit_code == 0, done.output
+    assert runner.invoke(main, ["check-config", str(output)], env=env).exit_code == 0
+    wrong = tmp_path / "verify.txt"
+    wrong.write_text("x", encoding="utf-8")
+    refused = runner.invoke(
+        main, _init(simulator, tmp_path / "other.yaml", "--verify-file", str(wrong)), env=env
+    )
+    assert refused.exit_code != 0 and "WW_verify_<16 letters or digits>.txt" in refused.output
+    monkeypatch.setenv("SIM_SECRET", SANDBOX_SECRET)
+    written = output.read_text(encoding="utf-8").replace("data/outbox.db", str(tmp_path / "outbox.db"))
+    output.write_text(written + f"storage:\n  path: {tmp_path / 'outbox.db'}\n", encoding="utf-8")
+    with serve_in_thread(create_app(load_config(output))) as relay:
+        served = httpx.get(f"{relay}/{VERIFY}", timeout=10)
+        assert (served.status_code, served.text) == (200, "2YR9B7ZGcQ3dbN3b")
+
+    env_tty = {k: v for k, v in os.environ.items() if "SECRET" not in k}
+    env_tty["WECOM_SECRET"] = SANDBOX_SECRET
+    child = pexpect.spawn(
+        sys.executable,
+        [
+            "-m",
+            "alertmanager_wecom",
+            "init",
+            "--lang",
+            "zh",
+            "--api-url",
+            f"{simulator}/cgi-bin/",
+            "--output",
+            "found.yaml",
+        ],
+        env=env_tty,
+        cwd=str(tmp_path),
+        encoding="utf-8",
+        timeout=30,
+    )
+    try:
+        child.expect("企业ID")
+        child.sendline(SANDBOX_CORP_ID)
+        child.expect("AgentId")
+        child.sendline(str(SANDBOX_AGENT_ID))
+        child.expect("Secret")
+        child.sendline(SANDBOX_SECRET)
+        child.expect("userid")
+        child.sendline("zhangsan")
+        child.expect("Secret")
+        child.sendline("WECOM_SECRET")
+        child.expect("找到企业微信的域名验证文件 .*WW_verify_2YR9B7ZGcQ3dbN3b.txt")
+        child.sendline("y")
+        child.expect("wrote")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 0, child.before
+    assert str(verify) in (tmp_path / "found.yaml").read_text(encoding="utf-8")

@@ -31,6 +31,8 @@ _HEADER = """\
 #   corp_id   My Company → Company Information → Company ID (企业ID)
 #   agent_id  App Management → Apps → <your app> → AgentId
 #   secret    the same page → Secret → View; kept out of this file: {secret_hint}
+# verify_files (if any): served at https://<your domain>/<file name>, so that WeCom can verify the trusted
+#   domain (可信域名) before you add this host's IP as a trusted IP (企业可信IP).
 # Check it with `alertmanager-wecom check --config {path}`; README.md lists every setting.
 """
 
@@ -56,6 +58,13 @@ _HEADER = """\
 @click.option(
     "--no-check", is_flag=True, help="Write the file without asking WeCom (no token, no test message)."
 )
+@click.option(
+    "--verify-file",
+    "verify_files",
+    multiple=True,
+    type=click.Path(dir_okay=False, exists=True),
+    help="WeCom's WW_verify_*.txt for the trusted domain: served at the root (repeat).",
+)
 @click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
 @click.option(
     "--lang", type=click.Choice(["zh", "en"]), help="Language of the questions (default: from LANG)."
@@ -71,6 +80,7 @@ def init(
     output: str,
     url: str,
     no_check: bool,
+    verify_files: tuple[str, ...],
     force: bool,
     lang: str | None,
 ) -> None:
@@ -91,6 +101,7 @@ def init(
         corp_id, agent_id, secret = prompts.ask_credentials(t, wecom)
         to_users = tuple(u.strip() for u in click.prompt(t["to_user"]).split("|") if u.strip())
         app = {"corp_id": corp_id, "agent_id": agent_id, **prompts.store_secret(t, secret)}
+        verify_files = verify_files or tuple(prompts.ask_verify_files(t))
     else:
         assert corp_id is not None and agent_id is not None
         if (secret_env is None) == (secret_file is None):
@@ -112,6 +123,13 @@ def init(
         raw["robots"] = {"team": {"key_file": str(Path(robot_key_file).resolve())}}
         targets.append({"robot": "team"})
     raw["receivers"] = [{"name": "default", "targets": targets}]
+    for given in verify_files:
+        problem = prompts.verify_file_problem(Path(given))
+        if problem is not None:
+            raise click.ClickException(problem)
+    if verify_files:
+        # Served at the domain's root, byte for byte: WeCom fetches it to verify the trusted domain.
+        raw["verify_files"] = [str(Path(v).resolve()) for v in verify_files]
     try:
         config = parse_config(raw, base_dir=path.resolve().parent)
     except ConfigError as exc:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
+from pathlib import Path
 
 import click
 
@@ -26,6 +28,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "token_ok": "企业ID 和 Secret 正确",
         "export": "启动服务前请设置环境变量：export {name}=…（Secret 不会写入配置文件）",
         "wrote_secret": "Secret 已写入 {path}（权限 600）",
+        "verify_found": "找到企业微信的域名验证文件 {name}：由本服务在域名根路径提供（设置可信域名时需要）？",
+        "verify_path": "设置可信域名需要的 WW_verify_*.txt 文件路径（管理后台 → 应用 → 网页授权及JS-SDK → 设置可信域名 → 下载；没有就直接回车跳过）",
     },
     "en": {
         "corp_id": "Company ID (admin console → My Company → Company Information → Company ID)",
@@ -38,6 +42,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "token_ok": "Company ID and Secret accepted",
         "export": "Before starting the service: export {name}=… (the secret is not written into the config)",
         "wrote_secret": "Secret written to {path} (mode 600)",
+        "verify_found": "Found WeCom's domain verification file {name}: serve it at the domain's root (needed for "
+        "the trusted domain)?",
+        "verify_path": "Path of the WW_verify_*.txt the trusted domain needs (App → Web authorization and "
+        "JS-SDK → Trusted domain → download), or Enter to skip",
     },
 }
 
@@ -90,3 +98,43 @@ def store_secret(t: dict[str, str], secret: str) -> dict[str, str]:
     os.environ[where] = secret  # for the checks that follow, in this process only
     click.echo(t["export"].format(name=where))
     return {"secret": f"${{{where}}}"}
+
+
+VERIFY_NAME = re.compile(r"^WW_verify_[A-Za-z0-9]{16}\.txt$")
+
+
+def verify_file_problem(path: Path) -> str | None:
+    """Why `path` is not a WeCom domain verification file (None: it looks like one)."""
+    if not VERIFY_NAME.match(path.name):
+        return f"{path.name}: WeCom's verification file is named WW_verify_<16 letters or digits>.txt"
+    try:
+        content = path.read_bytes()
+    except OSError as exc:
+        return f"{path}: {exc.strerror}"
+    text = content.strip()
+    if not text or len(text) > 128 or not text.isalnum():
+        return f"{path}: its content should be the short code WeCom generated (download the file again)"
+    return None
+
+
+def ask_verify_files(t: dict[str, str]) -> list[str]:
+    """Offer the WW_verify_*.txt found here or in ~/Downloads; else ask for one (Enter skips)."""
+    found = sorted(
+        p
+        for folder in (Path.cwd(), Path.home() / "Downloads")
+        if folder.is_dir()
+        for p in folder.glob("WW_verify_*.txt")
+        if verify_file_problem(p) is None
+    )
+    if found:
+        return [
+            str(p.resolve()) for p in found if click.confirm(t["verify_found"].format(name=p), default=True)
+        ]
+    while True:
+        answer = click.prompt(t["verify_path"], default="", show_default=False).strip()
+        if not answer:
+            return []
+        problem = verify_file_problem(Path(answer).expanduser())
+        if problem is None:
+            return [str(Path(answer).expanduser().resolve())]
+        click.echo(problem)
