@@ -18,6 +18,8 @@ command -v prometheus >/dev/null 2>&1 || missing="$missing prometheus"
 # The console's and the inbox's browser tests: Playwright drives Debian's chromium (its own download is
 # not available everywhere); the CJK font makes Chinese render in their screenshots.
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+# The Redis outbox's tests run a real redis-server.
+command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
 dpkg -s fonts-noto-cjk >/dev/null 2>&1 || missing="$missing fonts-noto-cjk"
 # Debian's own python3 makes virtual environments only with python3-venv.
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing="$missing python3-venv"

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Callable
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,9 @@ from alertmanager_wecom.outbox import (
     OutboxUnavailable,
     SQLiteOutbox,
 )
+from alertmanager_wecom.outbox.redis import RedisOutbox
 from alertmanager_wecom.reasons import Reason
+from tests.redis_server import run_redis
 
 pytestmark = pytest.mark.anyio
 JOBS = [NewJob("t1", '{"app": "ops", "to_user": ["a"]}'), NewJob("t2", '{"app": "ops", "to_user": ["b"]}')]
@@ -32,18 +35,31 @@ JOBS = [NewJob("t1", '{"app": "ops", "to_user": ["a"]}'), NewJob("t2", '{"app": 
 Opener = Callable[[], Outbox]
 
 
-def _sqlite(tmp_path: Path) -> Opener:
+def _sqlite(tmp_path: Path, request: pytest.FixtureRequest) -> Opener:
     return lambda: SQLiteOutbox(tmp_path / "outbox.db", synchronous="normal")
 
 
-BACKENDS: dict[str, Callable[[Path], Opener]] = {"sqlite": _sqlite}
+def _redis(tmp_path: Path, request: pytest.FixtureRequest) -> Opener:
+    """One redis-server per test worker; each test its own key prefix (its own outbox)."""
+    url = request.getfixturevalue("redis_url")
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+    return lambda: RedisOutbox(url, key_prefix=prefix)
+
+
+BACKENDS: dict[str, Callable[[Path, pytest.FixtureRequest], Opener]] = {"sqlite": _sqlite, "redis": _redis}
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with run_redis(tmp_path_factory.mktemp("redis")) as url:
+        yield url
 
 
 @pytest.fixture(params=sorted(BACKENDS))
 async def reopen(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Opener]:
     """Opens the test's outbox (again): every outbox opened is closed at the end."""
     opened: list[Outbox] = []
-    factory = BACKENDS[request.param](tmp_path)
+    factory = BACKENDS[request.param](tmp_path, request)
 
     def open_again() -> Outbox:
         opened.append(factory())

@@ -1,0 +1,270 @@
+"""The Redis outbox's writes as Lua scripts: each runs atomically on the server, so that a write of
+several keys (a job, its state's index, its target's line) is all there or not at all, whichever
+replica makes it and whenever one dies.
+
+Keys, under the prefix P (ARGV[1] of every script):
+  P:seq:job, P:seq:notif, P:seq:send   counters (job and notification ids, the order of sends)
+  P:job:<id>         hash: the job's fields (see store.py's `_job`)
+  P:notif:<id>       hash: receiver, received_at, payload, refs (jobs referring to it)
+  P:jobs             zset of every job id (score: id)
+  P:st:<state>       zset of the job ids in that state (score: id)
+  P:q:<target key>   zset of the target's PENDING job ids (score: id): its line
+  P:started:<target> set of its PENDING jobs partly sent or in flight
+  P:targets          set of the target keys with a PENDING job
+  P:created          zset of PENDING job ids by created_at (the oldest pending)
+  P:dedup            zset of dedup keys by the time they were accepted
+  P:sends            zset of "<seq>|<rate key>" by the send's time
+"""
+
+from __future__ import annotations
+
+LIBRARY = """
+local p = ARGV[1]
+local function jk(id) return p .. ':job:' .. id end
+local function leave_line(id, tk)
+  redis.call('ZREM', p .. ':q:' .. tk, id)
+  redis.call('SREM', p .. ':started:' .. tk, id)
+  redis.call('ZREM', p .. ':created', id)
+  if redis.call('ZCARD', p .. ':q:' .. tk) == 0 then redis.call('SREM', p .. ':targets', tk) end
+end
+local function mark_started(id)
+  local k = jk(id)
+  local tk = redis.call('HGET', k, 'target_key')
+  if not tk then return end
+  if redis.call('HGET', k, 'state') == 'pending'
+     and (tonumber(redis.call('HGET', k, 'sent_parts')) > 0 or redis.call('HGET', k, 'inflight') == '1') then
+    redis.call('SADD', p .. ':started:' .. tk, id)
+  else
+    redis.call('SREM', p .. ':started:' .. tk, id)
+  end
+end
+local function set_state(id, new)
+  local k = jk(id)
+  local old = redis.call('HGET', k, 'state')
+  if not old then return false end
+  if old ~= new then
+    local tk = redis.call('HGET', k, 'target_key')
+    redis.call('ZREM', p .. ':st:' .. old, id)
+    redis.call('ZADD', p .. ':st:' .. new, id, id)
+    redis.call('HSET', k, 'state', new)
+    if old == 'pending' then leave_line(id, tk) end
+    if new == 'pending' then
+      redis.call('ZADD', p .. ':q:' .. tk, id, id)
+      redis.call('SADD', p .. ':targets', tk)
+      redis.call('ZADD', p .. ':created', redis.call('HGET', k, 'created_at'), id)
+    end
+  end
+  mark_started(id)
+  return true
+end
+local function new_job(nid, receiver, tk, target, state, created, now, digest_of)
+  local id = redis.call('INCR', p .. ':seq:job')
+  redis.call('HSET', jk(id), 'notification_id', nid, 'receiver', receiver, 'target_key', tk, 'target', target,
+    'state', state, 'attempts', 0, 'sent_parts', 0, 'created_at', created, 'next_attempt_at', now,
+    'updated_at', now, 'digest_of', digest_of, 'inflight', 0)
+  redis.call('HINCRBY', p .. ':notif:' .. nid, 'refs', 1)
+  redis.call('ZADD', p .. ':jobs', id, id)
+  redis.call('ZADD', p .. ':st:' .. state, id, id)
+  if state == 'pending' then
+    redis.call('ZADD', p .. ':q:' .. tk, id, id)
+    redis.call('SADD', p .. ':targets', tk)
+    redis.call('ZADD', p .. ':created', created, id)
+  end
+  return id
+end
+local function new_notification(receiver, now, payload)
+  local nid = redis.call('INCR', p .. ':seq:notif')
+  redis.call('HSET', p .. ':notif:' .. nid, 'receiver', receiver, 'received_at', now, 'payload', payload, 'refs', 0)
+  return nid
+end
+"""
+
+# ARGV: prefix, receiver, dedup key ('' none), dedup window, now, payload count, payloads…, job count,
+# then per job: target key, target, payload index (1-based), dead reason ('' none)
+ACCEPT = (
+    LIBRARY
+    + """
+local receiver, key, window, now = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
+if key ~= '' then
+  local seen = redis.call('ZSCORE', p .. ':dedup', key)
+  if seen and tonumber(now) - tonumber(seen) < window then return -1 end
+  redis.call('ZADD', p .. ':dedup', now, key)
+end
+local npay = tonumber(ARGV[6])
+local nids = {}
+for i = 1, npay do nids[i] = new_notification(receiver, now, ARGV[6 + i]) end
+local base = 6 + npay
+local first = 0
+for j = 0, tonumber(ARGV[base + 1]) - 1 do
+  local at = base + 2 + j * 4
+  local nid = nids[tonumber(ARGV[at + 2])]
+  if first == 0 then first = nid end
+  local dead = ARGV[at + 3]
+  local id = new_job(nid, receiver, ARGV[at], ARGV[at + 1], dead == '' and 'pending' or 'dead', now, now, 0)
+  if dead ~= '' then redis.call('HSET', jk(id), 'last_error', dead, 'reason', 'recipients') end
+end
+return first
+"""
+)
+
+# ARGV: prefix, probe value
+PROBE = """
+redis.call('SET', ARGV[1] .. ':probe', ARGV[2])
+return 1
+"""
+
+# ARGV: prefix, job id, now
+SENDING = (
+    LIBRARY
+    + """
+if redis.call('EXISTS', jk(ARGV[2])) == 0 then return 0 end
+redis.call('HSET', jk(ARGV[2]), 'inflight', 1, 'updated_at', ARGV[3])
+mark_started(ARGV[2])
+return 1
+"""
+)
+
+# ARGV: prefix, job id, sent parts, now
+PROGRESS = (
+    LIBRARY
+    + """
+if redis.call('EXISTS', jk(ARGV[2])) == 0 then return 0 end
+redis.call('HSET', jk(ARGV[2]), 'sent_parts', ARGV[3], 'inflight', 0, 'updated_at', ARGV[4])
+mark_started(ARGV[2])
+return 1
+"""
+)
+
+# ARGV: prefix, job id, now
+DONE = (
+    LIBRARY
+    + """
+if not set_state(ARGV[2], 'done') then return 0 end
+redis.call('HSET', jk(ARGV[2]), 'updated_at', ARGV[3])
+redis.call('HDEL', jk(ARGV[2]), 'last_error')
+return 1
+"""
+)
+
+# ARGV: prefix, job id, error, reason, now
+DEAD = (
+    LIBRARY
+    + """
+if not set_state(ARGV[2], 'dead') then return 0 end
+redis.call('HSET', jk(ARGV[2]), 'last_error', ARGV[3], 'reason', ARGV[4], 'updated_at', ARGV[5])
+return 1
+"""
+)
+
+# ARGV: prefix, job id, attempts, next attempt at, error, reason, now, inflight (0/1)
+RETRY_LATER = (
+    LIBRARY
+    + """
+local k = jk(ARGV[2])
+if redis.call('EXISTS', k) == 0 then return 0 end
+redis.call('HSET', k, 'attempts', ARGV[3], 'next_attempt_at', ARGV[4], 'last_error', ARGV[5], 'reason', ARGV[6],
+  'updated_at', ARGV[7], 'inflight', ARGV[8])
+mark_started(ARGV[2])
+local later = tonumber(ARGV[4])
+local tk = redis.call('HGET', k, 'target_key')
+for _, id in ipairs(redis.call('ZRANGE', p .. ':q:' .. tk, 0, -1)) do
+  local other = jk(id)
+  if tonumber(redis.call('HGET', other, 'next_attempt_at')) < later then
+    redis.call('HSET', other, 'next_attempt_at', ARGV[4])
+  end
+end
+return 1
+"""
+)
+
+# ARGV: prefix, payload, digest_of, now, job ids…
+MERGE = (
+    LIBRARY
+    + """
+local now = ARGV[4]
+local first = jk(ARGV[5])
+local receiver = redis.call('HGET', first, 'receiver')
+local tk = redis.call('HGET', first, 'target_key')
+local target = redis.call('HGET', first, 'target')
+local created = nil
+for i = 5, #ARGV do
+  local c = tonumber(redis.call('HGET', jk(ARGV[i]), 'created_at'))
+  if c and (created == nil or c < created) then created = c end
+end
+local nid = new_notification(receiver, now, ARGV[2])
+local digest = new_job(nid, receiver, tk, target, 'pending', created or now, now, ARGV[3])
+for i = 5, #ARGV do
+  if set_state(ARGV[i], 'merged') then
+    redis.call('HSET', jk(ARGV[i]), 'merged_into', digest, 'updated_at', now)
+  end
+end
+return digest
+"""
+)
+
+# ARGV: prefix, now, job ids… (none: every dead job)
+REQUEUE = (
+    LIBRARY
+    + """
+local now = ARGV[2]
+local ids = {}
+if #ARGV == 2 then ids = redis.call('ZRANGE', p .. ':st:dead', 0, -1) else for i = 3, #ARGV do ids[#ids + 1] = ARGV[i] end end
+local count = 0
+for _, id in ipairs(ids) do
+  local k = jk(id)
+  if redis.call('HGET', k, 'state') == 'dead' then
+    redis.call('HSET', k, 'attempts', 0, 'next_attempt_at', now, 'updated_at', now, 'created_at', now)
+    set_state(id, 'pending')
+    count = count + 1
+  end
+end
+return count
+"""
+)
+
+# ARGV: prefix, older than, "ids" or "all", job ids (when "ids")…, then "states", states…
+PURGE = (
+    LIBRARY
+    + """
+local older = tonumber(ARGV[2])
+local states, ids, i = {}, nil, 3
+if ARGV[3] == 'ids' then
+  ids = {}
+  i = 4
+  while ARGV[i] ~= 'states' do ids[#ids + 1] = ARGV[i]; i = i + 1 end
+else
+  i = 4
+end
+for s = i + 1, #ARGV do states[ARGV[s]] = true end
+local candidates = {}
+if ids then candidates = ids else
+  for state, _ in pairs(states) do
+    for _, id in ipairs(redis.call('ZRANGE', p .. ':st:' .. state, 0, -1)) do candidates[#candidates + 1] = id end
+  end
+end
+local count = 0
+for _, id in ipairs(candidates) do
+  local k = jk(id)
+  local state = redis.call('HGET', k, 'state')
+  if state and states[state] and tonumber(redis.call('HGET', k, 'updated_at')) < older then
+    local nid = redis.call('HGET', k, 'notification_id')
+    if state == 'pending' then leave_line(id, redis.call('HGET', k, 'target_key')) end
+    redis.call('ZREM', p .. ':st:' .. state, id)
+    redis.call('ZREM', p .. ':jobs', id)
+    redis.call('DEL', k)
+    if redis.call('HINCRBY', p .. ':notif:' .. nid, 'refs', -1) <= 0 then redis.call('DEL', p .. ':notif:' .. nid) end
+    count = count + 1
+  end
+end
+return count
+"""
+)
+
+# ARGV: prefix, at, rate keys…
+RECORD_SEND = """
+for i = 3, #ARGV do
+  local seq = redis.call('INCR', ARGV[1] .. ':seq:send')
+  redis.call('ZADD', ARGV[1] .. ':sends', ARGV[2], string.format('%020d', seq) .. '|' .. ARGV[i])
+end
+return 1
+"""

@@ -1,0 +1,351 @@
+"""The outbox on Redis, for several replicas sharing one store: the same `Outbox` contract as SQLite
+(tests/test_outbox_contract.py runs on both), writes as server-side Lua scripts (scripts.py), reads as
+pipelined lookups.
+
+Durability is Redis's: with ``appendfsync always`` an acknowledged write is on disk (checked at start
+where CONFIG GET is allowed, `durability_warning`); `min_replicas` adds a WAIT for that many replicas
+after each acceptance. Redis unreachable, read-only or out of memory raises `OutboxUnavailable`: the
+webhook answers 503, so Alertmanager retries; recovery is automatic (each call reconnects).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from alertmanager_wecom.outbox.base import AcceptResult, Job, JobState, NewJob, OutboxStats, OutboxUnavailable
+from alertmanager_wecom.outbox.redis import scripts
+from alertmanager_wecom.reasons import Reason
+
+T = TypeVar("T")
+_SCRIPTS: tuple[str, ...] = (
+    "ACCEPT",
+    "PROBE",
+    "SENDING",
+    "PROGRESS",
+    "DONE",
+    "DEAD",
+    "RETRY_LATER",
+    "MERGE",
+    "REQUEUE",
+    "PURGE",
+    "RECORD_SEND",
+)
+_FIELDS = (
+    "notification_id",
+    "receiver",
+    "target_key",
+    "target",
+    "state",
+    "attempts",
+    "sent_parts",
+    "created_at",
+    "next_attempt_at",
+    "updated_at",
+    "digest_of",
+    "last_error",
+    "reason",
+    "merged_into",
+    "inflight",
+)
+
+
+def _job(job_id: int, values: list[Any], payload: str | None) -> Job:
+    f = dict(zip(_FIELDS, values, strict=True))
+    return Job(
+        id=job_id,
+        notification_id=int(f["notification_id"]),
+        receiver=f["receiver"],
+        target_key=f["target_key"],
+        target=f["target"],
+        state=JobState(f["state"]),
+        attempts=int(f["attempts"]),
+        sent_parts=int(f["sent_parts"]),
+        created_at=float(f["created_at"]),
+        next_attempt_at=float(f["next_attempt_at"]),
+        updated_at=float(f["updated_at"]),
+        payload=payload or "",
+        digest_of=int(f["digest_of"]),
+        last_error=f["last_error"] or None,
+        reason=f["reason"] or None,
+        merged_into=int(f["merged_into"]) if f["merged_into"] else None,
+        inflight=f["inflight"] == "1",
+    )
+
+
+class RedisOutbox:
+    def __init__(
+        self, url: str, key_prefix: str = "amw", min_replicas: int = 0, timeout: float = 5.0
+    ) -> None:
+        self.prefix = key_prefix
+        self.min_replicas = min_replicas
+        # A bounded pool that waits for a free connection: a burst of webhooks queues for a moment
+        # instead of failing (or opening a connection each).
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=64,
+            timeout=timeout,
+            decode_responses=True,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+        )
+        # Any: redis-py types its replies as bytes | str | …; with decode_responses they are str.
+        self._redis: Any = aioredis.Redis(connection_pool=pool)
+        self._closed = False
+        self._scripts = {name: self._redis.register_script(getattr(scripts, name)) for name in _SCRIPTS}
+
+    def _key(self, *parts: object) -> str:
+        return ":".join([self.prefix, *(str(p) for p in parts)])
+
+    async def _call(self, work: Callable[[], Awaitable[T]]) -> T:
+        if self._closed:
+            raise OutboxUnavailable("the outbox is closed")
+        try:
+            return await work()
+        except RedisError as exc:
+            raise OutboxUnavailable(
+                f"Redis: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+            ) from None
+
+    async def _run(self, name: str, *args: object) -> Any:
+        script = self._scripts[name]
+        values: list[Any] = [self.prefix, *args]
+        return await self._call(lambda: script(keys=[], args=values))
+
+    async def _durable(self) -> None:
+        """Wait until `min_replicas` replicas have the writes so far (Redis's WAIT)."""
+        if self.min_replicas:
+            got = await self._call(lambda: self._redis.wait(self.min_replicas, 1000))
+            if int(got) < self.min_replicas:
+                raise OutboxUnavailable(f"only {got} of {self.min_replicas} Redis replicas acknowledged")
+
+    async def durability_warning(self) -> str | None:
+        """Why an acknowledged notification could still be lost (None: appendfsync always), checked
+        once at start where CONFIG GET is allowed."""
+        try:
+            config = await self._redis.config_get("appendonly")
+            config.update(await self._redis.config_get("appendfsync"))
+        except RedisError:
+            return "cannot read Redis's persistence settings (CONFIG GET not allowed?): make sure of appendfsync always"
+        if config.get("appendonly") != "yes" or config.get("appendfsync") != "always":
+            return (
+                f"Redis has appendonly {config.get('appendonly')}, appendfsync {config.get('appendfsync')}: a notification"
+                " answered 2xx can be lost if Redis dies; set appendonly yes and appendfsync always"
+            )
+        return None
+
+    # -- ingest -----------------------------------------------------------------------------------------
+
+    async def accept(
+        self, receiver: str, jobs: list[NewJob], dedup_key: str | None, dedup_window: float, now: float
+    ) -> AcceptResult:
+        payloads: list[str] = []
+        index: dict[int, int] = {}
+        rows: list[object] = []
+        for job in jobs:
+            at = index.get(id(job.payload))
+            if at is None:
+                text = (
+                    job.payload
+                    if isinstance(job.payload, str)
+                    else job.payload.decode("utf-8", errors="replace")
+                )
+                payloads.append(text)
+                at = index[id(job.payload)] = len(payloads)
+            rows += [job.target_key, job.target, at, job.dead_reason or ""]
+        first = await self._run(
+            "ACCEPT",
+            receiver,
+            dedup_key or "",
+            dedup_window,
+            repr(now),
+            len(payloads),
+            *payloads,
+            len(jobs),
+            *rows,
+        )
+        await self._durable()
+        if int(first) == -1:
+            return AcceptResult(None, duplicate=True)
+        return AcceptResult(int(first) or None, duplicate=False)
+
+    async def check_writable(self, now: float) -> str | None:
+        try:
+            await self._run("PROBE", repr(now))
+            await self._durable()
+        except OutboxUnavailable as exc:
+            return str(exc)
+        return None
+
+    # -- dispatch ---------------------------------------------------------------------------------------
+
+    async def pending_targets(self) -> list[str]:
+        return sorted(await self._call(lambda: self._redis.smembers(self._key("targets"))))
+
+    async def _jobs(self, ids: list[int]) -> list[Job]:
+        """The jobs with these ids (those that exist), with their payloads, in the order given."""
+        if not ids:
+            return []
+
+        async def read() -> list[Job]:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for job_id in ids:
+                    pipe.hmget(self._key("job", job_id), list(_FIELDS))
+                rows = await pipe.execute()
+            notification_ids = {row[0] for row in rows if row[0] is not None}
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for nid in notification_ids:
+                    pipe.hget(self._key("notif", nid), "payload")
+                payloads = dict(zip(notification_ids, await pipe.execute(), strict=True))
+            return [
+                _job(i, row, payloads.get(row[0]))
+                for i, row in zip(ids, rows, strict=True)
+                if row[0] is not None
+            ]
+
+        return await self._call(read)
+
+    async def _fields(self, ids: list[str], field: str) -> list[str | None]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hget(self._key("job", job_id), field)
+            return list(await pipe.execute())
+
+    async def next_due(self, target_keys: list[str]) -> dict[str, float | None]:
+        async def read() -> dict[str, float | None]:
+            out: dict[str, float | None] = {}
+            for key in target_keys:
+                first = await self._redis.zrange(self._key("q", key), 0, 0)
+                started = list(await self._redis.smembers(self._key("started", key)))
+                times = [
+                    float(t) for t in await self._fields(first + started, "next_attempt_at") if t is not None
+                ]
+                out[key] = min(times) if times else None
+            return out
+
+        return await self._call(read)
+
+    async def pending_jobs(self, target_key: str, now: float, limit: int, after_id: int = 0) -> list[Job]:
+        async def ids() -> tuple[list[int], list[int]]:
+            started: list[int] = []
+            if after_id == 0:
+                started = sorted(int(i) for i in await self._redis.smembers(self._key("started", target_key)))
+            line = await self._redis.zrangebyscore(
+                self._key("q", target_key), f"({after_id}", "+inf", 0, limit
+            )
+            return started, [int(i) for i in line]
+
+        started_ids, line_ids = await self._call(ids)
+        started = [
+            j
+            for j in await self._jobs(started_ids)
+            if j.state is JobState.PENDING and j.next_attempt_at <= now
+        ]
+        seen = {j.id for j in started}
+        out = list(started)
+        for job in await self._jobs(line_ids):
+            if job.next_attempt_at > now:
+                break  # no job overtakes an earlier one that waits
+            if job.id not in seen:
+                out.append(job)
+        return out
+
+    async def sending(self, job_id: int, now: float) -> None:
+        await self._run("SENDING", job_id, repr(now))
+
+    async def progress(self, job_id: int, sent_parts: int, now: float) -> None:
+        await self._run("PROGRESS", job_id, sent_parts, repr(now))
+
+    async def done(self, job_id: int, now: float) -> None:
+        await self._run("DONE", job_id, repr(now))
+
+    async def retry_later(
+        self,
+        job_id: int,
+        attempts: int,
+        next_attempt_at: float,
+        error: str,
+        reason: Reason,
+        now: float,
+        maybe_delivered: bool = False,
+    ) -> None:
+        await self._run(
+            "RETRY_LATER",
+            job_id,
+            attempts,
+            repr(next_attempt_at),
+            error,
+            str(reason),
+            repr(now),
+            int(maybe_delivered),
+        )
+
+    async def dead(self, job_id: int, error: str, reason: Reason, now: float) -> None:
+        await self._run("DEAD", job_id, error, str(reason), repr(now))
+
+    async def merge(self, jobs: list[Job], payload: str, digest_of: int, now: float) -> Job:
+        digest = await self._run("MERGE", payload, digest_of, repr(now), *[j.id for j in jobs])
+        found = await self._jobs([int(digest)])
+        return found[0]
+
+    async def record_send(self, rate_keys: list[str], at: float) -> None:
+        if rate_keys:
+            await self._run("RECORD_SEND", repr(at), *rate_keys)
+
+    async def recent_sends(self, since: float) -> list[tuple[str, float]]:
+        rows = await self._call(
+            lambda: self._redis.zrangebyscore(self._key("sends"), since, "+inf", withscores=True)
+        )
+        return [(member.split("|", 1)[1], float(score)) for member, score in rows]
+
+    # -- operators and housekeeping ---------------------------------------------------------------------
+
+    async def list_jobs(self, state: JobState | None, limit: int) -> list[Job]:
+        key = self._key("st", state.value) if state else self._key("jobs")
+        ids = await self._call(lambda: self._redis.zrevrange(key, 0, max(0, limit - 1)))
+        return await self._jobs([int(i) for i in ids])
+
+    async def get_job(self, job_id: int) -> Job | None:
+        found = await self._jobs([job_id])
+        return found[0] if found else None
+
+    async def requeue(self, job_ids: list[int] | None, now: float) -> int:
+        if job_ids == []:
+            return 0
+        ids = [] if job_ids is None else list(dict.fromkeys(job_ids))  # none given: every dead letter
+        return int(await self._run("REQUEUE", repr(now), *ids))
+
+    async def purge(self, states: list[JobState], older_than: float, job_ids: list[int] | None = None) -> int:
+        if job_ids == [] or not states:
+            return 0
+        chosen: list[object] = ["all"] if job_ids is None else ["ids", *dict.fromkeys(job_ids)]
+        return int(await self._run("PURGE", repr(older_than), *chosen, "states", *[s.value for s in states]))
+
+    async def forget(self, dedup_before: float, sends_before: float) -> None:
+        async def drop() -> None:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.zremrangebyscore(self._key("dedup"), "-inf", f"({dedup_before!r}")
+                pipe.zremrangebyscore(self._key("sends"), "-inf", f"({sends_before!r}")
+                await pipe.execute()
+
+        await self._call(drop)
+
+    async def stats(self, now: float) -> OutboxStats:
+        async def read() -> OutboxStats:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.zcard(self._key("st", "pending"))
+                pipe.zcard(self._key("st", "dead"))
+                pipe.zrange(self._key("created"), 0, 0, withscores=True)
+                pending, dead, oldest = await pipe.execute()
+            age = max(0.0, now - float(oldest[0][1])) if oldest else 0.0
+            return OutboxStats(int(pending), int(dead), age)
+
+        return await self._call(read)
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await self._redis.aclose(close_connection_pool=True)
