@@ -33,6 +33,8 @@ def exit_on_storage_problem(config: Config, create: bool) -> None:
     """Stop with one line naming storage.path and the fix if the outbox cannot be opened read-write."""
     from alertmanager_wecom.outbox.sqlite import storage_problem
 
+    if config.storage.backend != "sqlite":
+        return  # Redis: an outage is a 503 and a readiness failure, not a reason not to start
     problem = storage_problem(config.storage.path, create=create)
     if problem is not None:
         raise click.ClickException(problem)

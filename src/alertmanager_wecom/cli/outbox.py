@@ -19,7 +19,12 @@ def _open_outbox(config_path: str | None, db: str | None) -> Any:
     if db is None:
         if config_path is None:
             raise click.ClickException("give --config FILE (its storage.path) or --db PATH")
-        db = load_or_exit(config_path).storage.path
+        config = load_or_exit(config_path)
+        if config.storage.backend == "redis":
+            from alertmanager_wecom.web.relay import open_outbox
+
+            return open_outbox(config)
+        db = config.storage.path
     if not Path(db).exists():
         raise click.ClickException(f"no outbox at {db}")
     return SQLiteOutbox(db)

@@ -233,7 +233,17 @@ class ServerSettings(Model):
 
 
 class StorageSettings(Model):
-    backend: Literal["sqlite"] = "sqlite"
+    # sqlite: one process, a local file (the default). redis: replicas sharing one Redis.
+    backend: Literal["sqlite", "redis"] = "sqlite"
+    # redis: redis://host:6379/0 or rediss:// (TLS); the password apart (password / password_file).
+    url: Secret | None = None
+    password: Secret | None = None
+    key_prefix: str = Field(default="alertmanager-wecom", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    # redis: acceptance also waits until this many Redis replicas have the notification (WAIT).
+    min_replicas: int = Field(default=0, ge=0, le=10)
+    # redis: a replica holds a target this long past its last sign of life; a dead replica's targets
+    # are taken over after it.
+    lease: Duration = Field(default=30.0, ge=1.0, le=600.0)
     # The outbox file; relative paths are relative to the working directory.
     path: str = "data/outbox.db"
     # full: a committed notification survives power loss; normal: survives a process crash only.
@@ -242,6 +252,15 @@ class StorageSettings(Model):
     max_size_mb: int | None = Field(default=None, ge=1)
     # Delivered and dead-lettered rows are deleted after this long.
     retention: Duration = 7 * 86400.0
+
+    @model_validator(mode="after")
+    def _redis(self) -> StorageSettings:
+        if self.backend == "redis":
+            if self.url is None:
+                raise ValueError("backend redis needs url: redis://host:6379/0 (rediss:// for TLS)")
+            if not self.url.reveal().startswith(("redis://", "rediss://", "unix://")):
+                raise ValueError("url: redis://host:port/db, rediss://… (TLS) or unix:///path")
+        return self
 
 
 class DeliverySettings(Model):

@@ -14,8 +14,12 @@ letters with the reason and its fix.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import socket
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterable
 
 import httpx
@@ -30,7 +34,7 @@ from alertmanager_wecom.delivery.render import render_messages
 from alertmanager_wecom.delivery.routes import Routes
 from alertmanager_wecom.ingest.routing import configured_target_keys
 from alertmanager_wecom.metrics import Metrics
-from alertmanager_wecom.outbox import JobState, Outbox
+from alertmanager_wecom.outbox import JobState, Outbox, OutboxUnavailable
 from alertmanager_wecom.wecom.api import WeComAPI
 from alertmanager_wecom.wecom.token import AccessToken
 
@@ -79,6 +83,9 @@ class Dispatcher:
         self._tasks: set[asyncio.Task[None]] = set()
         self._main: asyncio.Task[None] | None = None
         self._stopping = False
+        # This process, among replicas sharing the outbox: leases on targets are held under this name.
+        self.owner = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._held: set[str] = set()
         self._last_maintenance = 0.0
         self._last_gauges = 0.0
 
@@ -146,6 +153,9 @@ class Dispatcher:
         while not self._stopping:
             try:
                 wait = await self._round()
+            except OutboxUnavailable as exc:
+                log.warning("outbox unavailable (%s); trying again", exc)
+                wait = max(1.0, self.settings.poll_interval)
             except Exception:
                 log.exception("dispatcher round failed; retrying")
                 wait = self.settings.poll_interval
@@ -164,6 +174,9 @@ class Dispatcher:
             self.metrics.outbox_dead.set(stats.dead)
             self.metrics.outbox_oldest.set(stats.oldest_pending_age)
         wait = self.settings.poll_interval
+        if self.outbox.shared:
+            # Other replicas accept notifications too: their targets are found here.
+            self._targets |= set(await self.outbox.pending_targets())
         idle = [k for k in self._targets if k not in self._busy]
         if not idle:
             return wait  # every target is being worked on; a finishing task wakes the loop
@@ -210,9 +223,50 @@ class Dispatcher:
 
     # -- one target -----------------------------------------------------------------------------------
 
-    async def _process_target(self, key: str) -> None:
+    async def _hold(self, key: str) -> bool:
+        """The target's lease (replicas sharing an outbox send to a target one at a time). Newly taken
+        from another replica: its sends under WeCom's limits are read from the shared ledger first."""
+        if not await self.outbox.lease(key, self.owner, self.config.storage.lease):
+            return False
+        if key not in self._held:
+            self._held.add(key)
+            if self.outbox.shared:
+                await self._reload_limits(key)
+        return True
+
+    async def _reload_limits(self, key: str) -> None:
+        """What the shared ledger knows of the sends under the rate keys of the target's jobs."""
+        jobs = await self.outbox.pending_jobs(key, self.clock(), 1)
+        if not jobs:
+            return
         try:
-            while not self._stopping:
+            keys = self.routes.get(jobs[0].target).rate_keys
+        except Exception:
+            return  # an unroutable target is dealt with by the loop
+        sends: dict[str, list[float]] = {k: [] for k in keys}
+        for rate_key, at in await self.outbox.recent_sends(self.clock() - 3600):
+            if rate_key in sends:
+                sends[rate_key].append(at)
+        for rate_key, times in sends.items():
+            self.limiter.load(rate_key, times)
+
+    async def _keep(self, key: str) -> None:
+        """Extend the lease while the target is worked on; losing it stops the work at the next job."""
+        while True:
+            await asyncio.sleep(self.config.storage.lease / 3)
+            if not await self.outbox.lease(key, self.owner, self.config.storage.lease):
+                self._held.discard(key)
+                log.warning("lost the lease on target %s to another replica", key)
+                return
+
+    async def _process_target(self, key: str) -> None:
+        keeper: asyncio.Task[None] | None = None
+        try:
+            if not await self._hold(key):
+                return  # another replica is sending to this target
+            if self.outbox.shared:
+                keeper = asyncio.create_task(self._keep(key))
+            while not self._stopping and (keeper is None or not keeper.done()):
                 jobs = await self.outbox.pending_jobs(key, self.clock(), PAGE)
                 if not jobs:
                     return
@@ -233,5 +287,11 @@ class Dispatcher:
             log.exception("delivery to target %s failed unexpectedly; will retry", key)
             self.services.cooldown[key] = self.clock() + max(5.0, self.settings.poll_interval)
         finally:
+            if keeper is not None:
+                keeper.cancel()
+                if key in self._held:
+                    self._held.discard(key)
+                    with contextlib.suppress(Exception):
+                        await self.outbox.release(key, self.owner)
             self._busy.discard(key)
             self._wake.set()

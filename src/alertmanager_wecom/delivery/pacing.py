@@ -81,6 +81,10 @@ class RateLimiter:
                 sends.append(at)
         return at
 
+    def load(self, key: str, sends: list[float]) -> None:
+        """Replace what is known of `key`'s sends (the shared ledger, when another replica sent for it)."""
+        self._sends[key] = deque(sorted(sends))
+
     def forget(self, keys: list[str], at: float) -> None:
         """Undo `record` for a message WeCom did not accept (it does not count against the limit)."""
         for key in keys:

@@ -122,6 +122,10 @@ class OutboxStats:
 
 
 class Outbox(Protocol):
+    # Whether several processes (replicas) may use this storage at once: then the dispatcher takes
+    # leases on targets and reads other replicas' sends and targets from it.
+    shared: bool
+
     # -- ingest ---------------------------------------------------------------------------------------
 
     async def accept(
@@ -165,6 +169,17 @@ class Outbox(Protocol):
         (`sent_parts > 0` or `inflight`) come first, wherever they are in the backlog (then not again in
         their place; the page may exceed `limit` by their number); later pages (`after_id` > 0) list
         them in their place like the others. Reads only."""
+        ...
+
+    async def lease(self, target_key: str, owner: str, seconds: float) -> bool:
+        """Hold the target for `seconds` (take it, or extend it when `owner` holds it already): while
+        held, no other owner's lease on it succeeds, so that replicas sharing the outbox never send to
+        one target at the same time. False: another owner holds it. A backend that only one process
+        can open may always say True."""
+        ...
+
+    async def release(self, target_key: str, owner: str) -> None:
+        """Give the target up, if `owner` holds it (another's lease is left alone)."""
         ...
 
     async def sending(self, job_id: int, now: float) -> None:

@@ -30,6 +30,7 @@ from alertmanager_wecom.delivery.dispatcher import Dispatcher
 from alertmanager_wecom.ingest.routing import Router
 from alertmanager_wecom.metrics import Metrics
 from alertmanager_wecom.outbox import Outbox, OutboxUnavailable, SQLiteOutbox
+from alertmanager_wecom.outbox.redis import RedisOutbox
 from alertmanager_wecom.wecom.api import http_client
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,14 @@ log = logging.getLogger(__name__)
 
 def open_outbox(config: Config, metrics: Metrics | None = None) -> Outbox:
     storage = config.storage
+    if storage.backend == "redis":
+        assert storage.url is not None
+        return RedisOutbox(
+            storage.url.reveal(),
+            key_prefix=storage.key_prefix,
+            min_replicas=storage.min_replicas,
+            password=storage.password.reveal() if storage.password else None,
+        )
     return SQLiteOutbox(
         storage.path,
         synchronous=storage.synchronous,
@@ -96,6 +105,10 @@ class Relay:
         client = self._client or wecom_client(self.config)
         outbox = self._outbox or open_outbox(self.config, self.metrics)
         self.outbox = outbox
+        if isinstance(outbox, RedisOutbox):
+            warning = await outbox.durability_warning()
+            if warning:
+                log.warning("%s", warning)
         self.dispatcher = Dispatcher(self.config, outbox, client, clock=self.clock, metrics=self.metrics)
         self.cards = self._card_actions(self.dispatcher)
         await self.dispatcher.start()

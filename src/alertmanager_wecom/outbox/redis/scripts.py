@@ -268,3 +268,19 @@ for i = 3, #ARGV do
 end
 return 1
 """
+
+# ARGV: prefix, target key, owner, milliseconds
+LEASE = """
+local key = ARGV[1] .. ':lease:' .. ARGV[2]
+local holder = redis.call('GET', key)
+if holder and holder ~= ARGV[3] then return 0 end
+redis.call('SET', key, ARGV[3], 'PX', ARGV[4])
+return 1
+"""
+
+# ARGV: prefix, target key, owner
+RELEASE = """
+local key = ARGV[1] .. ':lease:' .. ARGV[2]
+if redis.call('GET', key) == ARGV[3] then redis.call('DEL', key) end
+return 1
+"""

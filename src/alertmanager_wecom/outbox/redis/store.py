@@ -33,6 +33,8 @@ _SCRIPTS: tuple[str, ...] = (
     "REQUEUE",
     "PURGE",
     "RECORD_SEND",
+    "LEASE",
+    "RELEASE",
 )
 _FIELDS = (
     "notification_id",
@@ -77,8 +79,15 @@ def _job(job_id: int, values: list[Any], payload: str | None) -> Job:
 
 
 class RedisOutbox:
+    shared = True  # replicas share it
+
     def __init__(
-        self, url: str, key_prefix: str = "amw", min_replicas: int = 0, timeout: float = 5.0
+        self,
+        url: str,
+        key_prefix: str = "amw",
+        min_replicas: int = 0,
+        timeout: float = 5.0,
+        password: str | None = None,
     ) -> None:
         self.prefix = key_prefix
         self.min_replicas = min_replicas
@@ -91,6 +100,7 @@ class RedisOutbox:
             decode_responses=True,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
+            **({"password": password} if password else {}),
         )
         # Any: redis-py types its replies as bytes | str | …; with decode_responses they are str.
         self._redis: Any = aioredis.Redis(connection_pool=pool)
@@ -252,6 +262,12 @@ class RedisOutbox:
             if job.id not in seen:
                 out.append(job)
         return out
+
+    async def lease(self, target_key: str, owner: str, seconds: float) -> bool:
+        return bool(await self._run("LEASE", target_key, owner, max(1, int(seconds * 1000))))
+
+    async def release(self, target_key: str, owner: str) -> None:
+        await self._run("RELEASE", target_key, owner)
 
     async def sending(self, job_id: int, now: float) -> None:
         await self._run("SENDING", job_id, repr(now))

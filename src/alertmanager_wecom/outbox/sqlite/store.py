@@ -50,6 +50,8 @@ class SQLiteOutbox:
     sees it.
     """
 
+    shared = False  # one process owns the file
+
     def __init__(
         self,
         path: str | Path,
@@ -235,6 +237,14 @@ class SQLiteOutbox:
             return [job_from_row(r) for r in started] + [job_from_row(r) for r in due if r[0] not in seen]
 
         return await self._read(op)
+
+    async def lease(self, target_key: str, owner: str, seconds: float) -> bool:
+        if self._closed:
+            raise OutboxUnavailable("the outbox is closed")
+        return True  # one process owns the file: nobody to share targets with
+
+    async def release(self, target_key: str, owner: str) -> None:
+        return None
 
     async def sending(self, job_id: int, now: float) -> None:
         await self._call(

@@ -1,0 +1,180 @@
+"""The outbox on Redis (issue 12) with real parts: a real redis-server (AOF, fsync always), the service as
+real processes, the simulator applying WeCom's limits.
+
+- Redis down: webhooks answer 503 and /readyz says why; Redis back (same AOF): nothing accepted is lost,
+  the replicas recover by themselves.
+- Three replicas behind one Redis, webhooks spread round-robin and each sent twice (two Alertmanagers):
+  every alert visible, each notification delivered once, a storm to one person within WeCom's 30/min
+  across the replicas (nothing dropped by the simulator's limits).
+- A replica killed with -9 during a storm: its targets are taken over after the lease (`storage.lease`),
+  every accepted alert is delivered.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from alertmanager_wecom import samples
+from alertmanager_wecom.simulator.model import SANDBOX_AGENT_ID, SANDBOX_CORP_ID, SANDBOX_SECRET
+from tests.helpers import wait_until
+from tests.redis_server import run_redis
+from tests.servers import cli_process, free_port, wait_http
+
+pytestmark = pytest.mark.e2e
+
+
+def _config(tmp_path: Path, sim: str, redis_url: str, name: str) -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "wecom": {"api_url": f"{sim}/cgi-bin/", "timeout_seconds": 5},
+                "apps": {
+                    "ops": {
+                        "corp_id": SANDBOX_CORP_ID,
+                        "agent_id": SANDBOX_AGENT_ID,
+                        "secret": SANDBOX_SECRET,
+                    }
+                },
+                "receivers": [{"name": "default", "targets": [{"app": "ops", "to_user": ["zhangsan"]}]}],
+                "storage": {"backend": "redis", "url": redis_url, "key_prefix": "amw-test", "lease": "3s"},
+                "delivery": {"retry_initial": "200ms", "retry_max": "1s", "poll_interval": "200ms"},
+                "server": {"admin_allow_loopback": True},
+            }
+        ),
+        encoding="utf-8",
+    )
+    return path
+
+
+class Replicas:
+    def __init__(self, stack: ExitStack, tmp_path: Path, sim: str, redis_url: str, count: int) -> None:
+        self.stack, self.tmp_path, self.sim = stack, tmp_path, sim
+        self.config = _config(tmp_path, sim, redis_url, "relay")
+        self.urls: list[str] = []
+        self.procs: list[Any] = []
+        for index in range(count):
+            self.start(index)
+
+    def start(self, index: int) -> None:
+        port = free_port()
+        proc = self.stack.enter_context(
+            cli_process(
+                ["serve", "--config", str(self.config), "--listen", f"127.0.0.1:{port}"],
+                self.tmp_path / f"relay-{index}-{time.monotonic_ns()}.log",
+            )
+        )
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/healthz", proc=proc)
+        if index < len(self.urls):
+            self.urls[index], self.procs[index] = url, proc
+        else:
+            self.urls.append(url)
+            self.procs.append(proc)
+
+
+@pytest.fixture
+def sim(tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    with cli_process(["simulator", "--listen", f"127.0.0.1:{port}"], tmp_path / "sim.log") as proc:
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/admin/stats", proc=proc)
+        yield url
+
+
+def _visible(sim: str) -> str:
+    entries = httpx.get(f"{sim}/admin/inbox", params={"user": "zhangsan"}, timeout=10).json()["entries"]
+    return "\n".join(e["visible"] for e in entries if e["dropped"] is None)
+
+
+def _notification(i: int) -> dict[str, Any]:
+    body = samples.node_down(1, cluster=f"c{i:03d}")
+    body["groupKey"] = f'{{}}:{{cluster="c{i:03d}"}}'
+    body["alerts"][0]["labels"]["instance"] = f"host-{i:03d}:9100"
+    return body
+
+
+def test_redis_down_means_503_and_nothing_accepted_is_lost(tmp_path: Path, sim: str) -> None:
+    port = free_port()
+    with ExitStack() as stack:
+        redis_url = stack.enter_context(run_redis(tmp_path / "redis", port))
+        replicas = Replicas(stack, tmp_path, sim, redis_url, 1)
+        relay = replicas.urls[0]
+        assert httpx.post(f"{relay}/alerts/default", json=_notification(1), timeout=10).status_code == 200
+        wait_until(lambda: "host-001" in _visible(sim), 20, "the first alert delivered")
+        httpx_client = stack.enter_context(httpx.Client(timeout=10))
+        _stop_redis(port)  # Redis goes away …
+        down = httpx_client.post(f"{relay}/alerts/default", json=_notification(2))
+        assert down.status_code == 503, down.text
+        ready = httpx_client.get(f"{relay}/readyz")
+        assert ready.status_code == 503 and "Redis" in ready.text
+        # … and comes back with its append-only file: Alertmanager's retry is taken.
+        with run_redis(tmp_path / "redis", port):
+            wait_until(lambda: httpx_client.get(f"{relay}/readyz").status_code == 200, 20, "ready again")
+            assert httpx_client.post(f"{relay}/alerts/default", json=_notification(2)).status_code == 200
+            wait_until(lambda: "host-002" in _visible(sim), 20, "the alert after the outage delivered")
+
+
+def _stop_redis(port: int) -> None:
+    import redis
+
+    with contextlib.suppress(redis.ConnectionError):  # it closes the connection as it goes
+        redis.Redis(host="127.0.0.1", port=port).shutdown(nosave=True)
+
+
+def test_three_replicas_deliver_each_notification_once_within_wecom_limits(tmp_path: Path, sim: str) -> None:
+    with ExitStack() as stack:
+        redis_url = stack.enter_context(run_redis(tmp_path / "redis"))
+        replicas = Replicas(stack, tmp_path, sim, redis_url, 3)
+        count = 60
+        for i in range(count):
+            body = _notification(i)
+            # Round-robin, and each notification twice (a second Alertmanager, to another replica).
+            for copy in (0, 1):
+                url = replicas.urls[(i + copy) % 3]
+                assert httpx.post(f"{url}/alerts/default", json=body, timeout=10).status_code == 200
+
+        def all_visible() -> bool:
+            text = _visible(sim)
+            return all(f"host-{i:03d}:9100" in text for i in range(count))
+
+        wait_until(all_visible, 90, "every alert in zhangsan's inbox")
+        time.sleep(2)  # anything sent twice would arrive now
+        text = _visible(sim)
+        for i in range(count):
+            assert len(re.findall(rf"host-{i:03d}:9100", text)) == 1, f"host-{i:03d} shown more than once"
+        stats = httpx.get(f"{sim}/admin/stats", timeout=10).json()
+        assert stats["dropped"] == 0  # never over 30/min for zhangsan, across the three replicas
+        assert stats["suppressed_duplicates"] == 0
+
+
+def test_a_replica_killed_mid_storm_is_taken_over(tmp_path: Path, sim: str) -> None:
+    with ExitStack() as stack:
+        redis_url = stack.enter_context(run_redis(tmp_path / "redis"))
+        replicas = Replicas(stack, tmp_path, sim, redis_url, 2)
+        count = 40
+        for i in range(count):
+            url = replicas.urls[i % 2]
+            assert httpx.post(f"{url}/alerts/default", json=_notification(i), timeout=10).status_code == 200
+            if i == 10:
+                replicas.procs[0].send_signal(signal.SIGKILL)  # whatever it held, it holds no more
+                replicas.procs[0].wait(10)
+                replicas.urls[0] = replicas.urls[1]
+
+        def all_visible() -> bool:
+            text = _visible(sim)
+            return all(f"host-{i:03d}:9100" in text for i in range(count))
+
+        wait_until(all_visible, 90, "every accepted alert delivered after the kill")
+        assert httpx.get(f"{sim}/admin/stats", timeout=10).json()["dropped"] == 0
