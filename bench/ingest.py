@@ -1,6 +1,7 @@
 """Ingest: requests/s and latency of POST /alerts/{receiver} (durable commit included) vs a no-op endpoint.
 
-Run: python bench/ingest.py [--seconds 10]   (needs wrk: apt-get install wrk)
+Run: python bench/ingest.py [--seconds 10] [--backend redis]   (needs wrk: apt-get install wrk)
+--backend redis starts a redis-server (appendonly, appendfsync always) in the work directory.
 Each request carries a realistic 10-alert payload with a unique groupKey (so HA dedup never short-cuts).
 """
 
@@ -67,8 +68,36 @@ def main() -> None:
     )
     parser.add_argument("--data-dir", help="where the outbox file goes (default: a temporary directory)")
     parser.add_argument("--no-delivery", action="store_true", help="WeCom unreachable: measure ingest alone")
+    parser.add_argument("--backend", default="sqlite", choices=["sqlite", "redis"])
+    parser.add_argument("--concurrency", type=int, nargs="*", default=[1, 16, 64])
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="amw-bench-ingest-"))
+    storage: dict[str, object] = {
+        "path": str(Path(args.data_dir or work) / "outbox.db"),
+        "synchronous": args.synchronous,
+    }
+    redis = None
+    if args.backend == "redis":
+        redis_port = free_port()
+        redis = spawn(
+            [
+                "redis-server",
+                "--port",
+                str(redis_port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(work),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+            ],
+            work / "redis.log",
+        )
+        storage = {"backend": "redis", "url": f"redis://127.0.0.1:{redis_port}/0"}
     sim_port, relay_port = free_port(), free_port()
     sim = spawn(cli("simulator", "--listen", f"127.0.0.1:{sim_port}"), work / "sim.log")
     config = write_yaml(
@@ -83,10 +112,7 @@ def main() -> None:
                 }
             },
             "receivers": [{"name": "default", "targets": [{"app": "ops", "to_user": ["zhangsan"]}]}],
-            "storage": {
-                "path": str(Path(args.data_dir or work) / f"outbox-{relay_port}.db"),
-                "synchronous": args.synchronous,
-            },
+            "storage": storage,
         },
     )
     relay = spawn(
@@ -108,9 +134,10 @@ def main() -> None:
             "machine": machine(),
             "payload_bytes": len(body.encode()),
             "synchronous": args.synchronous,
+            "backend": args.backend,
             "runs": [],
         }
-        for connections in (1, 16, 64):
+        for connections in args.concurrency:
             for name, path in (("noop", "/noop"), ("alerts", "/alerts/default")):
                 script.write_text((LUA % body).replace("RUNTAG", f"{name}-c{connections}"), encoding="utf-8")
                 result = run_wrk(f"http://127.0.0.1:{relay_port}{path}", script, connections, args.seconds)
@@ -120,7 +147,7 @@ def main() -> None:
                     f"p99 {result['p99_ms']:6.2f} ms  non-2xx {result['non_2xx']}",
                     flush=True,
                 )
-        for connections in (1, 16, 64):
+        for connections in args.concurrency:
             noop = next(
                 r for r in results["runs"] if r["endpoint"] == "noop" and r["concurrency"] == connections
             )
@@ -132,6 +159,8 @@ def main() -> None:
     finally:
         stop(relay)
         stop(sim)
+        if redis is not None:
+            stop(redis)
 
 
 if __name__ == "__main__":

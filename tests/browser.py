@@ -1,6 +1,6 @@
 """A real browser for the tests: Playwright driving Debian's chromium (Playwright's own browser download
-is not available here; ./test.sh installs the Debian package). The `browser` fixture (conftest.py) is one
-chromium for the whole session. Screenshots go to tests/artifacts/."""
+is not available here; ./test.sh installs the Debian package). The `browser` fixture (conftest.py) is a
+chromium for one test. Screenshots go to tests/artifacts/."""
 
 from __future__ import annotations
 

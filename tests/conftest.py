@@ -44,9 +44,11 @@ def relay_with(simulator: str, tmp_path: Path) -> Iterator[Any]:
         cm.__exit__(None, None, None)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def browser() -> Iterator[Any]:
-    """One chromium (Debian's, driven by Playwright) for the session's browser tests."""
+    """A chromium (Debian's, driven by Playwright) for one test. Not shared across tests: Playwright's
+    sync API runs an event loop in this thread while it is open, and the asyncio tests that the same
+    worker runs next need the thread to themselves."""
     from playwright.sync_api import sync_playwright
 
     from tests.browser import chromium_path

@@ -35,18 +35,17 @@ JOBS = [NewJob("t1", '{"app": "ops", "to_user": ["a"]}'), NewJob("t2", '{"app": 
 Opener = Callable[[], Outbox]
 
 
-def _sqlite(tmp_path: Path, request: pytest.FixtureRequest) -> Opener:
+def _sqlite(tmp_path: Path, redis_url: str) -> Opener:
     return lambda: SQLiteOutbox(tmp_path / "outbox.db", synchronous="normal")
 
 
-def _redis(tmp_path: Path, request: pytest.FixtureRequest) -> Opener:
+def _redis(tmp_path: Path, redis_url: str) -> Opener:
     """One redis-server per test worker; each test its own key prefix (its own outbox)."""
-    url = request.getfixturevalue("redis_url")
     prefix = f"t{uuid.uuid4().hex[:12]}"
-    return lambda: RedisOutbox(url, key_prefix=prefix)
+    return lambda: RedisOutbox(redis_url, key_prefix=prefix)
 
 
-BACKENDS: dict[str, Callable[[Path, pytest.FixtureRequest], Opener]] = {"sqlite": _sqlite, "redis": _redis}
+BACKENDS: dict[str, Callable[[Path, str], Opener]] = {"sqlite": _sqlite, "redis": _redis}
 
 
 @pytest.fixture(scope="session")
@@ -56,10 +55,15 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(params=sorted(BACKENDS))
-async def reopen(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Opener]:
+def factory(request: pytest.FixtureRequest, tmp_path: Path, redis_url: str) -> Opener:
+    """The backend's opener (the worker's redis-server is started for either: it is started once)."""
+    return BACKENDS[request.param](tmp_path, redis_url)
+
+
+@pytest.fixture
+async def reopen(factory: Opener) -> AsyncIterator[Opener]:
     """Opens the test's outbox (again): every outbox opened is closed at the end."""
     opened: list[Outbox] = []
-    factory = BACKENDS[request.param](tmp_path, request)
 
     def open_again() -> Outbox:
         opened.append(factory())

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import httpx
 
-from alertmanager_wecom.config.models import AlertmanagerAPI
+from alertmanager_wecom.config.apis import AlertmanagerAPI
 
 
 def api_client(api: AlertmanagerAPI) -> httpx.AsyncClient:

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from alertmanager_wecom.config.models import AlertmanagerAPI
+from alertmanager_wecom.config.apis import AlertmanagerAPI
 from alertmanager_wecom.outbound import api_client
 
 

@@ -4,11 +4,11 @@ the package but `secret`, so that every other part can import them.
 Loading a file (YAML, ${ENV}, *_file, matcher and template checks) is `config.loader`'s: it uses the
 rendering to compile templates, which itself reads these models, so it is not re-exported here."""
 
+from alertmanager_wecom.config.apis import AlertmanagerAPI, BasicAuth, ChartSettings, PrometheusAPI
 from alertmanager_wecom.config.fields import Duration, Language, MsgType, parse_duration
 from alertmanager_wecom.config.models import (
     DEFAULT_API_URL,
     AppConfig,
-    BasicAuth,
     CallbackSettings,
     Config,
     ConfigError,
@@ -38,11 +38,13 @@ from alertmanager_wecom.config.targets import (
 
 __all__ = [
     "DEFAULT_API_URL",
+    "AlertmanagerAPI",
     "AnyTarget",
     "AppConfig",
     "AppTarget",
     "BasicAuth",
     "CallbackSettings",
+    "ChartSettings",
     "ChatTarget",
     "Config",
     "ConfigError",
@@ -53,6 +55,7 @@ __all__ = [
     "KeptTemplates",
     "Language",
     "MsgType",
+    "PrometheusAPI",
     "Receiver",
     "RenderSettings",
     "RobotConfig",

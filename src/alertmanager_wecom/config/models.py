@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
+from alertmanager_wecom.config.apis import AlertmanagerAPI, BasicAuth, ChartSettings, PrometheusAPI
 from alertmanager_wecom.config.fields import Duration, Language, Model, check_time_zone
 from alertmanager_wecom.config.targets import Target
 from alertmanager_wecom.secret import Secret
@@ -122,11 +123,6 @@ class Receiver(Model):
         return value
 
 
-class BasicAuth(Model):
-    username: str = Field(min_length=1)
-    password: Secret
-
-
 class InboundAuth(Model):
     """What callers must present: Alertmanager's http_config.authorization (Bearer) or basic_auth."""
 
@@ -138,40 +134,6 @@ class InboundAuth(Model):
         if (self.bearer_token is None) == (self.basic_auth is None):
             raise ValueError("set bearer_token (or bearer_token_file) or basic_auth")
         return self
-
-
-class AlertmanagerAPI(Model):
-    """Alertmanager's API v2, where card buttons create and expire silences."""
-
-    url: str = Field(pattern=r"^https?://")
-    bearer_token: Secret | None = None
-    basic_auth: BasicAuth | None = None
-    ca_file: str | None = None
-    insecure_skip_verify: bool = False
-    timeout: Duration = Field(default=10.0, gt=0)
-
-    @model_validator(mode="after")
-    def _auth(self) -> AlertmanagerAPI:
-        if self.bearer_token is not None and self.basic_auth is not None:
-            raise ValueError("set bearer_token or basic_auth, not both")
-        return self
-
-
-class PrometheusAPI(AlertmanagerAPI):
-    """Prometheus's HTTP API, asked for the charts (query_range). Not the generator URL's host: alert
-    data names that, and it is not trusted by default."""
-
-    timeout: Duration = Field(default=5.0, gt=0)
-
-
-class ChartSettings(Model):
-    """How charts are drawn: the query from the annotation `query_annotation` (else the alert's
-    generatorURL's g0.expr), from `before` the alert's start to now, about `points` points."""
-
-    query_annotation: str = "chart_query"
-    before: Duration = Field(default=3600.0, gt=0)
-    points: int = Field(default=300, ge=10, le=11000)
-    max_series: int = Field(default=8, ge=1, le=20)
 
 
 class TLSSettings(Model):

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from alertmanager_wecom.config import Config
-from alertmanager_wecom.config.models import ChartSettings, PrometheusAPI
+from alertmanager_wecom.config.apis import ChartSettings, PrometheusAPI
 from alertmanager_wecom.delivery.context import Services
 from alertmanager_wecom.delivery.routes import Route
 from alertmanager_wecom.ingest.payload import Alert, Notification
