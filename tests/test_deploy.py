@@ -68,3 +68,35 @@ def test_systemd_unit() -> None:
     text = (ROOT / "deploy/systemd/alertmanager-wecom.service").read_text(encoding="utf-8")
     assert "ExecStart=/usr/local/bin/alertmanager-wecom serve --config" in text
     assert "ExecReload=/bin/kill -HUP $MAINPID" in text and "DynamicUser=yes" in text
+
+
+def test_kubernetes_replicas_on_redis() -> None:
+    docs = list(
+        yaml.safe_load_all(
+            (ROOT / "deploy/kubernetes/alertmanager-wecom-replicas.yaml").read_text(encoding="utf-8")
+        )
+    )
+    kinds = [d["kind"] for d in docs]
+    assert kinds.count("Deployment") == 1 and "PodDisruptionBudget" in kinds and "StatefulSet" in kinds
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    assert deployment["spec"]["replicas"] == 3
+    budget = next(d for d in docs if d["kind"] == "PodDisruptionBudget")
+    assert budget["spec"]["minAvailable"] == 2
+    redis_conf = next(
+        d
+        for d in docs
+        if d.get("metadata", {}).get("name") == "alertmanager-wecom-redis" and d["kind"] == "ConfigMap"
+    )
+    assert "appendfsync always" in redis_conf["data"]["redis.conf"]
+    text = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "alertmanager-wecom")
+    raw = yaml.safe_load(text["data"]["config.yaml"])
+    secrets = {"ops-secret", "webhook-token", "admin-password", "redis-password"}
+    assert secrets == set(next(d for d in docs if d["kind"] == "Secret")["stringData"])
+    for key in ("secret_file",):
+        raw["apps"]["ops"][key.removesuffix("_file")] = "x"
+        del raw["apps"]["ops"][key]
+    raw["server"]["auth"] = {"bearer_token": "x"}
+    raw["server"]["admin_auth"]["basic_auth"] = {"username": "admin", "password": "x"}
+    del raw["storage"]["password_file"]
+    config = parse_config(raw)
+    assert config.storage.backend == "redis" and config.storage.lease == 30
