@@ -1,0 +1,20 @@
+"""The Chinese README keeps up with the English one: the same sections and every command it shows."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_chinese_readme_has_every_section_and_command_of_the_english_one() -> None:
+    english = (ROOT / "README.md").read_text(encoding="utf-8")
+    chinese = (ROOT / "README.zh-CN.md").read_text(encoding="utf-8")
+    assert "[简体中文](README.zh-CN.md)" in english and "[English](README.md)" in chinese
+    assert len(re.findall(r"^## ", english, re.M)) == len(re.findall(r"^## ", chinese, re.M))
+    commands = set(re.findall(r"alertmanager-wecom [a-z][a-z-]+(?: [a-z]+)?", english))
+    missing = sorted(c for c in commands if c not in chinese)
+    assert not missing, missing
+    for key in re.findall(r"`([a-z_]+\.[a-z_]+)`", english):  # config keys such as storage.lease
+        assert key.endswith(".py") or key in chinese, key
