@@ -79,6 +79,12 @@ class Metrics:
         self.outbox_oldest = Gauge(
             f"{PREFIX}_outbox_oldest_pending_seconds", "Age of the oldest waiting job.", registry=r
         )
+        self.outbox_backend = Gauge(
+            f"{PREFIX}_outbox_backend",
+            "1 for the outbox's backend (sqlite or redis): the outbox gauges above describe its storage.",
+            ["backend"],
+            registry=r,
+        )
         self.outbox_dead = Gauge(f"{PREFIX}_outbox_dead", "Dead letters kept in the outbox.", registry=r)
         self.dead_letters = Counter(
             f"{PREFIX}_dead_letters",

@@ -105,6 +105,7 @@ class Relay:
         client = self._client or wecom_client(self.config)
         outbox = self._outbox or open_outbox(self.config, self.metrics)
         self.outbox = outbox
+        self.metrics.outbox_backend.labels("redis" if outbox.shared else "sqlite").set(1)
         if isinstance(outbox, RedisOutbox):
             warning = await outbox.durability_warning()
             if warning:
