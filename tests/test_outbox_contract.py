@@ -584,3 +584,29 @@ async def test_a_closed_outbox_refuses_every_call(outbox: Outbox) -> None:
     with pytest.raises(OutboxUnavailable):
         await outbox.done(first.id, 200.0)
     assert await outbox.check_writable(200.0) is not None
+
+
+async def test_other_processes_hear_of_new_targets_or_listen_returns(reopen: Opener) -> None:
+    """A shared backend tells every listener which targets got jobs; a one-process one returns at once."""
+    listener, writer = reopen(), reopen()
+    heard: list[list[str]] = []
+    task = asyncio.create_task(listener.listen(heard.append))
+    if not listener.shared:
+        await asyncio.wait_for(task, 5)
+        assert heard == []
+        assert await writer.lease("t1", "a", 30) and await writer.lease("t1", "b", 30)  # nobody to share with
+        return
+    await asyncio.sleep(0.3)  # subscribed
+    await writer.accept("r", JOBS, None, 0, 100.0)
+    for _ in range(50):
+        if heard:
+            break
+        await asyncio.sleep(0.05)
+    task.cancel()
+    assert sorted(heard[0]) == ["t1", "t2"]
+    assert await writer.lease("t1", "a", 30) and not await listener.lease("t1", "b", 30)  # one holder
+    assert await writer.lease("t1", "a", 30)  # extended by its holder
+    await writer.release("t1", "b")  # not b's to release
+    assert not await listener.lease("t1", "b", 30)
+    await writer.release("t1", "a")
+    assert await listener.lease("t1", "b", 30)

@@ -82,6 +82,7 @@ class Dispatcher:
         self._busy: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._main: asyncio.Task[None] | None = None
+        self._listener: asyncio.Task[None] | None = None
         self._stopping = False
         # This process, among replicas sharing the outbox: leases on targets are held under this name.
         self.owner = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -118,6 +119,8 @@ class Dispatcher:
             self.limiter.record([key], at)
         self._targets |= set(await self.outbox.pending_targets())
         self._main = asyncio.create_task(self._run(), name="dispatcher")
+        # Notifications other replicas accept wake this one (a shared outbox; a no-op otherwise).
+        self._listener = asyncio.create_task(self.outbox.listen(self.wake), name="outbox-listener")
 
     def wake(self, target_keys: Iterable[str] = ()) -> None:
         """New jobs were committed (for these targets: routing can make targets that no config names)."""
@@ -136,6 +139,10 @@ class Dispatcher:
     async def stop(self, grace: float = 30.0) -> None:
         """Finish the messages in flight, then return; what is still queued stays in the outbox."""
         self._stopping = True
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._listener
         self._wake.set()
         pending = [t for t in (self._main, *self._tasks) if t is not None]
         if pending:

@@ -54,6 +54,7 @@ changes. The outbox never parses it; `config.parse_target` does, where a target 
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -176,6 +177,12 @@ class Outbox(Protocol):
         held, no other owner's lease on it succeeds, so that replicas sharing the outbox never send to
         one target at the same time. False: another owner holds it. A backend that only one process
         can open may always say True."""
+        ...
+
+    async def listen(self, on_new: Callable[[list[str]], None]) -> None:
+        """Call `on_new` with the target keys of notifications other processes accept, as they accept
+        them, until closed (or cancelled): replicas wake each other instead of waiting for their next
+        round. A backend that only one process can open returns at once."""
         ...
 
     async def release(self, target_key: str, owner: str) -> None:

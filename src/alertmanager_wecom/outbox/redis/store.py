@@ -10,6 +10,8 @@ webhook answers 503, so Alertmanager retries; recovery is automatic (each call r
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -180,6 +182,11 @@ class RedisOutbox:
         await self._durable()
         if int(first) == -1:
             return AcceptResult(None, duplicate=True)
+        keys = "\n".join(dict.fromkeys(job.target_key for job in jobs if job.dead_reason is None))
+        if keys:
+            # Best effort: a replica that misses it finds the targets on its next round anyway.
+            with contextlib.suppress(RedisError):
+                await self._redis.publish(self._key("wake"), keys)
         return AcceptResult(int(first) or None, duplicate=False)
 
     async def check_writable(self, now: float) -> str | None:
@@ -265,6 +272,17 @@ class RedisOutbox:
 
     async def lease(self, target_key: str, owner: str, seconds: float) -> bool:
         return bool(await self._run("LEASE", target_key, owner, max(1, int(seconds * 1000))))
+
+    async def listen(self, on_new: Callable[[list[str]], None]) -> None:
+        while not self._closed:
+            try:
+                async with self._redis.pubsub() as pubsub:
+                    await pubsub.subscribe(self._key("wake"))
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
+                            on_new(str(message["data"]).split("\n"))
+            except RedisError:
+                await asyncio.sleep(1.0)  # Redis away: subscribe again when it is back
 
     async def release(self, target_key: str, owner: str) -> None:
         await self._run("RELEASE", target_key, owner)

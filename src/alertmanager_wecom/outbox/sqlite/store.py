@@ -18,6 +18,7 @@ from typing import TypeVar
 from alertmanager_wecom.outbox.base import AcceptResult, Job, JobState, NewJob, OutboxStats, OutboxUnavailable
 from alertmanager_wecom.outbox.sqlite.accept import insert_notification, job_rows, probe
 from alertmanager_wecom.outbox.sqlite.ingest_process import IngestProcess
+from alertmanager_wecom.outbox.sqlite.one_process import OneProcess
 from alertmanager_wecom.outbox.sqlite.schema import (
     JOB_COLUMNS,
     JOB_FROM,
@@ -40,7 +41,7 @@ _FULL = "database or disk is full"  # SQLite's SQLITE_FULL
 _ROW_OVERHEAD = 4096  # a notification's rows and index entries besides its payload, generously
 
 
-class SQLiteOutbox:
+class SQLiteOutbox(OneProcess):
     """Webhooks are committed by the ingest child (`ingest_process`); the dispatcher's and operators'
     writes go through one writer thread; reads through another connection on its own thread.
 
@@ -49,8 +50,6 @@ class SQLiteOutbox:
     two writers. Every write is committed before its caller continues, so a read issued afterwards
     sees it.
     """
-
-    shared = False  # one process owns the file
 
     def __init__(
         self,
@@ -237,14 +236,6 @@ class SQLiteOutbox:
             return [job_from_row(r) for r in started] + [job_from_row(r) for r in due if r[0] not in seen]
 
         return await self._read(op)
-
-    async def lease(self, target_key: str, owner: str, seconds: float) -> bool:
-        if self._closed:
-            raise OutboxUnavailable("the outbox is closed")
-        return True  # one process owns the file: nobody to share targets with
-
-    async def release(self, target_key: str, owner: str) -> None:
-        return None
 
     async def sending(self, job_id: int, now: float) -> None:
         await self._call(
