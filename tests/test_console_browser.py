@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 
 from alertmanager_wecom import samples
 from alertmanager_wecom.config.loader import parse_config
@@ -96,8 +97,15 @@ def test_an_operator_finds_a_delivery_fixes_a_dead_letter_and_edits_a_template(
     row.locator("button", has_text="重试").click()
     wait_until(lambda: any(e.recipient == "newhire" for e in sim_state.inbox), 15, "the retried message")
     assert page.dialogs and "重试" in page.dialogs[-1]  # asked first
-    page.goto("/ui/dead")
-    assert page.locator("table#rows tr[data-id]").count() == 0
+
+    def no_dead_letters_left() -> bool:
+        try:
+            page.goto("/ui/dead")
+        except PlaywrightError:
+            return False  # the page's own reload after the retry was still under way
+        return bool(page.locator("table#rows tr[data-id]").count() == 0)
+
+    wait_until(no_dead_letters_left, 15, "the dead letters page empty")
 
     # The template preview: an edit changes the messages and their byte count, live.
     page.goto("/ui/preview")

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 
 from alertmanager_wecom.config.loader import parse_config
 from alertmanager_wecom.simulator.model import SANDBOX_AGENT_ID, SANDBOX_CORP_ID, SANDBOX_SECRET
@@ -107,7 +108,10 @@ def test_a_person_presses_a_card_button_in_the_inbox(
             page.locator(".tcard button", has_text="认领").first.click()
 
             def acknowledged() -> bool:
-                page.reload()
+                try:
+                    page.reload()
+                except PlaywrightError:
+                    return False  # the page reloads itself after a press: one of the two gives way
                 return "已认领 · zhangsan" in page.locator(".tcard").first.inner_text()
 
             wait_until(acknowledged, 15, "the card redrawn in the page")
