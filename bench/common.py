@@ -52,6 +52,14 @@ def serve_relay(config: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
     )
 
 
+def redis_server(work: Path, port: int) -> subprocess.Popen[bytes]:
+    """redis-server on 127.0.0.1:`port`, its append-only file in `work`, fsynced on every write (the
+    durability the README recommends)."""
+    args = ["--port", str(port), "--bind", "127.0.0.1", "--dir", str(work), "--appendonly", "yes"]
+    args += ["--appendfsync", "always", "--save", ""]
+    return spawn(["redis-server", *args], work / "redis.log")
+
+
 def stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.terminate()

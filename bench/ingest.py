@@ -15,7 +15,18 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import cli, dump, free_port, machine, notification, spawn, stop, wait_http, write_yaml
+from common import (
+    cli,
+    dump,
+    free_port,
+    machine,
+    notification,
+    redis_server,
+    spawn,
+    stop,
+    wait_http,
+    write_yaml,
+)
 
 # Every request's groupKey is unique across runs too (RUNTAG is new for each wrk run): a key seen in an
 # earlier run would be answered as an HA duplicate, which skips the commit and flatters the figures.
@@ -79,24 +90,7 @@ def main() -> None:
     redis = None
     if args.backend == "redis":
         redis_port = free_port()
-        redis = spawn(
-            [
-                "redis-server",
-                "--port",
-                str(redis_port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(work),
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--save",
-                "",
-            ],
-            work / "redis.log",
-        )
+        redis = redis_server(work, redis_port)
         storage = {"backend": "redis", "url": f"redis://127.0.0.1:{redis_port}/0"}
     sim_port, relay_port = free_port(), free_port()
     sim = spawn(cli("simulator", "--listen", f"127.0.0.1:{sim_port}"), work / "sim.log")

@@ -21,7 +21,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from common import cli, dump, free_port, machine, notification, spawn, stop, wait_http, write_yaml
+from common import (
+    cli,
+    dump,
+    free_port,
+    machine,
+    notification,
+    redis_server,
+    spawn,
+    stop,
+    wait_http,
+    write_yaml,
+)
 
 CORP, AGENT, SECRET = "wwsandbox0000001", 1000002, "sandbox-app-secret-0000000000000000000000"
 
@@ -41,26 +52,7 @@ def main() -> None:
     try:
         sim_port, redis_port = free_port(), free_port()
         procs.append(spawn(cli("simulator", "--listen", f"127.0.0.1:{sim_port}"), work / "sim.log"))
-        procs.append(
-            spawn(
-                [
-                    "redis-server",
-                    "--port",
-                    str(redis_port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--dir",
-                    str(work),
-                    "--appendonly",
-                    "yes",
-                    "--appendfsync",
-                    "always",
-                    "--save",
-                    "",
-                ],
-                work / "redis.log",
-            )
-        )
+        procs.append(redis_server(work, redis_port))
         sim = f"http://127.0.0.1:{sim_port}"
         wait_http(f"{sim}/admin/stats")
         config = write_yaml(
