@@ -5,16 +5,11 @@ rule's expression, drawn from Prometheus's data."""
 from __future__ import annotations
 
 import io
-import shutil
-import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
 from matplotlib import image as mpimg
 
 from alertmanager_wecom.config.loader import parse_config
@@ -23,72 +18,17 @@ from alertmanager_wecom.simulator.state import SimulatorState
 from alertmanager_wecom.web.app import create_app
 from tests.alertmanager import run_alertmanager, webhook_config
 from tests.helpers import raw_config, wait_until
-from tests.servers import free_port, serve_in_thread, stop_process, wait_http
+from tests.prometheus import run_prometheus
+from tests.servers import free_port, serve_in_thread
 
 pytestmark = pytest.mark.e2e
 
-RULE = "alertmanager_wecom_config_last_reload_successful > 0.5"
-
-
-@contextmanager
-def run_prometheus(tmp_path: Path, scrape: str, alertmanager: str) -> Iterator[str]:
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.fail("Prometheus is not installed: run ./test.sh (it installs the Debian package prometheus)")
-    rules = tmp_path / "rules.yml"
-    rules.write_text(
-        yaml.safe_dump(
-            {
-                "groups": [
-                    {
-                        "name": "relay",
-                        "rules": [
-                            {
-                                "alert": "RelayConfigLoaded",
-                                "expr": RULE,
-                                "labels": {"severity": "warning"},
-                                "annotations": {"summary": "配置已加载 (a rule that fires at once)"},
-                            }
-                        ],
-                    }
-                ]
-            }
-        ),
-        encoding="utf-8",
-    )
-    config = tmp_path / "prometheus.yml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                "rule_files": [str(rules)],
-                "alerting": {
-                    "alertmanagers": [
-                        {"static_configs": [{"targets": [alertmanager.removeprefix("http://")]}]}
-                    ]
-                },
-                "scrape_configs": [{"job_name": "relay", "static_configs": [{"targets": [scrape]}]}],
-            }
-        ),
-        encoding="utf-8",
-    )
-    port = free_port()
-    with (tmp_path / "prometheus.log").open("wb") as log:
-        proc = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_http(f"http://127.0.0.1:{port}/-/ready", timeout=60, proc=proc)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            stop_process(proc)
+RULE = {
+    "alert": "RelayConfigLoaded",
+    "expr": "alertmanager_wecom_config_last_reload_successful > 0.5",
+    "labels": {"severity": "warning"},
+    "annotations": {"summary": "配置已加载 (a rule that fires at once)"},
+}
 
 
 def test_prometheus_rule_to_a_chart_in_the_inbox(
@@ -97,7 +37,7 @@ def test_prometheus_rule_to_a_chart_in_the_inbox(
     relay_port = free_port()
     with (
         run_alertmanager(tmp_path, webhook_config(f"http://127.0.0.1:{relay_port}/alerts/default")) as am,
-        run_prometheus(tmp_path, f"127.0.0.1:{relay_port}", am) as prometheus,
+        run_prometheus(tmp_path, f"127.0.0.1:{relay_port}", am, [RULE]) as prometheus,
     ):
         raw = raw_config(
             simulator,
