@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from alertmanager_wecom.config import ConfigError
 from alertmanager_wecom.config.loader import parse_config
@@ -269,3 +271,17 @@ def test_the_simulator_saves_the_callback_url_and_delivers_a_click(
         }
     events = [r.getMessage() for r in caplog.records if "template_card_event" in r.getMessage()]
     assert events == ["callback for app ops: event template_card_event from zhangsan (key ack)"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(message=st.text(max_size=3000), receive_id=st.from_regex(r"ww[0-9a-f]{16}", fullmatch=True))
+def test_encrypt_then_decrypt_round_trips(message: str, receive_id: str) -> None:
+    """Whatever the message (any length around the 32-byte blocks, any characters), what is encrypted for
+    a corp decrypts to it for that corp, with a valid signature, and is refused for another corp."""
+    crypto = CallbackCrypto(OFFICIAL["token"], OFFICIAL["encoding_aes_key"], receive_id)
+    encrypted = crypto.encrypt(message)
+    crypto.check_signature(crypto.signature("1", "2", encrypted), "1", "2", encrypted)
+    assert crypto.decrypt(encrypted) == message
+    other = CallbackCrypto(OFFICIAL["token"], OFFICIAL["encoding_aes_key"], receive_id + "x")
+    with pytest.raises(CallbackError):
+        other.decrypt(encrypted)
