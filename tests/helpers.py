@@ -18,6 +18,7 @@ from alertmanager_wecom.simulator.model import (
     SANDBOX_ROBOT_KEY,
     SANDBOX_SECRET,
 )
+from alertmanager_wecom.wecom.callback_crypto import CallbackCrypto
 
 
 def raw_config(
@@ -72,3 +73,17 @@ def wait_until(condition: Callable[[], Any], timeout: float = 30, what: str = "c
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def signed_event(
+    crypto: CallbackCrypto, inner: str, timestamp: int, nonce: str = "1597212914"
+) -> tuple[dict[str, str], bytes]:
+    """What WeCom posts to a callback URL for the event `inner` (XML): the signed query and the body."""
+    encrypted = crypto.encrypt(inner)
+    query = {
+        "msg_signature": crypto.signature(str(timestamp), nonce, encrypted),
+        "timestamp": str(timestamp),
+        "nonce": nonce,
+    }
+    body = f"<xml><ToUserName><![CDATA[{crypto.receive_id}]]></ToUserName><Encrypt><![CDATA[{encrypted}]]></Encrypt><AgentID>1000002</AgentID></xml>"
+    return query, body.encode()

@@ -23,7 +23,7 @@ from alertmanager_wecom.simulator.model import SANDBOX_SECRET
 from alertmanager_wecom.web.app import create_app
 from alertmanager_wecom.wecom.callback_crypto import CallbackCrypto, CallbackError
 from alertmanager_wecom.wecom.checks import run_checks
-from tests.helpers import SAMPLES, raw_config
+from tests.helpers import SAMPLES, raw_config, signed_event
 from tests.servers import free_port, serve_in_thread
 
 # The published vectors (WeCom's official sample code and its documentation's worked example).
@@ -79,19 +79,6 @@ def relay(simulator: str, tmp_path: Path) -> Iterator[str]:
         yield url
 
 
-def _event(
-    crypto: CallbackCrypto, inner: str, timestamp: int, nonce: str = "1597212914"
-) -> tuple[dict[str, str], bytes]:
-    encrypted = crypto.encrypt(inner)
-    query = {
-        "msg_signature": crypto.signature(str(timestamp), nonce, encrypted),
-        "timestamp": str(timestamp),
-        "nonce": nonce,
-    }
-    body = f"<xml><ToUserName><![CDATA[{crypto.receive_id}]]></ToUserName><Encrypt><![CDATA[{encrypted}]]></Encrypt><AgentID>1000002</AgentID></xml>"
-    return query, body.encode()
-
-
 CLICK = (
     "<xml><ToUserName><![CDATA[ww1436e0e65a779aee]]></ToUserName><FromUserName><![CDATA[zhangsan]]></FromUserName>"
     "<CreateTime>{t}</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[template_card_event]]></Event>"
@@ -127,7 +114,7 @@ def test_an_event_is_taken_once_and_forgeries_do_nothing(
     crypto = CallbackCrypto(OFFICIAL["token"], OFFICIAL["encoding_aes_key"], OFFICIAL["receive_id"])
     now = int(time.time())
     url = f"{relay}/wecom/callback/cb"
-    query, body = _event(crypto, CLICK.format(t=now), now)
+    query, body = signed_event(crypto, CLICK.format(t=now), now)
     first = httpx.post(url, params=query, content=body, timeout=10)
     assert (first.status_code, first.content) == (200, b"")  # no passive reply
     again = httpx.post(url, params=query, content=body, timeout=10)  # WeCom's retry
@@ -151,14 +138,14 @@ def test_an_event_is_taken_once_and_forgeries_do_nothing(
     refused.append(
         httpx.post(
             url,
-            params=_event(forger, CLICK.format(t=now + 1), now)[0],
-            content=_event(forger, CLICK.format(t=now + 1), now)[1],
+            params=signed_event(forger, CLICK.format(t=now + 1), now)[0],
+            content=signed_event(forger, CLICK.format(t=now + 1), now)[1],
             timeout=10,
         )
     )
     # Another corp's message, signed with our token.
     other = CallbackCrypto(OFFICIAL["token"], OFFICIAL["encoding_aes_key"], "ww-another-corp")
-    q, b = _event(other, CLICK.format(t=now + 2), now)
+    q, b = signed_event(other, CLICK.format(t=now + 2), now)
     refused.append(httpx.post(url, params=q, content=b, timeout=10))
     assert [r.status_code for r in refused] == [403, 403, 403]
     assert "replay" in refused[0].json()["error"] and "another corp" in refused[2].json()["error"]

@@ -20,7 +20,7 @@ from alertmanager_wecom.simulator.model import SANDBOX_AGENT_ID, SANDBOX_CORP_ID
 from alertmanager_wecom.web.app import create_app
 from alertmanager_wecom.wecom.callback_crypto import CallbackCrypto
 from tests.alertmanager import now_iso, post_alerts, run_alertmanager, webhook_config
-from tests.helpers import SAMPLES, raw_config, wait_until
+from tests.helpers import SAMPLES, raw_config, signed_event, wait_until
 from tests.servers import free_port, serve_in_thread
 
 pytestmark = pytest.mark.e2e
@@ -268,13 +268,7 @@ def test_a_click_retried_by_wecom_makes_one_silence_and_strangers_do_nothing(
                 f"<TaskId><![CDATA[{first['card']['task_id']}]]></TaskId><ResponseCode><![CDATA[c1]]></ResponseCode>"
                 f"<AgentID>{SANDBOX_AGENT_ID}</AgentID></xml>"
             )
-            encrypted = crypto.encrypt(event)
-            query = {
-                "msg_signature": crypto.signature(str(now), "7", encrypted),
-                "timestamp": str(now),
-                "nonce": "7",
-            }
-            body = f"<xml><Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>".encode()
+            query, body = signed_event(crypto, event, now, "7")
             for _ in range(3):
                 answer = httpx.post(f"{relay}/wecom/callback/ops", params=query, content=body, timeout=10)
                 assert (answer.status_code, answer.content) == (200, b"")
@@ -283,13 +277,7 @@ def test_a_click_retried_by_wecom_makes_one_silence_and_strangers_do_nothing(
             assert len(silences(am)) == 1 and silences(am)[0]["createdBy"] == "zhangsan"
             # A click on a card we never sent does nothing.
             stranger = event.replace(first["card"]["task_id"], "amw-0-0-0000").replace(str(now), str(now + 1))
-            encrypted = crypto.encrypt(stranger)
-            query = {
-                "msg_signature": crypto.signature(str(now), "8", encrypted),
-                "timestamp": str(now),
-                "nonce": "8",
-            }
-            body = f"<xml><Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>".encode()
+            query, body = signed_event(crypto, stranger, now, "8")
             assert (
                 httpx.post(f"{relay}/wecom/callback/ops", params=query, content=body, timeout=10).status_code
                 == 200

@@ -610,3 +610,13 @@ async def test_other_processes_hear_of_new_targets_or_listen_returns(reopen: Ope
     assert not await listener.lease("t1", "b", 30)
     await writer.release("t1", "a")
     assert await listener.lease("t1", "b", 30)
+
+
+async def test_times_come_back_exactly(outbox: Outbox) -> None:
+    """Times as the relay's clock gives them (microseconds since 1970) are kept to the last digit, also
+    through a merge (a backend that does arithmetic on them must not round them)."""
+    at = 1764371234.123456
+    jobs = await add(outbox, 2, start=at)
+    assert [j.created_at for j in jobs] == [at, at + 1]
+    digest = await outbox.merge(jobs, "{}", 2, at + 5.000001)
+    assert digest.created_at == at and digest.next_attempt_at == at + 5.000001

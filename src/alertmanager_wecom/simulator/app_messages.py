@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import secrets
 
 from alertmanager_wecom.simulator.cards import TemplateCards, card_text
-from alertmanager_wecom.simulator.common import Reply, card_button, err
+from alertmanager_wecom.simulator.common import Reply, card_button, err, json_object
 from alertmanager_wecom.simulator.limits import SlidingWindows
 from alertmanager_wecom.simulator.media import Media
 from alertmanager_wecom.simulator.model import SimApp, SimCorp
@@ -34,12 +33,9 @@ class AppMessages(TemplateCards, Media):
         corp, app = token.corp, token.app
         if app.trusted_ips is not None and ip not in app.trusted_ips:
             return err(60020, "not allow to access from your ip", ip=ip)
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            return err(47001, "data format error")
-        if not isinstance(body, dict):
-            return err(47001, "data format error")
+        body = json_object(raw)
+        if "errcode" in body:
+            return body
         agent_id = body.get("agentid")
         if not isinstance(agent_id, int) and not (isinstance(agent_id, str) and agent_id.isdigit()):
             return err(40056, "invalid agentid")

@@ -6,13 +6,12 @@ card for everyone who got it (``atall``) or for some userids; a used or old code
 from __future__ import annotations
 
 import copy
-import json
 import re
 import secrets
 from typing import Any
 
 from alertmanager_wecom.rendering.fit import byte_len
-from alertmanager_wecom.simulator.common import Reply, StateBase, err
+from alertmanager_wecom.simulator.common import Reply, StateBase, err, json_object
 
 TASK_ID = re.compile(r"^[0-9A-Za-z_\-@]{1,128}$")
 CARD_TYPES = {"text_notice", "news_notice", "button_interaction", "vote_interaction", "multiple_interaction"}
@@ -112,12 +111,9 @@ class TemplateCards(StateBase):
         token = self._auth(params)
         if isinstance(token, dict):
             return token
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            return err(47001, "data format error")
-        if not isinstance(body, dict):
-            return err(47001, "data format error")
+        body = json_object(raw)
+        if "errcode" in body:
+            return body
         if body.get("agentid") != token.app.agent_id:
             return err(301002, "not allow operate another agent with this accesstoken.")
         code = body.get("response_code")

@@ -42,6 +42,17 @@ def err(code: int, text: str, ip: str = "") -> Reply:
     return {"errcode": code, "errmsg": f"{text}, hint: [{hint}]{where}, {MORE_INFO}{code}"}
 
 
+def json_object(raw: bytes) -> dict[str, Any] | Reply:
+    """A request body that must be a JSON object, or WeCom's answer when it is not (47001)."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return err(47001, "data format error")
+    if not isinstance(body, dict):
+        return err(47001, "data format error")
+    return body
+
+
 def cut(text: str, limit: int) -> tuple[str, bool]:
     data = text.encode("utf-8")
     if len(data) <= limit:

@@ -186,10 +186,13 @@ local first = jk(ARGV[5])
 local receiver = redis.call('HGET', first, 'receiver')
 local tk = redis.call('HGET', first, 'target_key')
 local target = redis.call('HGET', first, 'target')
-local created = nil
+-- The smallest created_at, kept as the text it was stored as: a Lua number written back would be cut
+-- to 14 significant digits.
+local created, oldest = nil, nil
 for i = 5, #ARGV do
-  local c = tonumber(redis.call('HGET', jk(ARGV[i]), 'created_at'))
-  if c and (created == nil or c < created) then created = c end
+  local text = redis.call('HGET', jk(ARGV[i]), 'created_at')
+  local c = tonumber(text)
+  if c and (oldest == nil or c < oldest) then oldest, created = c, text end
 end
 local nid = new_notification(receiver, now, ARGV[2])
 local digest = new_job(nid, receiver, tk, target, 'pending', created or now, now, ARGV[3])
