@@ -150,6 +150,10 @@ def test_serve_in_sandbox_mode_answers_and_delivers(
                 "the alert in zhangsan's inbox",
             )
             assert httpx.get(f"{base}/sim/inbox", timeout=10).status_code == 200
+            console = httpx.get(
+                f"{base}/ui/deliveries?q=zhangsan", timeout=10
+            )  # the templates are in the wheel
+            assert console.status_code == 200 and "NodeDown" in console.text
             # zhaoliu gets alert cards: pressing 认领 in the sandbox's inbox redraws the card.
             card = wait_until(
                 lambda: [

@@ -79,7 +79,8 @@ def sandbox_config(host: str, port: int, data_dir: str) -> Config:
                     ],
                 }
             ],
-            "server": {"listen": f"{host}:{port}"},
+            # Loopback only (serve refuses other addresses in sandbox mode): the console at /ui without a login.
+            "server": {"listen": f"{host}:{port}", "admin_allow_loopback": True},
             # The simulator's made-up series stands in for Prometheus (see simulator/server.py).
             "prometheus": {"url": f"http://{reachable}:{port}{SIMULATOR_PREFIX}"},
             "storage": {"path": f"{data_dir}/outbox.db", "synchronous": "normal"},

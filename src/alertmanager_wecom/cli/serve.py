@@ -83,6 +83,7 @@ def _sandbox(listen: str | None, level: str) -> None:
             "Sandbox mode: no --config given, so WeCom is simulated in this process.\n"
             f"  webhook for Alertmanager: {base}/alerts/{DEMO_RECEIVER}\n"
             f"  what people would see:    {base}{SIMULATOR_PREFIX}/inbox\n"
+            f"  the operators' console:   {base}/ui\n"
             f"  send sample alerts:       alertmanager-wecom demo --url {base}\n"
         )
         serve_relay(config, host, port, level, extra_routes=extra, sock=sock)
