@@ -93,11 +93,10 @@ def render_messages(
     A template_card target sends its card, then detail messages when the card leaves alerts out."""
     if target.msgtype == "template_card" and card is not None:
         return card_messages(target, renderer, notification, card)
-    if not target.send_resolved:
-        firing = notification.firing
-        if not firing:
-            return []
-        notification = notification.model_copy(update={"alerts": firing})
+    sent = sendable(target, notification)
+    if sent is None:
+        return []
+    notification = sent
     users, mobiles, problems = mentions_for(target, notification)
     shown = renderer.mentions_that_fit(users)
     if len(shown) < len(users):
@@ -112,17 +111,25 @@ def render_messages(
     )
 
 
+def sendable(target: Target, notification: Notification) -> Notification | None:
+    """The notification as the target sends it: without its resolved alerts when send_resolved is off
+    (None: nothing left to send)."""
+    if target.send_resolved:
+        return notification
+    firing = notification.firing
+    return notification.model_copy(update={"alerts": firing}) if firing else None
+
+
 def card_messages(
     target: Target, renderer: Renderer, notification: Notification, card: CardContext
 ) -> list[Message]:
     settings = card.builder.settings
     if notification.status == "resolved" and not (target.send_resolved and settings.resolved_message):
         return []  # the cards already sent turn "resolved" in place (actions/), no new message
-    if not target.send_resolved:
-        firing = notification.firing
-        if not firing:
-            return []
-        notification = notification.model_copy(update={"alerts": firing})
+    sent = sendable(target, notification)
+    if sent is None:
+        return []
+    notification = sent
     built = card.builder.build(notification, card.task_id, card.state)
     title = str(built["main_title"]["title"])
     text = "\n".join([title, str(built.get("sub_title_text", ""))]).strip()

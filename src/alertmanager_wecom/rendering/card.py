@@ -11,7 +11,6 @@ is cut to WeCom's suggested lengths in characters, and URLs are http(s) only.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import urllib.parse
 from dataclasses import dataclass
@@ -266,13 +265,6 @@ class CardBuilder:
     def _placeholder(self) -> list[dict[str, Any]]:
         """A button_interaction card needs a button: a resolved card without a URL keeps a greyed one."""
         return [{"type": 0, "text": self.words["resolved"], "style": 4, "key": "noop"}]
-
-    def with_state(
-        self, card: dict[str, Any], notification: Notification, state: CardState
-    ) -> dict[str, Any]:
-        """The card as sent, redrawn with `state` (same task_id)."""
-        updated = self.build(notification, str(card.get("task_id", "")), state)
-        return copy.deepcopy(updated)
 
 
 def needs_details(notification: Notification, card: dict[str, Any]) -> bool:

@@ -163,27 +163,35 @@ class Admin:
             }
         )
 
+    async def _chosen_ids(self, request: Request, usage: str) -> list[int] | Response | None:
+        """The jobs a retry or purge names: ``{"ids": [...]}`` (at most 10000), or None for
+        ``{"all_dead": true}``; else the 400 answer with `usage`."""
+        try:
+            body = await self._body(request)
+        except ValueError:
+            return error(400, usage)
+        if not isinstance(body, dict):
+            return error(400, usage)
+        if body.get("all_dead") is True:
+            return None
+        raw = body.get("ids")
+        if (
+            isinstance(raw, list)
+            and len(raw) <= 10000
+            and all(type(i) is int and 0 < i <= _MAX_ID for i in raw)
+        ):
+            return raw
+        return error(400, usage)
+
     async def outbox_purge(self, request: Request) -> Response:
         """Dead letters deleted: ``{"ids": [...]}`` or ``{"all_dead": true}`` (only dead ones, ever)."""
         outbox = self._outbox()
         if isinstance(outbox, Response):
             return outbox
         usage = 'send {"ids": [1, 2]} (dead letters\' job ids, at most 10000) or {"all_dead": true}'
-        try:
-            body = await self._body(request)
-        except ValueError:
-            return error(400, usage)
-        raw = body.get("ids") if isinstance(body, dict) else None
-        if isinstance(body, dict) and body.get("all_dead") is True:
-            ids = None
-        elif (
-            isinstance(raw, list)
-            and len(raw) <= 10000
-            and all(type(i) is int and 0 < i <= _MAX_ID for i in raw)
-        ):
-            ids = raw
-        else:
-            return error(400, usage)
+        ids = await self._chosen_ids(request, usage)
+        if isinstance(ids, Response):
+            return ids
         count = await outbox.purge([JobState.DEAD], self.relay.clock() + 1, job_ids=ids)
         return JSONResponse({"purged": count})
 
@@ -192,24 +200,9 @@ class Admin:
         if isinstance(outbox, Response):
             return outbox
         usage = 'send {"ids": [1, 2]} (job ids, at most 10000) or {"all_dead": true}'
-        try:
-            body = await self._body(request)
-        except ValueError:
-            return error(400, usage)
-        if not isinstance(body, dict):
-            return error(400, usage)
-        ids: list[int] | None
-        if body.get("all_dead") is True:
-            ids = None
-        else:
-            raw = body.get("ids")
-            if not (
-                isinstance(raw, list)
-                and len(raw) <= 10000
-                and all(type(i) is int and 0 < i <= _MAX_ID for i in raw)
-            ):
-                return error(400, usage)
-            ids = raw
+        ids = await self._chosen_ids(request, usage)
+        if isinstance(ids, Response):
+            return ids
         count = await outbox.requeue(ids, self.relay.clock())
         if self.relay.dispatcher is not None:
             self.relay.dispatcher.wake(await outbox.pending_targets())

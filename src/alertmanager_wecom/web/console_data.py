@@ -14,7 +14,7 @@ from prometheus_client import Counter
 from alertmanager_wecom.channels import kind_of
 from alertmanager_wecom.config import parse_target
 from alertmanager_wecom.delivery.render import CardContext, render_job, render_messages
-from alertmanager_wecom.ingest.payload import Notification, parse_notification
+from alertmanager_wecom.ingest.payload import Notification
 from alertmanager_wecom.outbox import Job, JobState
 from alertmanager_wecom.rendering import fit
 from alertmanager_wecom.rendering.card import builder_for
@@ -256,13 +256,6 @@ def payload_of(job: Job) -> str:
         return json.dumps(json.loads(job.payload), ensure_ascii=False, indent=2)[:200_000]
     except ValueError:
         return job.payload[:200_000]
-
-
-def notification_of(job: Job) -> Notification | None:
-    try:
-        return parse_notification(job.payload)
-    except Exception:
-        return None
 
 
 def age(seconds: float) -> str:
