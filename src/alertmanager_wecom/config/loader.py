@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from alertmanager_wecom.config.models import Config, ConfigError
 from alertmanager_wecom.ingest.matchers import MatcherError, parse_matcher
+from alertmanager_wecom.ingest.routing import recipient_template_problems
 from alertmanager_wecom.rendering.renderer import compile_target_templates
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -112,6 +113,9 @@ def parse_config(raw: Any, base_dir: Path | None = None) -> Config:
                 lines.append(f"{_path(err['loc'])}: {message}")
         raise ConfigError("\n".join(lines)) from None
     _check_matchers(config)
+    problems = recipient_template_problems(config)
+    if problems:
+        raise ConfigError("\n".join(problems))
     # Templates are compiled now so that a broken template stops the start, with its line number; the
     # config keeps them, so the renderer uses what was checked (not the file as it is later).
     compile_target_templates(config)

@@ -255,6 +255,10 @@ class RenderSettings(Model):
     # Annotations whose values are rendered as markdown (e.g. a runbook link written as [text](url)) in
     # markdown and markdown_v2 messages. Off by default: alert data is text, never markup.
     markdown_annotations: list[str] = Field(default_factory=list)
+    # Templates are code: one render of a user template may take this long and print this much
+    # (template_sandbox.py); past either it fails, and the package's template renders the alert instead.
+    template_timeout: Duration = Field(default=2.0, gt=0, le=60)
+    template_max_chars: int = Field(default=1_000_000, ge=10_000)
 
     @field_validator("time_zone")
     @classmethod
@@ -274,6 +278,14 @@ class KeptTemplates:
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, KeptTemplates)
+
+    # Compiled templates do not cross into another process (the console's preview worker): a config
+    # pickled there starts with none kept, and the renderer compiles the target's template again.
+    def __getstate__(self) -> dict[str, object]:
+        return {}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.by_key = {}
 
     __hash__ = None  # type: ignore[assignment]
 

@@ -23,11 +23,14 @@ from alertmanager_wecom.ingest.matchers import Matcher, matches_all, parse_match
 from alertmanager_wecom.ingest.payload import Alert, Notification, dump_notification
 from alertmanager_wecom.ingest.recipients import Budget, Kind, refusal, summarize
 from alertmanager_wecom.outbox import NewJob
+from alertmanager_wecom.template_sandbox import Bounds, SandboxedTemplates, bounded_render
 
 log = logging.getLogger(__name__)
 
 _FIELDS: tuple[Kind, ...] = ("to_user", "to_party", "to_tag")
-_env = jinja2.Environment(undefined=jinja2.ChainableUndefined, autoescape=False)  # noqa: S701 - ids, not HTML
+# Sandboxed and bounded like every template: a recipient template is the config's code (template_sandbox.py).
+_env = SandboxedTemplates(undefined=jinja2.ChainableUndefined, autoescape=False)
+_RECIPIENT_BOUNDS = Bounds(seconds=0.5, chars=4096)  # one id is at most 64 bytes
 
 
 def target_key(receiver: str, spec: str) -> str:
@@ -59,7 +62,7 @@ def _resolve(
     context = {"labels": alert.labels, "annotations": alert.annotations}
     for template in templates:
         try:
-            value = template.render(context).strip()
+            value = bounded_render(template, context, _RECIPIENT_BOUNDS).strip()
         except Exception as exc:  # a template error on hostile data refuses the value, nothing more
             problems.append(f"{kind} {template.source!r}: {type(exc).__name__}")  # type: ignore[attr-defined]
             continue
@@ -77,6 +80,25 @@ def _resolve(
         else:
             valid.append(value)
     return valid, problems, len(missing)
+
+
+def recipient_template_problems(config: Config) -> list[str]:
+    """Recipient templates that do not compile, or that the sandbox refuses on a sample alert: found
+    at load, with the reason, not on the first alert (where they would only refuse its recipient)."""
+    sample = {"labels": {"alertname": "NodeDown", "owner": "zhangsan"}, "annotations": {"summary": "x"}}
+    problems = []
+    for i, receiver in enumerate(config.receivers):
+        for j, target in enumerate(receiver.targets):
+            for name in ("to_user", "to_party", "to_tag"):
+                for k, source in enumerate(getattr(target, name)):
+                    if "{{" not in source and "{%" not in source:
+                        continue
+                    try:
+                        bounded_render(_env.from_string(source), sample, _RECIPIENT_BOUNDS)
+                    except jinja2.TemplateError as exc:
+                        where = f"receivers[{i}].targets[{j}].{name}[{k}]"
+                        problems.append(f"{where}: {type(exc).__name__}: {exc.message or exc}")
+    return problems
 
 
 class Router:

@@ -14,6 +14,7 @@ from alertmanager_wecom.config import Config, ConfigError, Target
 from alertmanager_wecom.ingest.payload import Notification
 from alertmanager_wecom.rendering.escaping import Safe, finalizer
 from alertmanager_wecom.rendering.fit import detail_msgtype
+from alertmanager_wecom.template_sandbox import SandboxedTemplates
 
 # Renders one notification for a target (the renderer's, passed in: the renderer builds on this module).
 RenderSample = Callable[[Target, Config, Notification], object]
@@ -29,14 +30,16 @@ def _raw(value: object) -> Safe:
 
 
 def _environment(msgtype: str, loader: jinja2.BaseLoader | None = None) -> jinja2.Environment:
-    env = jinja2.Environment(
+    # The sandbox, for the built-in templates too: one environment, so what works in the preview and in
+    # a user's file is what the package's own templates use (template_sandbox.py).
+    env = SandboxedTemplates(
         loader=loader,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=False,
         # Not HTML escaping: each value is made inert for the WeCom format it lands in (escaping.py).
-        autoescape=False,  # noqa: S701
+        autoescape=False,
         finalize=finalizer(msgtype),
     )
     env.filters["raw"] = _raw
@@ -69,7 +72,11 @@ def line_of(exc: BaseException, filename: str) -> int | None:
 
 def _compile(source: str, filename: str, msgtype: str) -> jinja2.Template:
     # A loader that knows the file name makes Jinja put it in tracebacks, so errors carry the line.
-    env = _environment(msgtype, jinja2.FunctionLoader(lambda name: (source, filename, lambda: True)))
+    # Only itself: `{% include %}` and `{% import %}` of any other name are not found (no files read).
+    env = _environment(
+        msgtype,
+        jinja2.FunctionLoader(lambda name: (source, filename, lambda: True) if name == filename else None),
+    )
     try:
         return env.get_template(filename)
     except jinja2.TemplateSyntaxError as exc:

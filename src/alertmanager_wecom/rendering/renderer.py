@@ -34,6 +34,7 @@ from alertmanager_wecom.rendering.message import Message
 from alertmanager_wecom.rendering.packing import pack
 from alertmanager_wecom.rendering.strings import STRINGS, format_duration
 from alertmanager_wecom.rendering.views import AlertView, LazyViews, ViewMaker, groups, severity_rank
+from alertmanager_wecom.template_sandbox import Bounds, bounded_render
 
 __all__ = [
     "STRINGS",
@@ -61,8 +62,10 @@ class Renderer:
         alertmanager_url: str | None = None,
         limit: int | None = None,
         markdown_annotations: frozenset[str] = frozenset(),
+        bounds: Bounds | None = None,
     ) -> None:
         self.msgtype = msgtype
+        self.bounds = bounds or Bounds()
         self.templates = templates
         self.strings = STRINGS[language]
         self.max_messages = max_messages
@@ -84,6 +87,7 @@ class Renderer:
             alertmanager_url=render.alertmanager_url,
             limit=fit.content_limit(target.msgtype, robot=target.robot is not None),
             markdown_annotations=frozenset(render.markdown_annotations),
+            bounds=Bounds(render.template_timeout, render.template_max_chars),
         )
 
     @property
@@ -247,8 +251,12 @@ class Renderer:
             omitted=omitted,
         )
         try:
-            content = self.templates.content.render(context).strip()
-            title = self.templates.title.render(context).strip() if self.templates.title else None
+            content = bounded_render(self.templates.content, context, self.bounds).strip()
+            title = (
+                bounded_render(self.templates.title, context, self.bounds).strip()
+                if self.templates.title
+                else None
+            )
         except jinja2.TemplateError as exc:
             raise self._template_error(exc) from None
         return title, content
@@ -262,6 +270,8 @@ class Renderer:
             if line is not None:
                 name = title_name
         where = f"{name}:{line}" if line else name
+        if isinstance(exc, jinja2.TemplateNotFound):
+            return TemplateError(f"{where}: cannot include or import {exc.name!r}: a template stands alone")
         return TemplateError(f"{where}: {exc.message or type(exc).__name__}")
 
 

@@ -25,6 +25,7 @@ from alertmanager_wecom.web import console_data as data
 from alertmanager_wecom.web.admin import Admin, Endpoint
 from alertmanager_wecom.web.answers import error
 from alertmanager_wecom.web.console_text import TEXT, language
+from alertmanager_wecom.web.preview_worker import PreviewWorker
 from alertmanager_wecom.web.relay import Relay, wecom_client
 from alertmanager_wecom.wecom.checks import run_checks
 
@@ -40,6 +41,8 @@ class Console:
     def __init__(self, relay: Relay, admin: Admin) -> None:
         self.relay = relay
         self.admin = admin
+        self.worker = PreviewWorker()
+        relay.on_stop.append(self.worker.stop)
 
     def routes(self) -> list[BaseRoute]:
         def page(endpoint: Endpoint) -> Endpoint:
@@ -121,6 +124,7 @@ class Console:
         sources = {m: builtin_source(m) for m in msgtypes}
         first = self.relay.config.receivers[0].name if self.relay.config.receivers else "default"
         sample = json.dumps(node_down(3, receiver=first), ensure_ascii=False, indent=2)
+        await self.worker.warm()  # the first edit's preview answers without the worker's start-up
         return self._page(request, "preview.html", targets=targets, sources=sources, sample=sample)
 
     async def preview_api(self, request: Request) -> Response:
@@ -134,21 +138,22 @@ class Console:
             return error(400, "send {payload, receiver, index, template}")
         if len(payload) > 1024 * 1024 or (template and len(template) > 64 * 1024):
             return error(413, "the payload is at most 1 MiB, a template 64 KiB")
-        result = await asyncio.to_thread(data.preview, self.relay, payload, receiver, index, template)
+        # In the worker process: the template is code from the request (web/preview_worker.py).
+        result = await self.worker.preview(self.relay.config, payload, receiver, index, template)
         shown = [
             {
-                "msgtype": m.msgtype,
-                "bytes": m.bytes,
-                "limit": m.limit,
+                "msgtype": m["msgtype"],
+                "bytes": m["bytes"],
+                "limit": m["limit"],
                 "html": str(
-                    view.card({"card": m.card, "source": "", "recipient": ""})
-                    if m.card
-                    else view.render(m.msgtype, m.content)
+                    view.card({"card": m["card"], "source": "", "recipient": ""})
+                    if m["card"]
+                    else view.render(m["msgtype"], m["content"])
                 ),
             }
-            for m in result.messages
+            for m in result["messages"]
         ]
-        return JSONResponse({"messages": shown, "error": result.error})
+        return JSONResponse({"messages": shown, "error": result["error"]})
 
     async def actions(self, request: Request) -> Response:
         cards = self.relay.cards

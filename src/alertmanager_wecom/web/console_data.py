@@ -13,13 +13,10 @@ from prometheus_client import Counter
 
 from alertmanager_wecom.channels import kind_of
 from alertmanager_wecom.config import parse_target
-from alertmanager_wecom.delivery.render import CardContext, render_job, render_messages
-from alertmanager_wecom.ingest.payload import Notification
+from alertmanager_wecom.delivery.preview import ShownMessage, shown
+from alertmanager_wecom.delivery.render import render_job
 from alertmanager_wecom.outbox import Job, JobState
 from alertmanager_wecom.rendering import fit
-from alertmanager_wecom.rendering.card import builder_for
-from alertmanager_wecom.rendering.environment import templates_from_source
-from alertmanager_wecom.rendering.renderer import Renderer
 from alertmanager_wecom.web.relay import Relay
 from alertmanager_wecom.wecom import errcodes
 
@@ -175,32 +172,6 @@ async def search(relay: Relay, query: str, state: str | None, limit: int = 200) 
     return await asyncio.to_thread(lambda: [job_row(j) for j in jobs if matches(j)][:limit])
 
 
-@dataclass(frozen=True)
-class ShownMessage:
-    msgtype: str
-    content: str
-    bytes: int
-    limit: int
-    title: str = ""
-    card: dict[str, Any] | None = None
-
-
-def shown(messages: list[Any], limit: int) -> list[ShownMessage]:
-    out = []
-    for message in messages:
-        if message.card is not None:
-            body = json.dumps(message.card, ensure_ascii=False)
-            out.append(
-                ShownMessage("template_card", message.content, fit.byte_len(body), 0, card=message.card)
-            )
-        else:
-            text = f"{message.title}\n{message.content}" if message.msgtype == "textcard" else message.content
-            out.append(
-                ShownMessage(message.msgtype, text, fit.byte_len(message.content), limit, message.title)
-            )
-    return out
-
-
 async def job_messages(relay: Relay, job: Job) -> tuple[list[ShownMessage], str]:
     """The job's messages as they are (or were) sent, or why they cannot be shown."""
     if relay.dispatcher is None:
@@ -212,37 +183,6 @@ async def job_messages(relay: Relay, job: Job) -> tuple[list[ShownMessage], str]
         return [], f"cannot render: {type(exc).__name__}: {exc}"
     target = route.target
     return shown(messages, fit.content_limit(target.msgtype, robot=target.robot is not None)), ""
-
-
-@dataclass(frozen=True)
-class Preview:
-    messages: list[ShownMessage]
-    error: str = ""
-
-
-def preview(relay: Relay, payload: str, receiver: str, index: int, template: str | None) -> Preview:
-    """What `render` prints for a payload and one configured target, with `template` instead of the
-    target's own when given (the page's editor). Runs in a thread."""
-    config = relay.config
-    chosen = config.receiver(receiver)
-    if chosen is None or not 0 <= index < len(chosen.targets):
-        return Preview([], "choose a receiver and one of its targets")
-    target = chosen.targets[index]
-    try:
-        notification = Notification.model_validate(json.loads(payload))
-    except ValueError as exc:
-        return Preview(
-            [], f"the payload is not an Alertmanager webhook body: {' '.join(str(exc).split())[:300]}"
-        )
-    try:
-        renderer = Renderer.for_target(target, config)
-        if template is not None:
-            renderer.templates = templates_from_source(template, target.msgtype)
-        card = CardContext(builder_for(target, config)) if target.msgtype == "template_card" else None
-        messages = render_messages(target, renderer, notification, card=card)
-    except Exception as exc:
-        return Preview([], f"{type(exc).__name__}: {exc}")
-    return Preview(shown(messages, fit.content_limit(target.msgtype, robot=target.robot is not None)))
 
 
 def masked_config(relay: Relay) -> str:

@@ -12,7 +12,7 @@ import gc
 import logging
 import signal
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -89,6 +89,9 @@ class Relay:
         self.draining = False
         self.router = Router(config)
         self.cards: CardActions | None = None
+        # What parts of the app started besides the relay's own (the console's preview worker): stopped
+        # when the service stops.
+        self.on_stop: list[Callable[[], Awaitable[None]]] = []
 
     def _card_actions(self, dispatcher: Dispatcher) -> CardActions | None:
         """Cards are remembered, and clicks acted on, when an app has a callback URL (card buttons need
@@ -127,6 +130,8 @@ class Relay:
             if self.cards is not None:
                 await self.cards.drain()
                 await self.cards.store.close()
+            for stop in self.on_stop:
+                await stop()
             if self._outbox is None:
                 await outbox.close()
             if self._client is None:
