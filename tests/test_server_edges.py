@@ -96,10 +96,10 @@ def test_slow_headers_and_bodies_are_cut_off(serve: Any) -> None:
     base = serve(header_timeout="1s", body_timeout="1s")
     idle = connect(base)
     half_header = connect(base)
-    half_header.sendall(b"POST /alerts/default HTTP/1.1\r\nHost: relay\r\n")
+    half_header.sendall(b"POST /alerts/default HTTP/1.1\r\nHost: localhost\r\n")
     half_body = connect(base)
     half_body.sendall(
-        b"POST /alerts/default HTTP/1.1\r\nHost: relay\r\nContent-Type: application/json\r\n"
+        b"POST /alerts/default HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
         b"Content-Length: 1000\r\n\r\n" + b'{"status": "firing", '
     )
     for sock in (idle, half_header):
@@ -110,7 +110,7 @@ def test_slow_headers_and_bodies_are_cut_off(serve: Any) -> None:
     assert b"server.body_timeout" in received
     # a client that keeps the connection after a response must send its next request in time too
     kept = connect(base)
-    kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: relay\r\n\r\nGET /healthz HTTP/1.1\r\n")
+    kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\nGET /healthz HTTP/1.1\r\n")
     seconds, received = closed_after(kept)
     assert seconds < 5 and received.count(b"HTTP/1.1 200 ") == 1
     for sock in (idle, half_header, half_body, kept):
@@ -171,6 +171,11 @@ def test_state_changing_admin_posts_must_be_json(serve: Any, headers: dict[str, 
     base = serve(admin_auth={"basic_auth": {"username": "admin", "password": ADMIN_PASSWORD}})
     for path, body in (("/-/reload", b""), ("/api/outbox/retry", b'{"all_dead": true}')):
         response = httpx.post(f"{base}{path}", content=body, headers={**ADMIN, **headers})
+        if path == "/-/reload" and not headers:
+            # As Prometheus takes it (issue 24): the reload sidecars send no body and no content type,
+            # which no HTML form can send.
+            assert response.json() == {"status": "reloaded"}
+            continue
         assert response.status_code == 415 and "application/json" in response.json()["error"]
     assert httpx.post(f"{base}/-/reload", json={}, headers=ADMIN).json() == {"status": "reloaded"}
     assert httpx.post(f"{base}/api/outbox/retry", json={"all_dead": True}, headers=ADMIN).json() == {
@@ -313,12 +318,12 @@ def test_no_input_gets_a_5xx(serve: Any) -> None:
                                 )
     assert failures == []
     for request in (
-        b"GET /\xff\xfe HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n",
-        b"GET /healthz HTTP/1.1\r\nHost: relay\r\nX-Forwarded-For: \xff\r\nConnection: close\r\n\r\n",
-        b"POST /alerts/default HTTP/1.1\r\nHost: relay\r\nContent-Length: -1\r\n\r\n",
-        b"POST /alerts/default HTTP/1.1\r\nHost: relay\r\nContent-Length: 99999999999999999999\r\n\r\n",
-        b"POST /alerts/default HTTP/1.1\r\nHost: relay\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-        b"GET /api/outbox?limit=\xff HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n",
+        b"GET /\xff\xfe HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-For: \xff\r\nConnection: close\r\n\r\n",
+        b"POST /alerts/default HTTP/1.1\r\nHost: localhost\r\nContent-Length: -1\r\n\r\n",
+        b"POST /alerts/default HTTP/1.1\r\nHost: localhost\r\nContent-Length: 99999999999999999999\r\n\r\n",
+        b"POST /alerts/default HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"GET /api/outbox?limit=\xff HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
     ):
         assert raw_status(base, request) < 500, request
     assert httpx.get(f"{base}/readyz").status_code == 200

@@ -24,6 +24,7 @@ log = logging.getLogger("alertmanager_wecom")
 def serve(config_path: str | None, listen: str | None) -> None:
     """Run the relay. Without --config: sandbox mode, with the WeCom simulator in the same process."""
     from alertmanager_wecom.web.app import serve_relay
+    from alertmanager_wecom.web.hosts import HostPolicy
 
     level = logging.getLevelName(logging.getLogger().level).lower()
     if config_path is None:
@@ -45,6 +46,9 @@ def serve(config_path: str | None, listen: str | None) -> None:
         host,
         port,
         ", ".join(f"/alerts/{r.name}" for r in config.receivers) or "none",
+    )
+    log.info(
+        "answering for hosts: %s (server.allowed_hosts; others get 421)", HostPolicy.for_config(config, host)
     )
     serve_relay(config, host, port, level, config_path=config_path)
 

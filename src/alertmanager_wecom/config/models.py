@@ -180,6 +180,30 @@ class ServerSettings(Model):
     header_timeout: Duration = Field(default=10.0, gt=0)
     body_timeout: Duration = Field(default=30.0, gt=0)
     max_connections: int = Field(default=1000, ge=1)
+    # The names this service answers for (DNS rebinding: any other Host gets 421), besides the listen
+    # address, localhost, the loopback addresses and external_url's host; "*.example.com" for a
+    # domain's subdomains, "*" for any (web/hosts.py).
+    allowed_hosts: list[str] = Field(default_factory=list)
+    # The URL people and WeCom reach this service at (behind a proxy, say): its host is served.
+    external_url: str | None = None
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not re.fullmatch(r"\*|(\*\.)?[A-Za-z0-9_.:\[\]-]+", item.strip()):
+                raise ValueError(
+                    f"{item!r} is not a host name (e.g. alertmanager-wecom.monitoring.svc, *.example.com, "
+                    "10.0.0.5; no scheme, port or path)"
+                )
+        return value
+
+    @field_validator("external_url")
+    @classmethod
+    def _external(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https?://[^/\s?#]+(/\S*)?", value):
+            raise ValueError(f"{value!r} is not an http(s) URL (e.g. https://alerts.example.com)")
+        return value
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -32,26 +31,29 @@ class Admin:
 
     def routes(self) -> list[BaseRoute]:
         return [
-            Route("/-/reload", self.guarded(self.reload, changes=True), methods=["POST"]),
+            # As Prometheus and Alertmanager take it: the reload sidecars (configmap-reload,
+            # prometheus-config-reloader) POST with no body and no content type.
+            Route("/-/reload", self.guarded(self.reload, changes=True, bodiless=True), methods=["POST"]),
             Route("/api/outbox", self.guarded(self.outbox_list, changes=False), methods=["GET"]),
             Route("/api/outbox/retry", self.guarded(self.outbox_retry, changes=True), methods=["POST"]),
             Route("/api/outbox/purge", self.guarded(self.outbox_purge, changes=True), methods=["POST"]),
             Route("/api/actions", self.guarded(self.actions_list, changes=False), methods=["GET"]),
         ]
 
-    def guarded(self, endpoint: Endpoint, changes: bool) -> Endpoint:
+    def guarded(self, endpoint: Endpoint, changes: bool, bodiless: bool = False) -> Endpoint:
         """`endpoint` behind the admin checks (`denied`): an endpoint that wraps an endpoint, so that no
-        admin handler can forget them."""
+        admin handler can forget them. `bodiless`: a POST without a content type is taken too."""
 
         async def checked(request: Request) -> Response:
-            refused = self.denied(request, changes)
+            refused = self.denied(request, changes, bodiless)
             return refused if refused is not None else await endpoint(request)
 
         return checked
 
-    def denied(self, request: Request, changes: bool) -> Response | None:
+    def denied(self, request: Request, changes: bool, bodiless: bool = False) -> Response | None:
         """The answer that refuses an admin call, or None. `changes`: a POST that changes state, which
-        must be JSON, so that a web page cannot make a browser send it (a form cannot set that type)."""
+        must be JSON (a form cannot set that type) or, when `bodiless`, have no content type at all (a
+        form always sends one), and must not come from another site's page (Origin, Sec-Fetch-Site)."""
         server = self.relay.config.server
         auth = server.admin_auth
         if auth is None:
@@ -70,14 +72,19 @@ class Admin:
                 headers={"WWW-Authenticate": challenge(auth)},
             )
         if changes:
-            media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-            if media_type != JSON:
+            # A browser names the page that sent a request: another site's page is refused, whatever
+            # Host it chose (the console's own script sends from a host this service serves).
+            refusal = self.relay.hosts.origin_refusal(
+                request.headers.get("origin"),
+                request.headers.get("host", ""),
+                request.headers.get("sec-fetch-site"),
+            )
+            if refusal is not None:
+                return error(403, refusal)
+            content_type = request.headers.get("content-type")
+            media_type = (content_type or "").partition(";")[0].strip().lower()
+            if media_type != JSON and not (bodiless and content_type is None):
                 return error(415, "send the request with Content-Type: application/json")
-            # A browser names the page that sent a request: another site's page is refused (the
-            # console's own script sends from this host).
-            origin = request.headers.get("origin")
-            if origin is not None and urllib.parse.urlsplit(origin).netloc != request.headers.get("host"):
-                return error(403, "cross-site request refused")
         return None
 
     async def _body(self, request: Request) -> Any:

@@ -18,6 +18,7 @@ from alertmanager_wecom.web.admin import Admin
 from alertmanager_wecom.web.auth import TrustedProxies
 from alertmanager_wecom.web.callback import Callbacks
 from alertmanager_wecom.web.console import Console
+from alertmanager_wecom.web.hosts import AllowedHosts, HostPolicy
 from alertmanager_wecom.web.relay import Relay, freeze_heap, open_outbox, wecom_client
 from alertmanager_wecom.web.serving import run_server
 from alertmanager_wecom.web.webhook import Webhook
@@ -31,8 +32,12 @@ def create_app(
     outbox: Outbox | None = None,
     extra_routes: list[BaseRoute] | None = None,
     config_path: str | None = None,
+    listen_host: str | None = None,
 ) -> Starlette:
     relay = Relay(config, client, outbox, config_path=config_path)
+    # The hosts answered: from the server settings and the address listened on (both fixed until a
+    # restart, as the listen address is).
+    relay.hosts = HostPolicy.for_config(config, listen_host)
     # The verification files' route is last: it catches /<name> only where nothing else matched.
     routes = [
         *relay.routes(),
@@ -45,7 +50,10 @@ def create_app(
     ]
     proxies = config.server.trusted_proxies
     # Without trusted proxies the caller is whoever connected: no layer on every request for that.
-    middleware = [Middleware(TrustedProxies, proxies=proxies)] if proxies else []
+    # The host check is outermost: a request for a name we do not serve reaches nothing.
+    middleware = [Middleware(AllowedHosts, policy=relay.hosts)]
+    if proxies:
+        middleware.append(Middleware(TrustedProxies, proxies=proxies))
     app = Starlette(routes=routes, lifespan=relay.lifespan, middleware=middleware)
     app.state.relay = relay
     return app
@@ -64,7 +72,7 @@ def serve_relay(
     header timeout, connection cap): what `serve` and the sandbox both start."""
     tls = config.server.tls
     run_server(
-        create_app(config, config_path=config_path, extra_routes=extra_routes),
+        create_app(config, config_path=config_path, extra_routes=extra_routes, listen_host=host),
         host,
         port,
         log_level,

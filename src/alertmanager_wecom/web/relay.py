@@ -31,6 +31,7 @@ from alertmanager_wecom.ingest.routing import Router
 from alertmanager_wecom.metrics import Metrics
 from alertmanager_wecom.outbox import Outbox, OutboxUnavailable, SQLiteOutbox
 from alertmanager_wecom.outbox.redis import RedisOutbox
+from alertmanager_wecom.web.hosts import HostPolicy
 from alertmanager_wecom.wecom.api import http_client
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,8 @@ class Relay:
         # What parts of the app started besides the relay's own (the console's preview worker): stopped
         # when the service stops.
         self.on_stop: list[Callable[[], Awaitable[None]]] = []
+        # The hosts this service answers for (web/hosts.py); create_app sets them from where it listens.
+        self.hosts = HostPolicy.for_config(config)
 
     def _card_actions(self, dispatcher: Dispatcher) -> CardActions | None:
         """Cards are remembered, and clicks acted on, when an app has a callback URL (card buttons need
