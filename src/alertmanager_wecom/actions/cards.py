@@ -154,6 +154,11 @@ class CardActions:
         lock = self._group_locks.setdefault(f"{record.receiver}\0{record.group_key}", asyncio.Lock())
         async with lock:
             record = await self.store.card(click.task_id) or record  # as the previous click left it
+            # A click does only what the card offers: a signed event with another key (a 90-day
+            # silence on a card offering 1 h) is refused.
+            if click.key not in offered_keys(record.card):
+                await self._done(click, "refused", f"button {click.key[:40]!r} is not on this card")
+                return
             if click.key == "ack":
                 await self._ack(click, record)
             elif click.key == "unsilence":
@@ -189,7 +194,13 @@ class CardActions:
         notification = await _parsed(record)
         target = parse_target(record.target)
         assert isinstance(target, AppTarget)
-        groups = silence_matchers(notification, target.card_settings.silence_matchers)
+        mode = target.card_settings.silence_matchers
+        groups = silence_matchers(notification, mode)
+        refusal = await _scope_refusal(client, notification, mode, groups)
+        if refusal is not None:
+            await client.aclose()
+            await self._failed(click, record, refusal, outcome="refused")
+            return
         now = self.clock()
         comment = (
             f"Silenced from WeCom by {click.user} ({short_duration(seconds, 'en')}) with alertmanager-wecom "
@@ -243,8 +254,9 @@ class CardActions:
         await self._done(click, "ok", f"expired silence {record.state.silence_id}")
         await self.redraw(record, state)
 
-    async def _failed(self, click: Click, record: CardRecord, why: str) -> None:
-        await self._done(click, "failed", why)
+    async def _failed(self, click: Click, record: CardRecord, why: str, outcome: str = "failed") -> None:
+        """Nothing was done: said in the audit (`outcome`) and on the card."""
+        await self._done(click, outcome, why)
         await self.redraw(record, dataclasses.replace(record.state, failure=why[:80]))
 
     async def _done(self, click: Click, outcome: str, detail: str) -> None:
@@ -336,6 +348,40 @@ class CardActions:
 async def _parsed(record: CardRecord) -> Notification:
     """The card's notification, parsed off the event loop (a large group is megabytes)."""
     return await asyncio.to_thread(parse_notification, record.payload)
+
+
+def offered_keys(card: dict[str, Any]) -> set[str]:
+    """The button keys of a card as last drawn."""
+    buttons = card.get("button_list")
+    if not isinstance(buttons, list):
+        return set()
+    return {str(b["key"]) for b in buttons if isinstance(b, dict) and "key" in b and b["key"] != "noop"}
+
+
+async def _scope_refusal(
+    client: AlertmanagerClient, notification: Notification, mode: str, groups: list[list[Matcher]]
+) -> str | None:
+    """Why a silence would do more, or less, than silence the card's alerts; None when it is sound.
+
+    The group's labels name the group (Alertmanager's group_by). Without them the common labels are
+    all there is, and they may be as wide as ``severity=critical``: then the silence is made only if
+    Alertmanager has no alert they match beyond the card's own."""
+    if not groups:
+        return "nothing to match: the alerts have no labels, a silence would match everything"
+    if mode == "alerts" or notification.group_labels:
+        return None
+    try:
+        matched = await client.matched_fingerprints(groups[0])
+    except AlertmanagerError as exc:
+        return f"could not check what the silence would match: {exc}"
+    others = matched - {alert.fingerprint for alert in notification.alerts}
+    if not others:
+        return None
+    shown = ",".join(f"{m.name}={m.value}" for m in groups[0])[:60]
+    return (
+        f"{shown} would also silence {len(others)} other alert(s): group the route (group_by) or set "
+        "card.silence_matchers: alerts"
+    )
 
 
 def silence_matchers(notification: Notification, mode: str) -> list[list[Matcher]]:

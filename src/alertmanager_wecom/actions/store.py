@@ -50,6 +50,13 @@ CREATE TABLE IF NOT EXISTS acks (
     at REAL NOT NULL,
     PRIMARY KEY (receiver, group_key)
 );
+-- Callback events taken (a hash of what makes one click one click): a captured click replayed, or
+-- WeCom's retry, after a restart or to another process on this store, is recognised.
+CREATE TABLE IF NOT EXISTS seen_events (
+    key TEXT PRIMARY KEY,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS seen_events_by_time ON seen_events (at);
 CREATE TABLE IF NOT EXISTS actions (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     at REAL NOT NULL,
@@ -252,6 +259,19 @@ class ActionStore:
             db.execute("DELETE FROM acks WHERE receiver = ? AND group_key = ?", (receiver, group_key))
 
         await self._run(clear)
+
+    # -- replay protection ------------------------------------------------------------------------------
+
+    async def first_time(self, key: str, at: float, keep: float) -> bool:
+        """Whether the event `key` is new (then it is remembered); events older than `keep` seconds
+        are forgotten (a replay that old is refused by its timestamp anyway)."""
+
+        def seen(db: sqlite3.Connection) -> bool:
+            db.execute("DELETE FROM seen_events WHERE at < ?", (at - keep,))
+            cursor = db.execute("INSERT OR IGNORE INTO seen_events (key, at) VALUES (?, ?)", (key, at))
+            return cursor.rowcount == 1
+
+        return await self._run(seen)
 
     # -- audit ------------------------------------------------------------------------------------------
 

@@ -1,15 +1,18 @@
 """The callback URL WeCom calls (``/wecom/callback/<app>``): URL verification and events (card clicks).
 
-No auth of ours on this route: WeCom's signature is the auth. A request is refused (403, logged, nothing
-done) when its signature does not match the app's token, its timestamp is outside `callback.max_age` (a
-replayed event), or it decrypts to another corp's message. WeCom retries an event 3 times when it gets
-no answer within 5 s, so the answer comes first and repeats are recognised (FromUserName + CreateTime).
+No auth of ours on this route: WeCom's signature is the auth. A request is refused (403, logged at a
+bounded rate, nothing done) when its signature does not match the app's token, its timestamp is outside
+`callback.max_age` (URL checks and events alike), or it decrypts to another corp's message. WeCom
+retries an event 3 times when it gets no answer within 5 s, so the answer comes first, and an event
+already taken is recognised in the card store (durable: a capture replayed after a restart does
+nothing). One click is who, when, which card, which button and its response code (new for every
+click), so two clicks in the same second are two clicks.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections import OrderedDict
 from xml.etree.ElementTree import Element
 
 import defusedxml.ElementTree as SafeXML
@@ -19,6 +22,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from alertmanager_wecom.actions.cards import Click
+from alertmanager_wecom.throttled_log import ThrottledLog
 from alertmanager_wecom.web.answers import BodyTooLarge, BodyTooSlow, error, read_body
 from alertmanager_wecom.web.relay import Relay
 from alertmanager_wecom.wecom.callback_crypto import CallbackCrypto, CallbackError
@@ -26,13 +30,12 @@ from alertmanager_wecom.wecom.callback_crypto import CallbackCrypto, CallbackErr
 log = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024  # an event is a few hundred bytes
-_SEEN = 10_000  # events remembered for spotting WeCom's retries
+_refusals = ThrottledLog(log)
 
 
 class Callbacks:
     def __init__(self, relay: Relay) -> None:
         self.relay = relay
-        self._seen: OrderedDict[tuple[str, str, str], None] = OrderedDict()
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -49,8 +52,18 @@ class Callbacks:
 
     def _refused(self, name: str, reason: str) -> Response:
         self.relay.metrics.callbacks.labels(name, "refused").inc()
-        log.warning("callback for app %s refused: %s", name, reason)
+        _refusals.warning("callback for app %s refused: %s", name, reason)
         return error(403, f"refused: {reason}")
+
+    def _timestamp_problem(self, name: str, timestamp: str, max_age: float) -> Response | None:
+        """400 for a timestamp that is not seconds (``²`` is a digit to Python; 5,000 digits are not a
+        time), 403 for one outside `max_age` of now (a replay), else None."""
+        if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
+            self.relay.metrics.callbacks.labels(name, "bad_request").inc()
+            return error(400, "timestamp is seconds since 1970 (up to 12 ASCII digits)")
+        if abs(self.relay.clock() - int(timestamp)) > max_age:
+            return self._refused(name, f"timestamp outside {max_age:g}s of now (a replay?)")
+        return None
 
     async def verify(self, request: Request) -> Response:
         """URL verification (when the callback URL is saved in WeCom's admin console): answer the
@@ -65,6 +78,11 @@ class Callbacks:
             self.relay.metrics.callbacks.labels(name, "bad_request").inc()
             return error(400, "WeCom's URL verification sends msg_signature, timestamp, nonce and echostr")
         signature, timestamp, nonce, echostr = (f or "" for f in fields)
+        callback = self.relay.config.apps[name].callback
+        assert callback is not None
+        problem = self._timestamp_problem(name, timestamp, callback.max_age)
+        if problem is not None:
+            return problem
         try:
             crypto.check_signature(signature, timestamp, nonce, echostr)
             plaintext = crypto.decrypt(echostr)
@@ -83,11 +101,12 @@ class Callbacks:
         assert app.callback is not None
         query = request.query_params
         signature, timestamp, nonce = (query.get(k, "") for k in ("msg_signature", "timestamp", "nonce"))
-        if not (signature and timestamp.isdigit() and nonce):
+        if not (signature and timestamp and nonce):
             self.relay.metrics.callbacks.labels(name, "bad_request").inc()
             return error(400, "a WeCom callback sends msg_signature, timestamp (seconds) and nonce")
-        if abs(self.relay.clock() - int(timestamp)) > app.callback.max_age:
-            return self._refused(name, f"timestamp outside {app.callback.max_age:g}s of now (a replay?)")
+        problem = self._timestamp_problem(name, timestamp, app.callback.max_age)
+        if problem is not None:
+            return problem
         try:
             body = await read_body(request, MAX_BODY, self.relay.config.server.body_timeout)
         except (BodyTooLarge, BodyTooSlow):
@@ -105,22 +124,21 @@ class Callbacks:
             return self._refused(name, str(exc))
         if inner is None:
             return self._refused(name, "the decrypted message is not XML")
-        key = (_text(inner, "FromUserName"), _text(inner, "CreateTime"), _text(inner, "MsgId"))
-        if key in self._seen:
-            self.relay.metrics.callbacks.labels(name, "duplicate").inc()
-            return Response(b"")  # WeCom's retry of an event already taken
-        self._seen[key] = None
-        if len(self._seen) > _SEEN:
-            self._seen.popitem(last=False)
-        self.relay.metrics.callbacks.labels(name, "accepted").inc()
         if _text(inner, "ToUserName") and _text(inner, "ToUserName") != app.corp_id:
             return self._refused(name, "the event is addressed to another corp")
+        user = _text(inner, "FromUserName")
         cards = self.relay.cards
+        if cards is not None and not await cards.store.first_time(
+            _event_key(name, inner), self.relay.clock(), keep=2 * app.callback.max_age + 60
+        ):
+            self.relay.metrics.callbacks.labels(name, "duplicate").inc()
+            return Response(b"")  # WeCom's retry of an event already taken, or a replay
+        self.relay.metrics.callbacks.labels(name, "accepted").inc()
         if _text(inner, "Event") == "template_card_event" and cards is not None:
             # Acted on after this answer: WeCom waits 5 s, Alertmanager may take longer.
             click = Click(
                 app=name,
-                user=key[0],
+                user=user,
                 task_id=_text(inner, "TaskId"),
                 key=_text(inner, "EventKey"),
                 response_code=_text(inner, "ResponseCode"),
@@ -133,10 +151,18 @@ class Callbacks:
             name,
             _text(inner, "MsgType") or "?",
             _text(inner, "Event") or "-",
-            key[0] or "?",
+            user or "?",
             _text(inner, "EventKey") or "-",
         )
         return Response(b"")
+
+
+def _event_key(app: str, inner: Element) -> str:
+    """What makes one event one event: who, when, which message or card, which button, and the
+    click's response code (WeCom makes a new one for every click)."""
+    fields = ("FromUserName", "CreateTime", "MsgId", "Event", "TaskId", "EventKey", "ResponseCode")
+    text = "\0".join([app, *(_text(inner, f) for f in fields)])
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _xml(data: bytes) -> Element | None:
