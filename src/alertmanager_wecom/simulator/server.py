@@ -140,13 +140,25 @@ class SimulatorServer:
         entries = list(reversed(self.state.entries(recipient)))[:500]
         recipients = sorted({e["recipient"] for e in self.state.entries()})
         html = _pages.get_template("inbox.html").render(
-            entries=entries, recipients=recipients, selected=recipient, stats=self.state.stats()
+            entries=entries,
+            recipients=recipients,
+            selected=recipient,
+            stats=self.state.stats(),
+            trimmed=self.state.trimmed_count(recipient),
+            kept=self.state.settings.inbox_per_recipient,
         )
         return HTMLResponse(html)
 
     async def inbox_json(self, request: Request) -> Response:
         recipient = request.query_params.get("user")
-        return JSONResponse({"entries": self.state.entries(recipient)})
+        return JSONResponse(
+            {
+                "entries": self.state.entries(recipient),
+                # Older messages no longer kept: each person keeps the newest `kept_per_recipient`.
+                "trimmed": self.state.trimmed_count(recipient),
+                "kept_per_recipient": self.state.settings.inbox_per_recipient,
+            }
+        )
 
     async def stats(self, request: Request) -> Response:
         return JSONResponse(self.state.stats())
