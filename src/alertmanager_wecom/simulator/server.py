@@ -16,6 +16,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from alertmanager_wecom.simulator import view
+from alertmanager_wecom.simulator.admin_guard import admin_only
 from alertmanager_wecom.simulator.callbacks import CallbackSender, SavedCallback
 from alertmanager_wecom.simulator.model import Faults, SimulatorSettings
 from alertmanager_wecom.simulator.state import Reply, SimulatorState
@@ -245,16 +246,17 @@ class SimulatorServer:
             Route("/cgi-bin/appchat/{action}", self.appchat, methods=["GET", "POST"]),
             Route("/inbox", self.inbox_page, methods=["GET"]),
             Route("/api/v1/query_range", self.demo_query_range, methods=["GET"]),
-            Route("/admin/inbox", self.inbox_json, methods=["GET"]),
-            Route("/admin/media/{media_id}", self.media_file, methods=["GET"]),
-            Route("/admin/stats", self.stats, methods=["GET"]),
-            Route("/admin/reset", self.reset, methods=["POST"]),
-            Route("/admin/tokens/revoke", self.revoke, methods=["POST"]),
-            Route("/admin/faults", self.faults, methods=["GET", "POST"]),
-            Route("/admin/trusted-ips", self.trusted_ips, methods=["POST"]),
-            Route("/admin/callback", self.save_callback, methods=["POST"]),
-            Route("/admin/callback/click", self.click, methods=["POST"]),
-            Route("/admin/click", self.click, methods=["POST"]),
+            # Every admin endpoint: same-origin (or no Origin) only, and JSON bodies (admin_guard.py).
+            Route("/admin/inbox", admin_only(self.inbox_json), methods=["GET"]),
+            Route("/admin/media/{media_id}", admin_only(self.media_file), methods=["GET"]),
+            Route("/admin/stats", admin_only(self.stats), methods=["GET"]),
+            Route("/admin/reset", admin_only(self.reset), methods=["POST"]),
+            Route("/admin/tokens/revoke", admin_only(self.revoke), methods=["POST"]),
+            Route("/admin/faults", admin_only(self.faults), methods=["GET", "POST"]),
+            Route("/admin/trusted-ips", admin_only(self.trusted_ips), methods=["POST"]),
+            Route("/admin/callback", admin_only(self.save_callback), methods=["POST"]),
+            Route("/admin/callback/click", admin_only(self.click), methods=["POST"]),
+            Route("/admin/click", admin_only(self.click), methods=["POST"]),
         ]
 
 
