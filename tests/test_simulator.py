@@ -241,3 +241,25 @@ def test_the_simulator_prints_credentials_that_work(tmp_path: Path) -> None:
             json={"msgtype": "text", "text": {"content": "hi"}},
         ).json()
         assert (sent["errcode"], robot_sent["errcode"]) == (0, 0)
+
+
+def test_the_simulator_command_sets_the_inbox_bound(tmp_path: Path) -> None:
+    port = free_port()
+    with cli_process(
+        ["simulator", "--listen", f"127.0.0.1:{port}", "--inbox-per-recipient", "2"], tmp_path / "sim.log"
+    ):
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/admin/stats")
+        tok = httpx.get(
+            f"{url}/cgi-bin/gettoken", params={"corpid": SANDBOX_CORP_ID, "corpsecret": SANDBOX_SECRET}
+        ).json()["access_token"]
+        for i in range(3):
+            body = {
+                "touser": "zhangsan",
+                "agentid": SANDBOX_AGENT_ID,
+                "msgtype": "text",
+                "text": {"content": f"m{i}"},
+            }
+            httpx.post(f"{url}/cgi-bin/message/send", params={"access_token": tok}, json=body)
+        inbox = httpx.get(f"{url}/admin/inbox", params={"user": "zhangsan"}).json()
+        assert [e["visible"] for e in inbox["entries"]] == ["m1", "m2"] and inbox["trimmed"] == 1
