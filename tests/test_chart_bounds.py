@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from alertmanager_wecom import samples
@@ -118,6 +118,29 @@ def test_with_queries_from_generator_url_an_annotation_query_is_never_run(
         wait_until(lambda: "annotations choose no query" in caplog.text, 20, "the chart skipped")
     assert [params["query"] for params in asked] == ['up{job="node"}']
     assert all(expensive not in json.dumps(params) for params in asked)
+
+
+def test_an_answer_too_large_for_a_chart_is_not_read(
+    simulator: str, sim_state: SimulatorState, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A query that matches a huge number of series: its answer is not read into memory past 16 MB."""
+    caplog.set_level(logging.INFO)
+
+    async def huge(request: Request) -> Response:
+        async def chunks() -> AsyncIterator[bytes]:
+            yield b'{"status":"success","data":{"resultType":"matrix","result":['
+            for _ in range(40):  # 40 MB, if all of it were read
+                yield b'{"metric":{},"values":[]},' * 40_000
+            yield b'{"metric":{},"values":[]}]}}'
+
+        return StreamingResponse(chunks(), media_type="application/json")
+
+    with serve_in_thread(Starlette(routes=[Route("/api/v1/query_range", huge)])) as url:
+        config = _config(simulator, tmp_path, url)
+        with serve_in_thread(create_app(config)) as relay:
+            assert post(relay, _payload(datetime.now(UTC), "count(up)")).status_code == 200
+            wait_until(lambda: "answer is over 16 MB" in caplog.text, 20, "the chart skipped")
+    assert not [e for e in sim_state.inbox if e.image]
 
 
 @given(
