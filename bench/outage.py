@@ -28,7 +28,8 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="amw-bench-outage-"))
     sim_port, relay_port = free_port(), free_port()
-    sim_args = cli("simulator", "--listen", f"127.0.0.1:{sim_port}")
+    # Every message is counted: the inbox keeps them all, not the newest 500.
+    sim_args = cli("simulator", "--listen", f"127.0.0.1:{sim_port}", "--inbox-per-recipient", "10000000")
     sim = spawn(sim_args, work / "sim.log")
     config = write_yaml(
         work / "relay.yaml",

@@ -51,7 +51,9 @@ def main() -> None:
     procs = []
     try:
         sim_port, redis_port = free_port(), free_port()
-        procs.append(spawn(cli("simulator", "--listen", f"127.0.0.1:{sim_port}"), work / "sim.log"))
+        # Every message is counted: the inbox keeps them all, not the newest 500.
+        sim_args = cli("simulator", "--listen", f"127.0.0.1:{sim_port}", "--inbox-per-recipient", "10000000")
+        procs.append(spawn(sim_args, work / "sim.log"))
         procs.append(redis_server(work, redis_port))
         sim = f"http://127.0.0.1:{sim_port}"
         wait_http(f"{sim}/admin/stats")

@@ -65,7 +65,10 @@ def run(size: int, work: Path) -> dict[str, float]:
     users = [f"u{i}" for i in range(USERS)]
     sim_config = write_yaml(
         work / "sim.yaml",
-        {"corps": [{"corp_id": CORP, "users": users, "apps": [{"agent_id": AGENT, "secret": SECRET}]}]},
+        {
+            "corps": [{"corp_id": CORP, "users": users, "apps": [{"agent_id": AGENT, "secret": SECRET}]}],
+            "inbox_per_recipient": 10_000_000,  # every message is counted, not each person's newest 500
+        },
     )
     sim = spawn(
         cli("simulator", "--listen", f"127.0.0.1:{sim_port}", "--config", str(sim_config)), work / "sim.log"

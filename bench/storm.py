@@ -89,7 +89,16 @@ def main() -> None:
             fault_args = ["--fault-rate", str(args.faults), "--fault-kinds", "busy"] if args.faults else []
             procs.append(
                 spawn(
-                    cli("simulator", "--listen", f"127.0.0.1:{port}", *fault_args), work / f"sim-{path}.log"
+                    # Every message is counted: the inbox keeps them all, not the newest 500.
+                    cli(
+                        "simulator",
+                        "--listen",
+                        f"127.0.0.1:{port}",
+                        "--inbox-per-recipient",
+                        "10000000",
+                        *fault_args,
+                    ),
+                    work / f"sim-{path}.log",
                 )
             )
             sims[path] = f"http://127.0.0.1:{port}"

@@ -84,6 +84,26 @@ def test_check_explains_each_setup_mistake(
     assert "wrong-secret-123" not in result.output and SANDBOX_SECRET not in result.output
 
 
+def test_check_does_not_send_to_a_templated_recipient(
+    tmp_path: Path, simulator: str, sim_state: SimulatorState
+) -> None:
+    """`{{ labels.owner }}` is filled in from each alert: check has no one to send to, and says so rather
+    than sending to the literal text (an error for a userid nobody has, and a call for nothing)."""
+    path = write_config(tmp_path, simulator, to_user=["{{ labels.owner }}"])
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    raw["receivers"][0]["targets"].append({"app": "ops", "to_user": ["lisi"]})
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    result = run("check", "--config", str(path))
+    assert result.exit_code == 0, result.output
+    assert (
+        "OK   receiver default target 1 (app ops): not tested: its recipients come from alert data "
+        "(to_user: {{ labels.owner }})" in result.output
+    )
+    assert "test message sent to app:ops→lisi" in result.output  # the other target is still tested
+    assert [e["recipient"] for e in sim_state.entries()] == ["lisi"]
+    assert sim_state.stats()["calls"].get("message/send") == 1
+
+
 def test_check_unreachable_api(tmp_path: Path) -> None:
     result = run("check", "--config", str(write_config(tmp_path, "http://127.0.0.1:9")))
     assert result.exit_code == 1

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 import gc
 import json
 import logging
@@ -15,12 +16,13 @@ import pytest
 
 from alertmanager_wecom import samples
 from alertmanager_wecom.config import Config
+from alertmanager_wecom.config.loader import parse_config
 from alertmanager_wecom.ingest.payload import LARGE_BODY
 from alertmanager_wecom.ingest.routing import Router
 from alertmanager_wecom.simulator import SimulatorState
 from alertmanager_wecom.simulator.model import SANDBOX_AGENT_ID, SANDBOX_SECRET, Faults
 from alertmanager_wecom.web.app import create_app
-from tests.helpers import SAMPLES, relay_config, wait_until
+from tests.helpers import SAMPLES, raw_config, relay_config, wait_until
 from tests.servers import serve_in_thread
 
 
@@ -100,6 +102,33 @@ def test_unknown_receiver_404_lists_receivers(relay: str) -> None:
     response = post(relay, samples.node_down(1), receiver="nope")
     assert response.status_code == 404 and response.json()["receivers"] == ["default"]
     assert httpx.get(f"{relay}/alerts/default").status_code == 405
+
+
+def test_an_unknown_receiver_is_named_only_to_a_caller_with_credentials(
+    relay_for: Any, simulator: str, tmp_path: Path
+) -> None:
+    """With webhook auth configured, a stranger's 404 says no more than that: the receivers' names are
+    config. A caller with the server's credentials, or any receiver's, is one of our Alertmanagers."""
+    raw = raw_config(simulator, tmp_path, {"app": "ops", "to_user": ["zhangsan"]})
+    raw["server"] = {"auth": {"bearer_token": "server-token-3e1f"}}
+    raw["receivers"].append(
+        {
+            "name": "team-payments",
+            "targets": [{"app": "ops", "to_user": ["lisi"]}],
+            "auth": {"basic_auth": {"username": "am", "password": "team-pass-77"}},
+        }
+    )
+    relay = relay_for(parse_config(raw))
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic YW06bm9wZQ=="}):
+        stranger = post(relay, samples.node_down(1), receiver="nope", headers=headers)
+        assert stranger.status_code == 404 and stranger.json() == {"error": "no such receiver"}
+        assert "team-payments" not in stranger.text and "default" not in stranger.text
+    for headers in (
+        {"Authorization": "Bearer server-token-3e1f"},
+        {"Authorization": "Basic " + base64.b64encode(b"am:team-pass-77").decode()},
+    ):
+        known = post(relay, samples.node_down(1), receiver="nope", headers=headers)
+        assert known.status_code == 404 and known.json()["receivers"] == ["default", "team-payments"]
 
 
 def test_health_and_readiness(relay: str) -> None:

@@ -9,7 +9,12 @@ import httpx
 import pytest
 
 from alertmanager_wecom.simulator import SimulatorState, create_simulator_app, sandbox_settings
-from alertmanager_wecom.simulator.model import SANDBOX_AGENT_ID, SANDBOX_CORP_ID, SANDBOX_SECRET
+from alertmanager_wecom.simulator.model import (
+    SANDBOX_AGENT_ID,
+    SANDBOX_CORP_ID,
+    SANDBOX_SECRET,
+    SimulatorSettings,
+)
 from tests.servers import cli_process, free_port, serve_in_thread, wait_http
 
 
@@ -108,6 +113,31 @@ def test_member_limits_drop_silently(state: SimulatorState, clock: Clock) -> Non
     assert any(e["dropped"] == "member limit 1000/hour" for e in state.entries("zhangsan"))
 
 
+def test_each_person_keeps_their_newest_messages_and_the_count_of_the_rest(clock: Clock) -> None:
+    assert SimulatorSettings().inbox_per_recipient == 500
+    state = SimulatorState(sandbox_settings().model_copy(update={"inbox_per_recipient": 3}), clock=clock)
+    tok = token(state)
+    for i in range(5):
+        assert send(state, tok, text={"content": f"z{i}"})["errcode"] == 0
+        clock.now += 61  # under the minute's limit
+    for i in range(2):
+        assert send(state, tok, touser="lisi", text={"content": f"l{i}"})["errcode"] == 0
+    assert [e["visible"] for e in state.entries("zhangsan")] == ["z2", "z3", "z4"]
+    assert [e["visible"] for e in state.entries("lisi")] == ["l0", "l1"]  # another person's own count
+    assert (state.trimmed_count("zhangsan"), state.trimmed_count("lisi"), state.trimmed_count()) == (2, 0, 2)
+    assert state.stats()["trimmed"] == 2 and state.stats()["messages"] == 5
+    with serve_in_thread(create_simulator_app(state)) as url, httpx.Client(base_url=url) as client:
+        mine = client.get("/admin/inbox", params={"user": "zhangsan"}).json()
+        assert (mine["trimmed"], mine["kept_per_recipient"], len(mine["entries"])) == (2, 3, 3)
+        assert client.get("/admin/inbox", params={"user": "lisi"}).json()["trimmed"] == 0
+        everyone = client.get("/admin/inbox").json()
+        assert (everyone["trimmed"], len(everyone["entries"])) == (2, 5)
+        assert "2 older messages are no longer kept" in client.get("/inbox", params={"user": "zhangsan"}).text
+        assert "no longer kept" not in client.get("/inbox", params={"user": "lisi"}).text
+    state.reset()
+    assert state.trimmed_count() == 0 and state.entries() == []
+
+
 def test_trusted_ip_answers_60020_with_caller_ip(state: SimulatorState) -> None:
     state.set_trusted_ips(SANDBOX_AGENT_ID, ["203.0.113.9"])
     reply = send(state, token(state), ip="127.0.0.7")
@@ -178,7 +208,7 @@ def test_http_faults_inbox_page_and_media_upload() -> None:
             files={"media": ("chart.png", b"GIF89a" + b"0" * 100, "image/png")},
         ).json()
         assert not_an_image["errcode"] == 40005
-        assert client.post("/admin/tokens/revoke").json()["revoked"] == 1
+        assert client.post("/admin/tokens/revoke", json={}).json()["revoked"] == 1
         assert (
             client.post("/cgi-bin/message/send", params={"access_token": tok}, json=body).json()["errcode"]
             == 40014
@@ -211,3 +241,25 @@ def test_the_simulator_prints_credentials_that_work(tmp_path: Path) -> None:
             json={"msgtype": "text", "text": {"content": "hi"}},
         ).json()
         assert (sent["errcode"], robot_sent["errcode"]) == (0, 0)
+
+
+def test_the_simulator_command_sets_the_inbox_bound(tmp_path: Path) -> None:
+    port = free_port()
+    with cli_process(
+        ["simulator", "--listen", f"127.0.0.1:{port}", "--inbox-per-recipient", "2"], tmp_path / "sim.log"
+    ):
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/admin/stats")
+        tok = httpx.get(
+            f"{url}/cgi-bin/gettoken", params={"corpid": SANDBOX_CORP_ID, "corpsecret": SANDBOX_SECRET}
+        ).json()["access_token"]
+        for i in range(3):
+            body = {
+                "touser": "zhangsan",
+                "agentid": SANDBOX_AGENT_ID,
+                "msgtype": "text",
+                "text": {"content": f"m{i}"},
+            }
+            httpx.post(f"{url}/cgi-bin/message/send", params={"access_token": tok}, json=body)
+        inbox = httpx.get(f"{url}/admin/inbox", params={"user": "zhangsan"}).json()
+        assert [e["visible"] for e in inbox["entries"]] == ["m1", "m2"] and inbox["trimmed"] == 1

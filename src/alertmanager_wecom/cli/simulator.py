@@ -27,6 +27,11 @@ from alertmanager_wecom.web.serving import run_server
 @click.option("--slow-seconds", type=float, help="Delay of a 'slow' fault.")
 @click.option("--fault-seed", type=int, help="Seed for the fault sequence (reproducible runs).")
 @click.option(
+    "--inbox-per-recipient",
+    type=int,
+    help="Messages each person's inbox keeps, the newest (default 500; a benchmark counting all: more).",
+)
+@click.option(
     "--trusted-ip",
     "trusted_ips",
     multiple=True,
@@ -40,6 +45,7 @@ def simulator(
     fault_kinds: str | None,
     slow_seconds: float | None,
     fault_seed: int | None,
+    inbox_per_recipient: int | None,
     trusted_ips: tuple[str, ...],
 ) -> None:
     """Run the WeCom simulator: gettoken, message/send, webhook/send, media/upload, and an inbox page."""
@@ -58,6 +64,8 @@ def simulator(
         update: dict[str, Any] = {"faults": type(settings.faults).model_validate(faults)}
         if token_ttl is not None:
             update["token_ttl_seconds"] = token_ttl
+        if inbox_per_recipient is not None:
+            update["inbox_per_recipient"] = inbox_per_recipient
         settings = SimulatorSettings.model_validate(
             {**settings.model_dump(), **update, "faults": update["faults"].model_dump()}
         )

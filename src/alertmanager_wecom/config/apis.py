@@ -3,6 +3,8 @@ queries) and the credentials they share with inbound auth: part of the config mo
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, model_validator
 
 from alertmanager_wecom.config.fields import Duration, Model
@@ -35,14 +37,21 @@ class PrometheusAPI(AlertmanagerAPI):
     """Prometheus's HTTP API, asked for the charts (query_range). Not the generator URL's host: alert
     data names that, and it is not trusted by default."""
 
+    # Sent as query_range's own `timeout` too: Prometheus stops computing then, not only we waiting.
     timeout: Duration = Field(default=5.0, gt=0)
+    # Which query a chart may run. An annotation is whatever the sender of the webhook wrote, so with
+    # `generator_url` only the expression in the alert's generatorURL (the rule's own, as Prometheus
+    # links it) is run, and an alert that gives only an annotation gets no chart.
+    queries_from: Literal["annotation_or_generator_url", "generator_url"] = "annotation_or_generator_url"
 
 
 class ChartSettings(Model):
     """How charts are drawn: the query from the annotation `query_annotation` (else the alert's
-    generatorURL's g0.expr), from `before` the alert's start to now, about `points` points."""
+    generatorURL's g0.expr), from `before` the alert's start to now (at most `max_range`: the start is
+    alert data), at most `points` points (the step follows: never finer than the window allows)."""
 
     query_annotation: str = "chart_query"
     before: Duration = Field(default=3600.0, gt=0)
-    points: int = Field(default=300, ge=10, le=11000)
+    max_range: Duration = Field(default=7 * 86400.0, ge=60, le=31 * 86400.0)
+    points: int = Field(default=300, ge=10, le=11000)  # Prometheus refuses over 11,000 per series
     max_series: int = Field(default=8, ge=1, le=20)

@@ -11,6 +11,7 @@ down: the chart is skipped with the reason logged, never retried.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import urllib.parse
@@ -31,16 +32,19 @@ from alertmanager_wecom.wecom.api import WeComError
 
 log = logging.getLogger(__name__)
 
-MAX_WINDOW = 7 * 86400.0  # an alert firing for weeks is drawn over its last week
+# A chart needs a few series of a few hundred points (kilobytes); an answer this large is a query that
+# matches far too many series, and is not read into memory.
+MAX_ANSWER_BYTES = 16 * 1024 * 1024
 
 
 class ChartSkipped(Exception):
     """Why there is no chart (logged; never retried)."""
 
 
-def chart_query(alert: Alert, annotation: str) -> str | None:
-    """The annotation `annotation`, else the expression of a Prometheus graph link (``g0.expr``)."""
-    given = alert.annotations.get(annotation, "").strip()
+def chart_query(alert: Alert, annotation: str, from_annotation: bool = True) -> str | None:
+    """The annotation `annotation` (unless not `from_annotation`: `prometheus.queries_from:
+    generator_url`), else the expression of a Prometheus graph link (``g0.expr``)."""
+    given = alert.annotations.get(annotation, "").strip() if from_annotation else ""
     if given:
         return given
     try:
@@ -51,19 +55,49 @@ def chart_query(alert: Alert, annotation: str) -> str | None:
     return expr or None
 
 
+async def _get(api: PrometheusAPI, params: dict[str, str]) -> tuple[int, bytes]:
+    """Status and body of a query_range, the body read only up to `MAX_ANSWER_BYTES`."""
+    body = bytearray()
+    try:
+        async with (
+            api_client(api) as client,
+            client.stream("GET", f"{api.url.rstrip('/')}/api/v1/query_range", params=params) as answer,
+        ):
+            async for chunk in answer.aiter_bytes():
+                body += chunk
+                if len(body) > MAX_ANSWER_BYTES:
+                    raise ChartSkipped(
+                        f"Prometheus's answer is over {MAX_ANSWER_BYTES // 2**20} MB: the query matches "
+                        "too many series for a chart"
+                    )
+            return answer.status_code, bytes(body)
+    except ChartSkipped:
+        raise
+    except Exception as exc:  # timeouts, refused connections, TLS: all mean "no chart this time"
+        raise ChartSkipped(f"Prometheus unreachable ({type(exc).__name__})") from None
+
+
 async def query_range(
     api: PrometheusAPI, expr: str, start: float, end: float, step: float
 ) -> list[chart.Series]:
-    params = {"query": expr, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"}
+    params = {
+        "query": expr,
+        "start": f"{start:.3f}",
+        "end": f"{end:.3f}",
+        "step": f"{step:g}",
+        # Prometheus's own limit for this query (seconds): past it Prometheus stops evaluating it, where
+        # our client's timeout alone would only stop us waiting for it.
+        "timeout": f"{api.timeout:g}",
+    }
+    status, body = await _get(api, params)
+    if status != 200:
+        try:
+            kind = str(json.loads(body).get("errorType", ""))[:40]
+        except (ValueError, AttributeError):
+            kind = ""
+        raise ChartSkipped(f"Prometheus answered HTTP {status}" + (f" ({kind})" if kind else ""))
     try:
-        async with api_client(api) as client:
-            answer = await client.get(f"{api.url.rstrip('/')}/api/v1/query_range", params=params)
-    except Exception as exc:  # timeouts, refused connections, TLS: all mean "no chart this time"
-        raise ChartSkipped(f"Prometheus unreachable ({type(exc).__name__})") from None
-    if answer.status_code != 200:
-        raise ChartSkipped(f"Prometheus answered HTTP {answer.status_code}")
-    try:
-        data: Any = answer.json()
+        data: Any = json.loads(body)
         result = data["data"]["result"]
         kind = data["data"]["resultType"]
     except (ValueError, KeyError, TypeError):
@@ -122,12 +156,18 @@ class Charts:
         if api is None:
             raise ChartSkipped("no prometheus.url for this receiver")
         lead = sorted(notification.firing, key=severity_rank)[0]
-        expr = chart_query(lead, settings.query_annotation)
+        from_annotation = api.queries_from == "annotation_or_generator_url"
+        expr = chart_query(lead, settings.query_annotation, from_annotation)
         if expr is None:
-            raise ChartSkipped(f"no {settings.query_annotation} annotation and no Prometheus graph link")
-        end = self.clock()
-        start = max(lead.started.timestamp() - settings.before, end - MAX_WINDOW)
-        step = max(1.0, round((end - start) / settings.points))
+            raise ChartSkipped(
+                f"no {settings.query_annotation} annotation and no Prometheus graph link"
+                if from_annotation
+                else "no Prometheus graph link (prometheus.queries_from: generator_url: annotations "
+                "choose no query)"
+            )
+        start, end, step = chart.query_window(
+            lead.started.timestamp(), self.clock(), settings.before, settings.max_range, settings.points
+        )
         try:
             series = await asyncio.wait_for(
                 query_range(api, chart.strip_comparison(expr), start, end, step), api.timeout + 1

@@ -163,14 +163,20 @@ def mentions_for(target: Target, notification: Notification) -> tuple[list[str],
 
 
 def messages_for(
-    route: Route, notification: Notification, job: Job | None = None, card: CardContext | None = None
+    route: Route,
+    notification: Notification,
+    job: Job | None = None,
+    card: CardContext | None = None,
+    quiet: bool = False,
 ) -> list[Message]:
     """The messages for one notification. A user template that fails on these alerts (a label it
     expects is missing, say) is logged and the package's template shows them instead: the alerts
-    matter more than their layout. `job`: the job being delivered (then refused mentions are logged)."""
+    matter more than their layout. `job`: the job being delivered (then refused mentions are logged).
+    `quiet`: a render for display (the console), not a delivery: what its delivery logged is not logged
+    again each time someone looks at it."""
 
     def refused(problems: str) -> None:
-        if job is not None:
+        if job is not None and not quiet:
             log.warning(
                 "receiver %s job %d: mentions from alert data refused: %s", job.receiver, job.id, problems
             )
@@ -182,28 +188,33 @@ def messages_for(
     except Exception as exc:
         if not route.renderer.custom_templates:
             raise
-        log.error(
-            "target %s: its template failed (%s); sent with the built-in template instead",
-            route.channel.name,
-            describe(exc),
-        )
+        if not quiet:
+            log.error(
+                "target %s: its template failed (%s); sent with the built-in template instead",
+                route.channel.name,
+                describe(exc),
+            )
         return render_messages(
             route.target, route.renderer.with_builtin_templates(), notification, None, card
         )
 
 
 def render_job(
-    route: Route, job: Job, notification: Notification | None = None, state: CardState | None = None
+    route: Route,
+    job: Job,
+    notification: Notification | None = None,
+    state: CardState | None = None,
+    quiet: bool = False,
 ) -> list[Message]:
     """The job's messages (`notification`: its payload, when already parsed; `state`: its card's group
-    so far). Raises when they cannot be rendered at all."""
+    so far; `quiet`: for display, see `messages_for`). Raises when they cannot be rendered at all."""
     with paused_if_large([job]):
         notification = notification or parse(job)
         card = None
         if route.cards is not None:
             task_id = task_id_for(job.receiver, notification.group_key, job.id, job.created_at)
             card = CardContext(route.cards, task_id, state or CardState())
-        return messages_for(route, notification, job, card)
+        return messages_for(route, notification, job, card, quiet)
 
 
 def count_messages(route: Route, jobs: list[Job]) -> tuple[int, list[tuple[Job, str]]]:

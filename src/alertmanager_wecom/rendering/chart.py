@@ -56,6 +56,22 @@ def strip_comparison(expr: str) -> str:
     return expr.strip()[: match.start()].strip() if match else expr.strip()
 
 
+MIN_RANGE = 60.0  # an alert that says it starts in the future still gets a minute of curve
+
+
+def query_window(
+    started: float, now: float, before: float, max_range: float, points: int
+) -> tuple[float, float, float]:
+    """(start, end, step) of a chart's query_range: from `before` the alert's start to now, but over
+    at most `max_range` (the start is alert data: it may say weeks ago, or next year), and at most
+    `points` points per series: the work Prometheus does is bounded whatever the alert says."""
+    end = now
+    start = min(max(started - before, end - max_range), end - MIN_RANGE)
+    # Prometheus returns floor((end - start) / step) + 1 points: with this step, at most `points`.
+    step = max(1.0, float(math.ceil((end - start) / (points - 1))))
+    return start, end, step
+
+
 def keep_series(series: list[Series], most: int) -> list[Series]:
     """The `most` - 1 series with the highest peaks, and the rest summed as "others" (when there are more)."""
     if len(series) <= most:

@@ -101,6 +101,8 @@ class StateBase:
     chats: dict[str, dict[str, Any]]
     suppressed_duplicates: int
     _next_id: int
+    trimmed: dict[str, int]  # recipient → their oldest messages no longer kept (inbox_per_recipient)
+    _kept: dict[str, int]  # recipient → their messages in `inbox`
 
     def count(self, endpoint: str, errcode: int) -> None:
         self.calls[endpoint] += 1
@@ -184,6 +186,19 @@ class StateBase:
             )
         )
         self._next_id += 1
+        self._kept[recipient] = self._kept.get(recipient, 0) + 1
+        if self._kept[recipient] > self.settings.inbox_per_recipient:
+            self._forget_oldest(recipient)
+
+    def _forget_oldest(self, recipient: str) -> None:
+        """A long-running simulator (the sandbox, a storm benchmark) would otherwise keep every message
+        ever sent: each person keeps their newest `inbox_per_recipient`, and the count of the rest."""
+        for index, entry in enumerate(self.inbox):
+            if entry.recipient == recipient:
+                del self.inbox[index]
+                self._kept[recipient] -= 1
+                self.trimmed[recipient] = self.trimmed.get(recipient, 0) + 1
+                return
 
 
 def card_button(msgtype: str, body: dict[str, Any]) -> str:

@@ -53,6 +53,9 @@ class SimulatorSettings(_Model):
     # What message/send answers when a member's limit drops the message: 0 (WeCom's documented
     # "dropped, not delivered"; whether it answers 45009 is unconfirmed) or 45009.
     member_limit_errcode: Literal[0, 45009] = 0
+    # Each person (robot chat, app chat) keeps this many newest messages in the inbox; older ones are
+    # forgotten and counted (`trimmed` in /admin/inbox and /admin/stats, a note on /inbox).
+    inbox_per_recipient: int = Field(default=500, ge=1)
     faults: Faults = Field(default_factory=Faults)
 
     @classmethod

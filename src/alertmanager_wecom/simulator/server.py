@@ -16,6 +16,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from alertmanager_wecom.simulator import view
+from alertmanager_wecom.simulator.admin_guard import admin_only
 from alertmanager_wecom.simulator.callbacks import CallbackSender, SavedCallback
 from alertmanager_wecom.simulator.model import Faults, SimulatorSettings
 from alertmanager_wecom.simulator.state import Reply, SimulatorState
@@ -140,13 +141,25 @@ class SimulatorServer:
         entries = list(reversed(self.state.entries(recipient)))[:500]
         recipients = sorted({e["recipient"] for e in self.state.entries()})
         html = _pages.get_template("inbox.html").render(
-            entries=entries, recipients=recipients, selected=recipient, stats=self.state.stats()
+            entries=entries,
+            recipients=recipients,
+            selected=recipient,
+            stats=self.state.stats(),
+            trimmed=self.state.trimmed_count(recipient),
+            kept=self.state.settings.inbox_per_recipient,
         )
         return HTMLResponse(html)
 
     async def inbox_json(self, request: Request) -> Response:
         recipient = request.query_params.get("user")
-        return JSONResponse({"entries": self.state.entries(recipient)})
+        return JSONResponse(
+            {
+                "entries": self.state.entries(recipient),
+                # Older messages no longer kept: each person keeps the newest `kept_per_recipient`.
+                "trimmed": self.state.trimmed_count(recipient),
+                "kept_per_recipient": self.state.settings.inbox_per_recipient,
+            }
+        )
 
     async def stats(self, request: Request) -> Response:
         return JSONResponse(self.state.stats())
@@ -233,16 +246,17 @@ class SimulatorServer:
             Route("/cgi-bin/appchat/{action}", self.appchat, methods=["GET", "POST"]),
             Route("/inbox", self.inbox_page, methods=["GET"]),
             Route("/api/v1/query_range", self.demo_query_range, methods=["GET"]),
-            Route("/admin/inbox", self.inbox_json, methods=["GET"]),
-            Route("/admin/media/{media_id}", self.media_file, methods=["GET"]),
-            Route("/admin/stats", self.stats, methods=["GET"]),
-            Route("/admin/reset", self.reset, methods=["POST"]),
-            Route("/admin/tokens/revoke", self.revoke, methods=["POST"]),
-            Route("/admin/faults", self.faults, methods=["GET", "POST"]),
-            Route("/admin/trusted-ips", self.trusted_ips, methods=["POST"]),
-            Route("/admin/callback", self.save_callback, methods=["POST"]),
-            Route("/admin/callback/click", self.click, methods=["POST"]),
-            Route("/admin/click", self.click, methods=["POST"]),
+            # Every admin endpoint: same-origin (or no Origin) only, and JSON bodies (admin_guard.py).
+            Route("/admin/inbox", admin_only(self.inbox_json), methods=["GET"]),
+            Route("/admin/media/{media_id}", admin_only(self.media_file), methods=["GET"]),
+            Route("/admin/stats", admin_only(self.stats), methods=["GET"]),
+            Route("/admin/reset", admin_only(self.reset), methods=["POST"]),
+            Route("/admin/tokens/revoke", admin_only(self.revoke), methods=["POST"]),
+            Route("/admin/faults", admin_only(self.faults), methods=["GET", "POST"]),
+            Route("/admin/trusted-ips", admin_only(self.trusted_ips), methods=["POST"]),
+            Route("/admin/callback", admin_only(self.save_callback), methods=["POST"]),
+            Route("/admin/callback/click", admin_only(self.click), methods=["POST"]),
+            Route("/admin/click", admin_only(self.click), methods=["POST"]),
         ]
 
 

@@ -44,6 +44,8 @@ class SimulatorState(Access, AppMessages, Robots, AppChats):
             self.tokens: dict[str, Token] = {}
             self.issued_tokens: list[str] = []  # every token ever handed out, for leak tests
             self.inbox: list[InboxEntry] = []
+            self.trimmed: dict[str, int] = {}
+            self._kept: dict[str, int] = {}
             self.suppressed_duplicates = 0
             self.calls: dict[str, int] = defaultdict(int)
             self.errors: dict[str, int] = defaultdict(int)
@@ -102,6 +104,7 @@ class SimulatorState(Access, AppMessages, Robots, AppChats):
                 "delivered": len(visible),
                 "dropped": len(self.inbox) - len(visible),
                 "truncated": sum(1 for e in visible if e.truncated),
+                "trimmed": sum(self.trimmed.values()),  # older than each person's newest kept
                 "suppressed_duplicates": self.suppressed_duplicates,
                 "active_tokens": len(self.tokens),
             }
@@ -109,3 +112,8 @@ class SimulatorState(Access, AppMessages, Robots, AppChats):
     def entries(self, recipient: str | None = None) -> list[dict[str, Any]]:
         with self._lock:
             return [asdict(e) for e in self.inbox if recipient is None or e.recipient == recipient]
+
+    def trimmed_count(self, recipient: str | None = None) -> int:
+        """How many of `recipient`'s (everyone's) oldest messages are no longer kept."""
+        with self._lock:
+            return sum(self.trimmed.values()) if recipient is None else self.trimmed.get(recipient, 0)

@@ -178,7 +178,8 @@ async def job_messages(relay: Relay, job: Job) -> tuple[list[ShownMessage], str]
         return [], "the dispatcher is not running"
     try:
         route = relay.dispatcher.routes.get(job.target)
-        messages = await asyncio.to_thread(render_job, route, job)
+        # Quiet: its delivery already logged what the render found wrong; a look is not a delivery.
+        messages = await asyncio.to_thread(render_job, route, job, quiet=True)
     except Exception as exc:
         return [], f"cannot render: {type(exc).__name__}: {exc}"
     target = route.target

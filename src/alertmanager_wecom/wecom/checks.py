@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import httpx
 
 from alertmanager_wecom.channels import build_channel, kind_of
-from alertmanager_wecom.config import CallbackSettings, Config
+from alertmanager_wecom.config import CallbackSettings, Config, Target
 from alertmanager_wecom.rendering.message import Message
 from alertmanager_wecom.wecom.api import WeComAPI, WeComError
 from alertmanager_wecom.wecom.callback_crypto import CallbackCrypto
@@ -59,6 +59,9 @@ async def run_checks(config: Config, client: httpx.AsyncClient, send: bool = Tru
     for receiver in config.receivers:
         for index, target in enumerate(receiver.targets):
             subject = f"receiver {receiver.name} target {index + 1} ({kind_of(target).via(target)})"
+            if target.templated_recipients:
+                results.append(CheckResult(True, subject, _not_tested(target)))
+                continue
             if target.app is not None and target.app not in working:
                 results.append(CheckResult(False, subject, f"skipped: app {target.app} has no access token"))
                 continue
@@ -85,6 +88,22 @@ async def run_checks(config: Config, client: httpx.AsyncClient, send: bool = Tru
                 agent = f" (agent_id {config.apps[target.app].agent_id} accepted)" if target.app else ""
                 results.append(CheckResult(True, subject, f"test message sent to {channel.name}{agent}"))
     return results
+
+
+def _not_tested(target: Target) -> str:
+    """Why a target whose recipients come from alert data gets no test message: a template is not an
+    id, and sending to its literal text would only earn an error for a name nobody has."""
+    templates = [
+        f"{field}: {value}"
+        for field in ("to_user", "to_party", "to_tag")
+        for value in getattr(target, field, ())
+        if "{{" in value
+    ]
+    return (
+        f"not tested: its recipients come from alert data ({'; '.join(templates)}), so there is nobody "
+        f"to send a test message to; nothing was sent (try one person: alertmanager-wecom send --app "
+        f"{target.app} --to <userid>)"
+    )
 
 
 async def check_callback(
