@@ -89,3 +89,11 @@ class TrustedProxies:
             if proto in (b"http", b"https"):
                 scope["scheme"] = proto.decode()
         await self.app(scope, receive, send)
+
+
+def may_list_receivers(config: Config, header: str | None) -> bool:
+    """Whether an answer may name the configured receivers (they say what is monitored): when no
+    webhook needs credentials, or the caller's are good for the server or for any receiver (it is one
+    of our Alertmanagers)."""
+    auths = [auth for auth in (config.server.auth, *(r.auth for r in config.receivers)) if auth]
+    return not auths or any(authorized(auth, header) for auth in auths)

@@ -31,6 +31,7 @@ from alertmanager_wecom.ingest.routing import Router
 from alertmanager_wecom.metrics import Metrics
 from alertmanager_wecom.outbox import Outbox, OutboxUnavailable, SQLiteOutbox
 from alertmanager_wecom.outbox.redis import RedisOutbox
+from alertmanager_wecom.web.auth import may_list_receivers
 from alertmanager_wecom.web.hosts import HostPolicy
 from alertmanager_wecom.wecom.api import http_client
 
@@ -142,13 +143,10 @@ class Relay:
             log.info("stopped; undelivered notifications stay in the outbox for the next start")
 
     async def index(self, request: Request) -> Response:
-        return JSONResponse(
-            {
-                "service": "alertmanager-wecom",
-                "version": __version__,
-                "receivers": {r.name: f"/alerts/{r.name}" for r in self.config.receivers},
-            }
-        )
+        about: dict[str, object] = {"service": "alertmanager-wecom", "version": __version__}
+        if may_list_receivers(self.config, request.headers.get("authorization")):
+            about["receivers"] = {r.name: f"/alerts/{r.name}" for r in self.config.receivers}
+        return JSONResponse(about)
 
     async def healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})

@@ -76,7 +76,7 @@ class Webhook:
         config = relay.config
         receiver = config.receiver(name)
         if receiver is None:
-            if not self._may_list_receivers(request):
+            if not may_list_receivers(relay.config, request.headers.get("authorization")):
                 # The names are config a stranger has no business reading (they say what is monitored).
                 return error(404, "no such receiver")
             return error(
@@ -145,16 +145,6 @@ class Webhook:
         relay.dispatcher.wake(job.target_key for job in jobs if job.dead_reason is None)
         # Written out: this answer is on every webhook's path, and it needs no JSON encoder.
         return Response(b'{"status":"accepted","id":%d}' % (result.notification_id or 0), media_type=JSON)
-
-    def _may_list_receivers(self, request: Request) -> bool:
-        """Whether a 404 may name the configured receivers: when no webhook needs credentials, or the
-        caller's are good for the server or for any receiver (it is one of our Alertmanagers)."""
-        config = self.relay.config
-        auths = [auth for auth in (config.server.auth, *(r.auth for r in config.receivers)) if auth]
-        if not auths:
-            return True
-        header = request.headers.get("authorization")
-        return any(authorized(auth, header) for auth in auths)
 
     def _prepare_large(self, name: str, body: bytes) -> tuple[list[NewJob], str]:
         with collector_paused():
