@@ -7,6 +7,7 @@
   ingest_process  the relay's end of the child process that commits webhooks
   ingest_child    that child (`python -m alertmanager_wecom.outbox.sqlite.ingest_child`)
   preflight       `storage_problem`: can storage.path be opened, before the service starts
+  files           `private_database`: the files 0600, a directory the service makes 0700
 
 The ingest child imports this package: nothing here is imported eagerly (nor asyncio), so it starts
 quickly and stays small.

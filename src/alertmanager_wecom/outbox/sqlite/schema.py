@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from alertmanager_wecom.outbox.base import Job, JobState
+from alertmanager_wecom.outbox.sqlite.files import private_database
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS notifications (
@@ -76,6 +77,7 @@ def job_from_row(row: tuple[Any, ...]) -> Job:
 
 
 def connect(path: str | Path) -> sqlite3.Connection:
+    private_database(path)
     return sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10)
 
 

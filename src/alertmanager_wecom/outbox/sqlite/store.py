@@ -60,8 +60,6 @@ class SQLiteOutbox(OneProcess):
     ) -> None:
         self.path = Path(path)
         in_memory = str(path) == ":memory:"
-        if not in_memory:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = connect_writer(path, synchronous, max_size_mb)
         create_schema(conn)
         self._closed = False
