@@ -19,6 +19,7 @@ import redis
 from alertmanager_wecom import samples
 from alertmanager_wecom.config.loader import parse_config
 from alertmanager_wecom.simulator import SimulatorState
+from alertmanager_wecom.simulator.model import Faults
 from alertmanager_wecom.web.app import create_app
 from tests.helpers import raw_config, wait_until
 from tests.redis_server import run_redis
@@ -53,7 +54,15 @@ def test_readiness_and_the_log_during_a_redis_outage(
             assert client.get(f"{base}/readyz").status_code == 200
             outage_log.clear()
 
+            # A message in flight when Redis freezes: its send returns, and recording it fails.
+            sim_state.set_faults(Faults(rate=1.0, kinds=["slow"], slow_seconds=1.5))
+            assert (
+                client.post(f"{base}/alerts/default", json=samples.node_down(1, cluster="a")).status_code
+                == 200
+            )
+            time.sleep(0.5)
             os.kill(pid, signal.SIGSTOP)  # frozen: connections stay open, nothing is answered
+            sim_state.set_faults(Faults())
             try:
                 for _ in range(4):
                     seconds, answer = timed_readyz(client, base)
