@@ -5,6 +5,7 @@ secret into the file."""
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from alertmanager_wecom import samples
+from alertmanager_wecom.cli import init_prompts as prompts
 from alertmanager_wecom.cli import main
 from alertmanager_wecom.config.loader import load_config
 from alertmanager_wecom.simulator import SimulatorState
@@ -239,3 +241,70 @@ def test_init_serves_the_verification_file_given_or_found(
         child.close()
     assert child.exitstatus == 0, child.before
     assert str(verify) in (tmp_path / "found.yaml").read_text(encoding="utf-8")
+
+
+def test_init_writes_the_secret_file_0600_over_an_existing_one_and_never_through_a_link(
+    simulator: str, tmp_path: Path
+) -> None:
+    """On a terminal, the Secret goes to the file named: a symbolic link there is refused (and asked
+    again), a file that exists, readable by others, is made 0600 before the secret is in it."""
+    elsewhere = tmp_path / "someone-elses.txt"
+    elsewhere.write_text("not yours\n", encoding="utf-8")
+    link = tmp_path / "link-secret"
+    link.symlink_to(elsewhere)
+    existing = tmp_path / "wecom-secret"
+    existing.write_text("an old secret\n", encoding="utf-8")
+    existing.chmod(0o644)
+    output = tmp_path / "config.yaml"
+    env = {k: v for k, v in os.environ.items() if "SECRET" not in k}
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "alertmanager_wecom", "init", "--lang", "en", "--api-url", f"{simulator}/cgi-bin/"],
+        env=env,
+        cwd=str(tmp_path),
+        encoding="utf-8",
+        timeout=30,
+    )
+    try:
+        child.expect("Company ID")
+        child.sendline(SANDBOX_CORP_ID)
+        child.expect("AgentId")
+        child.sendline(str(SANDBOX_AGENT_ID))
+        child.expect("Secret")
+        child.sendline(SANDBOX_SECRET)
+        child.expect("userid")
+        child.sendline("zhangsan")
+        child.expect("Where should the service read the Secret")
+        child.sendline(str(link))
+        child.expect("is a symbolic link")
+        child.expect("Where should the service read the Secret")  # asked again
+        child.sendline(str(existing))
+        child.expect("Secret written to")
+        child.expect("WW_verify")
+        child.sendline("")
+        child.expect("wrote")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 0, child.before
+    assert elsewhere.read_text(encoding="utf-8") == "not yours\n" and link.is_symlink()
+    assert existing.read_text(encoding="utf-8") == SANDBOX_SECRET + "\n"
+    assert stat.S_IMODE(existing.stat().st_mode) == 0o600
+    assert f"secret_file: {existing}" in output.read_text(encoding="utf-8")
+
+
+def test_the_secret_file_writer_refuses_a_link_and_tightens_an_existing_file(tmp_path: Path) -> None:
+    t = prompts.TEXTS["en"]
+    target = tmp_path / "target"
+    target.write_text("kept\n", encoding="utf-8")
+    target.chmod(0o644)
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    for link in (tmp_path / "dangling", tmp_path / "link"):
+        if not link.is_symlink():
+            link.symlink_to(target)
+        problem = prompts.write_secret_file(t, str(link), "s3cret")
+        assert problem is not None and f"{link} is a symbolic link" in problem
+    assert not (tmp_path / "nowhere").exists()  # a dangling link did not create its target either
+    assert target.read_text(encoding="utf-8") == "kept\n" and stat.S_IMODE(target.stat().st_mode) == 0o644
+    assert prompts.write_secret_file(t, str(target), "s3cret") is None
+    assert target.read_text(encoding="utf-8") == "s3cret\n" and stat.S_IMODE(target.stat().st_mode) == 0o600

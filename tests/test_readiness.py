@@ -19,11 +19,12 @@ from click.testing import CliRunner
 
 from alertmanager_wecom import samples
 from alertmanager_wecom.cli import main
+from alertmanager_wecom.outbox.sqlite.schema import create_schema
 from alertmanager_wecom.simulator import SimulatorState
 from alertmanager_wecom.simulator.model import SANDBOX_AGENT_ID, SANDBOX_CORP_ID, SANDBOX_SECRET
 from alertmanager_wecom.web.app import create_app
 from tests.helpers import relay_config, wait_until
-from tests.servers import serve_in_thread
+from tests.servers import cli_process, free_port, serve_in_thread, wait_http
 
 
 @pytest.fixture
@@ -195,3 +196,74 @@ def test_check_config_does_not_create_the_outbox(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["check-config", str(config_with_storage(tmp_path, storage))])
     assert result.exit_code == 0, result.output
     assert not (tmp_path / "data").exists()
+
+
+# -- corrupt pages ---------------------------------------------------------------------------------------
+
+
+def overwrite_page(db: Path, page: int, data: bytes | None = None) -> bytes:
+    """Write `data` (default: garbage) over page `page` (1-based) of the file; returns what was there."""
+    with sqlite3.connect(db) as conn:
+        page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
+    with db.open("r+b") as f:
+        f.seek((page - 1) * page_size)
+        original = f.read(page_size)
+        f.seek((page - 1) * page_size)
+        f.write(data if data is not None else b"\xde\xad\xbe\xef" * (page_size // 4))
+    return original
+
+
+def test_corrupt_pages_found_at_start_are_logged_by_serve_and_reported_by_readiness(tmp_path: Path) -> None:
+    storage = tmp_path / "outbox.db"
+    with sqlite3.connect(storage) as conn:
+        create_schema(conn)
+        conn.executemany(
+            "INSERT INTO notifications(receiver, received_at, payload) VALUES ('default', 0, ?)",
+            [(f"{i} " + "x" * 1000,) for i in range(200)],
+        )
+        pages = int(conn.execute("PRAGMA page_count").fetchone()[0])
+        roots = {int(row[0]) for row in conn.execute("SELECT rootpage FROM sqlite_master")}
+    middle = pages // 2
+    assert middle not in roots  # a page of notifications' rows: no write of the probe's walks through it
+    overwrite_page(storage, middle)
+    port = free_port()
+    with cli_process(
+        ["serve", "--config", str(config_with_storage(tmp_path, storage)), "--listen", f"127.0.0.1:{port}"],
+        tmp_path / "serve.log",
+    ) as proc:
+        base = f"http://127.0.0.1:{port}"
+        wait_http(f"{base}/healthz", proc=proc)
+        answer = ready(base)
+        log = (tmp_path / "serve.log").read_text(encoding="utf-8")
+    assert answer.status_code == 503, answer.text
+    reason = " ".join(answer.json()["problems"])
+    assert f"{storage} has corrupt pages (quick_check: " in reason and ".recover" in reason
+    assert f"{storage} has corrupt pages" in log and "Traceback" not in log
+
+
+def test_corrupt_pages_a_webhook_meets_make_the_outbox_not_ready_until_restored(
+    served: Any, tmp_path: Path, sim_state: SimulatorState
+) -> None:
+    base, relay = served()
+    assert httpx.post(f"{base}/alerts/default", json=samples.node_down(1)).status_code == 200
+    wait_until(lambda: sim_state.entries("zhangsan"), 10, "delivery")
+    db = tmp_path / "outbox.db"
+    wait_until(lambda: pending(db) == 0, 10, "the job done")
+    with sqlite3.connect(db) as conn:  # everything into the file, so that nothing is read from the WAL
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        jobs = int(conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'jobs'").fetchone()[0])
+    original = overwrite_page(db, jobs)  # every new job walks through it; the probe's row does not
+    os.kill(relay.outbox.ingest_pid, signal.SIGKILL)  # the next child reads the page from the file
+    answers: list[int] = []
+
+    def refused_and_not_ready() -> bool:
+        answers.append(
+            httpx.post(f"{base}/alerts/default", json=samples.node_down(1, cluster="b")).status_code
+        )
+        return answers[-1] == 503 and "has corrupt pages (quick_check: " in problems(base)
+
+    wait_until(refused_and_not_ready, 30, "readiness to report the corrupt pages the webhook met")
+    assert set(answers) == {503}
+    overwrite_page(db, jobs, original)
+    wait_until(lambda: ready(base).status_code == 200, 30, "readiness to recover")
+    assert httpx.post(f"{base}/alerts/default", json=samples.node_down(1, cluster="c")).status_code == 200

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from alertmanager_wecom.outbox.sqlite.files import private_database
 from alertmanager_wecom.rendering.card import CardState
 
 T = TypeVar("T")
@@ -128,7 +129,7 @@ class ActionStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_database(self.path)  # 0600 in a directory made 0700: response codes, who acted
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")

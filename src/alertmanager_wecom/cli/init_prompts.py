@@ -5,8 +5,10 @@ a wrong corp ID (40013) or secret (40001) is explained and asked again."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import re
+import stat
 from pathlib import Path
 
 import click
@@ -28,6 +30,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "token_ok": "企业ID 和 Secret 正确",
         "export": "启动服务前请设置环境变量：export {name}=…（Secret 不会写入配置文件）",
         "wrote_secret": "Secret 已写入 {path}（权限 600）",
+        "secret_link": "{path} 是符号链接：Secret 只写入普通文件，不经过链接写到别处。请给出文件本身的路径，或先删除该链接",
+        "secret_unwritable": "无法把 Secret 写入 {path}：{reason}",
         "verify_found": "找到企业微信的域名验证文件 {name}：由本服务在域名根路径提供（设置可信域名时需要）？",
         "verify_path": "设置可信域名需要的 WW_verify_*.txt 文件路径（管理后台 → 应用 → 网页授权及JS-SDK → 设置可信域名 → 下载；没有就直接回车跳过）",
     },
@@ -42,6 +46,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "token_ok": "Company ID and Secret accepted",
         "export": "Before starting the service: export {name}=… (the secret is not written into the config)",
         "wrote_secret": "Secret written to {path} (mode 600)",
+        "secret_link": "{path} is a symbolic link: the Secret is written only to a regular file, never through a "
+        "link to somewhere else. Give the file's own path, or remove the link first",
+        "secret_unwritable": "cannot write the Secret to {path}: {reason}",
         "verify_found": "Found WeCom's domain verification file {name}: serve it at the domain's root (needed for "
         "the trusted domain)?",
         "verify_path": "Path of the WW_verify_*.txt the trusted domain needs (App → Web authorization and "
@@ -87,17 +94,41 @@ async def _gettoken(wecom: WeComSettings, corp_id: str, secret: str) -> tuple[in
 
 def store_secret(t: dict[str, str], secret: str) -> dict[str, str]:
     """The config's reference to the secret: ${NAME} (the user exports it) or a file written here."""
-    where = click.prompt(t["secret_store"], default="WECOM_SECRET").strip()
-    if "/" in where or where.startswith("."):
+    while True:
+        where = click.prompt(t["secret_store"], default="WECOM_SECRET").strip()
+        if "/" not in where and not where.startswith("."):
+            break
         path = os.path.abspath(where)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(secret + "\n")
-        click.echo(t["wrote_secret"].format(path=path))
-        return {"secret_file": path}
+        problem = write_secret_file(t, path, secret)
+        if problem is None:
+            click.echo(t["wrote_secret"].format(path=path))
+            return {"secret_file": path}
+        click.echo(f"FAIL {problem}")
     os.environ[where] = secret  # for the checks that follow, in this process only
     click.echo(t["export"].format(name=where))
     return {"secret": f"${{{where}}}"}
+
+
+def write_secret_file(t: dict[str, str], path: str, secret: str) -> str | None:
+    """Write the secret to `path`, readable by this user only, or say why not. A file that exists is
+    made 0600 before the secret is in it (its old mode may let others read). A symbolic link is never
+    followed: it could point at any file this user may write, and the secret would land there."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return t["secret_link"].format(path=path)
+        return t["secret_unwritable"].format(path=path, reason=exc.strerror)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO or a device: O_NONBLOCK got us here
+            return t["secret_unwritable"].format(path=path, reason="not a regular file")
+        try:
+            os.fchmod(fd, 0o600)  # fails on another user's file: then it stays as it was
+        except OSError as exc:
+            return t["secret_unwritable"].format(path=path, reason=f"cannot make it 0600 ({exc.strerror})")
+        os.ftruncate(fd, 0)  # only now: a file that is not written keeps what it had
+        out.write(secret + "\n")
+    return None
 
 
 VERIFY_NAME = re.compile(r"^WW_verify_[A-Za-z0-9]{16}\.txt$")

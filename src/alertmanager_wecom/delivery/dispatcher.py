@@ -161,7 +161,8 @@ class Dispatcher:
             try:
                 wait = await self._round()
             except OutboxUnavailable as exc:
-                log.warning("outbox unavailable (%s); trying again", exc)
+                if not exc.logged:
+                    log.warning("outbox unavailable (%s); trying again", exc)
                 wait = max(1.0, self.settings.poll_interval)
             except Exception:
                 log.exception("dispatcher round failed; retrying")
@@ -261,7 +262,14 @@ class Dispatcher:
         """Extend the lease while the target is worked on; losing it stops the work at the next job."""
         while True:
             await asyncio.sleep(self.config.storage.lease / 3)
-            if not await self.outbox.lease(key, self.owner, self.config.storage.lease):
+            try:
+                kept = await self.outbox.lease(key, self.owner, self.config.storage.lease)
+            except OutboxUnavailable as exc:  # whether it still holds is unknown: stop, as if lost
+                self._held.discard(key)
+                if not exc.logged:
+                    log.warning("cannot extend the lease on target %s: %s", key, exc)
+                return
+            if not kept:
                 self._held.discard(key)
                 log.warning("lost the lease on target %s to another replica", key)
                 return
@@ -290,6 +298,10 @@ class Dispatcher:
                     continue
                 if not await self.backlog(jobs, route):
                     return
+        except OutboxUnavailable as exc:  # an outage, not a bug: no traceback, and logged once a minute
+            if not exc.logged:
+                log.warning("delivery to target %s paused, the outbox is unavailable: %s", key, exc)
+            self.services.cooldown[key] = self.clock() + max(5.0, self.settings.poll_interval)
         except Exception:
             log.exception("delivery to target %s failed unexpectedly; will retry", key)
             self.services.cooldown[key] = self.clock() + max(5.0, self.settings.poll_interval)

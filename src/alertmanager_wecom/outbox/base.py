@@ -62,7 +62,14 @@ from alertmanager_wecom.reasons import Reason
 
 
 class OutboxUnavailable(Exception):
-    """The outbox cannot durably accept now (disk full, file unwritable): answer 503 so Alertmanager retries."""
+    """The outbox cannot durably accept now (disk full, file unwritable): answer 503 so Alertmanager retries.
+
+    `logged`: the backend has logged this outage itself, once a minute however many calls fail
+    (`repeated.Repeated`), so the caller need not log each one again."""
+
+    def __init__(self, message: str, logged: bool = False) -> None:
+        super().__init__(message)
+        self.logged = logged
 
 
 class JobState(enum.StrEnum):

@@ -36,6 +36,7 @@ from alertmanager_wecom.web.hosts import HostPolicy
 from alertmanager_wecom.wecom.api import http_client
 
 log = logging.getLogger(__name__)
+READY_STATS_SECONDS = 1.0  # /readyz answers within a few seconds, whatever the outbox does
 
 
 def open_outbox(config: Config, metrics: Metrics | None = None) -> Outbox:
@@ -163,15 +164,17 @@ class Relay:
             problems.append("outbox not open")
             return JSONResponse({"status": "not ready", "problems": problems}, status_code=503)
         now = self.clock()
-        problem = await self.outbox.check_writable(now)
+        problem = await self.outbox.check_writable(now)  # bounded in time by each backend
         if problem is not None:
             problems.append(f"cannot accept notifications: {problem}")
-        try:
-            stats = await self.outbox.stats(now)
-        except OutboxUnavailable as exc:
-            problems.append(str(exc))
-        else:
-            if not problems:
+        if not problems:  # the counts are for a ready answer: a failing outbox is not asked twice
+            try:
+                stats = await asyncio.wait_for(self.outbox.stats(now), READY_STATS_SECONDS)
+            except TimeoutError:
+                problems.append(f"the outbox did not answer a read within {READY_STATS_SECONDS:g}s")
+            except OutboxUnavailable as exc:
+                problems.append(str(exc))
+            else:
                 return JSONResponse(
                     {
                         "status": "ready",

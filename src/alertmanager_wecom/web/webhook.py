@@ -134,7 +134,8 @@ class Webhook:
             result = await relay.outbox.accept(name, jobs, key, config.delivery.dedup_window, relay.clock())
         except OutboxUnavailable as exc:
             self.metrics.notifications.labels(name, "unavailable").inc()
-            log.error("cannot store a notification for receiver %s: %s", name, exc)
+            if not exc.logged:  # else the backend logs the outage, once a minute
+                log.error("cannot store a notification for receiver %s: %s", name, exc)
             return error(503, f"cannot store the notification durably ({exc}); retry")
         if result.duplicate:
             self.metrics.notifications.labels(name, "duplicate").inc()

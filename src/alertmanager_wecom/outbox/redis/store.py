@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -21,8 +22,14 @@ from redis.exceptions import RedisError
 from alertmanager_wecom.outbox.base import AcceptResult, Job, JobState, NewJob, OutboxStats, OutboxUnavailable
 from alertmanager_wecom.outbox.redis import scripts
 from alertmanager_wecom.reasons import Reason
+from alertmanager_wecom.repeated import Repeated
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
+# Readiness: how long the test write (and the WAIT for min_replicas, up to 1s) may take. A frozen Redis
+# (SIGSTOP, a stalled disk under appendfsync always) answers nothing: the socket timeout would make
+# /readyz wait 5s or more, longer than the probes that call it wait.
+PROBE_SECONDS = 1.2
 _SCRIPTS: tuple[str, ...] = (
     "ACCEPT",
     "PROBE",
@@ -107,6 +114,7 @@ class RedisOutbox:
         # Any: redis-py types its replies as bytes | str | …; with decode_responses they are str.
         self._redis: Any = aioredis.Redis(connection_pool=pool)
         self._closed = False
+        self._outage = Repeated(log, "Redis")
         self._scripts = {name: self._redis.register_script(getattr(scripts, name)) for name in _SCRIPTS}
 
     def _key(self, *parts: object) -> str:
@@ -116,11 +124,13 @@ class RedisOutbox:
         if self._closed:
             raise OutboxUnavailable("the outbox is closed")
         try:
-            return await work()
+            result = await work()
         except RedisError as exc:
-            raise OutboxUnavailable(
-                f"Redis: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
-            ) from None
+            reason = f"Redis: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+            self._outage.failed(reason)
+            raise OutboxUnavailable(reason, logged=True) from None
+        self._outage.succeeded()
+        return result
 
     async def _run(self, name: str, *args: object) -> Any:
         script = self._scripts[name]
@@ -190,9 +200,19 @@ class RedisOutbox:
         return AcceptResult(int(first) or None, duplicate=False)
 
     async def check_writable(self, now: float) -> str | None:
-        try:
+        async def probe() -> None:
             await self._run("PROBE", repr(now))
             await self._durable()
+
+        try:
+            await asyncio.wait_for(probe(), PROBE_SECONDS)
+        except TimeoutError:
+            reason = (
+                f"Redis did not answer a test write within {PROBE_SECONDS:g}s (stopped, frozen, overloaded"
+                " or unreachable)"
+            )
+            self._outage.failed(reason)
+            return reason
         except OutboxUnavailable as exc:
             return str(exc)
         return None

@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from alertmanager_wecom.outbox.base import AcceptResult, NewJob
+from alertmanager_wecom.outbox.sqlite.pages import page_problem
 from alertmanager_wecom.reasons import Reason
 
 JobRow = tuple[str, str, str | bytes, str | None]  # target_key, target, payload, dead_reason
@@ -76,10 +77,13 @@ def insert_notification(
     return AcceptResult(first, duplicate=False)
 
 
-def probe(conn: sqlite3.Connection, path: str, now: float, inode: int | None = None) -> int:
+def probe(
+    conn: sqlite3.Connection, path: str, now: float, inode: int | None = None, check_pages: bool = False
+) -> int:
     """Readiness: the write a webhook makes, in small (inside the caller's transaction, on the webhooks'
     connection), after looking at the file afresh, which a connection that has it cached would not do:
     still the file `conn` opened (`inode`), still an SQLite database, still openable read-write.
+    With `check_pages`, also `PRAGMA quick_check` on that fresh connection (see `pages`).
     Returns the bytes the outbox can still grow by (storage.max_size_mb and the disk)."""
     room = None
     if path != ":memory:":
@@ -93,6 +97,9 @@ def probe(conn: sqlite3.Connection, path: str, now: float, inode: int | None = N
         fresh = sqlite3.connect(f"file:{quote(path)}?mode=rw", uri=True, timeout=0)
         try:
             fresh.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            problem = page_problem(fresh, path) if check_pages else None
+            if problem is not None:
+                raise sqlite3.DatabaseError(problem)
         finally:
             fresh.close()
         room = shutil.disk_usage(Path(path).parent).free

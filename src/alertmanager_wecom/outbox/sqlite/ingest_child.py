@@ -19,16 +19,17 @@ from alertmanager_wecom.outbox.sqlite.accept import JobRow, insert_notification,
 from alertmanager_wecom.outbox.sqlite.schema import connect_writer, run_isolated
 
 HEADER = struct.Struct("!I")  # each frame: its length, then a pickle
-# A request: id, receiver, jobs, dedup key, dedup window, now. Receiver None: a readiness probe.
-Request = tuple[int, str | None, list[JobRow], str | None, float, float]
+# A request: id, receiver, jobs, dedup key, dedup window, now, and whether to check the pages. Receiver
+# None: a readiness probe.
+Request = tuple[int, str | None, list[JobRow], str | None, float, float, bool]
 # A reply: id, ok, then (notification_id, duplicate), or for a probe the bytes left; or the error's text.
 Reply = tuple[int, bool, Any]
 
 
 def _operation(request: Request, path: str, inode: int) -> Callable[[sqlite3.Connection], object]:
-    _request_id, receiver, jobs, dedup_key, dedup_window, now = request
+    _request_id, receiver, jobs, dedup_key, dedup_window, now, check_pages = request
     if receiver is None:
-        return lambda conn: probe(conn, path, now, inode)
+        return lambda conn: probe(conn, path, now, inode, check_pages)
     return lambda conn: insert_notification(conn, receiver, jobs, dedup_key, dedup_window, now)
 
 

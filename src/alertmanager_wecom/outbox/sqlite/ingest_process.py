@@ -82,13 +82,20 @@ class IngestProcess:
         )
         return AcceptResult(notification_id, duplicate=duplicate)
 
-    async def probe(self, now: float) -> int:
-        """A small write through the child, as a webhook's (`accept.probe`): the bytes the outbox can
-        still grow by; raises OutboxUnavailable with the reason when it cannot write."""
-        return int(await self._request(None, [], None, 0.0, now))
+    async def probe(self, now: float, check_pages: bool = False) -> int:
+        """A small write through the child, as a webhook's (`accept.probe`; `check_pages`: with
+        quick_check): the bytes the outbox can still grow by; raises OutboxUnavailable with the reason
+        when it cannot write."""
+        return int(await self._request(None, [], None, 0.0, now, check_pages))
 
     async def _request(
-        self, receiver: str | None, rows: list[JobRow], dedup_key: str | None, dedup_window: float, now: float
+        self,
+        receiver: str | None,
+        rows: list[JobRow],
+        dedup_key: str | None,
+        dedup_window: float,
+        now: float,
+        check_pages: bool = False,
     ) -> Any:
         if self._closed:
             raise OutboxUnavailable("outbox is closed")
@@ -100,7 +107,7 @@ class IngestProcess:
         if not child.outgoing:
             # One frame for everything accepted in this turn of the event loop.
             loop.call_soon(self._flush, child)
-        child.outgoing.append((self._next_id, receiver, rows, dedup_key, dedup_window, now))
+        child.outgoing.append((self._next_id, receiver, rows, dedup_key, dedup_window, now, check_pages))
         return await future
 
     @staticmethod

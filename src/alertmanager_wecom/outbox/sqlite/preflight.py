@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 from urllib.parse import quote
 
+from alertmanager_wecom.outbox.sqlite.files import private_directory
 from alertmanager_wecom.outbox.sqlite.schema import connect_writer, create_schema
 
 
@@ -34,7 +35,7 @@ def storage_problem(path: str | Path, create: bool = True) -> str | None:
                 return f"{where}: cannot create the directory {parent} ({existing} is not writable by {user})"
             return None
         try:
-            parent.mkdir(parents=True, exist_ok=True)
+            private_directory(parent)
         except OSError as exc:
             return (
                 f"{where}: cannot create the directory {parent} ({exc.strerror}): create it, writable by"

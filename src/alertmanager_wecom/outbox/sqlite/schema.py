@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from alertmanager_wecom.outbox.base import Job, JobState
+from alertmanager_wecom.outbox.sqlite.files import private_database
+from alertmanager_wecom.outbox.sqlite.pages import is_corruption
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS notifications (
@@ -76,6 +78,7 @@ def job_from_row(row: tuple[Any, ...]) -> Job:
 
 
 def connect(path: str | Path) -> sqlite3.Connection:
+    private_database(path)
     return sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10)
 
 
@@ -117,6 +120,11 @@ def run_isolated(
         if conn.in_transaction:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
+        if is_corruption(str(exc)):
+            # The page cache keeps the corrupt page it read: drop it, so that the next transaction reads
+            # the file again (restored in place, or fine after a failed read) instead of failing forever.
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("PRAGMA shrink_memory")
         if len(operations) == 1:
             return [exc]
         return [run_isolated(conn, begin, [operation])[0] for operation in operations]

@@ -10,7 +10,6 @@ import contextlib
 import itertools
 import sqlite3
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -19,6 +18,8 @@ from alertmanager_wecom.outbox.base import AcceptResult, Job, JobState, NewJob, 
 from alertmanager_wecom.outbox.sqlite.accept import insert_notification, job_rows, probe
 from alertmanager_wecom.outbox.sqlite.ingest_process import IngestProcess
 from alertmanager_wecom.outbox.sqlite.one_process import OneProcess
+from alertmanager_wecom.outbox.sqlite.pages import page_problem
+from alertmanager_wecom.outbox.sqlite.readiness import Readiness
 from alertmanager_wecom.outbox.sqlite.schema import (
     JOB_COLUMNS,
     JOB_FROM,
@@ -34,10 +35,6 @@ from alertmanager_wecom.reasons import Reason
 
 T = TypeVar("T")
 CHECKPOINT_SECONDS = 0.5
-# Readiness: how long a test write may take, and how long its result is reused.
-PROBE_SECONDS = 2.0
-PROBE_REUSE_SECONDS = 1.0
-_FULL = "database or disk is full"  # SQLite's SQLITE_FULL
 _ROW_OVERHEAD = 4096  # a notification's rows and index entries besides its payload, generously
 
 
@@ -60,14 +57,12 @@ class SQLiteOutbox(OneProcess):
     ) -> None:
         self.path = Path(path)
         in_memory = str(path) == ":memory:"
-        if not in_memory:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = connect_writer(path, synchronous, max_size_mb)
         create_schema(conn)
         self._closed = False
-        self._probe: asyncio.Task[int] | None = None
-        self._probe_at = 0.0
-        self._full_need: int | None = None  # bytes the last notification refused as "full" needed
+        # Corrupt pages are looked for at start (on a connection that has read nothing yet), not only
+        # when a webhook meets them.
+        self._readiness = Readiness(self._run_probe, None if in_memory else page_problem(conn, str(path)))
         # Webhook commits go through a child process (see ingest_process); in memory there is no file
         # for it to share.
         self._ingest = (
@@ -104,7 +99,11 @@ class SQLiteOutbox(OneProcess):
             raise OutboxUnavailable("outbox is closed")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         (self._reader if read else self._writer).submit(fn, future)
-        return await future
+        try:
+            return await future
+        except OutboxUnavailable as exc:  # the dispatcher's writes and reads meet corrupt pages too
+            self._readiness.refused(str(exc))
+            raise
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         return await self._call(fn, read=True)
@@ -141,46 +140,20 @@ class SQLiteOutbox(OneProcess):
 
             return await self._call(op)
         except OutboxUnavailable as exc:
-            if _FULL in str(exc):
-                # Readiness stays failed until there is room for this notification again.
-                payloads = {id(job.payload): len(job.payload) for job in jobs}
-                self._full_need = max(self._full_need or 0, sum(payloads.values()) + _ROW_OVERHEAD)
+            payloads = {id(job.payload): len(job.payload) for job in jobs}
+            self._readiness.refused(str(exc), sum(payloads.values()) + _ROW_OVERHEAD)
             raise
 
     async def check_writable(self, now: float) -> str | None:
-        """Why a webhook could not be committed now (corrupt or missing file, no write access, the
-        ingest writer failing, locked for longer than PROBE_SECONDS, full), or None. Concurrent callers
-        share one probe, and a result is reused for PROBE_REUSE_SECONDS."""
+        """Why a webhook could not be committed now, or None (see `Readiness.check`)."""
         if self._closed:
             return "outbox is closed"
-        started = time.monotonic()  # not `now`: an injected clock may stand still
-        if self._probe is None or (self._probe.done() and started - self._probe_at >= PROBE_REUSE_SECONDS):
-            self._probe_at = started
-            self._probe = asyncio.get_running_loop().create_task(self._run_probe(now))
-        try:
-            room = await asyncio.wait_for(asyncio.shield(self._probe), PROBE_SECONDS)
-        except TimeoutError:
-            return (
-                f"the outbox did not complete a test write within {PROBE_SECONDS:g}s (another process"
-                " holds its lock, or the disk stalls)"
-            )
-        except OutboxUnavailable as exc:
-            return str(exc)
-        need = self._full_need
-        if need is not None:
-            if room < need:
-                return (
-                    f"the outbox is full ({room} bytes free, the last refused notification needed {need}):"
-                    " raise storage.max_size_mb or free disk space, or purge delivered jobs"
-                    " (alertmanager-wecom outbox purge)"
-                )
-            self._full_need = None
-        return None
+        return await self._readiness.check(now)
 
-    async def _run_probe(self, now: float) -> int:
+    async def _run_probe(self, now: float, check_pages: bool) -> int:
         if self._ingest is not None:
-            return await self._ingest.probe(now)
-        return await self._call(lambda conn: probe(conn, str(self.path), now))
+            return await self._ingest.probe(now, check_pages)
+        return await self._call(lambda conn: probe(conn, str(self.path), now, check_pages=check_pages))
 
     # -- dispatch -------------------------------------------------------------------------------------
 
