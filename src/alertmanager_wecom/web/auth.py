@@ -8,7 +8,7 @@ import hmac
 import ipaddress
 from typing import Any
 
-from alertmanager_wecom.config import InboundAuth
+from alertmanager_wecom.config import Config, InboundAuth
 
 
 def _same(given: str, expected: str) -> bool:

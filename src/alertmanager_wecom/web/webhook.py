@@ -27,7 +27,7 @@ from alertmanager_wecom.ingest.payload import (
 )
 from alertmanager_wecom.outbox import NewJob, OutboxUnavailable
 from alertmanager_wecom.web.answers import JSON, BodyTooLarge, BodyTooSlow, body_too_slow, error, read_body
-from alertmanager_wecom.web.auth import authorized, challenge
+from alertmanager_wecom.web.auth import authorized, challenge, may_list_receivers
 from alertmanager_wecom.web.relay import Relay
 
 log = logging.getLogger(__name__)
