@@ -36,6 +36,13 @@ class WeComSettings(Model):
     proxy_url: str | None = None
     # A CA bundle for a TLS-intercepting gateway in front of WeCom.
     ca_file: str | None = None
+    # Recipients written email:/mobile: are looked up (user/get_userid_by_email, user/getuserid) at send
+    # time; the answers are kept: a userid found this long, "no such member" this long.
+    lookup_cache_found: Duration = Field(default=86400.0, ge=0)
+    lookup_cache_not_found: Duration = Field(default=3600.0, ge=0)
+    # WeCom blocks these APIs for a day once wrong look-ups pass 20 % of the corp's member cap: at most
+    # this many look-ups that find nobody per corp in 24 h; past it no new value is looked up.
+    lookup_unknown_per_day: int = Field(default=100, ge=0)
 
     @field_validator("proxy_url")
     @classmethod
