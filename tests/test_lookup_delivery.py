@@ -13,8 +13,7 @@ import pytest
 from alertmanager_wecom import samples
 from alertmanager_wecom.simulator import SimulatorState
 from alertmanager_wecom.simulator.model import SANDBOX_SECRET
-from tests.helpers import post, wait_until
-from tests.test_hostile_alerts import app_entries, dead_letters
+from tests.helpers import app_entries, dead_letters, post, wait_until
 
 BY_EMAIL = {"app": "ops", "msgtype": "text", "to_user": ["email:{{ labels.owner_email }}"]}
 

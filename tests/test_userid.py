@@ -170,5 +170,14 @@ def test_the_simulator_answers_as_wecom_does() -> None:
     assert ask("user/getuserid", {"mobile": ""})["errcode"] == 40058
     assert ask("user/getuserid", [1])["errcode"] == 47001
     assert ask("user/getuserid", {"mobile": "13800000001"}, "wrong")["errcode"] == 40014
-    sandbox = SimulatorState(sandbox_settings())
+    sandbox = SimulatorState(sandbox_settings(), clock=(clock := Clock()))
     assert sandbox.settings.corps[0].contacts["zhaoliu"].mobile == "13800000004"
+    sandbox_token = sandbox.gettoken({"corpid": SANDBOX_CORP_ID, "corpsecret": SANDBOX_SECRET})[
+        "access_token"
+    ]
+    clock.now += 7200
+    expired = sandbox.lookup_userid(
+        "user/getuserid", {"access_token": sandbox_token}, b'{"mobile": "13800000004"}'
+    )
+    assert expired["errcode"] == 42001
+    assert sandbox.lookup_userid("user/getuserid", {}, b'{"mobile": "13800000004"}')["errcode"] == 41001
