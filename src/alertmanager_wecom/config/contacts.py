@@ -75,3 +75,31 @@ def contact_problem(text: str) -> str | None:
     if kind is None:
         return None
     return form_problem(kind, text.partition(":")[2])
+
+
+def check_recipients(field: str, values: list[str]) -> list[str]:
+    """A target's to_user/to_party/to_tag (`field`): email:/mobile: only in to_user, and one value when
+    written out (a templated one is checked when alert data fills it in: ingest/recipients.py)."""
+    for value in values:
+        if kind_of(value) is None:
+            continue
+        if field != "to_user":
+            raise ValueError(f"{value!r}: email:/mobile: name people, so they go in to_user")
+        problem = None if "{{" in value else contact_problem(value)
+        if problem is not None:
+            raise ValueError(f"{value!r}: the part after the prefix {problem}")
+    return values
+
+
+def check_mentions(values: list[str]) -> list[str]:
+    """A robot's mention: userids and mobile: numbers (mentioned_mobile_list); a robot has no token to
+    look an email up with."""
+    for value in values:
+        if kind_of(value) == "email":
+            raise ValueError(
+                f"{value!r}: a robot has no app token to look an email up: mention a userid or mobile:"
+            )
+        problem = contact_problem(value)
+        if problem is not None:
+            raise ValueError(f"{value!r}: the part after mobile: {problem}")
+    return values

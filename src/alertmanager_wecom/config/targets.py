@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from alertmanager_wecom.config.contacts import contact_problem, kind_of
+from alertmanager_wecom.config.contacts import check_mentions, check_recipients, kind_of
 from alertmanager_wecom.config.fields import Duration, Language, Model, MsgType, check_time_zone
 
 _MENTION_SOURCE = re.compile(r"^(labels|annotations)\.[A-Za-z_][A-Za-z0-9_]*$")
@@ -46,20 +46,6 @@ class Fallback(Model):
             # The fallback is where alerts go when a look-up finds nobody: it must not need one itself.
             raise ValueError("fallback recipients are userids, not email:/mobile: (a look-up could miss too)")
         return self
-
-
-def _check_recipients(name: str, values: list[str]) -> list[str]:
-    """email:/mobile: recipients: only in to_user; a value written out must be one address or number
-    (a templated one is checked when alert data fills it in: ingest/recipients.py)."""
-    for value in values:
-        if kind_of(value) is None:
-            continue
-        if name != "to_user":
-            raise ValueError(f"{value!r}: email:/mobile: name people, so they go in to_user")
-        problem = None if "{{" in value else contact_problem(value)
-        if problem is not None:
-            raise ValueError(f"{value!r}: the part after the prefix {problem}")
-    return values
 
 
 class _TargetBase(Model):
@@ -173,7 +159,7 @@ class AppTarget(_TargetBase):
     @field_validator("to_user", "to_party", "to_tag")
     @classmethod
     def _recipients(cls, value: list[str], info: ValidationInfo) -> list[str]:
-        return _check_recipients(str(info.field_name), value)
+        return check_recipients(str(info.field_name), value)
 
     @property
     def lookups(self) -> bool:
@@ -220,16 +206,7 @@ class RobotTarget(_TargetBase):
     @field_validator("mention")
     @classmethod
     def _mention(cls, value: list[str]) -> list[str]:
-        for item in value:
-            kind = kind_of(item)
-            if kind == "email":
-                raise ValueError(
-                    f"{item!r}: a robot has no app token to look an email up: mention a userid or mobile:"
-                )
-            problem = contact_problem(item)
-            if problem is not None:
-                raise ValueError(f"{item!r}: the part after mobile: {problem}")
-        return value
+        return check_mentions(value)
 
     app: ClassVar[None] = None
     chat: ClassVar[None] = None
