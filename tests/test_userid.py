@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from alertmanager_wecom.config import WeComSettings
 from alertmanager_wecom.config.contacts import Contact
 from alertmanager_wecom.metrics import Metrics
+from alertmanager_wecom.outbox import SQLiteOutbox
 from alertmanager_wecom.secret import Secret
 from alertmanager_wecom.simulator import SimulatorState, sandbox_settings
 from alertmanager_wecom.simulator.model import SANDBOX_CORP_ID, SANDBOX_SECRET, SimulatorSettings
@@ -114,6 +116,28 @@ async def test_look_ups_that_find_nobody_are_bounded_per_day(
     clock.now = 1_000_000.0 + 86400 + 1
     assert (await userids.userid(token, "ops", LISI_MOBILE)).userid == "lisi"
     assert lookups(sim_state) == 4
+
+
+async def test_the_day_s_misses_survive_a_restart_in_the_outbox(
+    token: AccessToken, sim_state: SimulatorState, tmp_path: Path
+) -> None:
+    clock = Clock()
+    settings = WeComSettings(lookup_unknown_per_day=2)
+    outbox = SQLiteOutbox(str(tmp_path / "outbox.db"), synchronous="normal")
+    try:
+        before = UserIds(settings, Metrics(), clock, ledger=outbox.record_send)
+        for n in range(2):
+            await before.userid(token, "ops", Contact("email", f"ghost{n}@sandbox.example"))
+        await outbox.record_send(["app:wwsandbox0000001:1000002:user:lisi"], clock.now)
+        # A new process: the misses come back from the ledger, and the other sends go on to the limiter.
+        after = UserIds(settings, Metrics(), clock)
+        others = after.replay(await outbox.recent_sends(clock.now - 86400))
+    finally:
+        await outbox.close()
+    assert others == [("app:wwsandbox0000001:1000002:user:lisi", clock.now)]
+    assert after.misses_today(SANDBOX_CORP_ID) == 2
+    answer = await after.userid(token, "ops", Contact("email", "ghost9@sandbox.example"))
+    assert answer.userid is None and "not looked up" in answer.problem and lookups(sim_state) == 2
 
 
 async def test_no_contacts_permission_is_60011_and_says_where_to_grant_it(

@@ -77,7 +77,8 @@ class Dispatcher:
         self.services.charts = Charts(self.services, lambda: self.config, clock)
         self.deliver = JobDelivery(self.services)
         # Kept across reloads: the cache and the day's look-ups that found nobody outlive a config.
-        self.lookups = Lookups(UserIds(config.wecom, self.metrics, clock), self.deliver.failures)
+        userids = UserIds(config.wecom, self.metrics, clock, ledger=outbox.record_send)
+        self.lookups = Lookups(userids, self.deliver.failures)
         self.backlog = Backlog(self.services, self.deliver)
         self._configured = configured_target_keys(config)
         # Targets that may have pending jobs: the configured ones, and any left from an earlier config.
@@ -120,7 +121,7 @@ class Dispatcher:
 
     async def start(self) -> None:
         # Sends of the last day count against the limits after a restart too.
-        for key, at in await self.outbox.recent_sends(self.clock() - 86400):
+        for key, at in self.lookups.userids.replay(await self.outbox.recent_sends(self.clock() - 86400)):
             self.limiter.record([key], at)
         self._targets |= set(await self.outbox.pending_targets())
         self._main = asyncio.create_task(self._run(), name="dispatcher")

@@ -5,7 +5,8 @@ Both answers are cached (found: `wecom.lookup_cache_found`, a day; not found: `l
 an hour), because WeCom punishes wrong look-ups: once they pass 20 % of the corp's member cap the APIs
 are blocked for a day. So the look-ups that find nobody are also bounded, per corp and per 24 hours
 (`wecom.lookup_unknown_per_day`): past the bound no value outside the cache is looked up, and the log
-says so once. A value is never a metrics label; the app name and the kind are.
+says so once. The misses are kept in the outbox's ledger of sends, so that a restart does not reset the
+bound; the cache is the process's own. A value is never a metrics label; the app name and the kind are.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from alertmanager_wecom.config import WeComSettings
@@ -26,6 +27,10 @@ from alertmanager_wecom.wecom.token import AccessToken
 log = logging.getLogger(__name__)
 
 DAY = 86400.0
+# The outbox's ledger of sends (kept a day, shared by replicas on Redis) also keeps the look-ups that
+# found nobody, under this key and the corp: a restart does not start the day's bound afresh.
+MISS_KEY = "lookup-miss:"
+Ledger = Callable[[list[str], float], Awaitable[None]]
 # The path and body of each kind's look-up.
 _CALLS = {"email": "user/get_userid_by_email", "mobile": "user/getuserid"}
 
@@ -48,11 +53,17 @@ class UserIds:
     """The cache and the bound, shared by every app and kept across config reloads (`configure`)."""
 
     def __init__(
-        self, settings: WeComSettings, metrics: Metrics | None = None, clock: Callable[[], float] = time.time
+        self,
+        settings: WeComSettings,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.time,
+        ledger: Ledger | None = None,
     ) -> None:
+        """`ledger`: where each look-up that found nobody is recorded (the outbox's `record_send`)."""
         self.settings = settings
         self.metrics = metrics or Metrics()
         self.clock = clock
+        self.ledger = ledger
         # (corp, "email:x") → (userid or None for "no such member", kept until)
         self._cache: dict[tuple[str, str], tuple[str | None, float]] = {}
         self._misses: dict[str, deque[float]] = {}  # corp → times of look-ups that found nobody
@@ -60,6 +71,16 @@ class UserIds:
 
     def configure(self, settings: WeComSettings) -> None:
         self.settings = settings
+
+    def replay(self, sends: list[tuple[str, float]]) -> list[tuple[str, float]]:
+        """Take the misses from the ledger's records (oldest first); returns the other records."""
+        others = []
+        for key, at in sends:
+            if key.startswith(MISS_KEY):
+                self._misses.setdefault(key.removeprefix(MISS_KEY), deque()).append(at)
+            else:
+                others.append((key, at))
+        return others
 
     def misses_today(self, corp_id: str) -> int:
         misses = self._misses.get(corp_id)
@@ -98,6 +119,7 @@ class UserIds:
                 detail = explain_lookup(exc.errcode, exc.errmsg)
                 raise WeComError(exc.info, detail, exc.errcode, exc.errmsg) from None
             self._misses.setdefault(corp, deque()).append(now)
+            await self._record_miss(corp, now)
             self._cache[key] = (None, now + self.settings.lookup_cache_not_found)
             self._count(app, contact, "not_found")
             return self._not_found(contact)
@@ -109,6 +131,14 @@ class UserIds:
         self._cache[key] = (userid, now + self.settings.lookup_cache_found)
         self._count(app, contact, "found")
         return Answer(userid)
+
+    async def _record_miss(self, corp: str, at: float) -> None:
+        if self.ledger is None:
+            return
+        try:
+            await self.ledger([MISS_KEY + corp], at)
+        except Exception as exc:  # the answer stands; only a restart would forget this miss
+            log.warning("could not record a look-up that found nobody in the outbox: %s", exc)
 
     def _count(self, app: str, contact: Contact, outcome: str) -> None:
         self.metrics.lookups.labels(app, contact.kind, outcome).inc()
