@@ -11,9 +11,12 @@ from typing import Any
 import pytest
 
 from alertmanager_wecom import samples
+from alertmanager_wecom.config.loader import parse_config
 from alertmanager_wecom.simulator import SimulatorState
-from alertmanager_wecom.simulator.model import SANDBOX_SECRET
-from tests.helpers import app_entries, dead_letters, post, wait_until
+from alertmanager_wecom.simulator.model import SANDBOX_SECRET, Faults
+from alertmanager_wecom.web.app import create_app
+from tests.helpers import app_entries, dead_letters, post, raw_config, wait_until
+from tests.servers import serve_in_thread
 
 BY_EMAIL = {"app": "ops", "msgtype": "text", "to_user": ["email:{{ labels.owner_email }}"]}
 
@@ -97,3 +100,29 @@ def test_a_robot_mentions_a_mobile_number(relay_with: Any, sim_state: SimulatorS
     assert entry["mentioned"] == ["zhangsan", "mobile:13800000002"]
     # Robots need no look-up: the number goes to WeCom as it is.
     assert "user/getuserid" not in sim_state.stats()["calls"]
+
+
+def test_the_daily_bound_holds_across_a_restart(
+    simulator: str, sim_state: SimulatorState, tmp_path: Path
+) -> None:
+    raw = raw_config(simulator, tmp_path, BY_EMAIL)
+    raw["wecom"]["lookup_unknown_per_day"] = 1
+    with serve_in_thread(create_app(parse_config(raw))) as relay:
+        assert post(relay, alerting(1, owner_email="ghost1@sandbox.example")).status_code == 200
+        wait_until(lambda: "no WeCom member has this email" in dead_letters(tmp_path), 10, "the first miss")
+    assert email_lookups(sim_state) == 1
+    with serve_in_thread(create_app(parse_config(raw))) as relay:
+        assert post(relay, alerting(1, owner_email="ghost2@sandbox.example")).status_code == 200
+        dead = wait_until(lambda: "not looked up" in dead_letters(tmp_path) and dead_letters(tmp_path), 10)
+    assert "wecom.lookup_unknown_per_day" in dead and email_lookups(sim_state) == 1
+
+
+def test_a_look_up_that_fails_for_now_is_retried(relay_with: Any, sim_state: SimulatorState) -> None:
+    sim_state.set_faults(Faults(rate=1.0, kinds=["busy"]))
+    relay = relay_with(BY_EMAIL)
+    assert post(relay, alerting(1, owner_email="lisi@sandbox.example")).status_code == 200
+    wait_until(lambda: sum(sim_state.stats()["faults_injected"].values()) >= 2, 10, "failed tries")
+    assert sim_state.entries("lisi") == []
+    sim_state.set_faults(Faults())
+    wait_until(lambda: sim_state.entries("lisi"), 10, "the message once WeCom answers again")
+    assert email_lookups(sim_state) == 1
