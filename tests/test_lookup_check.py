@@ -1,13 +1,17 @@
-"""`check` with email:/mobile: recipients (wecom/lookup_check.py), against the simulator over loopback HTTP."""
+"""`check` and `send` with email:/mobile: recipients (wecom/lookup_check.py), against the simulator over
+loopback HTTP."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 
+from alertmanager_wecom.cli import main
 from alertmanager_wecom.config.loader import parse_config
 from alertmanager_wecom.simulator import SimulatorState
 from alertmanager_wecom.simulator.model import SANDBOX_SECRET
@@ -67,3 +71,24 @@ async def test_a_written_email_that_finds_nobody_fails_the_check(simulator: str,
         await checks(simulator, tmp_path, {"app": "ops", "to_user": ["email:ghost@sandbox.example"]})
     )
     assert not result.ok and "no WeCom member has this email" in result.message
+
+
+def test_send_takes_an_email_or_a_mobile_and_says_when_it_finds_nobody(
+    simulator: str, sim_state: SimulatorState, tmp_path: Path
+) -> None:
+    config = str(tmp_path / "config.yaml")
+    Path(config).write_text(
+        json.dumps(raw_config(simulator, tmp_path, {"app": "ops", "to_user": ["lisi"]})), encoding="utf-8"
+    )
+    sent = CliRunner().invoke(
+        main, ["send", "--config", config, "--app", "ops", "--to", "mobile:13800000003", "hi"]
+    )
+    assert sent.exit_code == 0, sent.output
+    assert [e["visible"] for e in sim_state.entries("wangwu")] == ["hi"]
+    missed = CliRunner().invoke(
+        main, ["send", "--config", config, "--app", "ops", "--to", "email:ghost@sandbox.example", "hi"]
+    )
+    assert (
+        missed.exit_code == 1 and "no WeCom member has this email: 'ghost@sandbox.example'" in missed.output
+    )
+    assert SANDBOX_SECRET not in missed.output

@@ -14,7 +14,7 @@ from alertmanager_wecom.rendering.message import Message
 from alertmanager_wecom.wecom.api import WeComAPI, WeComError
 from alertmanager_wecom.wecom.callback_crypto import CallbackCrypto
 from alertmanager_wecom.wecom.errcodes import explain
-from alertmanager_wecom.wecom.lookup_check import check_lookups, resolved_for_check
+from alertmanager_wecom.wecom.lookup_check import check_lookups, resolve_written
 from alertmanager_wecom.wecom.token import AccessToken
 from alertmanager_wecom.wecom.userid import UserIds
 
@@ -66,7 +66,7 @@ async def run_checks(config: Config, client: httpx.AsyncClient, send: bool = Tru
             if target.app is not None and target.app not in working:
                 results.append(CheckResult(False, subject, f"skipped: app {target.app} has no access token"))
                 continue
-            target = await resolved_for_check(target, tokens, userids)  # email:/mobile: → userids
+            target, _ = await resolve_written(target, tokens, userids)  # email:/mobile: (checked above)
             channel = build_channel(target, config, api, tokens)
             try:
                 sent = await channel.send(Message("text", text))

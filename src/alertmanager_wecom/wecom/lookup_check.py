@@ -57,12 +57,16 @@ async def check_lookups(
     return results
 
 
-async def resolved_for_check(target: Target, tokens: dict[str, AccessToken], userids: UserIds) -> Target:
-    """The target with the userids its written-out email:/mobile: values stand for (those that find
-    nobody left out, and its fallback when nobody is left); templated ones are left as they are."""
+async def resolve_written(
+    target: Target, tokens: dict[str, AccessToken], userids: UserIds
+) -> tuple[Target, list[str]]:
+    """The target with the userids its written-out email:/mobile: values stand for, and why some stand
+    for nobody (those are left out; the fallback is taken when nobody is left). Templated values are
+    left as they are: they wait for alert data."""
     if not isinstance(target, AppTarget) or not target.lookups or target.app not in tokens:
-        return target
+        return target, []
     users: list[str] = []
+    problems: list[str] = []
     for recipient in target.to_user:
         contact = parse_contact(recipient)
         if kind_of(recipient) is None or contact is None:
@@ -70,16 +74,15 @@ async def resolved_for_check(target: Target, tokens: dict[str, AccessToken], use
             continue
         try:
             answer = await userids.userid(tokens[target.app], target.app, contact)
-        except WeComError:
-            continue  # the app's look-up check says why
+        except WeComError as exc:
+            problems.append(f"{contact}: {exc.detail}")
+            continue
         if answer.userid is not None:
             users.append(answer.userid)
-    if not (users or target.to_party or target.to_tag) and target.fallback is not None:
-        return target.model_copy(
-            update={
-                "to_user": target.fallback.to_user,
-                "to_party": target.fallback.to_party,
-                "to_tag": target.fallback.to_tag,
-            }
-        )
-    return target.model_copy(update={"to_user": users})
+        else:
+            problems.append(answer.problem)
+    fallback = target.fallback
+    if not (users or target.to_party or target.to_tag) and fallback is not None:
+        update = {"to_user": fallback.to_user, "to_party": fallback.to_party, "to_tag": fallback.to_tag}
+        return target.model_copy(update=update), problems
+    return target.model_copy(update={"to_user": users}), problems
