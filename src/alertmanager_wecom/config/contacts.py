@@ -13,6 +13,22 @@ import re
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from pydantic import Field
+
+from alertmanager_wecom.config.fields import Duration, Model
+
+
+class LookupSettings(Model):
+    """The `wecom:` settings of the look-ups (WeComSettings has them)."""
+
+    # The answers are kept: a userid found this long, "no such member" this long.
+    lookup_cache_found: Duration = Field(default=86400.0, ge=0)
+    lookup_cache_not_found: Duration = Field(default=3600.0, ge=0)
+    # WeCom blocks these APIs for a day once wrong look-ups pass 20 % of the corp's member cap: at most
+    # this many look-ups that find nobody per corp in 24 h; past it no new value is looked up.
+    lookup_unknown_per_day: int = Field(default=100, ge=0)
+
+
 ContactKind = Literal["email", "mobile"]
 KINDS: Final[tuple[ContactKind, ...]] = ("email", "mobile")
 

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from alertmanager_wecom.config.apis import AlertmanagerAPI, BasicAuth, ChartSettings, PrometheusAPI
+from alertmanager_wecom.config.contacts import LookupSettings
 from alertmanager_wecom.config.fields import Duration, Language, Model, check_time_zone
 from alertmanager_wecom.config.targets import Target
 from alertmanager_wecom.secret import Secret
@@ -28,7 +29,7 @@ class ConfigError(Exception):
     """The configuration cannot be used; the message lists each problem with its key path."""
 
 
-class WeComSettings(Model):
+class WeComSettings(LookupSettings):  # lookup_*: the look-ups of email:/mobile: recipients
     api_url: str = DEFAULT_API_URL
     timeout_seconds: float = Field(default=10.0, gt=0)  # reading an answer
     connect_timeout_seconds: float = Field(default=5.0, gt=0)
@@ -36,13 +37,6 @@ class WeComSettings(Model):
     proxy_url: str | None = None
     # A CA bundle for a TLS-intercepting gateway in front of WeCom.
     ca_file: str | None = None
-    # Recipients written email:/mobile: are looked up (user/get_userid_by_email, user/getuserid) at send
-    # time; the answers are kept: a userid found this long, "no such member" this long.
-    lookup_cache_found: Duration = Field(default=86400.0, ge=0)
-    lookup_cache_not_found: Duration = Field(default=3600.0, ge=0)
-    # WeCom blocks these APIs for a day once wrong look-ups pass 20 % of the corp's member cap: at most
-    # this many look-ups that find nobody per corp in 24 h; past it no new value is looked up.
-    lookup_unknown_per_day: int = Field(default=100, ge=0)
 
     @field_validator("proxy_url")
     @classmethod
