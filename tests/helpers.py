@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from click.testing import CliRunner
 
+from alertmanager_wecom.cli import main
 from alertmanager_wecom.config import Config
 from alertmanager_wecom.config.loader import parse_config
 from alertmanager_wecom.simulator.model import (
@@ -17,7 +19,9 @@ from alertmanager_wecom.simulator.model import (
     SANDBOX_CORP_ID,
     SANDBOX_ROBOT_KEY,
     SANDBOX_SECRET,
+    SANDBOX_USERS,
 )
+from alertmanager_wecom.simulator.state import SimulatorState
 from alertmanager_wecom.wecom.callback_crypto import CallbackCrypto
 
 
@@ -32,6 +36,20 @@ def raw_config(
         "storage": {"path": str(tmp_path / "outbox.db"), "synchronous": "normal"},
         "delivery": {"retry_initial": "100ms", "retry_max": "500ms", "poll_interval": "200ms"},
     }
+
+
+def app_entries(state: SimulatorState) -> dict[str, list[dict[str, Any]]]:
+    """The sandbox members who got an app message, with what they got."""
+    return {user: state.entries(user) for user in SANDBOX_USERS if state.entries(user)}
+
+
+def dead_letters(tmp_path: Path) -> str:
+    """`outbox list --state dead` of the outbox under `tmp_path` (raw_config's)."""
+    result = CliRunner().invoke(
+        main, ["outbox", "list", "--db", str(tmp_path / "outbox.db"), "--state", "dead"]
+    )
+    assert result.exit_code == 0, result.output
+    return result.output
 
 
 def post(relay: str, payload: dict[str, Any]) -> httpx.Response:

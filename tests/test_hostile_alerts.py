@@ -12,19 +12,15 @@ import re
 from pathlib import Path
 from typing import Any
 
-from click.testing import CliRunner
-
 from alertmanager_wecom import samples
-from alertmanager_wecom.cli import main
 from alertmanager_wecom.config.loader import parse_config
 from alertmanager_wecom.ingest.payload import Notification
 from alertmanager_wecom.ingest.routing import Router
 from alertmanager_wecom.logsetup import RedactingFormatter
 from alertmanager_wecom.outbox import NewJob, SQLiteOutbox
 from alertmanager_wecom.simulator import SimulatorState
-from alertmanager_wecom.simulator.model import SANDBOX_USERS
 from alertmanager_wecom.web.app import create_app
-from tests.helpers import post, raw_config, wait_until
+from tests.helpers import app_entries, dead_letters, post, raw_config, wait_until
 from tests.servers import serve_in_thread
 
 
@@ -35,18 +31,6 @@ def owned(count: int, owner: str | list[str], **labels: str) -> dict[str, Any]:
         alert["labels"].update(labels)
         alert["fingerprint"] = samples.fingerprint(alert["labels"])
     return payload
-
-
-def app_entries(state: SimulatorState) -> dict[str, list[dict[str, Any]]]:
-    return {user: state.entries(user) for user in SANDBOX_USERS if state.entries(user)}
-
-
-def dead_letters(tmp_path: Path) -> str:
-    result = CliRunner().invoke(
-        main, ["outbox", "list", "--db", str(tmp_path / "outbox.db"), "--state", "dead"]
-    )
-    assert result.exit_code == 0, result.output
-    return result.output
 
 
 # -- recipients from labels --------------------------------------------------------------------------

@@ -101,6 +101,14 @@ class Metrics:
             ["channel", "target"],
             registry=r,
         )
+        self.lookups = Counter(
+            f"{PREFIX}_userid_lookups",
+            "Recipients written email:/mobile: turned into userids, by app, kind (email, mobile) and outcome "
+            "(found, not_found, cached_found, cached_not_found, bounded: not looked up, past "
+            "wecom.lookup_unknown_per_day; failed).",
+            ["app", "kind", "outcome"],
+            registry=r,
+        )
         self.digests = Counter(
             f"{PREFIX}_digests", "Backlogs coalesced into a digest.", ["receiver"], registry=r
         )

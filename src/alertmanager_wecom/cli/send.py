@@ -17,7 +17,9 @@ from alertmanager_wecom.wecom.token import AccessToken
 @click.command()
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False))
 @click.option("--app", "app_name", required=True, help="App name from the config's apps.")
-@click.option("--to", "to_user", multiple=True, help="userid (repeat, or @all).")
+@click.option(
+    "--to", "to_user", multiple=True, help="userid, email:ADDRESS or mobile:NUMBER (repeat, or @all)."
+)
 @click.option("--party", "to_party", multiple=True, help="Department id (repeat).")
 @click.option("--tag", "to_tag", multiple=True, help="Tag id (repeat).")
 @click.option("--msgtype", default="text", type=click.Choice(["text", "markdown"]), show_default=True)
@@ -32,9 +34,11 @@ def send(
     text: str | None,
 ) -> None:
     """Send a message through an app (TEXT, or stdin when omitted or '-'); long text is split to fit."""
-    from alertmanager_wecom.channels import build_channel
+    from alertmanager_wecom.channels import build_channel, token_for
     from alertmanager_wecom.channels.text import send_text
     from alertmanager_wecom.wecom.api import WeComAPI, WeComError
+    from alertmanager_wecom.wecom.lookup_check import resolve_written
+    from alertmanager_wecom.wecom.userid import UserIds
 
     config = load_or_exit(config_path)
     if app_name not in config.apps:
@@ -57,7 +61,14 @@ def send(
 
     async def run() -> None:
         async with http_client(config.wecom) as client:
-            channel = build_channel(target, config, WeComAPI(config.wecom.api_url, client), {})
+            api = WeComAPI(config.wecom.api_url, client)
+            tokens: dict[str, AccessToken] = {}
+            token_for(app_name, config, api, tokens)
+            # email:/mobile: recipients: their userids; one that finds nobody stops the send.
+            found, problems = await resolve_written(target, tokens, UserIds(config.wecom))
+            if problems:
+                raise click.ClickException("; ".join(problems))
+            channel = build_channel(found, config, api, tokens)
             sent = 0
             try:
                 async for result in send_text(channel, content, msgtype):

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from alertmanager_wecom.config.apis import AlertmanagerAPI, BasicAuth, ChartSettings, PrometheusAPI
+from alertmanager_wecom.config.contacts import LookupSettings
 from alertmanager_wecom.config.fields import Duration, Language, Model, check_time_zone
 from alertmanager_wecom.config.targets import Target
 from alertmanager_wecom.secret import Secret
@@ -28,7 +29,7 @@ class ConfigError(Exception):
     """The configuration cannot be used; the message lists each problem with its key path."""
 
 
-class WeComSettings(Model):
+class WeComSettings(LookupSettings):  # lookup_*: the look-ups of email:/mobile: recipients
     api_url: str = DEFAULT_API_URL
     timeout_seconds: float = Field(default=10.0, gt=0)  # reading an answer
     connect_timeout_seconds: float = Field(default=5.0, gt=0)

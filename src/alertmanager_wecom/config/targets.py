@@ -18,10 +18,12 @@ from pydantic import (
     Field,
     Tag,
     TypeAdapter,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from alertmanager_wecom.config.contacts import check_mentions, check_recipients, kind_of
 from alertmanager_wecom.config.fields import Duration, Language, Model, MsgType, check_time_zone
 
 _MENTION_SOURCE = re.compile(r"^(labels|annotations)\.[A-Za-z_][A-Za-z0-9_]*$")
@@ -40,6 +42,9 @@ class Fallback(Model):
             raise ValueError("fallback needs at least one of to_user, to_party, to_tag")
         if any("{{" in r for r in (*self.to_user, *self.to_party, *self.to_tag)):
             raise ValueError("fallback recipients are written out, not templated")
+        if any(kind_of(r) for r in self.to_user):
+            # The fallback is where alerts go when a look-up finds nobody: it must not need one itself.
+            raise ValueError("fallback recipients are userids, not email:/mobile: (a look-up could miss too)")
         return self
 
 
@@ -73,6 +78,10 @@ class _TargetBase(Model):
 
     @property
     def templated_recipients(self) -> bool:
+        return False
+
+    @property
+    def lookups(self) -> bool:
         return False
 
     def template_key(self) -> tuple[str | None, str | None, str]:
@@ -147,6 +156,16 @@ class AppTarget(_TargetBase):
     def card_settings(self) -> CardSettings:
         return self.card or CardSettings()
 
+    @field_validator("to_user", "to_party", "to_tag")
+    @classmethod
+    def _recipients(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        return check_recipients(str(info.field_name), value)
+
+    @property
+    def lookups(self) -> bool:
+        """Some recipients are email:/mobile:, looked up at send time (delivery/lookup.py)."""
+        return any(kind_of(r) for r in self.to_user)
+
     robot: ClassVar[None] = None
     chat: ClassVar[None] = None
     mention: ClassVar[tuple[str, ...]] = ()
@@ -183,6 +202,11 @@ class RobotTarget(_TargetBase):
     mention: list[str] = Field(default_factory=list)
     mention_mobile: list[str] = Field(default_factory=list)
     mention_from: list[str] = Field(default_factory=list)
+
+    @field_validator("mention")
+    @classmethod
+    def _mention(cls, value: list[str]) -> list[str]:
+        return check_mentions(value)
 
     app: ClassVar[None] = None
     chat: ClassVar[None] = None
@@ -231,8 +255,12 @@ def _shape(data: Any) -> Any:
         if mentions:
             raise ValueError("mention: only group robots can @mention people")
         templated = any(_is_templated(get(k)) for k in ("to_user", "to_party", "to_tag"))
-        if get("fallback") is not None and not templated:
-            raise ValueError("fallback: only for templated recipients (to_user: ['{{ labels.owner }}'])")
+        looked_up = any(isinstance(v, str) and kind_of(v) for v in get("to_user") or [])
+        if get("fallback") is not None and not (templated or looked_up):
+            raise ValueError(
+                "fallback: only for templated recipients (to_user: ['{{ labels.owner }}']) or "
+                "email:/mobile: ones"
+            )
         if get("chat") and msgtype == "template_card":
             raise ValueError("msgtype: appchat/send sends no template cards; use an app target (to_user)")
         if get("card") is not None and msgtype != "template_card":
@@ -243,6 +271,8 @@ def _shape(data: Any) -> Any:
             raise ValueError("an app chat target sends to the chat's members: drop to_user/to_party/to_tag")
         if not get("chat") and not recipients:
             raise ValueError("a target needs at least one of to_user, to_party, to_tag (or chat)")
+    if msgtype != "text" and any(isinstance(m, str) and kind_of(m) for m in get("mention") or []):
+        raise ValueError("mention: mobile: goes in mentioned_mobile_list, which only text messages have")
     if msgtype == "markdown_v2" and mentions:
         raise ValueError("markdown_v2 cannot @mention anyone: use msgtype markdown or text for mentions")
     for key, most in (("to_user", 1000), ("to_party", 100), ("to_tag", 100)):

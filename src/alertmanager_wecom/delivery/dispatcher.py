@@ -30,6 +30,7 @@ from alertmanager_wecom.delivery.backlog import PAGE, Backlog
 from alertmanager_wecom.delivery.charts import Charts
 from alertmanager_wecom.delivery.context import Services
 from alertmanager_wecom.delivery.deliver import JobDelivery
+from alertmanager_wecom.delivery.lookup import Lookups
 from alertmanager_wecom.delivery.render import render_messages
 from alertmanager_wecom.delivery.routes import Routes
 from alertmanager_wecom.ingest.routing import configured_target_keys
@@ -37,6 +38,7 @@ from alertmanager_wecom.metrics import Metrics
 from alertmanager_wecom.outbox import JobState, Outbox, OutboxUnavailable
 from alertmanager_wecom.wecom.api import WeComAPI
 from alertmanager_wecom.wecom.token import AccessToken
+from alertmanager_wecom.wecom.userid import UserIds
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,9 @@ class Dispatcher:
         self.routes = self._routes_for(config)
         self.services.charts = Charts(self.services, lambda: self.config, clock)
         self.deliver = JobDelivery(self.services)
+        # Kept across reloads: the cache and the day's look-ups that found nobody outlive a config.
+        userids = UserIds(config.wecom, self.metrics, clock, ledger=outbox.record_send)
+        self.lookups = Lookups(userids, self.deliver.failures)
         self.backlog = Backlog(self.services, self.deliver)
         self._configured = configured_target_keys(config)
         # Targets that may have pending jobs: the configured ones, and any left from an earlier config.
@@ -107,6 +112,7 @@ class Dispatcher:
         self.config = config
         self.services.settings = config.delivery
         self.routes = self._routes_for(config)
+        self.lookups.userids.configure(config.wecom)
         self._configured = configured_target_keys(config)
         self._targets |= self._configured
         self._wake.set()
@@ -115,7 +121,7 @@ class Dispatcher:
 
     async def start(self) -> None:
         # Sends of the last day count against the limits after a restart too.
-        for key, at in await self.outbox.recent_sends(self.clock() - 86400):
+        for key, at in self.lookups.userids.replay(await self.outbox.recent_sends(self.clock() - 86400)):
             self.limiter.record([key], at)
         self._targets |= set(await self.outbox.pending_targets())
         self._main = asyncio.create_task(self._run(), name="dispatcher")
@@ -290,6 +296,13 @@ class Dispatcher:
                 except Exception as exc:  # nothing retrying can fix: a target or template that is gone
                     await self.deliver.failures.unroutable(jobs, exc)
                     continue
+                if route.target.lookups:  # email:/mobile: recipients: their userids, at send time
+                    found = await self.lookups.route(jobs, route, self.routes)
+                    if isinstance(found, bool):
+                        if not found:
+                            return
+                        continue
+                    route = found
                 started = next((j for j in jobs if j.sent_parts > 0 or j.inflight), None)
                 if started is not None:
                     # A partly sent job is finished first, alone, exactly as it was split.

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import ParamSpec, TypeVar
 
 from alertmanager_wecom.config import Target
+from alertmanager_wecom.config.contacts import kind_of
 from alertmanager_wecom.delivery.routes import Route
 from alertmanager_wecom.ingest.payload import LARGE_BODY, Notification, collector_paused, parse_notification
 from alertmanager_wecom.ingest.recipients import Budget, refusal, summarize
@@ -143,7 +144,9 @@ def mentions_for(target: Target, notification: Notification) -> tuple[list[str],
     """Who a robot message @mentions: the target's list (as written: may be @all) and, from the alerts'
     labels/annotations, values that are each exactly one valid userid, at most `max_mentions` of them.
     Returns (userids, mobiles, problems)."""
-    users = list(target.mention)
+    # mobile: mentions (checked at load: one number each, text messages only) go as WeCom takes them.
+    users = [m for m in target.mention if kind_of(m) is None]
+    mobiles = [*target.mention_mobile, *(m.partition(":")[2] for m in target.mention if kind_of(m))]
     problems: list[str] = []
     budget = Budget(target.max_mentions)
     for source in target.mention_from:
@@ -159,7 +162,7 @@ def mentions_for(target: Target, notification: Notification) -> tuple[list[str],
                 problems.append(f"{source}: more than {budget.limit} distinct mentions (target max_mentions)")
             else:
                 users.append(value)
-    return list(dict.fromkeys(users)), list(dict.fromkeys(target.mention_mobile)), problems
+    return list(dict.fromkeys(users)), list(dict.fromkeys(mobiles)), problems
 
 
 def messages_for(

@@ -19,9 +19,10 @@ from dataclasses import dataclass
 import jinja2
 
 from alertmanager_wecom.config import Config, Target, target_spec
+from alertmanager_wecom.config.contacts import kind_of
 from alertmanager_wecom.ingest.matchers import Matcher, matches_all, parse_matcher
 from alertmanager_wecom.ingest.payload import Alert, Notification, dump_notification
-from alertmanager_wecom.ingest.recipients import Budget, Kind, refusal, summarize
+from alertmanager_wecom.ingest.recipients import Budget, Kind, bare, refusal, summarize, written_kind
 from alertmanager_wecom.outbox import NewJob
 from alertmanager_wecom.template_sandbox import Bounds, SandboxedTemplates, bounded_render
 
@@ -66,8 +67,9 @@ def _resolve(
         except Exception as exc:  # a template error on hostile data refuses the value, nothing more
             problems.append(f"{kind} {template.source!r}: {type(exc).__name__}")  # type: ignore[attr-defined]
             continue
-        why = refusal(kind, value)
-        if not value:
+        lookup = written_kind(template.source) if kind == "to_user" else None  # type: ignore[attr-defined]
+        why = refusal(kind, value, lookup)
+        if not bare(value, lookup):
             problems.append(f"{kind} {template.source!r} {why}")  # type: ignore[attr-defined]
             missing.append(True)
         elif why is not None:
@@ -209,13 +211,15 @@ class Router:
             )
         jobs = []
         for (users, parties, tags), indices in groups.items():
+            # Recipients looked up at send time keep the fallback: a look-up may find nobody.
+            looked_up = any(kind_of(u) for u in users)
             spec = target.model_copy(
                 update={
                     "to_user": list(users),
                     "to_party": list(parties),
                     "to_tag": list(tags),
                     "match": [],
-                    "fallback": None,
+                    "fallback": target.fallback if looked_up else None,
                 }
             )
             jobs.append(self._job(receiver, spec, self._subset(notification, indices)))

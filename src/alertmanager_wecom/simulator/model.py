@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 FaultKind = Literal["busy", "rate_limit", "http_502", "slow"]
 ALL_FAULTS: tuple[FaultKind, ...] = ("busy", "rate_limit", "http_502", "slow")
@@ -24,14 +24,43 @@ class SimApp(_Model):
     visible: list[str] = Field(default_factory=lambda: ["@all"])
     # None: any caller IP is accepted; a list: others get 60020 on message/send.
     trusted_ips: list[str] | None = None
+    # The app may read the directory (通讯录): without it user/getuserid and get_userid_by_email answer 60011.
+    contacts: bool = True
+
+
+class SimContact(_Model):
+    """What the directory knows of a member beyond the userid (look-ups go from these to the userid)."""
+
+    email: str | None = None
+    mobile: str | None = None
 
 
 class SimCorp(_Model):
     corp_id: str
+    # userids; an entry may also be {userid, email, mobile} (sim.yaml), kept in `contacts`.
     users: list[str]
+    contacts: dict[str, SimContact] = Field(default_factory=dict)
     parties: dict[str, list[str]] = Field(default_factory=dict)
     tags: dict[str, list[str]] = Field(default_factory=dict)
     apps: list[SimApp] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _people(cls, data: Any) -> Any:
+        """``users: [zhangsan, {userid: lisi, email: lisi@corp.example, mobile: "13800000002"}]``."""
+        if not isinstance(data, dict) or not isinstance(data.get("users"), list):
+            return data
+        users: list[Any] = []
+        contacts = dict(data.get("contacts") or {})
+        for user in data["users"]:
+            if isinstance(user, dict) and "userid" in user:
+                person = dict(user)
+                userid = person.pop("userid")
+                contacts[userid] = person
+                users.append(userid)
+            else:
+                users.append(user)
+        return {**data, "users": users, "contacts": contacts}
 
 
 class Faults(_Model):
@@ -69,6 +98,11 @@ SANDBOX_AGENT_ID = 1000002
 SANDBOX_SECRET = "sandbox-app-secret-0000000000000000000000"
 SANDBOX_USERS = ["zhangsan", "lisi", "wangwu", "zhaoliu"]
 SANDBOX_ROBOT_KEY = "sandbox-robot-key-00000000"
+# zhangsan@sandbox.example / 13800000001, lisi … 13800000002, and so on: for email:/mobile: recipients.
+SANDBOX_CONTACTS = {
+    user: SimContact(email=f"{user}@sandbox.example", mobile=f"1380000000{n}")
+    for n, user in enumerate(SANDBOX_USERS, start=1)
+}
 
 
 def sandbox_settings() -> SimulatorSettings:
@@ -77,6 +111,7 @@ def sandbox_settings() -> SimulatorSettings:
             SimCorp(
                 corp_id=SANDBOX_CORP_ID,
                 users=SANDBOX_USERS,
+                contacts=SANDBOX_CONTACTS,
                 parties={"1": SANDBOX_USERS, "2": ["zhangsan", "lisi"]},
                 tags={"1": ["wangwu"]},
                 apps=[SimApp(agent_id=SANDBOX_AGENT_ID, secret=SANDBOX_SECRET, name="alerts")],

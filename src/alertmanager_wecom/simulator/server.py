@@ -89,6 +89,15 @@ class SimulatorServer:
         body = await request.body()
         return self._json(self.state.appchat(action, dict(request.query_params), body))
 
+    async def user_lookup(self, request: Request) -> Response:
+        """user/getuserid and user/get_userid_by_email (simulator/directory.py)."""
+        endpoint = request.url.path.removeprefix("/cgi-bin/")
+        fault = await self._fault(endpoint)
+        if fault is not None:
+            return fault
+        body = await request.body()
+        return self._json(self.state.lookup_userid(endpoint, dict(request.query_params), body))
+
     async def media_upload(self, request: Request) -> Response:
         data: bytes | None = None
         async with request.form() as form:
@@ -244,6 +253,8 @@ class SimulatorServer:
             Route("/cgi-bin/webhook/send", self.webhook_send, methods=["POST"]),
             Route("/cgi-bin/media/upload", self.media_upload, methods=["POST"]),
             Route("/cgi-bin/appchat/{action}", self.appchat, methods=["GET", "POST"]),
+            Route("/cgi-bin/user/getuserid", self.user_lookup, methods=["POST"]),
+            Route("/cgi-bin/user/get_userid_by_email", self.user_lookup, methods=["POST"]),
             Route("/inbox", self.inbox_page, methods=["GET"]),
             Route("/api/v1/query_range", self.demo_query_range, methods=["GET"]),
             # Every admin endpoint: same-origin (or no Origin) only, and JSON bodies (admin_guard.py).

@@ -19,6 +19,7 @@ from alertmanager_wecom.simulator.access import Access
 from alertmanager_wecom.simulator.app_chats import AppChats
 from alertmanager_wecom.simulator.app_messages import AppMessages
 from alertmanager_wecom.simulator.common import InboxEntry, Reply, Token
+from alertmanager_wecom.simulator.directory import Directory
 from alertmanager_wecom.simulator.limits import SlidingWindows
 from alertmanager_wecom.simulator.model import FaultKind, Faults, SimulatorSettings
 from alertmanager_wecom.simulator.robots import Robots
@@ -26,7 +27,7 @@ from alertmanager_wecom.simulator.robots import Robots
 __all__ = ["InboxEntry", "Reply", "SimulatorState"]
 
 
-class SimulatorState(Access, AppMessages, Robots, AppChats):
+class SimulatorState(Access, AppMessages, Robots, AppChats, Directory):
     """The simulated WeCom: one object, one lock, every endpoint family (a mixin each)."""
 
     def __init__(self, settings: SimulatorSettings, clock: Callable[[], float] = time.time) -> None:

@@ -14,7 +14,9 @@ from alertmanager_wecom.rendering.message import Message
 from alertmanager_wecom.wecom.api import WeComAPI, WeComError
 from alertmanager_wecom.wecom.callback_crypto import CallbackCrypto
 from alertmanager_wecom.wecom.errcodes import explain
+from alertmanager_wecom.wecom.lookup_check import check_lookups, resolve_written
 from alertmanager_wecom.wecom.token import AccessToken
+from alertmanager_wecom.wecom.userid import UserIds
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,8 @@ async def run_checks(config: Config, client: httpx.AsyncClient, send: bool = Tru
     for name, app in config.apps.items():
         if app.callback is not None:
             results.append(await check_callback(name, app.corp_id, app.callback, client))
+    userids = UserIds(config.wecom)
+    results += [CheckResult(*r) for r in await check_lookups(config, tokens, working, userids)]
     if not send:
         return results
     text = f"alertmanager-wecom check: test message from {socket.gethostname()}"
@@ -65,6 +69,7 @@ async def run_checks(config: Config, client: httpx.AsyncClient, send: bool = Tru
             if target.app is not None and target.app not in working:
                 results.append(CheckResult(False, subject, f"skipped: app {target.app} has no access token"))
                 continue
+            target, _ = await resolve_written(target, tokens, userids)  # email:/mobile: (checked above)
             channel = build_channel(target, config, api, tokens)
             try:
                 sent = await channel.send(Message("text", text))

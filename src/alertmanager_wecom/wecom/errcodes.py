@@ -21,6 +21,7 @@ class Action(enum.Enum):
     RETRY = "retry"  # transient: back off and try again
     PERMANENT = "permanent"  # configuration error: do not retry, tell the operator the fix
     BAD_REQUEST = "bad_request"  # this message is wrong: do not resend it unchanged
+    NOT_FOUND = "not_found"  # a look-up's answer, not a failure: no member has that email / mobile
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,8 @@ TABLE: dict[int, ErrInfo] = {
         "the chatid does not exist for this app: create the chat with `alertmanager-wecom appchat create`",
     ),
     60111: ErrInfo(_A.PERMANENT, _R.RECIPIENTS, "userid not found", "check the userids"),
+    # user/getuserid, user/get_userid_by_email: an answer (cached as such), not a failure to report.
+    46004: ErrInfo(_A.NOT_FOUND, _R.RECIPIENTS, "no such member", "check the email or mobile number"),
     86215: ErrInfo(_A.PERMANENT, _R.BAD_MESSAGE, "app chat already exists", "choose another chatid"),
     93000: ErrInfo(
         _A.PERMANENT,
@@ -143,7 +146,25 @@ TABLE: dict[int, ErrInfo] = {
 _UNKNOWN = ErrInfo(_A.RETRY, _R.UNKNOWN, "unknown errcode")
 _FROM_IP = re.compile(r"from ip:\s*([0-9a-fA-F.:]+)")
 
-__all__ = ["TABLE", "Action", "ErrInfo", "Reason", "caller_ip", "classify", "explain"]
+# What 60011 / 48002 mean for user/getuserid and user/get_userid_by_email (their table entries speak of
+# message/send's recipients). Where the permission is granted: WeCom's console, as of 2024.
+CONTACTS_FIX = (
+    "the app needs the directory (通讯录) read permission to find members by email or mobile: grant it "
+    "under App Management → Apps → <app> → API permissions (通讯录 → 读取成员 / read members), and keep "
+    "the members in the app's Visible to (可见范围)"
+)
+
+__all__ = [
+    "CONTACTS_FIX",
+    "TABLE",
+    "Action",
+    "ErrInfo",
+    "Reason",
+    "caller_ip",
+    "classify",
+    "explain",
+    "explain_lookup",
+]
 
 
 def classify(errcode: int) -> ErrInfo:
@@ -165,3 +186,11 @@ def explain(errcode: int, errmsg: str) -> str:
         fix = fix.replace("{ip}", caller_ip(errmsg) or "this host's public egress IP")
     text = f"WeCom errcode {errcode} ({info.meaning})"
     return f"{text}: {fix}" if fix else text
+
+
+def explain_lookup(errcode: int, errmsg: str) -> str:
+    """`explain` for a failed look-up of a member by email or mobile: a missing permission is named as
+    the directory (通讯录) permission that these APIs need."""
+    if classify(errcode).reason is Reason.NO_PERMISSION and errcode != 50003:
+        return f"WeCom errcode {errcode} ({classify(errcode).meaning}): {CONTACTS_FIX}"
+    return explain(errcode, errmsg)
