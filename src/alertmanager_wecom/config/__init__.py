@@ -13,17 +13,14 @@ from alertmanager_wecom.config.models import (
     Config,
     ConfigError,
     DeliverySettings,
-    InboundAuth,
     KeptTemplates,
     Receiver,
     RenderSettings,
     RobotConfig,
-    ServerSettings,
     StorageSettings,
-    TLSSettings,
-    VerifyFile,
     WeComSettings,
 )
+from alertmanager_wecom.config.server import InboundAuth, ServerSettings, TLSSettings, VerifyFile
 from alertmanager_wecom.config.targets import (
     AnyTarget,
     AppTarget,
