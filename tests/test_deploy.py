@@ -34,6 +34,16 @@ def test_kubernetes_manifests() -> None:
     config = yaml.safe_load(kinds["ConfigMap"]["data"]["config.yaml"])
     assert Path(config["storage"]["path"]).parent.as_posix() in mounts
     secret_keys = set(kinds["Secret"]["stringData"])
+    # The reload sidecar sees the config map change (a directory mount, not a subPath, which never
+    # changes) and POSTs /-/reload on this pod with the admin password from the Secret.
+    config_mount = next(m for m in container["volumeMounts"] if m["name"] == "config")
+    assert "subPath" not in config_mount
+    assert container["args"][2].startswith(config_mount["mountPath"] + "/")
+    sidecar = next(c for c in pod["containers"] if c["name"] == "config-reload")
+    assert f"--volume-dir={config_mount['mountPath']}" in sidecar["args"]
+    assert "--webhook-url=http://admin:$(ADMIN_PASSWORD)@127.0.0.1:9095/-/reload" in sidecar["args"]
+    password = sidecar["env"][0]["valueFrom"]["secretKeyRef"]["key"]
+    assert password == Path(config["server"]["admin_auth"]["basic_auth"]["password_file"]).name
     for path in (
         config["apps"]["ops"]["secret_file"],
         config["robots"]["sre"]["key_file"],

@@ -7,6 +7,7 @@ Real HTTP over loopback: a rebinding page's request reaches 127.0.0.1 with the a
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from pathlib import Path
@@ -112,33 +113,53 @@ def test_allowed_hosts_and_external_url_are_served(tmp_path: Path) -> None:
 
 
 def test_reload_takes_the_sidecars_bodiless_post_and_refuses_a_cross_site_one(tmp_path: Path) -> None:
-    with serve_in_thread(_console_app(tmp_path)) as url:
+    password = "sidecar-password-0000"
+    admin = {
+        "admin_allow_loopback": False,
+        "admin_auth": {"basic_auth": {"username": "admin", "password": password}},
+    }
+    with serve_in_thread(_console_app(tmp_path, **admin)) as url:
         port = url.rsplit(":", 1)[1]
-        # configmap-reload: http.NewRequest("POST", url, nil): no body, no Content-Type, Go's agent.
-        # Go sends Content-Length: 0 and Accept-Encoding: gzip with it.
+        # configmap-reload (deploy/kubernetes): http.NewRequest("POST", url, nil) to
+        # http://admin:$(ADMIN_PASSWORD)@127.0.0.1:9095/-/reload: Go turns the URL's user into basic
+        # auth and sends Content-Length: 0, Accept-Encoding: gzip, its agent, no body, no Content-Type.
+        basic = base64.b64encode(f"admin:{password}".encode()).decode()
         raw = httpx.Request(
-            "POST", f"{url}/-/reload", headers={"User-Agent": "Go-http-client/1.1", "Accept-Encoding": "gzip"}
+            "POST",
+            f"{url}/-/reload",
+            headers={
+                "User-Agent": "Go-http-client/1.1",
+                "Accept-Encoding": "gzip",
+                "Authorization": f"Basic {basic}",
+            },
         )
         assert "content-type" not in raw.headers and raw.headers["content-length"] == "0"
-        answer = httpx.Client(timeout=10).send(raw)
+        with httpx.Client(timeout=10) as client:
+            answer = client.send(raw)
         assert answer.status_code == 200, answer.text
         assert answer.json() == {"status": "reloaded"}
         # A form's text/plain POST from another site's page: refused, and not for its content type.
         answer = httpx.post(
             f"{url}/-/reload",
             content=b"x",
-            headers={"Content-Type": "text/plain", "Origin": f"http://{EVIL}:{port}"},
+            headers={
+                "Content-Type": "text/plain",
+                "Origin": f"http://{EVIL}:{port}",
+                "Authorization": f"Basic {basic}",
+            },
             timeout=10,
         )
         assert answer.status_code == 403
         # The same text/plain POST from no page at all: still JSON or nothing.
-        answer = httpx.post(
-            f"{url}/-/reload", content=b"x", headers={"Content-Type": "text/plain"}, timeout=10
-        )
+        plain = {"Content-Type": "text/plain", "Authorization": f"Basic {basic}"}
+        answer = httpx.post(f"{url}/-/reload", content=b"x", headers=plain, timeout=10)
         assert answer.status_code == 415
+        # Without the password: 401, whatever else.
+        assert httpx.post(f"{url}/-/reload", timeout=10).status_code == 401
         # Other admin POSTs stay JSON only.
-        retry = httpx.Request("POST", f"{url}/api/outbox/retry")
-        assert httpx.Client(timeout=10).send(retry).status_code == 415
+        retry = httpx.Request("POST", f"{url}/api/outbox/retry", headers={"Authorization": f"Basic {basic}"})
+        with httpx.Client(timeout=10) as client:
+            assert client.send(retry).status_code == 415
 
 
 def test_the_sandbox_answers_loopback_names_only(tmp_path: Path) -> None:
