@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from alertmanager_wecom.config import ConfigError
-from alertmanager_wecom.config.loader import parse_config
+from alertmanager_wecom.loading import parse_config
 from alertmanager_wecom.samples import node_down
 from alertmanager_wecom.simulator.model import SANDBOX_SECRET
 from alertmanager_wecom.template_sandbox import Bounds, BoundsExceeded, SandboxedTemplates, bounded_render

@@ -14,7 +14,7 @@ import asyncio
 import dataclasses
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from alertmanager_wecom.actions.alertmanager import AlertmanagerClient, AlertmanagerError, Matcher
@@ -61,7 +61,7 @@ class CardActions:
         self._tasks: set[asyncio.Task[None]] = set()
         self._group_locks: dict[str, asyncio.Lock] = {}
 
-    def later(self, work: Any, what: str) -> None:
+    def later(self, work: Coroutine[Any, Any, None], what: str) -> None:
         """Run `work` (a coroutine) in the background; it is kept until done and its failure logged."""
 
         async def guarded() -> None:

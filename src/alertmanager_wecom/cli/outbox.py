@@ -21,9 +21,9 @@ def _open_outbox(config_path: str | None, db: str | None) -> Any:
             raise click.ClickException("give --config FILE (its storage.path) or --db PATH")
         config = load_or_exit(config_path)
         if config.storage.backend == "redis":
-            from alertmanager_wecom.web.relay import open_outbox
+            from alertmanager_wecom.outbox.opening import open_outbox
 
-            return open_outbox(config)
+            return open_outbox(config.storage)
         db = config.storage.path
     if not Path(db).exists():
         raise click.ClickException(f"no outbox at {db}")

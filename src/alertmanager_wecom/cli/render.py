@@ -10,8 +10,8 @@ import click
 from alertmanager_wecom.channels import kind_of
 from alertmanager_wecom.cli.common import load_or_exit
 from alertmanager_wecom.config import parse_target
-from alertmanager_wecom.config.loader import parse_config
 from alertmanager_wecom.ingest.payload import Notification
+from alertmanager_wecom.loading import parse_config
 from alertmanager_wecom.rendering.renderer import Renderer, TemplateError
 
 

@@ -18,6 +18,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from alertmanager_wecom.channels import kind_of
+from alertmanager_wecom.channels.checks import run_checks
 from alertmanager_wecom.rendering.environment import builtin_source
 from alertmanager_wecom.samples import node_down
 from alertmanager_wecom.simulator import view
@@ -27,7 +28,6 @@ from alertmanager_wecom.web.answers import error
 from alertmanager_wecom.web.console_text import TEXT, language
 from alertmanager_wecom.web.preview_worker import PreviewWorker
 from alertmanager_wecom.web.relay import Relay, wecom_client
-from alertmanager_wecom.wecom.checks import run_checks
 
 _pages = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
