@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from alertmanager_wecom.reasons import Reason
@@ -114,6 +114,33 @@ class Job:
     # job with it set may have reached WeCom, so it is resent unchanged (WeCom's duplicate check then
     # drops the copy), never merged into a digest.
     inflight: bool = False
+
+
+class LeaseLost(Exception):
+    """The write-ahead found the target's lease held by another replica (or by nobody): this replica was
+    paused or cut off past its lease, another may be sending to the target now, so it must not send."""
+
+
+@dataclass(frozen=True)
+class SendClaim:
+    """What a shared backend checks, and records, in the write-ahead's own atomic step (see `sending`).
+
+    `limits`: each rate key of the message with its windows, (at most this many sends, in this many
+    seconds), headroom applied, as the channel declares them."""
+
+    target_key: str
+    owner: str  # the lease on `target_key` must be this owner's
+    limits: tuple[tuple[str, tuple[tuple[int, float], ...]], ...]
+
+
+@dataclass(frozen=True)
+class WriteAhead:
+    """`sending`'s answer. `wait` 0: written. Above 0: no room under a rate key's limits, nothing written,
+    try again in `wait` seconds; `sends` then holds the shared ledger's sends (times) of each rate key
+    within a day, so that the caller's own view of the limits catches up with the other replicas'."""
+
+    wait: float = 0.0
+    sends: dict[str, list[float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -196,9 +223,18 @@ class Outbox(Protocol):
         """Give the target up, if `owner` holds it (another's lease is left alone)."""
         ...
 
-    async def sending(self, job_id: int, now: float) -> None:
+    async def sending(self, job_id: int, now: float, claim: SendClaim | None = None) -> WriteAhead:
         """Write-ahead before a message goes to WeCom: sets `inflight` (see `Job.inflight`). Repeating
-        it changes nothing more."""
+        it changes nothing more.
+
+        `claim`, given only to a shared backend (replicas), makes it one atomic step with two checks and
+        a record, so that replicas never decide from a stale view: when `claim.owner` does not hold the
+        lease on `claim.target_key`, nothing is written and `LeaseLost` is raised; when a rate key has no
+        room in one of its windows at `now` (counting every send recorded under it, by any process),
+        nothing is written and the answer says how long to wait; otherwise the send is also recorded at
+        `now` under each rate key, as `record_send` would (the caller does not record it again). A
+        later `retry_later` with `maybe_delivered` False takes that record back (WeCom did not take the
+        message, so it does not count); a crash leaves it (the message may have reached WeCom)."""
         ...
 
     async def progress(self, job_id: int, sent_parts: int, now: float) -> None:

@@ -14,6 +14,7 @@ Keys, under the prefix P (ARGV[1] of every script):
   P:created          zset of PENDING job ids by created_at (the oldest pending)
   P:dedup            zset of dedup keys by the time they were accepted
   P:sends            zset of "<seq>|<rate key>" by the send's time
+  P:rate:<rate key>  the same, one rate key's: what pacing counts (ledger.py)
 """
 
 from __future__ import annotations
@@ -71,6 +72,16 @@ local function new_job(nid, receiver, tk, target, state, created, now, digest_of
     redis.call('ZADD', p .. ':created', created, id)
   end
   return id
+end
+-- A send counted by a claim (ledger.py) that WeCom did not take: it does not count against the limits.
+local function uncount(k)
+  local counted = redis.call('HGET', k, 'counted')
+  if not counted then return end
+  for member in string.gmatch(counted, '[^\\n]+') do
+    redis.call('ZREM', p .. ':sends', member)
+    redis.call('ZREM', p .. ':rate:' .. string.match(member, '^%d+|(.*)$'), member)
+  end
+  redis.call('HDEL', k, 'counted')
 end
 local function new_notification(receiver, now, payload)
   local nid = redis.call('INCR', p .. ':seq:notif')
@@ -130,6 +141,7 @@ PROGRESS = (
     + """
 if redis.call('EXISTS', jk(ARGV[2])) == 0 then return 0 end
 redis.call('HSET', jk(ARGV[2]), 'sent_parts', ARGV[3], 'inflight', 0, 'updated_at', ARGV[4])
+redis.call('HDEL', jk(ARGV[2]), 'counted')  -- WeCom took it: it counts, a later retry_later keeps it
 mark_started(ARGV[2])
 return 1
 """
@@ -164,6 +176,7 @@ local k = jk(ARGV[2])
 if redis.call('EXISTS', k) == 0 then return 0 end
 redis.call('HSET', k, 'attempts', ARGV[3], 'next_attempt_at', ARGV[4], 'last_error', ARGV[5], 'reason', ARGV[6],
   'updated_at', ARGV[7], 'inflight', ARGV[8])
+if ARGV[8] == '0' then uncount(k) end
 mark_started(ARGV[2])
 local later = tonumber(ARGV[4])
 local tk = redis.call('HGET', k, 'target_key')
@@ -265,9 +278,13 @@ return count
 
 # ARGV: prefix, at, rate keys…
 RECORD_SEND = """
+-- Also counted where claims look (ledger.py): a send recorded this way (a chart, a look-up) paces too.
 for i = 3, #ARGV do
-  local seq = redis.call('INCR', ARGV[1] .. ':seq:send')
-  redis.call('ZADD', ARGV[1] .. ':sends', ARGV[2], string.format('%020d', seq) .. '|' .. ARGV[i])
+  local member = string.format('%020d', redis.call('INCR', ARGV[1] .. ':seq:send')) .. '|' .. ARGV[i]
+  redis.call('ZADD', ARGV[1] .. ':sends', ARGV[2], member)
+  redis.call('ZADD', ARGV[1] .. ':rate:' .. ARGV[i], ARGV[2], member)
+  redis.call('ZREMRANGEBYSCORE', ARGV[1] .. ':rate:' .. ARGV[i], '-inf', '(' .. string.format('%.6f', ARGV[2] - 86400))
+  redis.call('EXPIRE', ARGV[1] .. ':rate:' .. ARGV[i], 86460)
 end
 return 1
 """

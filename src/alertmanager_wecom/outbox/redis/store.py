@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from alertmanager_wecom.outbox.base import AcceptResult, Job, JobState, NewJob, OutboxStats, OutboxUnavailable
-from alertmanager_wecom.outbox.redis import scripts
+from alertmanager_wecom.outbox.redis import ledger, scripts
 from alertmanager_wecom.reasons import Reason
 from alertmanager_wecom.repeated import Repeated
 
@@ -116,6 +116,7 @@ class RedisOutbox:
         self._closed = False
         self._outage = Repeated(log, "Redis")
         self._scripts = {name: self._redis.register_script(getattr(scripts, name)) for name in _SCRIPTS}
+        self._scripts["CLAIM"] = self._redis.register_script(ledger.CLAIM)
 
     def _key(self, *parts: object) -> str:
         return ":".join([self.prefix, *(str(p) for p in parts)])
@@ -307,8 +308,13 @@ class RedisOutbox:
     async def release(self, target_key: str, owner: str) -> None:
         await self._run("RELEASE", target_key, owner)
 
-    async def sending(self, job_id: int, now: float) -> None:
-        await self._run("SENDING", job_id, repr(now))
+    async def sending(
+        self, job_id: int, now: float, claim: ledger.SendClaim | None = None
+    ) -> ledger.WriteAhead:
+        if claim is None:
+            await self._run("SENDING", job_id, repr(now))
+            return ledger.WRITTEN
+        return ledger.write_ahead(await self._run("CLAIM", *ledger.claim_args(job_id, now, claim)))
 
     async def progress(self, job_id: int, sent_parts: int, now: float) -> None:
         await self._run("PROGRESS", job_id, sent_parts, repr(now))
