@@ -133,9 +133,10 @@ class StorageSettings(Model):
     key_prefix: str = Field(default="alertmanager-wecom", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
     # redis: acceptance also waits until this many Redis replicas have the notification (WAIT).
     min_replicas: int = Field(default=0, ge=0, le=10)
-    # redis: a replica holds a target this long past its last sign of life; a dead replica's targets
-    # are taken over after it.
-    lease: Duration = Field(default=30.0, ge=1.0, le=600.0)
+    # redis: a replica holds a target this long past its last sign of life (renewed every third of
+    # it); a dead replica's targets are taken over after it. Short, so that takeover takes seconds; a
+    # replica stalled longer loses its targets and sends nothing more to them (the write-ahead checks).
+    lease: Duration = Field(default=3.0, ge=1.0, le=600.0)
     # The outbox file; relative paths are relative to the working directory.
     path: str = "data/outbox.db"
     # full: a committed notification survives power loss; normal: survives a process crash only.

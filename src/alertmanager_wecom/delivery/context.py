@@ -84,6 +84,7 @@ class Services:
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     jitter: Callable[[], float] = _jitter  # the fraction of a backoff delay actually waited
     stopping: Callable[[], bool] = _never  # shutting down: stop between messages
+    owner: str = ""  # the name this process holds leases under (replicas: see claims.py)
     limiter: RateLimiter = field(init=False)
     cpu: CpuWork = field(default_factory=CpuWork)
     # Targets held back until a time (after a transient failure), by target key.

@@ -15,6 +15,7 @@ import asyncio
 import logging
 
 from alertmanager_wecom.channels import SendResult
+from alertmanager_wecom.delivery.claims import take_slot
 from alertmanager_wecom.delivery.context import Services
 from alertmanager_wecom.delivery.render import describe, parse, render_job
 from alertmanager_wecom.delivery.retry import Failures
@@ -57,6 +58,8 @@ class JobDelivery:
             if self.s.stopping() or not await self.wait_for_room(route):
                 return False
             at = await self.write_ahead(job, route)
+            if at is None:
+                return False
             try:
                 result = await self.send(route, messages[index])
             except WeComError as exc:
@@ -103,10 +106,13 @@ class JobDelivery:
             # In steps of at most a second, so that a shutdown does not wait for the whole window.
             await self.s.sleep(min(wait, 1.0))
 
-    async def write_ahead(self, job: Job, route: Route) -> float:
+    async def write_ahead(self, job: Job, route: Route) -> float | None:
         """Take the rate-limit slot and mark the job in flight before the message leaves: after a crash
         the job may have reached WeCom, so it is resent unchanged (WeCom's duplicate check drops the
-        copy), never merged into a digest. Returns the slot's time."""
+        copy), never merged into a digest. Returns the slot's time; None: shutting down meanwhile.
+        Replicas take the slot in the shared ledger, under the target's lease (claims.py)."""
+        if self.s.outbox.shared:
+            return await take_slot(self.s, job, route)
         at = route.last_send = self.s.limiter.record(route.rate_keys)
         await self.s.outbox.sending(job.id, self.s.clock())
         return at
@@ -118,11 +124,13 @@ class JobDelivery:
     async def record_sent(self, job: Job, route: Route, index: int, at: float, result: SendResult) -> None:
         """Message `index` was accepted: the job's progress and the send (for the limits after a restart)."""
         self.s.metrics.messages_sent.labels(job.receiver, route.kind, route.label).inc()
-        # Together: the outbox's writer commits both in one transaction.
-        await asyncio.gather(
-            self.s.outbox.progress(job.id, index + 1, self.s.clock()),
-            self.s.outbox.record_send(route.rate_keys, at),
-        )
+        if self.s.outbox.shared:  # the send was recorded with its slot (claims.py)
+            await self.s.outbox.progress(job.id, index + 1, self.s.clock())
+        else:  # together: the outbox's writer commits both in one transaction
+            await asyncio.gather(
+                self.s.outbox.progress(job.id, index + 1, self.s.clock()),
+                self.s.outbox.record_send(route.rate_keys, at),
+            )
         for kind, names in result.invalid.items():
             log.warning(
                 "WeCom did not deliver to %s %s via %s: not found or outside the app's visible range (可见范围)",
