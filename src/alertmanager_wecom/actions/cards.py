@@ -11,14 +11,16 @@ brings a new one); with none left, or on 60140, a short new message says what ha
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import re
-from collections.abc import Callable, Coroutine
+import uuid
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from alertmanager_wecom.actions.alertmanager import AlertmanagerClient, AlertmanagerError, Matcher
-from alertmanager_wecom.actions.store import ActionStore, CardRecord
+from alertmanager_wecom.actions.store import CardRecord, CardStore
 from alertmanager_wecom.config import AppTarget, Config, Target, parse_target
 from alertmanager_wecom.ingest.payload import Notification, parse_notification
 from alertmanager_wecom.metrics import Metrics
@@ -30,6 +32,7 @@ log = logging.getLogger(__name__)
 
 _SILENCE_KEY = re.compile(r"^silence:(\d{1,7})$")
 _MAX_SILENCE = 90 * 86400
+_LOCK_SECONDS = 30.0  # longer than a silence's round trip to Alertmanager (its timeout)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +50,7 @@ class Click:
 class CardActions:
     def __init__(
         self,
-        store: ActionStore,
+        store: CardStore,
         config: Callable[[], Config],
         token: Callable[[str], AccessToken],
         metrics: Metrics,
@@ -151,8 +154,9 @@ class CardActions:
         if allowed and click.user not in allowed:
             await self._done(click, "denied", f"{click.user} is not in card.allow_users")
             return
-        lock = self._group_locks.setdefault(f"{record.receiver}\0{record.group_key}", asyncio.Lock())
-        async with lock:
+        group = f"{record.receiver}\0{record.group_key}"
+        lock = self._group_locks.setdefault(group, asyncio.Lock())
+        async with lock, self._shared_lock(group):
             record = await self.store.card(click.task_id) or record  # as the previous click left it
             # A click does only what the card offers: a signed event with another key (a 90-day
             # silence on a card offering 1 h) is refused.
@@ -167,6 +171,33 @@ class CardActions:
                 await self._silence(click, record, float(silence.group(1)))
             else:
                 await self._done(click, "ignored", f"unknown button key {click.key[:40]!r}")
+
+    @contextlib.asynccontextmanager
+    async def _shared_lock(self, group: str) -> AsyncIterator[None]:
+        """The group's lock in the store: two clicks on one group, on two replicas, act one after the
+        other (the second sees the first's silence). Held at most `_LOCK_SECONDS`; waited for up to
+        that long, then acted on anyway (a replica that died holding it must not block the group)."""
+        owner = uuid.uuid4().hex
+        deadline = self.clock() + _LOCK_SECONDS
+        while not await self.store.lock(group, owner, _LOCK_SECONDS):
+            if self.clock() > deadline:
+                log.warning(
+                    "card action: the group's lock was not free within %ss; acting anyway", _LOCK_SECONDS
+                )
+                break
+            await asyncio.sleep(0.05)
+        try:
+            yield
+        finally:
+            await self.store.unlock(group, owner)
+
+    async def maintain(self, now: float) -> None:
+        """The maintenance round's part (the dispatcher calls it): cards, codes, acknowledgements and
+        the audit log past their retention (storage.card_retention, storage.audit_retention) go."""
+        storage = self.config().storage
+        gone = await self.store.purge(now, storage.card_retention, storage.audit_retention)
+        if gone:
+            log.info("card store: %d cards past their retention forgotten", gone)
 
     async def _ack(self, click: Click, record: CardRecord) -> None:
         await self.store.ack(record.receiver, record.group_key, click.user, self.clock())

@@ -62,6 +62,10 @@ class CardHooks(Protocol):
         """The group resolved: its cards may turn "resolved"."""
         ...
 
+    async def maintain(self, now: float) -> None:
+        """The maintenance round: what is past its retention goes."""
+        ...
+
     def later(self, work: Coroutine[Any, Any, None], what: str) -> None:
         """Run `work` in the background, its failure logged: never on delivery's path."""
         ...

@@ -23,7 +23,7 @@ from starlette.routing import BaseRoute, Route
 
 from alertmanager_wecom import __version__
 from alertmanager_wecom.actions.cards import CardActions
-from alertmanager_wecom.actions.store import ActionStore, actions_path
+from alertmanager_wecom.actions.store import open_card_store
 from alertmanager_wecom.config import Config, ConfigError
 from alertmanager_wecom.delivery.dispatcher import Dispatcher
 from alertmanager_wecom.ingest.routing import Router
@@ -84,11 +84,11 @@ class Relay:
 
     def _card_actions(self) -> CardActions | None:
         """Cards are remembered, and clicks acted on, when an app has a callback URL (card buttons need
-        one): in a file beside the outbox. They plug into delivery through its `CardHooks`; their
-        tokens are the dispatcher's (made just after)."""
+        one): in the card store beside the outbox (its Redis, or a file beside its file). They plug into
+        delivery through its `CardHooks`; their tokens are the dispatcher's (made just after)."""
         if not any(app.callback is not None for app in self.config.apps.values()):
             return None
-        store = ActionStore(actions_path(self.config.storage.path))
+        store = open_card_store(self.config.storage)
 
         def token(app: str) -> AccessToken:
             assert self.dispatcher is not None
