@@ -69,7 +69,7 @@ def replica(tmp_path: Path, name: str, sim: str, redis_url: str, am: str) -> Ite
         tmp_path / f"{name}-{time.monotonic_ns()}.log",
     ) as proc:
         url = f"http://127.0.0.1:{port}"
-        wait_http(f"{url}/healthz", proc=proc)
+        wait_http(f"{url}/healthz", timeout=60, proc=proc)
         yield url, proc
 
 

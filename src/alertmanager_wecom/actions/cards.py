@@ -19,7 +19,8 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
-from alertmanager_wecom.actions.alertmanager import AlertmanagerClient, AlertmanagerError, Matcher
+from alertmanager_wecom.actions.alertmanager import AlertmanagerClient, AlertmanagerError
+from alertmanager_wecom.actions.silences import offered_keys, scope_refusal, silence_matchers
 from alertmanager_wecom.actions.store import CardRecord, CardStore
 from alertmanager_wecom.config import AppTarget, Config, Target, parse_target
 from alertmanager_wecom.ingest.payload import Notification, parse_notification
@@ -227,7 +228,7 @@ class CardActions:
         assert isinstance(target, AppTarget)
         mode = target.card_settings.silence_matchers
         groups = silence_matchers(notification, mode)
-        refusal = await _scope_refusal(client, notification, mode, groups)
+        refusal = await scope_refusal(client, notification, mode, groups)
         if refusal is not None:
             await client.aclose()
             await self._failed(click, record, refusal, outcome="refused")
@@ -379,51 +380,3 @@ class CardActions:
 async def _parsed(record: CardRecord) -> Notification:
     """The card's notification, parsed off the event loop (a large group is megabytes)."""
     return await asyncio.to_thread(parse_notification, record.payload)
-
-
-def offered_keys(card: dict[str, Any]) -> set[str]:
-    """The button keys of a card as last drawn."""
-    buttons = card.get("button_list")
-    if not isinstance(buttons, list):
-        return set()
-    return {str(b["key"]) for b in buttons if isinstance(b, dict) and "key" in b and b["key"] != "noop"}
-
-
-async def _scope_refusal(
-    client: AlertmanagerClient, notification: Notification, mode: str, groups: list[list[Matcher]]
-) -> str | None:
-    """Why a silence would do more, or less, than silence the card's alerts; None when it is sound.
-
-    The group's labels name the group (Alertmanager's group_by). Without them the common labels are
-    all there is, and they may be as wide as ``severity=critical``: then the silence is made only if
-    Alertmanager has no alert they match beyond the card's own."""
-    if not groups:
-        return "nothing to match: the alerts have no labels, a silence would match everything"
-    if mode == "alerts" or notification.group_labels:
-        return None
-    try:
-        matched = await client.matched_fingerprints(groups[0])
-    except AlertmanagerError as exc:
-        return f"could not check what the silence would match: {exc}"
-    others = matched - {alert.fingerprint for alert in notification.alerts}
-    if not others:
-        return None
-    shown = ",".join(f"{m.name}={m.value}" for m in groups[0])[:60]
-    return (
-        f"{shown} would also silence {len(others)} other alert(s): group the route (group_by) or set "
-        "card.silence_matchers: alerts"
-    )
-
-
-def silence_matchers(notification: Notification, mode: str) -> list[list[Matcher]]:
-    """The matchers of the silences a click makes: the group's labels (one silence), or each alert's
-    own labels (one silence per alert)."""
-    if mode == "alerts":
-        out = []
-        for alert in notification.alerts:
-            matchers = [Matcher(k, v) for k, v in sorted(alert.labels.items())]
-            if matchers and matchers not in out:
-                out.append(matchers)
-        return out
-    labels = notification.group_labels or notification.common_labels
-    return [[Matcher(k, v) for k, v in sorted(labels.items())]] if labels else []

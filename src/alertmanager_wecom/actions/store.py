@@ -19,7 +19,6 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from alertmanager_wecom.config import StorageSettings
 from alertmanager_wecom.rendering.card import CardState
 
 CODE_LIFETIME = 72 * 3600.0  # WeCom: a response_code works once, within 72 hours
@@ -138,17 +137,3 @@ class CardStore(abc.ABC):
 
     @abc.abstractmethod
     async def close(self) -> None: ...
-
-
-def open_card_store(storage: StorageSettings) -> CardStore:
-    """The card store beside the outbox `storage` names: the same Redis (and key prefix), or a SQLite
-    file beside the outbox file."""
-    if storage.backend == "redis":
-        from alertmanager_wecom.actions.redis_store import RedisCardStore
-
-        assert storage.url is not None
-        password = storage.password.reveal() if storage.password else None
-        return RedisCardStore(storage.url.reveal(), storage.key_prefix, password=password)
-    from alertmanager_wecom.actions.sqlite_store import SQLiteCardStore, actions_path
-
-    return SQLiteCardStore(actions_path(storage.path))

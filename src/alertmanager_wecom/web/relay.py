@@ -23,7 +23,7 @@ from starlette.routing import BaseRoute, Route
 
 from alertmanager_wecom import __version__
 from alertmanager_wecom.actions.cards import CardActions
-from alertmanager_wecom.actions.store import open_card_store
+from alertmanager_wecom.actions.opening import open_card_store
 from alertmanager_wecom.config import Config, ConfigError
 from alertmanager_wecom.delivery.dispatcher import Dispatcher
 from alertmanager_wecom.ingest.routing import Router
