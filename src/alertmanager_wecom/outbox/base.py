@@ -83,6 +83,9 @@ class NewJob:
     # Routed, but undeliverable as it stands (no valid recipient): the job is stored DEAD with this as
     # its `last_error` and `Reason.RECIPIENTS` as its reason, so that operators see it with the others.
     dead_reason: str | None = None
+    # The webhook span's context (W3C traceparent) when tracing is on: stored with the job and handed
+    # back by every read, so that its delivery continues the trace, also after a restart. Opaque here.
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,9 @@ class Job:
     # job with it set may have reached WeCom, so it is resent unchanged (WeCom's duplicate check then
     # drops the copy), never merged into a digest.
     inflight: bool = False
+    # As accepted (`NewJob.traceparent`); None for a digest (its delivery links the merged jobs' traces)
+    # and for jobs stored before the field existed.
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True)
