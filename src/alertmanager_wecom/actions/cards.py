@@ -23,6 +23,7 @@ from alertmanager_wecom.config import AppTarget, Config, Target, parse_target
 from alertmanager_wecom.ingest.payload import Notification, parse_notification
 from alertmanager_wecom.metrics import Metrics
 from alertmanager_wecom.rendering.card import CardBuilder, CardState, builder_for, short_duration
+from alertmanager_wecom.tracing import OFF, Tracing
 from alertmanager_wecom.wecom.api import WeComError
 from alertmanager_wecom.wecom.token import AccessToken
 
@@ -60,6 +61,8 @@ class CardActions:
         self.clock = clock
         self._tasks: set[asyncio.Task[None]] = set()
         self._group_locks: dict[str, asyncio.Lock] = {}
+        # A span for each click (and its Alertmanager and WeCom calls); the relay sets it when tracing is on.
+        self.tracing: Tracing = OFF
 
     def later(self, work: Any, what: str) -> None:
         """Run `work` (a coroutine) in the background; it is kept until done and its failure logged."""
@@ -135,6 +138,13 @@ class CardActions:
     # -- clicks -------------------------------------------------------------------------------------------
 
     async def click(self, click: Click) -> None:
+        # A trace of its own: the click comes from WeCom's callback, not from the alert's path. The user
+        # and the button are what an operator looks for; the task id is the card's, not a secret.
+        attributes = {"wecom.app": click.app, "wecom.user": click.user, "wecom.card.task_id": click.task_id}
+        with self.tracing.span("card action", attributes={**attributes, "wecom.card.key": click.key[:40]}):
+            await self._click(click)
+
+    async def _click(self, click: Click) -> None:
         record = await self.store.card(click.task_id)
         if record is None or record.app != click.app:
             await self._done(click, "unknown_card", "no such card of this app (older than the store keeps?)")

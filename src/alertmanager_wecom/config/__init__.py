@@ -35,6 +35,7 @@ from alertmanager_wecom.config.targets import (
     target_spec,
     validate_target,
 )
+from alertmanager_wecom.config.tracing import TracingSettings
 
 __all__ = [
     "DEFAULT_API_URL",
@@ -64,6 +65,7 @@ __all__ = [
     "StorageSettings",
     "TLSSettings",
     "Target",
+    "TracingSettings",
     "VerifyFile",
     "WeComSettings",
     "parse_duration",

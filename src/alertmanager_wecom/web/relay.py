@@ -30,7 +30,7 @@ from alertmanager_wecom.delivery.dispatcher import Dispatcher
 from alertmanager_wecom.ingest.routing import Router
 from alertmanager_wecom.metrics import Metrics
 from alertmanager_wecom.outbox import Outbox, OutboxUnavailable, SQLiteOutbox
-from alertmanager_wecom.outbox.redis import RedisOutbox
+from alertmanager_wecom.tracing import OFF, Tracing, start_tracing
 from alertmanager_wecom.wecom.api import http_client
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,10 @@ log = logging.getLogger(__name__)
 def open_outbox(config: Config, metrics: Metrics | None = None) -> Outbox:
     storage = config.storage
     if storage.backend == "redis":
+        # Imported for this backend only: redis-py imports OpenTelemetry's SDK wherever that is installed
+        # (for metrics of its own), and with tracing off nothing of it may be (tests/test_tracing.py).
+        from alertmanager_wecom.outbox.redis import RedisOutbox
+
         assert storage.url is not None
         return RedisOutbox(
             storage.url.reveal(),
@@ -89,6 +93,8 @@ class Relay:
         self.draining = False
         self.router = Router(config)
         self.cards: CardActions | None = None
+        # Traces (tracing.py): started with the app, OFF until then and without tracing.endpoint.
+        self.tracing: Tracing = OFF
 
     def _card_actions(self, dispatcher: Dispatcher) -> CardActions | None:
         """Cards are remembered, and clicks acted on, when an app has a callback URL (card buttons need
@@ -97,6 +103,7 @@ class Relay:
             return None
         store = ActionStore(actions_path(self.config.storage.path))
         cards = CardActions(store, lambda: self.config, dispatcher.app_token, self.metrics, self.clock)
+        cards.tracing = self.tracing
         dispatcher.services.cards = cards
         return cards
 
@@ -106,11 +113,13 @@ class Relay:
         outbox = self._outbox or open_outbox(self.config, self.metrics)
         self.outbox = outbox
         self.metrics.outbox_backend.labels("redis" if outbox.shared else "sqlite").set(1)
-        if isinstance(outbox, RedisOutbox):
-            warning = await outbox.durability_warning()
-            if warning:
+        if outbox.shared:
+            from alertmanager_wecom.outbox.redis import RedisOutbox  # loaded already: the outbox is one
+
+            if isinstance(outbox, RedisOutbox) and (warning := await outbox.durability_warning()):
                 log.warning("%s", warning)
         self.dispatcher = Dispatcher(self.config, outbox, client, clock=self.clock, metrics=self.metrics)
+        self.tracing = self.dispatcher.services.tracing = start_tracing(self.config.tracing)
         self.cards = self._card_actions(self.dispatcher)
         await self.dispatcher.start()
         loop = asyncio.get_running_loop()
@@ -131,6 +140,9 @@ class Relay:
                 await outbox.close()
             if self._client is None:
                 await client.aclose()
+            # Last, so that the spans of the sends finished above are exported too.
+            tracing, self.tracing = self.tracing, OFF
+            await asyncio.to_thread(tracing.shutdown)
             log.info("stopped; undelivered notifications stay in the outbox for the next start")
 
     async def index(self, request: Request) -> Response:
@@ -190,7 +202,7 @@ class Relay:
                 self.metrics.reload_success.set(0)
                 log.error("reload rejected, the running config stays in force: %s", exc)
                 return False, str(exc)
-            for section in ("storage", "server"):
+            for section in ("storage", "server", "tracing"):
                 if getattr(new, section) != getattr(self.config, section):
                     log.warning("reload: the changes under %s take effect at the next restart", section)
             if (
