@@ -61,7 +61,7 @@ class CardActions:
         self.clock = clock
         self._tasks: set[asyncio.Task[None]] = set()
         self._group_locks: dict[str, asyncio.Lock] = {}
-        # A span for each click (and its Alertmanager and WeCom calls); the relay sets it when tracing is on.
+        # A span for each click (and its WeCom calls); the relay sets it when tracing is on.
         self.tracing: Tracing = OFF
 
     def later(self, work: Any, what: str) -> None:

@@ -58,7 +58,7 @@ class Services:
     cards: CardActions | None = None
     # Charts after the alerts' text (targets with `chart: true`); set by the dispatcher.
     charts: ChartMaker | None = None
-    # Spans of each job's delivery and its stages (tracing.py); the relay sets it when tracing is on.
+    # Spans of each job's delivery and its stages (tracing/); the relay sets it when tracing is on.
     tracing: Tracing = OFF
 
     def __post_init__(self) -> None:

@@ -49,7 +49,7 @@ class _NoSpan:
 
 
 NO_SPAN = Span()
-_NO_SPAN_CONTEXT = _NoSpan()
+NO_SPAN_CONTEXT = _NoSpan()
 
 
 class Tracing:
@@ -68,7 +68,7 @@ class Tracing:
         """A span named `name`, a child of `parent` (a traceparent: a caller's header or one stored with
         a job) or else of the enclosing span; `links`: traceparents of related traces (a digest's
         notifications). `kind`: internal, server (a request served) or client (a call made)."""
-        return _NO_SPAN_CONTEXT
+        return NO_SPAN_CONTEXT
 
     def flush(self) -> None:
         """Export what has ended (tests and shutdown)."""
@@ -78,6 +78,9 @@ class Tracing:
 
 
 OFF = Tracing()
+# Active inside a span that is not sampled and was therefore not made (otel.py): its children are not
+# made either, and the WeCom calls within see tracing off.
+SUPPRESSED = Tracing()
 _active: contextvars.ContextVar[Tracing] = contextvars.ContextVar("alertmanager_wecom_tracing", default=OFF)
 
 

@@ -93,7 +93,7 @@ class Relay:
         self.draining = False
         self.router = Router(config)
         self.cards: CardActions | None = None
-        # Traces (tracing.py): started with the app, OFF until then and without tracing.endpoint.
+        # Traces (tracing/): started with the app, OFF until then and without tracing.endpoint.
         self.tracing: Tracing = OFF
 
     def _card_actions(self, dispatcher: Dispatcher) -> CardActions | None:
