@@ -141,6 +141,40 @@ def test_a_delivery_after_a_restart_continues_the_webhooks_trace(
     assert call.attributes["wecom.errcode"] == 0  # the calls that never reached WeCom have no errcode
 
 
+def test_a_digest_continues_the_first_merged_trace_and_links_the_others(
+    simulator: str, sim_state: SimulatorState, tmp_path: Path
+) -> None:
+    callers = [f"{i:032x}" for i in range(1, 5)]
+    with otlp_receiver() as (receiver, endpoint):
+        # Four notifications wait in the outbox while WeCom is down...
+        with traced_relay(tracing_config(f"http://127.0.0.1:{free_port()}", tmp_path, endpoint)) as (url, _):
+            for i, trace_id in enumerate(callers):
+                payload = {**PAYLOAD, "groupKey": f'{{}}:{{n="{i}"}}'}
+                headers = {"traceparent": f"00-{trace_id}-{CALLER_SPAN}-01"}
+                answer = httpx.post(f"{url}/alerts/default", json=payload, headers=headers, timeout=30)
+                assert answer.json()["status"] == "accepted", answer.text
+        # ... and then find room for two messages a minute: one digest carries them.
+        raw = tracing_config(simulator, tmp_path, endpoint)
+        raw["delivery"]["member_per_minute"] = 3
+        with traced_relay(raw) as (url, relay):
+            wait_until(lambda: sim_state.entries("zhangsan"), what="the digest")
+            wait_until(
+                lambda: [
+                    s
+                    for s in exported(relay, receiver, "deliver")
+                    if s.attributes["alertmanager_wecom.digest_of"]
+                ],
+                what="the digest's delivery span",
+            )
+    webhooks = {s.trace_id: s for s in receiver.named(WEBHOOK)}
+    assert set(webhooks) == set(callers)
+    [digest] = [s for s in receiver.named("deliver") if s.attributes["alertmanager_wecom.digest_of"]]
+    assert digest.attributes["alertmanager_wecom.digest_of"] == 4
+    first = webhooks[callers[0]]
+    assert (digest.trace_id, digest.parent_span_id) == (first.trace_id, first.span_id)
+    assert sorted(digest.links) == sorted((webhooks[t].trace_id, webhooks[t].span_id) for t in callers[1:])
+
+
 @pytest.mark.parametrize(
     ("fraction", "traceparent"),
     [(0.0, None), (0.0, NOT_SAMPLED), (1.0, NOT_SAMPLED)],

@@ -46,7 +46,8 @@ class JobDelivery:
     ) -> bool:
         """Send the job's remaining messages (`notification`: the job's payload, already parsed).
         False: stop working on this target for now (shutting down, or backing off). `links`: the
-        traceparents of the jobs a digest merged (its own trace links theirs)."""
+        traceparents of the jobs a digest merged: it continues the first one's trace (`merge` stored it
+        as its own) and links the others'."""
         tracing = self.s.tracing
         if not tracing.enabled:
             return await self._deliver(job, route, notification, NO_SPAN)
@@ -55,7 +56,7 @@ class JobDelivery:
         with tracing.span(
             "deliver",
             parent=job.traceparent,
-            links=links,
+            links=[link for link in links if link != job.traceparent],
             attributes={
                 "alertmanager_wecom.receiver": job.receiver,
                 "alertmanager_wecom.target": route.channel.name,

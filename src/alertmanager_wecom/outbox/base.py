@@ -110,8 +110,8 @@ class Job:
     # job with it set may have reached WeCom, so it is resent unchanged (WeCom's duplicate check then
     # drops the copy), never merged into a digest.
     inflight: bool = False
-    # As accepted (`NewJob.traceparent`); None for a digest (its delivery links the merged jobs' traces)
-    # and for jobs stored before the field existed.
+    # As accepted (`NewJob.traceparent`); a digest's is that of the first merged job that has one (see
+    # `merge`). None for jobs stored before the field existed.
     traceparent: str | None = None
 
 
@@ -242,8 +242,9 @@ class Outbox(Protocol):
         """Replace `jobs` (PENDING, of one target, none started: the caller's duty) by one digest job and
         return it: a new PENDING job (new id, a new notification holding `payload`) for the first job's
         receiver and target, due at `now`, with `digest_of`, attempts 0, nothing sent, and the smallest
-        `created_at` of the jobs. The jobs become MERGED with `merged_into` the digest's id. All in one
-        step. Not idempotent: merging the same jobs again makes another digest."""
+        `created_at` of the jobs and the `traceparent` of the first of them (in the order given) that has
+        one. The jobs become MERGED with `merged_into` the digest's id. All in one step. Not idempotent:
+        merging the same jobs again makes another digest."""
         ...
 
     async def record_send(self, rate_keys: list[str], at: float) -> None:

@@ -189,14 +189,16 @@ local tk = redis.call('HGET', first, 'target_key')
 local target = redis.call('HGET', first, 'target')
 -- The smallest created_at, kept as the text it was stored as: a Lua number written back would be cut
 -- to 14 significant digits.
-local created, oldest = nil, nil
+local created, oldest, traceparent = nil, nil, false
 for i = 5, #ARGV do
   local text = redis.call('HGET', jk(ARGV[i]), 'created_at')
   local c = tonumber(text)
   if c and (oldest == nil or c < oldest) then oldest, created = c, text end
+  if not traceparent then traceparent = redis.call('HGET', jk(ARGV[i]), 'traceparent') end
 end
 local nid = new_notification(receiver, now, ARGV[2])
 local digest = new_job(nid, receiver, tk, target, 'pending', created or now, now, ARGV[3])
+if traceparent then redis.call('HSET', jk(digest), 'traceparent', traceparent) end
 for i = 5, #ARGV do
   if set_state(ARGV[i], 'merged') then
     redis.call('HSET', jk(ARGV[i]), 'merged_into', digest, 'updated_at', now)
