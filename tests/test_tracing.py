@@ -20,7 +20,7 @@ import yaml
 from alertmanager_wecom.config import ConfigError
 from alertmanager_wecom.config.loader import parse_config
 from alertmanager_wecom.simulator import SimulatorState
-from alertmanager_wecom.simulator.model import SANDBOX_SECRET
+from alertmanager_wecom.simulator.model import SANDBOX_AGENT_ID, SANDBOX_SECRET
 from alertmanager_wecom.web.app import create_app
 from alertmanager_wecom.web.relay import Relay
 from tests.helpers import SAMPLES, raw_config, wait_until
@@ -173,6 +173,51 @@ def test_a_digest_continues_the_first_merged_trace_and_links_the_others(
     first = webhooks[callers[0]]
     assert (digest.trace_id, digest.parent_span_id) == (first.trace_id, first.span_id)
     assert sorted(digest.links) == sorted((webhooks[t].trace_id, webhooks[t].span_id) for t in callers[1:])
+
+
+def test_a_button_press_on_a_card_continues_the_alerts_trace(
+    simulator: str, sim_state: SimulatorState, tmp_path: Path
+) -> None:
+    vector = json.loads((SAMPLES / "wecom-callback-vectors.json").read_text(encoding="utf-8"))["vectors"][0]
+    callback = {"token": vector["token"], "encoding_aes_key": vector["encoding_aes_key"]}
+    with otlp_receiver() as (receiver, endpoint):
+        raw = tracing_config(simulator, tmp_path, endpoint)
+        raw["receivers"][0]["targets"] = [{"app": "ops", "to_user": ["zhangsan"], "msgtype": "template_card"}]
+        raw["apps"]["ops"]["callback"] = callback
+        raw["alertmanager"] = {"url": "http://127.0.0.1:9"}  # for the silence buttons; an ack needs none
+        with traced_relay(raw) as (url, relay):
+            saved = httpx.post(
+                f"{simulator}/admin/callback",
+                json={"agent_id": SANDBOX_AGENT_ID, "url": f"{url}/wecom/callback/ops", **callback},
+                timeout=10,
+            )
+            assert saved.json()["saved"], saved.text
+            answer = httpx.post(
+                f"{url}/alerts/default", json=PAYLOAD, headers={"traceparent": SAMPLED}, timeout=30
+            )
+            assert answer.status_code == 200, answer.text
+            card = wait_until(lambda: sim_state.entries("zhangsan"), what="the card")[0]
+            pressed = httpx.post(
+                f"{simulator}/admin/click",
+                json={
+                    "agent_id": SANDBOX_AGENT_ID,
+                    "userid": "zhangsan",
+                    "event_key": "ack",
+                    "task_id": card["card"]["task_id"],
+                },
+                timeout=30,
+            )
+            assert pressed.status_code == 200, pressed.text
+            wait_until(lambda: exported(relay, receiver, "card action"), what="the card action's span")
+    # In the alert's trace, a child of the webhook's span: the card's story in one place.
+    [webhook] = receiver.named(WEBHOOK)
+    [action] = receiver.named("card action")
+    assert (action.trace_id, action.parent_span_id) == (TRACE_ID, webhook.span_id)
+    assert action.attributes["wecom.user"] == "zhangsan" and action.attributes["wecom.card.key"] == "ack"
+    updates = [s for s in receiver.in_trace(TRACE_ID) if s.parent_span_id == action.span_id]
+    assert updates and {(s.attributes["wecom.api"], s.attributes["wecom.errcode"]) for s in updates} == {
+        ("message/update_template_card", 0)
+    }
 
 
 @pytest.mark.parametrize(

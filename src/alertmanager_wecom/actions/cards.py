@@ -14,7 +14,7 @@ import asyncio
 import dataclasses
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from alertmanager_wecom.actions.alertmanager import AlertmanagerClient, AlertmanagerError, Matcher
@@ -61,8 +61,10 @@ class CardActions:
         self.clock = clock
         self._tasks: set[asyncio.Task[None]] = set()
         self._group_locks: dict[str, asyncio.Lock] = {}
-        # A span for each click (and its WeCom calls); the relay sets it when tracing is on.
+        # A span for each click (and its WeCom calls), and where the traceparent of the job that sent a
+        # card is found (the outbox); the relay sets both when tracing is on.
         self.tracing: Tracing = OFF
+        self.traceparent_of: Callable[[int], Awaitable[str | None]] = _no_traceparent
 
     def later(self, work: Any, what: str) -> None:
         """Run `work` (a coroutine) in the background; it is kept until done and its failure logged."""
@@ -138,10 +140,17 @@ class CardActions:
     # -- clicks -------------------------------------------------------------------------------------------
 
     async def click(self, click: Click) -> None:
-        # A trace of its own: the click comes from WeCom's callback, not from the alert's path. The user
-        # and the button are what an operator looks for; the task id is the card's, not a secret.
+        if not self.tracing.enabled:
+            await self._click(click)
+            return
+        # In the trace of the notification whose card was pressed (a child of its webhook's span), so that
+        # alert, card, click, silence and redrawn card are one story. The user and the button are what an
+        # operator looks for; the task id is the card's, not a secret.
+        record = await self.store.card(click.task_id)
+        parent = await self.traceparent_of(record.job_id) if record and record.app == click.app else None
         attributes = {"wecom.app": click.app, "wecom.user": click.user, "wecom.card.task_id": click.task_id}
-        with self.tracing.span("card action", attributes={**attributes, "wecom.card.key": click.key[:40]}):
+        attributes["wecom.card.key"] = click.key[:40]
+        with self.tracing.span("card action", parent=parent, attributes=attributes):
             await self._click(click)
 
     async def _click(self, click: Click) -> None:
@@ -341,6 +350,10 @@ class CardActions:
         except WeComError as exc:
             self.metrics.card_updates.labels(record.app, "failed").inc()
             log.warning("card %s: neither updated nor told by a message: %s", record.task_id, exc)
+
+
+async def _no_traceparent(job_id: int) -> str | None:
+    return None
 
 
 async def _parsed(record: CardRecord) -> Notification:

@@ -103,9 +103,18 @@ class Relay:
             return None
         store = ActionStore(actions_path(self.config.storage.path))
         cards = CardActions(store, lambda: self.config, dispatcher.app_token, self.metrics, self.clock)
-        cards.tracing = self.tracing
+        cards.tracing, cards.traceparent_of = self.tracing, self._traceparent_of
         dispatcher.services.cards = cards
         return cards
+
+    async def _traceparent_of(self, job_id: int) -> str | None:
+        """The trace a card's click continues: its job's (None once the job is purged, or while the outbox
+        cannot be read: the click is acted on all the same)."""
+        try:
+            job = await self.outbox.get_job(job_id) if self.outbox is not None else None
+        except OutboxUnavailable:
+            return None
+        return job.traceparent if job is not None else None
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
