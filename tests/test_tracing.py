@@ -17,6 +17,7 @@ import httpx
 import pytest
 import yaml
 
+from alertmanager_wecom import samples
 from alertmanager_wecom.config import ConfigError
 from alertmanager_wecom.config.loader import parse_config
 from alertmanager_wecom.simulator import SimulatorState
@@ -218,6 +219,19 @@ def test_a_button_press_on_a_card_continues_the_alerts_trace(
     assert updates and {(s.attributes["wecom.api"], s.attributes["wecom.errcode"]) for s in updates} == {
         ("message/update_template_card", 0)
     }
+
+
+def test_a_receiver_that_is_down_costs_deliveries_nothing(
+    simulator: str, sim_state: SimulatorState, tmp_path: Path
+) -> None:
+    # Spans are exported in the SDK's thread, never on a webhook's or a delivery's path.
+    nobody = f"127.0.0.1:{free_port()}"
+    raw = tracing_config(simulator, tmp_path, nobody, sampling_fraction=1.0, timeout="1s")
+    with traced_relay(raw) as (url, _):
+        for i in range(3):  # three different messages: WeCom drops a copy of one it had
+            payload = samples.node_down(1, cluster=f"c{i}")
+            assert httpx.post(f"{url}/alerts/default", json=payload, timeout=30).status_code == 200
+        wait_until(lambda: len(sim_state.entries("zhangsan")) == 3, what="three deliveries")
 
 
 @pytest.mark.parametrize(
