@@ -5,6 +5,7 @@ opentelemetry-proto messages (a dependency of the exporter), as a collector woul
 from __future__ import annotations
 
 import gzip
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -86,8 +87,8 @@ class Receiver:
 
 
 @contextmanager
-def otlp_receiver() -> Iterator[tuple[Receiver, str]]:
-    """Yields the receiver and its endpoint as `tracing.endpoint` takes it (host:port, plain HTTP)."""
+def otlp_receiver(tls: ssl.SSLContext | None = None) -> Iterator[tuple[Receiver, str]]:
+    """Yields the receiver and its endpoint as `tracing.endpoint` takes it (host:port); HTTPS with `tls`."""
     receiver = Receiver()
 
     class Handler(BaseHTTPRequestHandler):
@@ -110,6 +111,8 @@ def otlp_receiver() -> Iterator[tuple[Receiver, str]]:
             pass  # quiet: pytest shows what the tests assert
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -6,6 +6,7 @@ secret reaches a span; with tracing off nothing of OpenTelemetry is imported."""
 from __future__ import annotations
 
 import json
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -232,6 +233,57 @@ def test_a_receiver_that_is_down_costs_deliveries_nothing(
             payload = samples.node_down(1, cluster=f"c{i}")
             assert httpx.post(f"{url}/alerts/default", json=payload, timeout=30).status_code == 200
         wait_until(lambda: len(sim_state.entries("zhangsan")) == 3, what="three deliveries")
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    cert, key = tmp_path / "otlp-cert.pem", tmp_path / "otlp-key.pem"
+    subprocess.run(
+        [
+            *(
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=localhost",
+            ),
+            *("-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return cert, key
+
+
+def test_https_to_the_receiver_with_tls_configs_ca_and_client_certificate(
+    simulator: str, sim_state: SimulatorState, tmp_path: Path
+) -> None:
+    cert, key = _self_signed(tmp_path)
+    # The receiver's certificate is signed by no CA the system knows, and it asks for ours (mutual TLS):
+    # spans arrive only if both files of tls_config are used.
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    tls.verify_mode = ssl.CERT_REQUIRED
+    tls.load_verify_locations(cert)
+    with otlp_receiver(tls) as (receiver, endpoint):
+        raw = tracing_config(simulator, tmp_path, endpoint, sampling_fraction=1.0)
+        raw["tracing"]["insecure"] = False
+        raw["tracing"]["tls_config"] = {"ca_file": str(cert), "cert_file": str(cert), "key_file": str(key)}
+        with traced_relay(raw) as (url, relay):
+            assert httpx.post(f"{url}/alerts/default", json=PAYLOAD, timeout=30).status_code == 200
+            wait_until(lambda: exported(relay, receiver, "deliver"), what="the delivery's span over HTTPS")
+    assert receiver.named(WEBHOOK)
+    half = _config_error(tmp_path, {"endpoint": "c:4318", "tls_config": {"cert_file": str(cert)}})
+    assert "cert_file and key_file go together" in half
+    plain = _config_error(
+        tmp_path, {"endpoint": "c:4318", "insecure": True, "tls_config": {"ca_file": str(cert)}}
+    )
+    assert "tls_config is for HTTPS" in plain
 
 
 @pytest.mark.parametrize(

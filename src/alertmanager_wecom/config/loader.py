@@ -65,7 +65,9 @@ def _interpolate(node: Any, loc: tuple[str | int, ...], errors: list[str]) -> An
             if key.endswith("_file") and name in SECRET_MAPPINGS and isinstance(value, dict):
                 from_files[name] = _read_files(value, (*loc, key), errors)
                 continue
-            if key.endswith("_file") and name in SECRET_KEYS and isinstance(value, str):
+            # In a tls_config (Alertmanager's shape), key_file is the path a TLS library opens, not a secret.
+            paths = loc[-1:] == ("tls_config",)
+            if key.endswith("_file") and name in SECRET_KEYS and isinstance(value, str) and not paths:
                 if name in node:
                     errors.append(f"{_path((*loc, key))}: set either {name} or {key}, not both")
                     continue

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 
@@ -24,13 +25,32 @@ def _installed(module: str) -> bool:
         return False
 
 
+class TracingTLS(Model):
+    """Alertmanager's `tls_config`, the parts an OTLP/HTTP export uses: the CA that signed the receiver's
+    certificate (else the system's CAs) and a client certificate for mutual TLS."""
+
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+
+    @model_validator(mode="after")
+    def _files(self) -> TracingTLS:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together (a client certificate and its key)")
+        for path in (self.ca_file, self.cert_file, self.key_file):
+            if path is not None and not Path(path).is_file():
+                raise ValueError(f"no such file: {path}")
+        return self
+
+
 class TracingSettings(Model):
     # host:port of an OTLP receiver (a collector's OTLP/HTTP port is 4318); unset: no tracing at all.
     endpoint: str | None = None
     # Alertmanager's default is grpc; only OTLP/HTTP (protobuf) is implemented here, so http is ours.
     client_type: str = "http"
-    # Plain HTTP to the receiver; otherwise HTTPS with the system's CAs.
+    # Plain HTTP to the receiver; otherwise HTTPS, with the system's CAs unless tls_config names one.
     insecure: bool = False
+    tls_config: TracingTLS | None = None
     # The fraction of traces started here that are kept; a caller's traceparent decides for its trace
     # (Alertmanager samples, we follow). 0, as in Alertmanager: only traces a caller sampled are kept.
     sampling_fraction: float = Field(default=0.0, ge=0.0, le=1.0)
@@ -84,6 +104,12 @@ class TracingSettings(Model):
             if not _HEADER_NAME.match(name):
                 raise ValueError(f"{name!r} is not an HTTP header name")
         return value
+
+    @model_validator(mode="after")
+    def _tls(self) -> TracingSettings:
+        if self.insecure and self.tls_config is not None:
+            raise ValueError("tls_config is for HTTPS: drop it, or set insecure: false")
+        return self
 
     @model_validator(mode="after")
     def _extra(self) -> TracingSettings:

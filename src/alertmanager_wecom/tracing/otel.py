@@ -1,9 +1,5 @@
-"""The tracing that is on: OpenTelemetry's SDK, exporting over OTLP/HTTP (protobuf) to the endpoint of
-`tracing:`. Imported only when that endpoint is set (tracing/__init__.py), from the `tracing` extra.
-
-The provider is this service's own, not OpenTelemetry's global one: each relay (and each test's) has
-its own exporter, and a library that uses the global API does not send spans to our receiver unasked.
-"""
+"""The tracing that is on: spans of OpenTelemetry's SDK (the `tracing` extra), exported as export.py
+sets up. Used only when `tracing.endpoint` is set (tracing/__init__.py)."""
 
 from __future__ import annotations
 
@@ -12,16 +8,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from types import TracebackType
-
-from opentelemetry import trace
-from opentelemetry.context import Context
-from opentelemetry.exporter.otlp.proto.http import Compression
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from typing import TYPE_CHECKING
 
 from alertmanager_wecom.config.tracing import TracingSettings
 from alertmanager_wecom.secret import redact
@@ -35,28 +22,14 @@ from alertmanager_wecom.tracing.base import (
     active,
     deactivate,
 )
+from alertmanager_wecom.tracing.export import tracer_provider
 
-_KINDS = {
-    "internal": trace.SpanKind.INTERNAL,
-    "server": trace.SpanKind.SERVER,
-    "client": trace.SpanKind.CLIENT,
-}
-_PROPAGATOR = TraceContextTextMapPropagator()
+if TYPE_CHECKING:
+    from opentelemetry import trace
+    from opentelemetry.context import Context
+
 # A version-00 traceparent whose caller did not sample the trace (flags without the sampled bit).
 _NOT_SAMPLED = re.compile(r"00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f][02468ace]")
-
-
-def _context(traceparent: str) -> Context:
-    """A traceparent's context: an empty one (a new trace) when it is malformed, as W3C says to treat
-    a header that does not parse: a caller's bad header never fails a webhook."""
-    return _PROPAGATOR.extract({"traceparent": traceparent})
-
-
-def _link(traceparent: str | None) -> trace.Link | None:
-    if not traceparent:
-        return None
-    context = trace.get_current_span(_context(traceparent)).get_span_context()
-    return trace.Link(context) if context.is_valid else None
 
 
 def _clean(value: Attribute) -> Attribute:
@@ -76,7 +49,9 @@ class _Span(Span):
             self._span.set_attribute(key, _clean(value))
 
     def fail(self, description: str) -> None:
-        self._span.set_status(trace.Status(trace.StatusCode.ERROR, redact(description)))
+        from opentelemetry.trace import Status, StatusCode  # loaded already: a span was made
+
+        self._span.set_status(Status(StatusCode.ERROR, redact(description)))
 
     @property
     def traceparent(self) -> str | None:
@@ -126,22 +101,30 @@ class OTelTracing(Tracing):
     enabled = True
 
     def __init__(self, settings: TracingSettings, version: str) -> None:
-        self._provider = TracerProvider(
-            resource=Resource.create({"service.name": "alertmanager-wecom", "service.version": version}),
-            # Alertmanager's choice: a caller's sampled flag decides for its trace, the fraction for ours.
-            sampler=ParentBased(TraceIdRatioBased(settings.sampling_fraction)),
-        )
-        exporter = OTLPSpanExporter(
-            endpoint=settings.url,
-            headers={name: value.reveal() for name, value in settings.headers.items()},
-            timeout=settings.timeout,
-            compression=Compression.Gzip if settings.compression == "gzip" else Compression.NoCompression,
-        )
-        # Batches, exported by the processor's own thread: never on the event loop, never waited for.
-        self._provider.add_span_processor(BatchSpanProcessor(exporter))
+        # Here, not at the top: this module imports without the tracing extra (as every module must,
+        # tests/test_install.py), and only an enabled tracing loads OpenTelemetry.
+        from opentelemetry import trace
+        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+        self._trace = trace
+        self._propagator = TraceContextTextMapPropagator()
+        self._kinds = {"internal": trace.SpanKind.INTERNAL, "server": trace.SpanKind.SERVER}
+        self._kinds["client"] = trace.SpanKind.CLIENT
+        self._provider = tracer_provider(settings, version)
         self._tracer = self._provider.get_tracer("alertmanager_wecom", version)
         # sampling_fraction 0 (the default) keeps no trace that begins here (see `span`).
         self._roots_dropped = settings.sampling_fraction == 0.0
+
+    def _context(self, traceparent: str) -> Context:
+        """A traceparent's context: an empty one (a new trace) when it is malformed, as W3C says to treat
+        a header that does not parse: a caller's bad header never fails a webhook."""
+        return self._propagator.extract({"traceparent": traceparent})
+
+    def _link(self, traceparent: str | None) -> trace.Link | None:
+        if not traceparent:
+            return None
+        context = self._trace.get_current_span(self._context(traceparent)).get_span_context()
+        return self._trace.Link(context) if context.is_valid else None
 
     def span(
         self,
@@ -156,7 +139,7 @@ class OTelTracing(Tracing):
         if parent is None:
             if active() is SUPPRESSED:
                 return NO_SPAN_CONTEXT  # within a span not made: neither are its children
-            if self._roots_dropped and not trace.get_current_span().get_span_context().is_valid:
+            if self._roots_dropped and not self._trace.get_current_span().get_span_context().is_valid:
                 return _NotMade(None)
         elif _NOT_SAMPLED.fullmatch(parent):
             return _NotMade(parent)  # the sampler follows a caller's decision, whatever the fraction
@@ -173,9 +156,9 @@ class OTelTracing(Tracing):
     ) -> Iterator[Span]:
         span = self._tracer.start_span(
             name,
-            context=_context(parent) if parent else None,
-            kind=_KINDS[kind],
-            links=[link for link in map(_link, links) if link is not None],
+            context=self._context(parent) if parent else None,
+            kind=self._kinds[kind],
+            links=[link for link in map(self._link, links) if link is not None],
             # Exceptions' texts are not recorded: they can quote alert data and URLs; the type is enough
             # to find the log line that says more.
             record_exception=False,
@@ -183,7 +166,9 @@ class OTelTracing(Tracing):
         )
         if attributes and span.is_recording():  # not cleaned for a span that is not sampled
             span.set_attributes({key: _clean(value) for key, value in attributes.items()})
-        with trace.use_span(span, end_on_exit=True, record_exception=False, set_status_on_exception=False):
+        with self._trace.use_span(
+            span, end_on_exit=True, record_exception=False, set_status_on_exception=False
+        ):
             token = activate(self)
             wrapped = _Span(span)
             try:
