@@ -108,8 +108,8 @@ class OTelTracing(Tracing):
 
         self._trace = trace
         self._propagator = TraceContextTextMapPropagator()
-        self._kinds = {"internal": trace.SpanKind.INTERNAL, "server": trace.SpanKind.SERVER}
-        self._kinds["client"] = trace.SpanKind.CLIENT
+        kinds = trace.SpanKind
+        self._kinds = {"internal": kinds.INTERNAL, "server": kinds.SERVER, "client": kinds.CLIENT}
         self._provider = tracer_provider(settings, version)
         self._tracer = self._provider.get_tracer("alertmanager_wecom", version)
         # sampling_fraction 0 (the default) keeps no trace that begins here (see `span`).
