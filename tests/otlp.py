@@ -43,6 +43,9 @@ def _value(value: AnyValue) -> Any:
 
 class Receiver:
     def __init__(self) -> None:
+        # Set: every export is refused (400) with a reason phrase quoting the request's Authorization
+        # header, as a careless receiver might: what the relay logs must not show it.
+        self.refuse = False
         self.spans: list[ReceivedSpan] = []
         self.bodies: list[bytes] = []  # as decoded from the wire (gunzipped): for leak checks
         self.headers: list[dict[str, str]] = []  # names in lower case
@@ -98,6 +101,11 @@ def otlp_receiver(tls: ssl.SSLContext | None = None) -> Iterator[tuple[Receiver,
                 body = gzip.decompress(body)
             if self.path != "/v1/traces" or self.headers.get("Content-Type") != "application/x-protobuf":
                 self.send_error(404)
+                return
+            if receiver.refuse:
+                self.send_response(400, f"refused {self.headers.get('Authorization')}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
                 return
             receiver.receive(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
             answer = ExportTraceServiceResponse().SerializeToString()

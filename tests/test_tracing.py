@@ -235,6 +235,23 @@ def test_a_receiver_that_is_down_costs_deliveries_nothing(
         wait_until(lambda: len(sim_state.entries("zhangsan")) == 3, what="three deliveries")
 
 
+def test_an_export_refused_is_logged_without_the_headers_secret(
+    simulator: str, sim_state: SimulatorState, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with otlp_receiver() as (receiver, endpoint):
+        receiver.refuse = True
+        raw = tracing_config(simulator, tmp_path, endpoint, sampling_fraction=1.0)
+        raw["tracing"]["headers"] = {"Authorization": "Bearer echo-secret-0099"}
+        with traced_relay(raw) as (url, relay):
+            assert httpx.post(f"{url}/alerts/default", json=PAYLOAD, timeout=30).status_code == 200
+            wait_until(lambda: sim_state.entries("zhangsan"), what="delivery")
+            wait_until(lambda: settled(url), what="the job done")
+            relay.tracing.flush()
+    refused = [r.getMessage() for r in caplog.records if r.name.startswith("opentelemetry.exporter")]
+    assert refused and all("refused **********" in line for line in refused), refused
+    assert not [line for line in caplog.messages if "echo-secret-0099" in line]
+
+
 def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
     cert, key = tmp_path / "otlp-cert.pem", tmp_path / "otlp-key.pem"
     subprocess.run(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from alertmanager_wecom.config.tracing import TracingSettings
+from alertmanager_wecom.secret import guard_logger
 
 if TYPE_CHECKING:
     import requests
@@ -43,6 +44,9 @@ def tracer_provider(settings: TracingSettings, version: str) -> TracerProvider:
     )
     # Batches, exported by the processor's own thread: never on the event loop, never waited for.
     provider.add_span_processor(BatchSpanProcessor(exporter))
+    # Its failures are logged with the receiver's answer, which a receiver may fill with what it was sent
+    # (the headers, secrets): scrubbed like httpx's lines.
+    guard_logger(OTLPSpanExporter.__module__)
     return provider
 
 
