@@ -93,10 +93,12 @@ class JobDelivery:
         for index in range(job.sent_parts, len(messages)):
             # Shutting down: stop between messages; the job resumes at this part after the restart.
             if self.s.stopping():
+                span.set("alertmanager_wecom.outcome", "stopped")
                 return False
             with stage("wait for room"):
                 room = await self.wait_for_room(route)
             if not room:
+                span.set("alertmanager_wecom.outcome", "stopped")
                 return False
             with stage("write ahead"):
                 at = await self.write_ahead(job, route)
@@ -105,6 +107,7 @@ class JobDelivery:
                 with stage("send", attributes={"alertmanager_wecom.message": index}):
                     result = await self.send(route, messages[index])
             except WeComError as exc:
+                span.set("alertmanager_wecom.outcome", "failed")
                 span.set("alertmanager_wecom.reason", exc.reason)
                 span.fail(f"not accepted: {exc.reason}")
                 return await self.failures.send_failed(job, route, exc, at)
@@ -114,6 +117,7 @@ class JobDelivery:
                     await self.record_card(job, route, messages[index], result, notification.group_key)
         with stage("record"):
             await self.record_done(job, route, len(messages))
+        span.set("alertmanager_wecom.outcome", "delivered")
         if cards is not None and notification is not None and notification.status == "resolved":
             cards.later(cards.group_resolved(job.receiver, job.target, notification.group_key), "resolve")
         if self.s.charts is not None and notification is not None and messages:

@@ -129,6 +129,9 @@ class Relay:
                 log.warning("%s", warning)
         self.dispatcher = Dispatcher(self.config, outbox, client, clock=self.clock, metrics=self.metrics)
         self.tracing = self.dispatcher.services.tracing = start_tracing(self.config.tracing)
+        if self.tracing.enabled:
+            where = self.config.tracing
+            log.info("tracing: spans to %s (sampling_fraction %g)", where.url, where.sampling_fraction)
         self.cards = self._card_actions(self.dispatcher)
         await self.dispatcher.start()
         loop = asyncio.get_running_loop()
