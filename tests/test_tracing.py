@@ -9,6 +9,7 @@ import json
 import ssl
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -62,8 +63,12 @@ def outcome(span: ReceivedSpan) -> Any:
 
 
 def settled(url: str) -> bool:
-    """Nothing left to deliver: every delivery's spans have ended."""
-    return bool(httpx.get(f"{url}/readyz", timeout=5).json().get("pending") == 0)
+    """Nothing left to deliver; then a moment for the last delivery's span to end (it ends just after
+    the job is marked done)."""
+    if httpx.get(f"{url}/readyz", timeout=5).json().get("pending") != 0:
+        return False
+    time.sleep(0.3)
+    return True
 
 
 def test_one_alerts_path_from_alertmanager_to_wecom_is_one_trace(
