@@ -1,5 +1,5 @@
 """The configuration's typed models: a leaf (it imports nothing of the
-package but `secret` and its siblings fields.py and targets.py).
+package but `secret` and its siblings fields.py, targets.py, apis.py and tracing.py).
 
 Each model checks what it can see by itself; what needs other modules (matchers, templates) and
 the YAML, ``${ENV_VAR}`` and ``*_file`` handling are the loader's (loader.py).
@@ -19,6 +19,7 @@ from alertmanager_wecom.config.contacts import LookupSettings
 from alertmanager_wecom.config.fields import Duration, Language, Model, check_time_zone
 from alertmanager_wecom.config.server import InboundAuth, ServerSettings, VerifyFile
 from alertmanager_wecom.config.targets import Target
+from alertmanager_wecom.config.tracing import TracingSettings
 from alertmanager_wecom.secret import Secret
 
 DEFAULT_API_URL = "https://qyapi.weixin.qq.com/cgi-bin/"
@@ -145,6 +146,10 @@ class StorageSettings(Model):
     max_size_mb: int | None = Field(default=None, ge=1)
     # Delivered and dead-lettered rows are deleted after this long.
     retention: Duration = 7 * 86400.0
+    # Alert cards (and their acknowledgements) are kept this long past WeCom's 72 h for their response
+    # codes; the audit log of card actions this long.
+    card_retention: Duration = Field(default=7 * 86400.0, ge=0)
+    audit_retention: Duration = Field(default=90 * 86400.0, ge=3600)
 
     @model_validator(mode="after")
     def _redis(self) -> StorageSettings:
@@ -235,6 +240,7 @@ class Config(Model):
     # Prometheus's API, for the charts (`chart: true` on a target).
     prometheus: PrometheusAPI | None = None
     charts: ChartSettings = Field(default_factory=ChartSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)  # off until it has an endpoint
     # Files to serve at the root: a path (served under its own name) or {name, content}.
     verify_files: list[VerifyFile] = Field(default_factory=list)
     # Directory that relative template paths are resolved against (the config file's directory).

@@ -237,6 +237,11 @@ class Dispatcher:
         retention = self.config.storage.retention
         await self.outbox.purge([JobState.DONE, JobState.MERGED, JobState.DEAD], now - retention)
         await self.outbox.forget(now - self.settings.dedup_window, now - 86400)
+        if self.services.cards is not None:
+            try:
+                await self.services.cards.maintain(now)
+            except Exception:  # the card store's trouble never stops delivery
+                log.exception("card store maintenance failed")
 
     # -- one target -----------------------------------------------------------------------------------
 
