@@ -216,7 +216,8 @@ class Outbox(Protocol):
         """Hold the target for `seconds` (take it, or extend it when `owner` holds it already): while
         held, no other owner's lease on it succeeds, so that replicas sharing the outbox never send to
         one target at the same time. False: another owner holds it. A backend that only one process
-        can open may always say True."""
+        can open may always say True. The write-ahead checks it again (`sending` with a claim), so that
+        an owner stalled past its lease does not send."""
         ...
 
     async def listen(self, on_new: Callable[[list[str]], None]) -> None:
