@@ -9,6 +9,7 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -129,7 +130,7 @@ def test_silence_from_a_card_reaches_alertmanager_and_every_recipient(simulator:
             return mine[0] if mine and "已静默 1h · zhangsan" in mine[0]["visible"] else None
 
         for user in ("zhangsan", "lisi"):  # every recipient's card, not just the clicker's
-            card = wait_until(lambda u=user: redrawn(u), 15, f"{user}'s card showing the silence")
+            card = wait_until(partial(redrawn, user), 15, f"{user}'s card showing the silence")
             assert keys(card)[0] == "unsilence" and "silence:3600" not in keys(card)
         # Alertmanager's repeats (every 3 s) of the silenced group are not sent any more.
         count = len(cards(simulator, "zhangsan"))
@@ -170,12 +171,16 @@ def test_acknowledge_shows_everywhere_and_the_group_resolves_in_place(simulator:
             post_alerts(am, [firing])
             first = wait_until(lambda: cards(simulator, "lisi"), 30, "a card for lisi")[0]
             click(simulator, "lisi", first, "ack")
+
+            def acknowledged(user: str) -> bool:
+                return any(
+                    "已认领 · lisi" in c["visible"] and c["card"]["task_id"] == first["card"]["task_id"]
+                    for c in cards(simulator, user)
+                )
+
             for user in ("zhangsan", "lisi"):
                 wait_until(
-                    lambda u=user: any(
-                        "已认领 · lisi" in c["visible"] and c["card"]["task_id"] == first["card"]["task_id"]
-                        for c in cards(simulator, u)
-                    ),
+                    partial(acknowledged, user),
                     15,
                     f"{user}'s card showing lisi's acknowledgement",
                 )
