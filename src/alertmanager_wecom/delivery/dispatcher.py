@@ -267,7 +267,7 @@ class Dispatcher:
     async def _keep(self, key: str) -> None:
         """Extend the lease while the target is worked on; losing it stops the work at the next job."""
         while True:
-            await asyncio.sleep(self.config.storage.lease / 3)
+            await self.sleep(self.config.storage.lease / 3)
             try:
                 kept = await self.outbox.lease(key, self.owner, self.config.storage.lease)
             except OutboxUnavailable as exc:  # whether it still holds is unknown: stop, as if lost
