@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from alertmanager_wecom.config.loader import load_config
+from alertmanager_wecom.loading import load_config
 from alertmanager_wecom.logsetup import setup_logging
 from alertmanager_wecom.web.app import create_app
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from alertmanager_wecom.config.loader import parse_config
+from alertmanager_wecom.loading import parse_config
 from alertmanager_wecom.simulator import SimulatorState, create_simulator_app, sandbox_settings
 from alertmanager_wecom.web.app import create_app
 from tests.helpers import raw_config

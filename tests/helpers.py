@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from alertmanager_wecom.cli import main
 from alertmanager_wecom.config import Config
-from alertmanager_wecom.config.loader import parse_config
+from alertmanager_wecom.loading import parse_config
 from alertmanager_wecom.simulator.model import (
     SANDBOX_AGENT_ID,
     SANDBOX_CORP_ID,

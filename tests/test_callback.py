@@ -17,12 +17,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from alertmanager_wecom.channels.checks import run_checks
 from alertmanager_wecom.config import ConfigError
-from alertmanager_wecom.config.loader import parse_config
+from alertmanager_wecom.loading import parse_config
 from alertmanager_wecom.simulator.model import SANDBOX_SECRET
 from alertmanager_wecom.web.app import create_app
 from alertmanager_wecom.wecom.callback_crypto import CallbackCrypto, CallbackError
-from alertmanager_wecom.wecom.checks import run_checks
 from tests.helpers import SAMPLES, raw_config, signed_event
 from tests.servers import free_port, serve_in_thread
 

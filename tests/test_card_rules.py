@@ -20,9 +20,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from alertmanager_wecom.config import ConfigError
-from alertmanager_wecom.config.loader import parse_config
 from alertmanager_wecom.config.targets import CardSettings, parse_target, target_spec
 from alertmanager_wecom.ingest.payload import Notification
+from alertmanager_wecom.loading import parse_config
 from alertmanager_wecom.rendering.card import CardBuilder, CardState, task_id_for
 from alertmanager_wecom.rendering.fit import byte_len
 from alertmanager_wecom.simulator.callbacks import CallbackSender, SavedCallback

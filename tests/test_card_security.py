@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from alertmanager_wecom.config.loader import parse_config
+from alertmanager_wecom.loading import parse_config
 from alertmanager_wecom.simulator.model import SANDBOX_AGENT_ID, SANDBOX_CORP_ID
 from alertmanager_wecom.web.app import create_app
 from alertmanager_wecom.wecom.callback_crypto import CallbackCrypto

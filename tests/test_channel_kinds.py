@@ -12,9 +12,9 @@ from alertmanager_wecom.channels import (
     build_channel,
     kind_of,
 )
+from alertmanager_wecom.channels.base import Window
 from alertmanager_wecom.config import AnyTarget, Config, DeliverySettings, validate_target
-from alertmanager_wecom.config.loader import parse_config
-from alertmanager_wecom.delivery.pacing import Window
+from alertmanager_wecom.loading import parse_config
 from alertmanager_wecom.wecom.api import WeComAPI
 
 

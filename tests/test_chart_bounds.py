@@ -24,7 +24,7 @@ from starlette.routing import Route
 
 from alertmanager_wecom import samples
 from alertmanager_wecom.config import Config
-from alertmanager_wecom.config.loader import parse_config
+from alertmanager_wecom.loading import parse_config
 from alertmanager_wecom.rendering import chart
 from alertmanager_wecom.simulator.state import SimulatorState
 from alertmanager_wecom.web.app import create_app

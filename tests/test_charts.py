@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 from matplotlib import image as mpimg
 
 from alertmanager_wecom.config import ConfigError
-from alertmanager_wecom.config.loader import parse_config
 from alertmanager_wecom.delivery.charts import chart_query
 from alertmanager_wecom.ingest.payload import Alert
+from alertmanager_wecom.loading import parse_config
 from alertmanager_wecom.rendering import chart
 from alertmanager_wecom.simulator.model import SANDBOX_ROBOT_KEY
 from alertmanager_wecom.simulator.state import SimulatorState

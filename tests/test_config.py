@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from alertmanager_wecom.config import ConfigError
-from alertmanager_wecom.config.loader import load_config, parse_config
+from alertmanager_wecom.loading import load_config, parse_config
 from alertmanager_wecom.secret import MASK, Secret, redact
 
 BAD = sorted((Path(__file__).parent / "bad_configs").glob("*.yaml"))

@@ -17,7 +17,7 @@ from playwright.sync_api import Dialog
 from playwright.sync_api import Error as PlaywrightError
 
 from alertmanager_wecom import samples
-from alertmanager_wecom.config.loader import parse_config
+from alertmanager_wecom.loading import parse_config
 from alertmanager_wecom.simulator.model import SANDBOX_SECRET
 from alertmanager_wecom.simulator.state import SimulatorState
 from alertmanager_wecom.web.app import create_app

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from alertmanager_wecom import samples
-from alertmanager_wecom.config.loader import parse_config
+from alertmanager_wecom.loading import parse_config
 from alertmanager_wecom.simulator.state import SimulatorState
 from alertmanager_wecom.web.app import create_app
 from tests.helpers import post, raw_config, wait_until

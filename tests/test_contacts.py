@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 from alertmanager_wecom import samples
 from alertmanager_wecom.config import AppTarget, ConfigError, parse_target
 from alertmanager_wecom.config.contacts import Contact, contact_problem, parse_contact
-from alertmanager_wecom.config.loader import parse_config
 from alertmanager_wecom.ingest.payload import Notification
 from alertmanager_wecom.ingest.recipients import refusal
 from alertmanager_wecom.ingest.routing import Router
+from alertmanager_wecom.loading import parse_config
 
 # What would make one value reach more than one person, or break out of it.
 SEPARATORS = ",;| \t\n<>\"'()[]"

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from alertmanager_wecom.config import ConfigError
-from alertmanager_wecom.config.loader import parse_config
+from alertmanager_wecom.loading import parse_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

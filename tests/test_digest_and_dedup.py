@@ -2,12 +2,12 @@ import copy
 from typing import Any
 
 from alertmanager_wecom import samples
-from alertmanager_wecom.config.loader import parse_config
 from alertmanager_wecom.delivery import digest
 from alertmanager_wecom.delivery.digest import merge
 from alertmanager_wecom.delivery.render import render_messages
 from alertmanager_wecom.ingest.dedup import dedup_key
 from alertmanager_wecom.ingest.payload import WEBHOOK, Notification, alert_instants
+from alertmanager_wecom.loading import parse_config
 from alertmanager_wecom.rendering.renderer import Renderer
 
 

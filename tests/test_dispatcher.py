@@ -23,10 +23,10 @@ import pytest
 
 from alertmanager_wecom import samples
 from alertmanager_wecom.config import Config, target_spec, validate_target
-from alertmanager_wecom.config.loader import parse_config
 from alertmanager_wecom.delivery.dispatcher import Dispatcher
 from alertmanager_wecom.delivery.retry import backoff
 from alertmanager_wecom.ingest.routing import Router, target_key
+from alertmanager_wecom.loading import parse_config
 from alertmanager_wecom.metrics import Metrics
 from alertmanager_wecom.outbox import Job, JobState, NewJob, SQLiteOutbox
 from alertmanager_wecom.simulator import SimulatorState, create_simulator_app, sandbox_settings

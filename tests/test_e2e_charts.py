@@ -12,7 +12,7 @@ import httpx
 import pytest
 from matplotlib import image as mpimg
 
-from alertmanager_wecom.config.loader import parse_config
+from alertmanager_wecom.loading import parse_config
 from alertmanager_wecom.rendering import chart
 from alertmanager_wecom.simulator.state import SimulatorState
 from alertmanager_wecom.web.app import create_app

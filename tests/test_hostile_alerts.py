@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from alertmanager_wecom import samples
-from alertmanager_wecom.config.loader import parse_config
 from alertmanager_wecom.ingest.payload import Notification
 from alertmanager_wecom.ingest.routing import Router
+from alertmanager_wecom.loading import parse_config
 from alertmanager_wecom.logsetup import RedactingFormatter
 from alertmanager_wecom.outbox import NewJob, SQLiteOutbox
 from alertmanager_wecom.simulator import SimulatorState

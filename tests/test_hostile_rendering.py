@@ -306,7 +306,7 @@ def test_markdown_annotations_from_the_config(tmp_path: Any) -> None:
     config = relay_config("http://127.0.0.1:1/cgi-bin/")
     raw = config.model_dump(mode="json", exclude={"base_dir"})
     raw["render"]["markdown_annotations"] = ["summary"]
-    from alertmanager_wecom.config.loader import parse_config
+    from alertmanager_wecom.loading import parse_config
 
     trusting = parse_config(raw)
     target = trusting.receivers[0].targets[0]

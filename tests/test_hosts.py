@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from alertmanager_wecom.config import ConfigError
-from alertmanager_wecom.config.loader import parse_config
+from alertmanager_wecom.loading import parse_config
 from alertmanager_wecom.samples import node_down
 from alertmanager_wecom.throttled_log import ThrottledLog
 from alertmanager_wecom.web.app import create_app

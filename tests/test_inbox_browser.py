@@ -13,7 +13,7 @@ import httpx
 import pytest
 from playwright.sync_api import Error as PlaywrightError
 
-from alertmanager_wecom.config.loader import parse_config
+from alertmanager_wecom.loading import parse_config
 from alertmanager_wecom.simulator.model import SANDBOX_AGENT_ID, SANDBOX_CORP_ID, SANDBOX_SECRET
 from alertmanager_wecom.simulator.state import SimulatorState
 from alertmanager_wecom.web.app import create_app

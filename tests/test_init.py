@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from alertmanager_wecom import samples
 from alertmanager_wecom.cli import init_prompts as prompts
 from alertmanager_wecom.cli import main
-from alertmanager_wecom.config.loader import load_config
+from alertmanager_wecom.loading import load_config
 from alertmanager_wecom.simulator import SimulatorState
 from alertmanager_wecom.simulator.model import (
     SANDBOX_AGENT_ID,

@@ -40,7 +40,7 @@ print(json.dumps({"names": names, "file": alertmanager_wecom.__file__}))
 
 # wecom.proxy_url accepts socks5:// (one trusted egress IP): building the service's client needs socksio.
 SOCKS_CLIENT = """
-from alertmanager_wecom.config.loader import parse_config
+from alertmanager_wecom.loading import parse_config
 from alertmanager_wecom.web.app import wecom_client
 config = parse_config({
     "wecom": {"proxy_url": "socks5://127.0.0.1:1080"},

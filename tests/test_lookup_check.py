@@ -11,11 +11,11 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
+from alertmanager_wecom.channels.checks import CheckResult, run_checks
 from alertmanager_wecom.cli import main
-from alertmanager_wecom.config.loader import parse_config
+from alertmanager_wecom.loading import parse_config
 from alertmanager_wecom.simulator import SimulatorState
 from alertmanager_wecom.simulator.model import SANDBOX_SECRET
-from alertmanager_wecom.wecom.checks import CheckResult, run_checks
 from tests.helpers import raw_config
 
 pytestmark = pytest.mark.anyio

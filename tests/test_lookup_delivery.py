@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from alertmanager_wecom import samples
-from alertmanager_wecom.config.loader import parse_config
+from alertmanager_wecom.loading import parse_config
 from alertmanager_wecom.simulator import SimulatorState
 from alertmanager_wecom.simulator.model import SANDBOX_SECRET, Faults
 from alertmanager_wecom.web.app import create_app

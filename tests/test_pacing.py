@@ -1,4 +1,5 @@
-from alertmanager_wecom.delivery.pacing import RateLimiter, Window
+from alertmanager_wecom.channels.base import Window
+from alertmanager_wecom.delivery.pacing import RateLimiter
 
 
 class Clock:

@@ -17,7 +17,7 @@ import pytest
 import redis
 
 from alertmanager_wecom import samples
-from alertmanager_wecom.config.loader import parse_config
+from alertmanager_wecom.loading import parse_config
 from alertmanager_wecom.simulator import SimulatorState
 from alertmanager_wecom.simulator.model import Faults
 from alertmanager_wecom.web.app import create_app

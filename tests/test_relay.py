@@ -16,9 +16,9 @@ import pytest
 
 from alertmanager_wecom import samples
 from alertmanager_wecom.config import Config
-from alertmanager_wecom.config.loader import parse_config
 from alertmanager_wecom.ingest.payload import LARGE_BODY
 from alertmanager_wecom.ingest.routing import Router
+from alertmanager_wecom.loading import parse_config
 from alertmanager_wecom.simulator import SimulatorState
 from alertmanager_wecom.simulator.model import SANDBOX_AGENT_ID, SANDBOX_SECRET, Faults
 from alertmanager_wecom.web.app import create_app

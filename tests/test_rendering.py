@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from alertmanager_wecom import samples
 from alertmanager_wecom.config import ConfigError
-from alertmanager_wecom.config.loader import parse_config
 from alertmanager_wecom.ingest.payload import Notification
+from alertmanager_wecom.loading import parse_config
 from alertmanager_wecom.rendering.fit import TEXTCARD_DESCRIPTION_LIMIT, TEXTCARD_TITLE_LIMIT, byte_len
 from alertmanager_wecom.rendering.renderer import STRINGS, Renderer, format_duration
 from tests.helpers import relay_config

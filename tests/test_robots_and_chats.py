@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from alertmanager_wecom import samples
 from alertmanager_wecom.cli import main
-from alertmanager_wecom.config.loader import parse_config
+from alertmanager_wecom.loading import parse_config
 from alertmanager_wecom.simulator import SimulatorState
 from alertmanager_wecom.simulator.model import (
     SANDBOX_ROBOT_KEY,

@@ -8,9 +8,9 @@ import pytest
 
 from alertmanager_wecom import samples
 from alertmanager_wecom.config import Target, parse_target
-from alertmanager_wecom.config.loader import parse_config
 from alertmanager_wecom.ingest.payload import Notification
 from alertmanager_wecom.ingest.routing import Router
+from alertmanager_wecom.loading import parse_config
 
 
 def config(*targets: dict[str, Any]) -> Any:

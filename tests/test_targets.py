@@ -16,8 +16,8 @@ from alertmanager_wecom.config import (
     target_spec,
     validate_target,
 )
-from alertmanager_wecom.config.loader import parse_config
 from alertmanager_wecom.ingest.routing import target_key
+from alertmanager_wecom.loading import parse_config
 
 # Written by the single Target class (e1b9559) with model_dump_json(by_alias=True): rows like these may
 # sit in a user's outbox across the upgrade.

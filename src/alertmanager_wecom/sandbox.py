@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from alertmanager_wecom.config import Config
-from alertmanager_wecom.config.loader import parse_config
+from alertmanager_wecom.loading import parse_config
 from alertmanager_wecom.rendering import chart
 from alertmanager_wecom.simulator.callbacks import SavedCallback
 from alertmanager_wecom.simulator.model import (

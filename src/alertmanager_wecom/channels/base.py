@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from alertmanager_wecom.delivery.pacing import Window
 from alertmanager_wecom.rendering.message import Message
 from alertmanager_wecom.wecom.api import WeComAPI
 from alertmanager_wecom.wecom.token import AccessToken
@@ -19,6 +18,16 @@ if TYPE_CHECKING:
     from alertmanager_wecom.config import Config, DeliverySettings
 
 T_contra = TypeVar("T_contra", contravariant=True)
+
+
+@dataclass(frozen=True)
+class Window:
+    """At most `limit` sends in any `seconds`: one of the limits a channel declares for a rate key."""
+
+    limit: int
+    seconds: float
+
+
 # A rate key (what WeCom limits: one member, one chat, one robot, an app's day) and its windows.
 RateWindows = list[tuple[str, tuple[Window, ...]]]
 
@@ -68,6 +77,11 @@ class ChannelKind(Protocol[T_contra]):
 
     def describe(self, target: T_contra) -> str:
         """Where it sends, for `render`: ``app ops → zhangsan|party:2``, ``robot sre``."""
+        ...
+
+    def content_limit(self, msgtype: str) -> int:
+        """The most bytes of content a message of `msgtype` may have on this channel (WeCom cuts the
+        rest silently)."""
         ...
 
     def build(

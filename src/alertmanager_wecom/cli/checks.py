@@ -29,7 +29,7 @@ def check_config(config_path: str) -> None:
 @click.option("--no-send", is_flag=True, help="Only check credentials; send no test message.")
 def check(config_path: str, no_send: bool) -> None:
     """Get a token for each app, send a test message to each target, and explain each failure."""
-    from alertmanager_wecom.wecom.checks import run_checks
+    from alertmanager_wecom.channels.checks import run_checks
 
     config = load_or_exit(config_path)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from alertmanager_wecom.config import Config, ConfigError
-from alertmanager_wecom.config.loader import load_config
+from alertmanager_wecom.loading import load_config
 
 
 def parse_listen(value: str) -> tuple[str, int]:

@@ -17,13 +17,13 @@ from typing import Any
 import click
 import yaml
 
+from alertmanager_wecom.channels.checks import run_checks
 from alertmanager_wecom.cli import init_prompts as prompts
 from alertmanager_wecom.cli.alertmanager_config import max_alerts_for, receivers_for
 from alertmanager_wecom.config import ConfigError
-from alertmanager_wecom.config.loader import parse_config
 from alertmanager_wecom.config.models import DEFAULT_API_URL, WeComSettings
+from alertmanager_wecom.loading import parse_config
 from alertmanager_wecom.wecom.api import http_client
-from alertmanager_wecom.wecom.checks import run_checks
 
 _HEADER = """\
 # alertmanager-wecom configuration, written by `alertmanager-wecom init`.

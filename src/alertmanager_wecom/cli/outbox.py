@@ -21,29 +21,13 @@ def _open_outbox(config_path: str | None, db: str | None) -> Any:
             raise click.ClickException("give --config FILE (its storage.path) or --db PATH")
         config = load_or_exit(config_path)
         if config.storage.backend == "redis":
-            from alertmanager_wecom.web.relay import open_outbox
+            from alertmanager_wecom.outbox.opening import open_outbox
 
-            return open_outbox(config)
+            return open_outbox(config.storage)
         db = config.storage.path
     if not Path(db).exists():
         raise click.ClickException(f"no outbox at {db}")
     return SQLiteOutbox(db)
-
-
-def _job_line(job: Any) -> str:
-    target = json.loads(job.target)
-    recipients = "|".join(
-        target.get("to_user", [])
-        + [f"party:{p}" for p in target.get("to_party", [])]
-        + [f"tag:{t}" for t in target.get("to_tag", [])]
-    )
-    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(job.created_at))
-    extra = f" digest_of={job.digest_of}" if job.digest_of else ""
-    why = f"  {job.reason}: {job.last_error}" if job.last_error else ""
-    return (
-        f"{job.id:>7} {job.state.value:<8} {when} receiver={job.receiver} app={target.get('app')}→{recipients}"
-        f" attempts={job.attempts} sent_parts={job.sent_parts}{extra}{why}"
-    )
 
 
 _outbox_options = [
@@ -81,8 +65,10 @@ def outbox_list(config_path: str | None, db: str | None, state: str | None, limi
         finally:
             await store.close()
         click.echo(f"pending {stats.pending} (oldest {stats.oldest_pending_age:.0f}s), dead {stats.dead}")
+        from alertmanager_wecom.delivery.job_description import describe_job
+
         for job in jobs:
-            click.echo(_job_line(job))
+            click.echo(describe_job(job).line())
 
     asyncio.run(run())
 
@@ -101,7 +87,9 @@ def outbox_show(config_path: str | None, db: str | None, job_id: int) -> None:
             await store.close()
         if job is None:
             raise click.ClickException(f"no job {job_id}")
-        click.echo(_job_line(job))
+        from alertmanager_wecom.delivery.job_description import describe_job
+
+        click.echo(describe_job(job).line())
         click.echo(json.dumps(json.loads(job.payload), ensure_ascii=False, indent=2))
 
     asyncio.run(run())

@@ -1,8 +1,8 @@
 """Typed configuration: the models (fields.py, targets.py, models.py), a leaf that imports nothing of
 the package but `secret`, so that every other part can import them.
 
-Loading a file (YAML, ${ENV}, *_file, matcher and template checks) is `config.loader`'s: it uses the
-rendering to compile templates, which itself reads these models, so it is not re-exported here."""
+Loading a file (YAML, ${ENV}, *_file, matcher and template checks) is `alertmanager_wecom.loading`'s:
+it uses the rendering to compile templates, which itself reads these models."""
 
 from alertmanager_wecom.config.apis import AlertmanagerAPI, BasicAuth, ChartSettings, PrometheusAPI
 from alertmanager_wecom.config.fields import Duration, Language, MsgType, parse_duration

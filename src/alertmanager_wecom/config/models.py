@@ -144,6 +144,10 @@ class StorageSettings(Model):
     max_size_mb: int | None = Field(default=None, ge=1)
     # Delivered and dead-lettered rows are deleted after this long.
     retention: Duration = 7 * 86400.0
+    # Alert cards (and their acknowledgements) are kept this long past WeCom's 72 h for their response
+    # codes; the audit log of card actions this long.
+    card_retention: Duration = Field(default=7 * 86400.0, ge=0)
+    audit_retention: Duration = Field(default=90 * 86400.0, ge=3600)
 
     @model_validator(mode="after")
     def _redis(self) -> StorageSettings:

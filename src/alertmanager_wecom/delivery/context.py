@@ -9,18 +9,18 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
-from alertmanager_wecom.actions.cards import CardActions
-from alertmanager_wecom.config import DeliverySettings
+from alertmanager_wecom.config import DeliverySettings, Target
 from alertmanager_wecom.delivery.pacing import RateLimiter
 from alertmanager_wecom.delivery.render import CpuWork
 from alertmanager_wecom.delivery.routes import Route
 from alertmanager_wecom.ingest.payload import Notification
 from alertmanager_wecom.metrics import Metrics
 from alertmanager_wecom.outbox import Job, Outbox
+from alertmanager_wecom.rendering.card import CardState
 
 
 def _jitter() -> float:
@@ -30,6 +30,45 @@ def _jitter() -> float:
 
 def _never() -> bool:
     return False
+
+
+class CardHooks(Protocol):
+    """What delivery asks of whoever keeps the alert cards (actions/cards.py plugs in here): delivery
+    defines it, so that it never imports what acts on clicks."""
+
+    async def state_for(self, receiver: str, group_key: str) -> CardState:
+        """What a new card of the group shows from the start (who acknowledged it)."""
+        ...
+
+    async def quiet_reason(self, receiver: str, target: Target, notification: Notification) -> str | None:
+        """Why a repeat of the group is held back (acknowledged), or None."""
+        ...
+
+    async def sent(
+        self,
+        app: str,
+        receiver: str,
+        target: str,
+        job_id: int,
+        payload: str,
+        group_key: str,
+        card: dict[str, Any],
+        code: str,
+    ) -> None:
+        """A card reached WeCom (remember it, and its response code)."""
+        ...
+
+    async def group_resolved(self, receiver: str, target: str, group_key: str) -> None:
+        """The group resolved: its cards may turn "resolved"."""
+        ...
+
+    async def maintain(self, now: float) -> None:
+        """The maintenance round: what is past its retention goes."""
+        ...
+
+    def later(self, work: Coroutine[Any, Any, None], what: str) -> None:
+        """Run `work` in the background, its failure logged: never on delivery's path."""
+        ...
 
 
 class ChartMaker(Protocol):
@@ -54,7 +93,7 @@ class Services:
     # Targets held back until a time (after a transient failure), by target key.
     cooldown: dict[str, float] = field(default_factory=dict)
     # Alert cards (msgtype template_card): what they remember and redraw; None without a callback app.
-    cards: CardActions | None = None
+    cards: CardHooks | None = None
     # Charts after the alerts' text (targets with `chart: true`); set by the dispatcher.
     charts: ChartMaker | None = None
 

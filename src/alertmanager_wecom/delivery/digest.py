@@ -9,16 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from alertmanager_wecom.ingest.payload import Alert, Notification, dump_notification
+from alertmanager_wecom.ingest.payload import Alert, Notification, alert_identity, dump_notification
 
 DIGEST_MAX_MESSAGES = 40  # even with budget to spare, a digest is at most this many messages
-
-
-def alert_identity(fingerprint: str, labels: dict[str, str]) -> str:
-    """What makes an alert the same alert: Alertmanager's fingerprint, or else its label set."""
-    if fingerprint:
-        return fingerprint
-    return "\x00".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
 
 def merge(notifications: Sequence[Notification]) -> Notification:

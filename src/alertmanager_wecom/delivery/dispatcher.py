@@ -28,7 +28,7 @@ from alertmanager_wecom.channels.base import token_for
 from alertmanager_wecom.config import Config, DeliverySettings
 from alertmanager_wecom.delivery.backlog import PAGE, Backlog
 from alertmanager_wecom.delivery.charts import Charts
-from alertmanager_wecom.delivery.context import Services
+from alertmanager_wecom.delivery.context import CardHooks, Services
 from alertmanager_wecom.delivery.deliver import JobDelivery
 from alertmanager_wecom.delivery.lookup import Lookups
 from alertmanager_wecom.delivery.render import render_messages
@@ -59,6 +59,7 @@ class Dispatcher:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         metrics: Metrics | None = None,
         jitter: Callable[[], float] | None = None,
+        cards: CardHooks | None = None,
     ) -> None:
         """`clock` and `sleep` are all the time the dispatcher sees (tests pass fakes); `jitter`: the
         fraction of each backoff delay waited (random in [0.5, 1] by default)."""
@@ -71,6 +72,7 @@ class Dispatcher:
         if jitter is not None:
             self.services.jitter = jitter
         self.services.stopping = lambda: self._stopping
+        self.services.cards = cards  # acting on alert cards plugs in here (actions/cards.py)
         self.metrics = self.services.metrics
         self.limiter = self.services.limiter
         self.routes = self._routes_for(config)
@@ -234,6 +236,11 @@ class Dispatcher:
         retention = self.config.storage.retention
         await self.outbox.purge([JobState.DONE, JobState.MERGED, JobState.DEAD], now - retention)
         await self.outbox.forget(now - self.settings.dedup_window, now - 86400)
+        if self.services.cards is not None:
+            try:
+                await self.services.cards.maintain(now)
+            except Exception:  # the card store's trouble never stops delivery
+                log.exception("card store maintenance failed")
 
     # -- one target -----------------------------------------------------------------------------------
 

@@ -12,13 +12,8 @@ import contextlib
 import math
 from collections import defaultdict, deque
 from collections.abc import Callable
-from dataclasses import dataclass
 
-
-@dataclass(frozen=True)
-class Window:
-    limit: int
-    seconds: float
+from alertmanager_wecom.channels.base import Window
 
 
 class RateLimiter:

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import hashlib
 
-from alertmanager_wecom.delivery.digest import alert_identity
-from alertmanager_wecom.ingest.payload import Webhook
+from alertmanager_wecom.ingest.payload import Webhook, alert_identity
 
 
 def dedup_key(receiver: str, webhook: Webhook, instants: list[tuple[float, float | None]]) -> str:

@@ -368,3 +368,11 @@ class _CollectorPause:
 # So the collector pauses while such work runs: wrap a call whose result is small (jobs, messages), so
 # that what it built is freed when it returns, before the collector resumes.
 collector_paused = _CollectorPause()
+
+
+def alert_identity(fingerprint: str, labels: dict[str, str]) -> str:
+    """What makes an alert the same alert: Alertmanager's fingerprint, or else its label set (HA
+    deduplication and digests both go by it)."""
+    if fingerprint:
+        return fingerprint
+    return "\x00".join(f"{k}={v}" for k, v in sorted(labels.items()))

@@ -19,11 +19,11 @@ from alertmanager_wecom.web.auth import TrustedProxies
 from alertmanager_wecom.web.callback import Callbacks
 from alertmanager_wecom.web.console import Console
 from alertmanager_wecom.web.hosts import AllowedHosts, HostPolicy
-from alertmanager_wecom.web.relay import Relay, freeze_heap, open_outbox, wecom_client
+from alertmanager_wecom.web.relay import Relay, freeze_heap, wecom_client
 from alertmanager_wecom.web.serving import run_server
 from alertmanager_wecom.web.webhook import Webhook
 
-__all__ = ["Relay", "create_app", "freeze_heap", "open_outbox", "serve_relay", "wecom_client"]
+__all__ = ["Relay", "create_app", "freeze_heap", "serve_relay", "wecom_client"]
 
 
 def create_app(

@@ -23,38 +23,22 @@ from starlette.routing import BaseRoute, Route
 
 from alertmanager_wecom import __version__
 from alertmanager_wecom.actions.cards import CardActions
-from alertmanager_wecom.actions.store import ActionStore, actions_path
+from alertmanager_wecom.actions.opening import open_card_store
 from alertmanager_wecom.config import Config, ConfigError
-from alertmanager_wecom.config.loader import load_config
 from alertmanager_wecom.delivery.dispatcher import Dispatcher
 from alertmanager_wecom.ingest.routing import Router
+from alertmanager_wecom.loading import load_config
 from alertmanager_wecom.metrics import Metrics
-from alertmanager_wecom.outbox import Outbox, OutboxUnavailable, SQLiteOutbox
+from alertmanager_wecom.outbox import Outbox, OutboxUnavailable
+from alertmanager_wecom.outbox.opening import open_outbox
 from alertmanager_wecom.outbox.redis import RedisOutbox
 from alertmanager_wecom.web.auth import may_list_receivers
 from alertmanager_wecom.web.hosts import HostPolicy
 from alertmanager_wecom.wecom.api import http_client
+from alertmanager_wecom.wecom.token import AccessToken
 
 log = logging.getLogger(__name__)
 READY_STATS_SECONDS = 1.0  # /readyz answers within a few seconds, whatever the outbox does
-
-
-def open_outbox(config: Config, metrics: Metrics | None = None) -> Outbox:
-    storage = config.storage
-    if storage.backend == "redis":
-        assert storage.url is not None
-        return RedisOutbox(
-            storage.url.reveal(),
-            key_prefix=storage.key_prefix,
-            min_replicas=storage.min_replicas,
-            password=storage.password.reveal() if storage.password else None,
-        )
-    return SQLiteOutbox(
-        storage.path,
-        synchronous=storage.synchronous,
-        max_size_mb=storage.max_size_mb,
-        on_ingest_exit=metrics.ingest_writer_exits.inc if metrics is not None else None,
-    )
 
 
 def wecom_client(config: Config) -> httpx.AsyncClient:
@@ -98,28 +82,34 @@ class Relay:
         # The hosts this service answers for (web/hosts.py); create_app sets them from where it listens.
         self.hosts = HostPolicy.for_config(config)
 
-    def _card_actions(self, dispatcher: Dispatcher) -> CardActions | None:
+    def _card_actions(self) -> CardActions | None:
         """Cards are remembered, and clicks acted on, when an app has a callback URL (card buttons need
-        one): in a file beside the outbox."""
+        one): in the card store beside the outbox (its Redis, or a file beside its file). They plug into
+        delivery through its `CardHooks`; their tokens are the dispatcher's (made just after)."""
         if not any(app.callback is not None for app in self.config.apps.values()):
             return None
-        store = ActionStore(actions_path(self.config.storage.path))
-        cards = CardActions(store, lambda: self.config, dispatcher.app_token, self.metrics, self.clock)
-        dispatcher.services.cards = cards
-        return cards
+        store = open_card_store(self.config.storage)
+
+        def token(app: str) -> AccessToken:
+            assert self.dispatcher is not None
+            return self.dispatcher.app_token(app)
+
+        return CardActions(store, lambda: self.config, token, self.metrics, self.clock)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         client = self._client or wecom_client(self.config)
-        outbox = self._outbox or open_outbox(self.config, self.metrics)
+        outbox = self._outbox or open_outbox(self.config.storage, self.metrics.ingest_writer_exits.inc)
         self.outbox = outbox
         self.metrics.outbox_backend.labels("redis" if outbox.shared else "sqlite").set(1)
         if isinstance(outbox, RedisOutbox):
             warning = await outbox.durability_warning()
             if warning:
                 log.warning("%s", warning)
-        self.dispatcher = Dispatcher(self.config, outbox, client, clock=self.clock, metrics=self.metrics)
-        self.cards = self._card_actions(self.dispatcher)
+        self.cards = self._card_actions()
+        self.dispatcher = Dispatcher(
+            self.config, outbox, client, clock=self.clock, metrics=self.metrics, cards=self.cards
+        )
         await self.dispatcher.start()
         loop = asyncio.get_running_loop()
         with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):  # not the main thread

@@ -1,5 +1,7 @@
 """Loading the configuration: YAML, ``${ENV_VAR}`` interpolation, ``*_file`` secrets, then the models'
-validation and the checks that need other modules (matchers, templates).
+validation and the checks that need other modules (matchers, recipient templates, user templates
+rendered once on a sample). It sits above rendering in the package's layers (tests/test_layout.py): the
+models in config/ are a leaf every part imports; loading a file uses the parts that check it.
 
 Every error names the path of the bad key (``receivers[0].targets[1].app``) and why, so that the
 process refuses to start with a message an operator can act on.  Secrets come from ``${ENV_VAR}``
