@@ -176,6 +176,27 @@ async def test_jobs_sharing_a_payload_share_the_notification(outbox: Outbox) -> 
     assert one.payload == two.payload == shared
 
 
+async def test_a_jobs_traceparent_is_kept_as_accepted_and_a_digest_takes_the_first(reopen: Opener) -> None:
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    store = reopen()
+    jobs = with_payload('{"x": 1}', [dataclasses.replace(JOBS[0], traceparent=traceparent), JOBS[1]])
+    dead = NewJob("t3", "{}", '{"x": 1}', dead_reason="no valid recipient", traceparent=traceparent)
+    await store.accept("r", [*jobs, dead], None, 0, 100.0)
+    await store.close()
+    reopened = reopen()  # what a restart reads: the delivery continues the webhook's trace
+    [first] = await reopened.pending_jobs("t1", 100.0, 10)
+    [second] = await reopened.pending_jobs("t2", 100.0, 10)
+    [dead_job] = await reopened.list_jobs(JobState.DEAD, 10)
+    assert (first.traceparent, second.traceparent, dead_job.traceparent) == (traceparent, None, traceparent)
+    assert (await job(reopened, first.id)).traceparent == traceparent
+    await reopened.accept("r", with_payload('{"y": 1}', JOBS[:1]), None, 0, 101.0)
+    without, with_ = sorted(await reopened.pending_jobs("t1", 101.0, 10), key=lambda j: j.traceparent or "")
+    digest = await reopened.merge([without, with_], '{"digest": 1}', 2, 102.0)
+    assert digest.traceparent == traceparent and (await job(reopened, digest.id)).traceparent == traceparent
+    plain = await reopened.merge(await reopened.pending_jobs("t2", 102.0, 10), '{"digest": 2}', 1, 103.0)
+    assert plain.traceparent is None
+
+
 async def test_payload_given_as_bytes_is_stored_as_text(outbox: Outbox) -> None:
     await outbox.accept("r", [NewJob("t1", "{}", payload='{"summary": "磁盘"}'.encode())], None, 0, 100.0)
     [stored] = await outbox.pending_jobs("t1", 100.0, 10)

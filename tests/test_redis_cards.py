@@ -28,7 +28,7 @@ from tests.helpers import signed_event, wait_until
 from tests.redis_server import run_redis
 from tests.servers import cli_process, free_port, wait_http
 from tests.test_card_security import event
-from tests.test_cards import AES_KEY, TOKEN, cards
+from tests.test_cards import AES_KEY, TOKEN, cards, save_callback
 
 pytestmark = pytest.mark.e2e
 
@@ -72,21 +72,6 @@ def replica(tmp_path: Path, name: str, sim: str, redis_url: str, am: str) -> Ite
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/healthz", timeout=60, proc=proc)
         yield url, proc
-
-
-def save_callback(sim: str, relay: str) -> None:
-    """The callback URL as saved in WeCom's console: the Service, which reaches this replica now."""
-    saved = httpx.post(
-        f"{sim}/admin/callback",
-        json={
-            "agent_id": SANDBOX_AGENT_ID,
-            "url": f"{relay}/wecom/callback/ops",
-            "token": TOKEN,
-            "encoding_aes_key": AES_KEY,
-        },
-        timeout=10,
-    )
-    assert saved.json()["saved"] is True, saved.text
 
 
 def notification(instances: int) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import dataclasses
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
 from alertmanager_wecom.actions.alertmanager import AlertmanagerClient, AlertmanagerError
@@ -26,6 +26,7 @@ from alertmanager_wecom.config import AppTarget, Config, Target, parse_target
 from alertmanager_wecom.ingest.payload import Notification, parse_notification
 from alertmanager_wecom.metrics import Metrics
 from alertmanager_wecom.rendering.card import CardBuilder, CardState, builder_for, short_duration
+from alertmanager_wecom.tracing import OFF, Tracing
 from alertmanager_wecom.wecom.api import WeComError
 from alertmanager_wecom.wecom.token import AccessToken
 
@@ -64,6 +65,10 @@ class CardActions:
         self.clock = clock
         self._tasks: set[asyncio.Task[None]] = set()
         self._group_locks: dict[str, asyncio.Lock] = {}
+        # A span for each click (and its WeCom calls), and where the traceparent of the job that sent a
+        # card is found (the outbox); the relay sets both when tracing is on.
+        self.tracing: Tracing = OFF
+        self.traceparent_of: Callable[[int], Awaitable[str | None]] = _no_traceparent
 
     def later(self, work: Coroutine[Any, Any, None], what: str) -> None:
         """Run `work` (a coroutine) in the background; it is kept until done and its failure logged."""
@@ -139,6 +144,20 @@ class CardActions:
     # -- clicks -------------------------------------------------------------------------------------------
 
     async def click(self, click: Click) -> None:
+        if not self.tracing.enabled:
+            await self._click(click)
+            return
+        # In the trace of the notification whose card was pressed (a child of its webhook's span), so that
+        # alert, card, click, silence and redrawn card are one story. The user and the button are what an
+        # operator looks for; the task id is the card's, not a secret.
+        record = await self.store.card(click.task_id)
+        parent = await self.traceparent_of(record.job_id) if record and record.app == click.app else None
+        attributes = {"wecom.app": click.app, "wecom.user": click.user, "wecom.card.task_id": click.task_id}
+        attributes["wecom.card.key"] = click.key[:40]
+        with self.tracing.span("card action", parent=parent, attributes=attributes):
+            await self._click(click)
+
+    async def _click(self, click: Click) -> None:
         record = await self.store.card(click.task_id)
         if record is None or record.app != click.app:
             await self._done(click, "unknown_card", "no such card of this app (older than the store keeps?)")
@@ -375,6 +394,10 @@ class CardActions:
         except WeComError as exc:
             self.metrics.card_updates.labels(record.app, "failed").inc()
             log.warning("card %s: neither updated nor told by a message: %s", record.task_id, exc)
+
+
+async def _no_traceparent(job_id: int) -> str | None:
+    return None
 
 
 async def _parsed(record: CardRecord) -> Notification:

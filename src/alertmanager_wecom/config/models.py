@@ -1,5 +1,5 @@
 """The configuration's typed models: a leaf (it imports nothing of the
-package but `secret` and its siblings fields.py and targets.py).
+package but `secret` and its siblings fields.py, targets.py, apis.py and tracing.py).
 
 Each model checks what it can see by itself; what needs other modules (matchers, templates) and
 the YAML, ``${ENV_VAR}`` and ``*_file`` handling are the loader's (loader.py).
@@ -19,6 +19,7 @@ from alertmanager_wecom.config.contacts import LookupSettings
 from alertmanager_wecom.config.fields import Duration, Language, Model, check_time_zone
 from alertmanager_wecom.config.server import InboundAuth, ServerSettings, VerifyFile
 from alertmanager_wecom.config.targets import Target
+from alertmanager_wecom.config.tracing import TracingSettings
 from alertmanager_wecom.secret import Secret
 
 DEFAULT_API_URL = "https://qyapi.weixin.qq.com/cgi-bin/"
@@ -238,6 +239,7 @@ class Config(Model):
     # Prometheus's API, for the charts (`chart: true` on a target).
     prometheus: PrometheusAPI | None = None
     charts: ChartSettings = Field(default_factory=ChartSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)  # off until it has an endpoint
     # Files to serve at the root: a path (served under its own name) or {name, content}.
     verify_files: list[VerifyFile] = Field(default_factory=list)
     # Directory that relative template paths are resolved against (the config file's directory).

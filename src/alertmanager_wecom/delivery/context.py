@@ -21,6 +21,7 @@ from alertmanager_wecom.ingest.payload import Notification
 from alertmanager_wecom.metrics import Metrics
 from alertmanager_wecom.outbox import Job, Outbox
 from alertmanager_wecom.rendering.card import CardState
+from alertmanager_wecom.tracing import OFF, Tracing
 
 
 def _jitter() -> float:
@@ -96,6 +97,8 @@ class Services:
     cards: CardHooks | None = None
     # Charts after the alerts' text (targets with `chart: true`); set by the dispatcher.
     charts: ChartMaker | None = None
+    # Spans of each job's delivery and its stages (tracing/); the relay sets it when tracing is on.
+    tracing: Tracing = OFF
 
     def __post_init__(self) -> None:
         self.limiter = RateLimiter(self.clock)

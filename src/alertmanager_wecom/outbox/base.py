@@ -90,6 +90,9 @@ class NewJob:
     # Routed, but undeliverable as it stands (no valid recipient): the job is stored DEAD with this as
     # its `last_error` and `Reason.RECIPIENTS` as its reason, so that operators see it with the others.
     dead_reason: str | None = None
+    # The webhook span's context (W3C traceparent) when tracing is on: stored with the job and handed
+    # back by every read, so that its delivery continues the trace, also after a restart. Opaque here.
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,9 @@ class Job:
     # job with it set may have reached WeCom, so it is resent unchanged (WeCom's duplicate check then
     # drops the copy), never merged into a digest.
     inflight: bool = False
+    # As accepted (`NewJob.traceparent`); a digest's is that of the first merged job that has one (see
+    # `merge`). None for jobs stored before the field existed.
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True)
@@ -243,8 +249,9 @@ class Outbox(Protocol):
         """Replace `jobs` (PENDING, of one target, none started: the caller's duty) by one digest job and
         return it: a new PENDING job (new id, a new notification holding `payload`) for the first job's
         receiver and target, due at `now`, with `digest_of`, attempts 0, nothing sent, and the smallest
-        `created_at` of the jobs. The jobs become MERGED with `merged_into` the digest's id. All in one
-        step. Not idempotent: merging the same jobs again makes another digest."""
+        `created_at` of the jobs and the `traceparent` of the first of them (in the order given) that has
+        one. The jobs become MERGED with `merged_into` the digest's id. All in one step. Not idempotent:
+        merging the same jobs again makes another digest."""
         ...
 
     async def record_send(self, rate_keys: list[str], at: float) -> None:

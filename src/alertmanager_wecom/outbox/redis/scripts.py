@@ -80,7 +80,7 @@ end
 """
 
 # ARGV: prefix, receiver, dedup key ('' none), dedup window, now, payload count, payloads…, job count,
-# then per job: target key, target, payload index (1-based), dead reason ('' none)
+# then per job: target key, target, payload index (1-based), dead reason ('' none), traceparent ('' none)
 ACCEPT = (
     LIBRARY
     + """
@@ -96,12 +96,13 @@ for i = 1, npay do nids[i] = new_notification(receiver, now, ARGV[6 + i]) end
 local base = 6 + npay
 local first = 0
 for j = 0, tonumber(ARGV[base + 1]) - 1 do
-  local at = base + 2 + j * 4
+  local at = base + 2 + j * 5
   local nid = nids[tonumber(ARGV[at + 2])]
   if first == 0 then first = nid end
   local dead = ARGV[at + 3]
   local id = new_job(nid, receiver, ARGV[at], ARGV[at + 1], dead == '' and 'pending' or 'dead', now, now, 0)
   if dead ~= '' then redis.call('HSET', jk(id), 'last_error', dead, 'reason', 'recipients') end
+  if ARGV[at + 4] ~= '' then redis.call('HSET', jk(id), 'traceparent', ARGV[at + 4]) end
 end
 return first
 """
@@ -188,14 +189,16 @@ local tk = redis.call('HGET', first, 'target_key')
 local target = redis.call('HGET', first, 'target')
 -- The smallest created_at, kept as the text it was stored as: a Lua number written back would be cut
 -- to 14 significant digits.
-local created, oldest = nil, nil
+local created, oldest, traceparent = nil, nil, false
 for i = 5, #ARGV do
   local text = redis.call('HGET', jk(ARGV[i]), 'created_at')
   local c = tonumber(text)
   if c and (oldest == nil or c < oldest) then oldest, created = c, text end
+  if not traceparent then traceparent = redis.call('HGET', jk(ARGV[i]), 'traceparent') end
 end
 local nid = new_notification(receiver, now, ARGV[2])
 local digest = new_job(nid, receiver, tk, target, 'pending', created or now, now, ARGV[3])
+if traceparent then redis.call('HSET', jk(digest), 'traceparent', traceparent) end
 for i = 5, #ARGV do
   if set_state(ARGV[i], 'merged') then
     redis.call('HSET', jk(ARGV[i]), 'merged_into', digest, 'updated_at', now)

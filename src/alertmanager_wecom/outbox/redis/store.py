@@ -61,6 +61,7 @@ _FIELDS = (
     "reason",
     "merged_into",
     "inflight",
+    "traceparent",  # absent from jobs stored before tracing (HMGET gives None)
 )
 
 
@@ -84,6 +85,7 @@ def _job(job_id: int, values: list[Any], payload: str | None) -> Job:
         reason=f["reason"] or None,
         merged_into=int(f["merged_into"]) if f["merged_into"] else None,
         inflight=f["inflight"] == "1",
+        traceparent=f["traceparent"] or None,
     )
 
 
@@ -177,7 +179,7 @@ class RedisOutbox:
                 )
                 payloads.append(text)
                 at = index[id(job.payload)] = len(payloads)
-            rows += [job.target_key, job.target, at, job.dead_reason or ""]
+            rows += [job.target_key, job.target, at, job.dead_reason or "", job.traceparent or ""]
         first = await self._run(
             "ACCEPT",
             receiver,

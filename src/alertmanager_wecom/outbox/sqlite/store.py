@@ -276,7 +276,7 @@ class SQLiteOutbox(OneProcess):
             created = min(j.created_at for j in jobs)
             cursor = conn.execute(
                 "INSERT INTO jobs(notification_id, receiver, target_key, target, state, created_at, next_attempt_at,"
-                " updated_at, digest_of) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
+                " updated_at, digest_of, traceparent) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)",
                 (
                     cursor.lastrowid,
                     first.receiver,
@@ -286,6 +286,7 @@ class SQLiteOutbox(OneProcess):
                     now,
                     now,
                     digest_of,
+                    next((j.traceparent for j in jobs if j.traceparent), None),
                 ),
             )
             digest_id = cursor.lastrowid
