@@ -150,7 +150,7 @@ def main() -> None:
         )
         procs += [am_native, am_relay]
         started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        alerts = [
+        alerts: list[dict[str, Any]] = [
             {
                 "labels": {
                     "alertname": f"Storm{g:03d}",

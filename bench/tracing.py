@@ -187,9 +187,9 @@ def main() -> None:
             print(
                 f"{mode:<9} median {summary[mode]['median_rps']:8.0f} req/s, p99 {summary[mode]['median_p99_ms']:.2f} ms"
             )
-        result = {"machine": machine(), "span_us": spans, "cpu_us_per_webhook": cpu}
-        result["concurrency"] = args.concurrency
-        print(dump({**result, "summary": summary, "runs": runs}))
+        report: dict[str, Any] = {"machine": machine(), "span_us": spans, "cpu_us_per_webhook": cpu}
+        report["concurrency"] = args.concurrency
+        print(dump({**report, "summary": summary, "runs": runs}))
     finally:
         sink_server.shutdown()
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 from click.testing import CliRunner
+from prometheus_client.parser import text_string_to_metric_families
 
 from alertmanager_wecom.cli import main
 from alertmanager_wecom.config import Config
@@ -91,6 +92,23 @@ def wait_until(condition: Callable[[], Any], timeout: float = 30, what: str = "c
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def metric(relay: str, name: str, **labels: str) -> float:
+    """The sum of the relay's `/metrics` samples called `name` (a counter's `…_total`) whose labels
+    include `labels`: 0 when there is none yet."""
+    text = httpx.get(f"{relay}/metrics", timeout=10).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    )
+
+
+def pending(relay: str) -> int:
+    """The jobs the relay has still to send (its /readyz): at 0, nothing more of them reaches WeCom."""
+    return int(httpx.get(f"{relay}/readyz", timeout=10).json()["pending"])
 
 
 def signed_event(

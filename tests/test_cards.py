@@ -9,6 +9,7 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +21,16 @@ from alertmanager_wecom.simulator.model import SANDBOX_AGENT_ID, SANDBOX_CORP_ID
 from alertmanager_wecom.web.app import create_app
 from alertmanager_wecom.wecom.callback_crypto import CallbackCrypto
 from tests.alertmanager import now_iso, post_alerts, run_alertmanager, webhook_config
-from tests.helpers import SAMPLES, raw_config, signed_event, wait_until
+from tests.helpers import SAMPLES, metric, pending, raw_config, signed_event, wait_until
 from tests.servers import free_port, serve_in_thread
 
 pytestmark = pytest.mark.e2e
 
 VECTOR = json.loads((SAMPLES / "wecom-callback-vectors.json").read_text(encoding="utf-8"))["vectors"][0]
 TOKEN, AES_KEY = VECTOR["token"], VECTOR["encoding_aes_key"]
+RECEIVED = "alertmanager_wecom_notifications_received_total"
+CALLBACKS = "alertmanager_wecom_callbacks_received_total"
+CARD_ACTIONS = "alertmanager_wecom_card_actions_total"
 
 
 def card_config(simulator: str, tmp_path: Path, am_url: str, **card: Any) -> dict[str, Any]:
@@ -65,6 +69,13 @@ def card_relay(simulator: str, raw: dict[str, Any], port: int) -> Iterator[str]:
 def cards(simulator: str, user: str) -> list[dict[str, Any]]:
     entries = httpx.get(f"{simulator}/admin/inbox", params={"user": user}, timeout=5).json()["entries"]
     return [e for e in entries if e["msgtype"] == "template_card" and e["dropped"] is None]
+
+
+def lag_cards(simulator: str, user: str) -> list[dict[str, Any]]:
+    """The user's cards of the DBReplicationLag group."""
+    return [
+        c for c in cards(simulator, user) if c["card"]["main_title"]["title"].endswith("DBReplicationLag")
+    ]
 
 
 def click(simulator: str, user: str, card: dict[str, Any], key: str) -> dict[str, Any]:
@@ -106,7 +117,7 @@ def test_silence_from_a_card_reaches_alertmanager_and_every_recipient(simulator:
     )
     with (
         run_alertmanager(tmp_path, am_config) as am,
-        card_relay(simulator, card_config(simulator, tmp_path, am), relay_port),
+        card_relay(simulator, card_config(simulator, tmp_path, am), relay_port) as relay,
     ):
         post_alerts(am, [alert("DBReplicationLag")])
         first = wait_until(lambda: cards(simulator, "zhangsan"), 30, "a card for zhangsan")[0]
@@ -134,12 +145,23 @@ def test_silence_from_a_card_reaches_alertmanager_and_every_recipient(simulator:
             return mine[0] if mine and "已静默 1h · zhangsan" in mine[0]["visible"] else None
 
         for user in ("zhangsan", "lisi"):  # every recipient's card, not just the clicker's
-            card = wait_until(lambda u=user: redrawn(u), 15, f"{user}'s card showing the silence")
+            card = wait_until(partial(redrawn, user), 15, f"{user}'s card showing the silence")
             assert keys(card)[0] == "unsilence" and "silence:3600" not in keys(card)
-        # Alertmanager's repeats (every 3 s) of the silenced group are not sent any more.
-        count = len(cards(simulator, "zhangsan"))
-        time.sleep(8)
-        assert len(cards(simulator, "zhangsan")) == count
+        # Alertmanager sends nothing more of the silenced group. An alert new to a group is sent at the
+        # group's next flush (every second here), whatever its repeat interval; a new group's first
+        # notification comes a group_wait (1 s) after it appears, so after that flush: once it has
+        # arrived and been delivered, a notification of the silenced group would have been too.
+        count = len(lag_cards(simulator, "zhangsan"))
+        received = metric(relay, RECEIVED, status="accepted")
+        post_alerts(am, [alert("DBReplicationLag", instance="db-2:9100"), alert("Heartbeat")])
+        wait_until(
+            lambda: any("Heartbeat" in c["visible"] for c in cards(simulator, "zhangsan")),
+            15,
+            "the card of a group posted with the new alert",
+        )
+        wait_until(lambda: pending(relay) == 0, 15, "nothing left to send")
+        assert len(lag_cards(simulator, "zhangsan")) == count
+        assert metric(relay, RECEIVED, status="accepted") == received + 1  # the new group's only
 
         card = redrawn("lisi")
         assert card is not None
@@ -158,7 +180,7 @@ def test_silence_from_a_card_reaches_alertmanager_and_every_recipient(simulator:
         )
         assert "silence:3600" in keys(card)
         # Unsilenced, the group's repeats come again.
-        wait_until(lambda: len(cards(simulator, "zhangsan")) > count, 20, "a repeat after the silence")
+        wait_until(lambda: len(lag_cards(simulator, "zhangsan")) > count, 20, "a repeat after the silence")
         log = httpx.get(f"{simulator}/admin/stats", timeout=5).json()
         assert log["errors"].get("60140", 0) == 0
 
@@ -175,12 +197,16 @@ def test_acknowledge_shows_everywhere_and_the_group_resolves_in_place(simulator:
             post_alerts(am, [firing])
             first = wait_until(lambda: cards(simulator, "lisi"), 30, "a card for lisi")[0]
             click(simulator, "lisi", first, "ack")
+
+            def acknowledged(user: str) -> bool:
+                return any(
+                    "已认领 · lisi" in c["visible"] and c["card"]["task_id"] == first["card"]["task_id"]
+                    for c in cards(simulator, user)
+                )
+
             for user in ("zhangsan", "lisi"):
                 wait_until(
-                    lambda u=user: any(
-                        "已认领 · lisi" in c["visible"] and c["card"]["task_id"] == first["card"]["task_id"]
-                        for c in cards(simulator, u)
-                    ),
+                    partial(acknowledged, user),
                     15,
                     f"{user}'s card showing lisi's acknowledgement",
                 )
@@ -274,11 +300,19 @@ def test_a_click_retried_by_wecom_makes_one_silence_and_strangers_do_nothing(
                 f"<AgentID>{SANDBOX_AGENT_ID}</AgentID></xml>"
             )
             query, body = signed_event(crypto, event, now, "7")
+            accepted = metric(relay, CALLBACKS, outcome="accepted")
+            acted = metric(relay, CARD_ACTIONS, action="silence")
             for _ in range(3):
                 answer = httpx.post(f"{relay}/wecom/callback/ops", params=query, content=body, timeout=10)
                 assert (answer.status_code, answer.content) == (200, b"")
-            wait_until(lambda: silences(am), 15, "the silence")
-            time.sleep(1.5)
+            # Each event taken is acted on after its answer: once every one has been, nothing more comes.
+            taken = metric(relay, CALLBACKS, outcome="accepted") - accepted
+            wait_until(
+                lambda: metric(relay, CARD_ACTIONS, action="silence") - acted == taken,
+                15,
+                "the click acted on",
+            )
+            assert taken == 1 and metric(relay, CALLBACKS, outcome="duplicate") == 2
             assert len(silences(am)) == 1 and silences(am)[0]["createdBy"] == "zhangsan"
             # A click on a card we never sent does nothing.
             stranger = event.replace(first["card"]["task_id"], "amw-0-0-0000").replace(str(now), str(now + 1))

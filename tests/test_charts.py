@@ -30,7 +30,7 @@ from alertmanager_wecom.rendering import chart
 from alertmanager_wecom.simulator.model import SANDBOX_ROBOT_KEY
 from alertmanager_wecom.simulator.state import SimulatorState
 from alertmanager_wecom.web.app import create_app
-from tests.helpers import SAMPLES, post, raw_config, wait_until
+from tests.helpers import SAMPLES, metric, post, raw_config, wait_until
 from tests.servers import free_port, serve_in_thread
 
 
@@ -159,10 +159,16 @@ def test_prometheus_down_the_text_goes_out_and_the_chart_is_skipped(
         wait_until(lambda: len(sim_state.inbox) >= 2, 15, "the text of both targets")
         assert time.monotonic() - started < 5
         wait_until(lambda: "Prometheus unreachable" in caplog.text, 15, "the reason logged")
-        time.sleep(0.5)
+        # Each target's chart is counted once it is over (sent, skipped or failed): then none is coming.
+        charts = "alertmanager_wecom_charts_total"
+        wait_until(lambda: metric(relay, charts) >= 2, 15, "both targets' charts over")
         assert [e.msgtype for e in sim_state.inbox if e.image] == []
-        metrics = httpx.get(f"{relay}/metrics", timeout=5).text
-        assert 'alertmanager_wecom_charts_total{channel="app",outcome="skipped"} 1.0' in metrics
+        for channel in ("app", "robot"):
+            assert (
+                metric(relay, charts, channel=channel)
+                == metric(relay, charts, channel=channel, outcome="skipped")
+                == 1
+            )
 
 
 def test_the_simulator_checks_robot_images() -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import Dialog
 from playwright.sync_api import Error as PlaywrightError
 
 from alertmanager_wecom import samples
@@ -52,7 +53,12 @@ def page(browser: Any, relay: str) -> Iterator[Any]:
     )
     opened = context.new_page()
     dialogs: list[str] = []
-    opened.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.accept()))
+
+    def answer(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.accept()
+
+    opened.on("dialog", answer)
     opened.dialogs = dialogs
     yield opened
     context.close()

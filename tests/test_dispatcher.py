@@ -357,3 +357,48 @@ async def test_the_stages_alone_render_write_ahead_send_record(tmp_path: Path) -
         [done] = await r.jobs()
     assert done.state == JobState.DONE
     assert r.count("messages_sent", receiver="default", channel="app", target="app:ops") == 1
+
+
+class SharedOutbox(SQLiteOutbox):
+    """An outbox as replicas share it (the dispatcher keeps its leases), which records each lease taken
+    and lets go after `kept` extensions."""
+
+    shared = True
+
+    def __init__(self, path: str, time: FakeTime, kept: int) -> None:
+        super().__init__(path, synchronous="normal")
+        self.time = time
+        self.kept = kept
+        self.leases: list[float] = []
+
+    async def lease(self, target_key: str, owner: str, seconds: float) -> bool:
+        self.leases.append(self.time())
+        return len(self.leases) <= self.kept
+
+
+async def asleep(time: FakeTime) -> None:
+    """Until some task sleeps on the fake clock (a real sleep never does: five real seconds at most)."""
+    for _ in range(5000):
+        if time.sleeping:
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError("nothing sleeps on the fake clock")
+
+
+async def test_a_held_lease_is_extended_on_the_injected_clock(tmp_path: Path) -> None:
+    time = FakeTime()
+    config = make_config(tmp_path)
+    outbox = SharedOutbox(config.storage.path, time, kept=2)
+    async with httpx.AsyncClient(transport=WeCom(simulator(time), time)) as client:
+        dispatcher = Dispatcher(config, outbox, client, clock=time, sleep=time.sleep, jitter=lambda: 1.0)
+        keeper = asyncio.create_task(dispatcher._keep("app:ops→zhangsan"))
+        try:
+            for _ in range(3):  # each extension waits a third of the lease, on the fake clock
+                await asleep(time)
+                time.advance()
+            await asyncio.wait_for(keeper, 5)  # the third extension is refused: the keeper stops
+        finally:
+            keeper.cancel()
+            await outbox.close()
+    lease = config.storage.lease
+    assert outbox.leases == [START + lease / 3, START + 2 * lease / 3, START + lease]

@@ -18,3 +18,13 @@ def test_the_chinese_readme_has_every_section_and_command_of_the_english_one() -
     assert not missing, missing
     for key in re.findall(r"`([a-z_]+\.[a-z_]+)`", english):  # config keys such as storage.lease
         assert key.endswith(".py") or key in chinese, key
+
+
+def test_the_chinese_readme_names_every_file_of_the_checkout_the_english_one_names() -> None:
+    english = (ROOT / "README.md").read_text(encoding="utf-8")
+    chinese = (ROOT / "README.zh-CN.md").read_text(encoding="utf-8")
+    named = {name for name in re.findall(r"`([^`\s]+)`", english) if "/" in name or name.startswith(".")}
+    files = sorted(name for name in named if (ROOT / name).exists())
+    assert ".pre-commit-config.yaml" in files and "tests/helpers.py" in files  # the checks see them
+    missing = [name for name in files if name not in chinese]
+    assert not missing, missing

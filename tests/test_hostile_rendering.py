@@ -118,7 +118,7 @@ def hostile_notifications(draw: st.DrawFn) -> dict[str, Any]:
     count = draw(st.integers(1, 3))
     generator = draw(_urls)
     runbook = draw(_urls)
-    alerts = []
+    alerts: list[dict[str, Any]] = []
     for _ in range(count):
         labels = {"alertname": draw(_short), "instance": draw(_hostile)}
         labels.update(draw(st.dictionaries(_short, _hostile, max_size=2)))
@@ -166,8 +166,8 @@ def neutral(payload: dict[str, Any]) -> dict[str, Any]:
             collect(k, False)
             collect(v, True)
         collect(alert["fingerprint"], False)
-    for key in ("receiver", "title"):
-        collect(payload[key], False)
+    for field in ("receiver", "title"):
+        collect(payload[field], False)
     for k, v in payload["commonAnnotations"].items():
         collect(k, False)
         collect(v, True)

@@ -12,6 +12,7 @@ import signal
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +121,7 @@ def test_a_card_sent_by_a_replica_that_died_is_acted_on_by_another(tmp_path: Pat
         assert pressed.json()["sent"], pressed.text
         # Every recipient's card redrawn, by B, from what A stored.
         for user in ("zhangsan", "lisi"):
-            wait_until(lambda user=user: acked_cards(sim, user, "zhangsan"), 20, f"{user}'s card redrawn")
+            wait_until(partial(acked_cards, sim, user, "zhangsan"), 20, f"{user}'s card redrawn")
         # The group's next card, sent by B, shows the acknowledgement from the start.
         assert httpx.post(f"{b_url}/alerts/default", json=notification(2), timeout=10).status_code == 200
         wait_until(

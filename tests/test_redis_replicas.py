@@ -29,7 +29,7 @@ import yaml
 
 from alertmanager_wecom import samples
 from alertmanager_wecom.simulator.model import SANDBOX_AGENT_ID, SANDBOX_CORP_ID, SANDBOX_SECRET
-from tests.helpers import wait_until
+from tests.helpers import metric, pending, wait_until
 from tests.redis_server import run_redis
 from tests.servers import cli_process, free_port, wait_http
 
@@ -156,7 +156,11 @@ def test_three_replicas_deliver_each_notification_once_within_wecom_limits(tmp_p
             return all(f"host-{i:03d}:9100" in text for i in range(count))
 
         wait_until(all_visible, 90, "every alert in zhangsan's inbox")
-        time.sleep(2)  # anything sent twice would arrive now
+        # Nothing is left to send (the replicas share the outbox): anything sent twice has arrived.
+        wait_until(lambda: pending(replicas.urls[0]) == 0, 30, "an empty outbox")
+        received = "alertmanager_wecom_notifications_received_total"
+        assert sum(metric(url, received, status="accepted") for url in replicas.urls) == count
+        assert sum(metric(url, received, status="duplicate") for url in replicas.urls) == count
         text = _visible(sim)
         for i in range(count):
             assert len(re.findall(rf"host-{i:03d}:9100", text)) == 1, f"host-{i:03d} shown more than once"
@@ -193,7 +197,9 @@ def test_replicas_killed_at_random_moments_lose_nothing(tmp_path: Path, sim: str
             return all(f"host-{i:03d}:9100" in text for i in accepted)
 
         wait_until(all_visible, 120, "every accepted alert delivered after the kills")
-        time.sleep(4)  # a duplicate, if any, arrives now
+        # Nothing is left to send (a killed replica's jobs too, once their lease ran out): a duplicate,
+        # if any, has arrived.
+        wait_until(lambda: pending(replicas.urls[0]) == 0, 30, "an empty outbox")
         text = _visible(sim)
         duplicates = sum(max(0, len(re.findall(rf"host-{i:03d}:9100", text)) - 1) for i in accepted)
         assert duplicates <= kills, f"{duplicates} duplicates for {kills} kills"

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -98,6 +99,7 @@ def test_cap_reached_last_message_counts_left_out_alerts() -> None:
 
 def test_textcard_fits_title_and_description() -> None:
     messages = renderer("textcard").render(Notification.model_validate(samples.node_down(40)))
+    assert messages  # the checks below hold for every message: there must be some
     for message in messages:
         assert byte_len(message.title) <= TEXTCARD_TITLE_LIMIT
         assert byte_len(message.content) <= TEXTCARD_DESCRIPTION_LIMIT
@@ -180,7 +182,7 @@ def test_every_message_fits_and_every_alert_is_accounted_for(
 # -- user templates --------------------------------------------------------------------------------
 
 
-def _config_with_template(tmp_path: Any, source: str) -> dict[str, Any]:
+def _config_with_template(tmp_path: Path, source: str) -> dict[str, Any]:
     (tmp_path / "custom.j2").write_text(source, encoding="utf-8")
     return {
         "apps": {"ops": {"corp_id": "ww1", "agent_id": 1, "secret": "s3cret-value"}},
@@ -193,7 +195,7 @@ def _config_with_template(tmp_path: Any, source: str) -> dict[str, Any]:
     }
 
 
-def test_user_template_is_used(tmp_path: Any) -> None:
+def test_user_template_is_used(tmp_path: Path) -> None:
     raw = _config_with_template(
         tmp_path, "{{ total_firing }} firing: {% for a in firing %}{{ a.ident }};{% endfor %}"
     )
@@ -204,7 +206,7 @@ def test_user_template_is_used(tmp_path: Any) -> None:
     assert message.content == "2 firing: instance=10.0.0.0:9100;instance=10.0.0.1:9100;"
 
 
-def test_user_template_undefined_name_is_a_config_error_with_line(tmp_path: Any) -> None:
+def test_user_template_undefined_name_is_a_config_error_with_line(tmp_path: Path) -> None:
     raw = _config_with_template(tmp_path, "line one\n{{ status }}\n{{ no_such_name }}\n")
     with pytest.raises(
         ConfigError, match=r"receivers\[0\]\.targets\[0\]\.template: .*custom\.j2:3: .*no_such_name"
@@ -212,7 +214,7 @@ def test_user_template_undefined_name_is_a_config_error_with_line(tmp_path: Any)
         parse_config(raw, base_dir=tmp_path)
 
 
-def test_user_template_syntax_error_names_the_line(tmp_path: Any) -> None:
+def test_user_template_syntax_error_names_the_line(tmp_path: Path) -> None:
     raw = _config_with_template(tmp_path, "ok\n{% for a in alerts %}\nno endfor\n")
     with pytest.raises(ConfigError, match=r"custom\.j2:\d+: "):
         parse_config(raw, base_dir=tmp_path)

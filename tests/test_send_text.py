@@ -29,6 +29,9 @@ class RecordingChannel:
         self.sent.append(message)
         return SendResult(invalid={"invaliduser": ["ghost"]} if len(self.sent) == 1 else {})
 
+    async def send_image(self, png: bytes) -> SendResult:
+        raise AssertionError("send_text sends no image")
+
 
 async def collect(channel: RecordingChannel, text: str, msgtype: str) -> list[SendResult]:
     return [result async for result in send_text(channel, text, msgtype)]

@@ -293,12 +293,12 @@ def test_no_input_gets_a_5xx(serve: Any) -> None:
         b'{"status": "firing", "truncatedAlerts": 99999999999999999999999, "alerts": []}',
         json.dumps({**samples.node_down(1), "digest_of": 10**30}).encode(),
     ]
-    headers = [
+    headers: list[dict[str, str] | dict[bytes, bytes]] = [
         {},
         bearer,
         admin,
-        {"Authorization": b"Basic \xc3\xa9\xc3\xa9\xc3\xa9"},
-        {"Authorization": b"Bearer \xff\xfe"},
+        {b"Authorization": b"Basic \xc3\xa9\xc3\xa9\xc3\xa9"},
+        {b"Authorization": b"Bearer \xff\xfe"},
         {"Authorization": "Basic " + base64.b64encode("am:pässwörd".encode("latin-1")).decode()},
         {"Authorization": "Basic !!!"},
     ]
@@ -333,7 +333,7 @@ def test_non_ascii_basic_auth_is_401_not_500(serve: Any) -> None:
     base = serve(admin_auth={"basic_auth": {"username": "admin", "password": ADMIN_PASSWORD}})
     for path in ("/alerts/team", "/-/reload"):
         response = httpx.post(
-            f"{base}{path}", json=samples.node_down(1), headers={"Authorization": b"Basic \xc3\xa9t\xc3\xa9"}
+            f"{base}{path}", json=samples.node_down(1), headers={b"Authorization": b"Basic \xc3\xa9t\xc3\xa9"}
         )
         assert response.status_code == 401
     good = base64.b64encode("am:pässwörd".encode()).decode()

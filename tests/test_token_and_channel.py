@@ -100,15 +100,15 @@ async def test_partial_failure_returns_invalid_recipients() -> None:
 )
 async def test_errcode_classes(setup: str, action: Action, reason: Reason, words: str) -> None:
     state = SimulatorState(sandbox_settings())
-    target: dict[str, object] = {}
+    to_user = ["zhangsan"]
     secret = SANDBOX_SECRET
     if setup == "trusted_ip":
         state.set_trusted_ips(SANDBOX_AGENT_ID, ["203.0.113.1"])
     elif setup in ("busy", "rate_limit", "http_502"):
         state.set_faults(state.settings.faults.model_copy(update={"rate": 1.0, "kinds": [setup]}))
     elif setup == "nobody":
-        target = {"to_user": ["ghost"]}
-    config = relay_config("http://sim/cgi-bin/", **target)
+        to_user = ["ghost"]
+    config = relay_config("http://sim/cgi-bin/", to_user=to_user)
     app = config.apps["ops"]
     if setup == "bad_agent":
         app = app.model_copy(update={"agent_id": 4242})

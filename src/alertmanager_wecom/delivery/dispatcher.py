@@ -282,7 +282,7 @@ class Dispatcher:
         past its lease (SIGSTOP, a long GC) may find its targets taken: the write-ahead checks the lease
         in its own atomic step (claims.py), so it then sends nothing."""
         while True:
-            await asyncio.sleep(self.config.storage.lease / 3)
+            await self.sleep(self.config.storage.lease / 3)
             try:
                 kept = await self.outbox.lease(key, self.owner, self.config.storage.lease)
             except OutboxUnavailable as exc:  # whether it still holds is unknown: stop, as if lost
