@@ -136,6 +136,9 @@ class StorageSettings(Model):
     # redis: a replica holds a target this long past its last sign of life; a dead replica's targets
     # are taken over after it.
     lease: Duration = Field(default=30.0, ge=1.0, le=600.0)
+    # redis: the longest one call to Redis may take (a free connection, connecting, every answer):
+    # past it, a webhook answers 503 and /readyz says why, instead of waiting on a frozen Redis.
+    timeout: Duration = Field(default=2.0, ge=0.1, le=60.0)
     # The outbox file; relative paths are relative to the working directory.
     path: str = "data/outbox.db"
     # full: a committed notification survives power loss; normal: survives a process crash only.
