@@ -93,8 +93,11 @@ class RedisCalls:
         self.outage = Repeated(log, "Redis")
         self.closed = False
 
-    async def __call__(self, work: Callable[[], Awaitable[T]], retry: bool = False) -> T:
-        """`work`'s result. `retry`: `work` may run twice with the effect of once (see the module)."""
+    async def __call__(self, work: Callable[[], Awaitable[T]], retry: bool = False, write: bool = False) -> T:
+        """`work`'s result. `retry`: `work` may run twice with the effect of once (see the module).
+        `write`: a success ends an outage in the log; others do not (out of memory, or read-only, Redis
+        still answers reads and lets deletes through: the log would say "available again" between
+        every two refusals)."""
         if self.closed:
             raise OutboxUnavailable("the outbox is closed")
         try:
@@ -111,7 +114,8 @@ class RedisCalls:
             reason = reason_of(exc, self.timeout)
             self.outage.failed(reason)
             raise OutboxUnavailable(reason, logged=True) from None
-        self.outage.succeeded()
+        if write:
+            self.outage.succeeded()
         return result
 
     def failed(self, reason: str) -> None:

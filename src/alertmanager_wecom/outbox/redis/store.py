@@ -49,6 +49,9 @@ _SCRIPTS: tuple[str, ...] = (
 # The scripts a broken connection may run twice (calls.py): each sets values (a state, a number, a
 # flag) that a second run sets again to the same, or only deletes what matches. Not MERGE (a second
 # digest), RECORD_SEND (a second send counted), ACCEPT (retried only under a dedup key: `accept`).
+# The scripts whose success ends an outage in the log: they add data, as an acceptance does, so they
+# fail whenever a webhook would (out of memory, Redis lets DONE or RELEASE through: they free memory).
+_ENDS_OUTAGE = frozenset({"ACCEPT", "PROBE"})
 _RETRY_SAFE = frozenset({"PROBE", "SENDING", "PROGRESS", "DONE", "DEAD", "RETRY_LATER", "REQUEUE", "PURGE"})
 _FIELDS = (
     "notification_id",
@@ -112,8 +115,8 @@ class RedisOutbox:
     def _key(self, *parts: object) -> str:
         return ":".join([self.prefix, *(str(p) for p in parts)])
 
-    async def _call(self, work: Callable[[], Awaitable[T]], retry: bool = False) -> T:
-        return await self._calls(work, retry)
+    async def _call(self, work: Callable[[], Awaitable[T]], retry: bool = False, write: bool = False) -> T:
+        return await self._calls(work, retry, write)
 
     async def _run(self, name: str, *args: object, retry: bool | None = None) -> Any:
         """Run a script; tried again on a broken connection when `retry` (by default: when the script
@@ -121,7 +124,7 @@ class RedisOutbox:
         script = self._scripts[name]
         values: list[Any] = [self.prefix, *args]
         again = name in _RETRY_SAFE if retry is None else retry
-        return await self._call(lambda: script(keys=[], args=values), again)
+        return await self._call(lambda: script(keys=[], args=values), again, write=name in _ENDS_OUTAGE)
 
     async def _durable(self) -> None:
         """Wait until `min_replicas` replicas have the writes so far (Redis's WAIT)."""
