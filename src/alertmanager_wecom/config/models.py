@@ -159,7 +159,9 @@ class StorageSettings(Model):
 
 
 class DeliverySettings(Model):
-    workers: int = Field(default=8, ge=1, le=256)
+    # Targets delivered to at once (each target's jobs one at a time, in order): a fan-out to many
+    # people goes this many at a time; WeCom's per-app limits are per person, not per call in flight.
+    workers: int = Field(default=32, ge=1, le=256)
     retry_initial: Duration = 1.0
     retry_max: Duration = 60.0
     # A notification still failing transiently after this long goes to the dead letters.
