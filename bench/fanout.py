@@ -25,6 +25,7 @@ import httpx
 from common import (
     ROOT,
     cli,
+    cpu_seconds,
     dump,
     free_port,
     machine,
@@ -33,6 +34,7 @@ from common import (
     spawn,
     stop,
     wait_http,
+    with_children,
     write_yaml,
 )
 
@@ -127,11 +129,13 @@ def one_run(args: argparse.Namespace, work: Path, src: Path | None, label: str) 
                     break
                 time.sleep(0.02)
         done = time.monotonic()
+        relay_cpu = sum(cpu_seconds(pid) for pid in with_children(relay.pid))
         result = {
             "code": label,
             "people": args.people,
             "posting_s": round(last_webhook - started, 2),
             "after_last_webhook_s": round(done - last_webhook, 2),
+            "relay_cpu_s": round(relay_cpu, 2),
             "delivered": stats["delivered"],
             "dropped": stats["dropped"],
             "calls": stats["calls"],
@@ -139,7 +143,7 @@ def one_run(args: argparse.Namespace, work: Path, src: Path | None, label: str) 
         print(
             f"{label:<8} posted {args.people} in {result['posting_s']:5.2f} s; all delivered"
             f" {result['after_last_webhook_s']:5.2f} s after the last webhook"
-            f" ({stats['delivered']} delivered, {stats['dropped']} dropped)",
+            f" ({stats['delivered']} delivered, {stats['dropped']} dropped; relay CPU {relay_cpu:.1f} s)",
             flush=True,
         )
         return result
