@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,10 +22,10 @@ from typing import Any
 
 import httpx
 from common import (
-    ROOT,
     cli,
     cpu_seconds,
     dump,
+    extract,
     free_port,
     machine,
     notification,
@@ -43,14 +42,6 @@ CORP, AGENT, SECRET = "wwsandbox0000001", 1000002, "sandbox-app-secret-000000000
 
 def people(n: int) -> list[str]:
     return [f"u{i:04d}" for i in range(n)]
-
-
-def extract(ref: str, into: Path) -> Path:
-    """The package as of `ref` (its src/), without touching any work tree of the repository."""
-    into.mkdir(parents=True)
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "src"], check=True, capture_output=True)
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
-    return into / "src"
 
 
 async def post_all(url: str, owners: list[str], concurrency: int) -> float:

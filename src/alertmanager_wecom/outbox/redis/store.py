@@ -12,7 +12,6 @@ call is bounded in time and when it is tried again: calls.py.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -21,6 +20,7 @@ from redis.exceptions import RedisError
 
 from alertmanager_wecom.outbox.base import AcceptResult, Job, JobState, NewJob, OutboxStats, OutboxUnavailable
 from alertmanager_wecom.outbox.redis import scripts
+from alertmanager_wecom.outbox.redis.batch import AcceptBatches
 from alertmanager_wecom.outbox.redis.calls import RedisCalls, durability_warning, open_redis
 from alertmanager_wecom.outbox.redis.purge import purge_in_batches
 from alertmanager_wecom.reasons import Reason
@@ -111,6 +111,7 @@ class RedisOutbox:
         self._redis: Any = open_redis(url, timeout, password)
         self._calls = RedisCalls(self._redis, timeout, log)
         self._scripts = {name: self._redis.register_script(getattr(scripts, name)) for name in _SCRIPTS}
+        self._accepts = AcceptBatches(self._calls, self._scripts["ACCEPT"], self._key("wake"))
 
     def _key(self, *parts: object) -> str:
         return ":".join([self.prefix, *(str(p) for p in parts)])
@@ -157,16 +158,10 @@ class RedisOutbox:
                 payloads.append(text)
                 at = index[id(job.payload)] = len(payloads)
             rows += [job.target_key, job.target, at, job.dead_reason or ""]
-        first = await self._run(
-            "ACCEPT",
-            receiver,
-            dedup_key or "",
-            dedup_window,
-            repr(now),
-            len(payloads),
-            *payloads,
-            len(jobs),
-            *rows,
+        args = [self.prefix, receiver, dedup_key or "", dedup_window, repr(now), len(payloads), *payloads]
+        first = await self._accepts.accept(
+            [*args, len(jobs), *rows],
+            "\n".join(dict.fromkeys(job.target_key for job in jobs if job.dead_reason is None)),
             # Checked, so safe to try again: had the first attempt been stored, its dedup key makes
             # the second a duplicate (answered 2xx, stored once).
             retry=bool(dedup_key) and dedup_window > 0,
@@ -174,11 +169,6 @@ class RedisOutbox:
         await self._durable()
         if int(first) == -1:
             return AcceptResult(None, duplicate=True)
-        keys = "\n".join(dict.fromkeys(job.target_key for job in jobs if job.dead_reason is None))
-        if keys:
-            # Best effort: a replica that misses it finds the targets on its next round anyway.
-            with contextlib.suppress(RedisError):
-                await self._redis.publish(self._key("wake"), keys)
         return AcceptResult(int(first) or None, duplicate=False)
 
     async def check_writable(self, now: float) -> str | None:
