@@ -46,12 +46,15 @@ _SCRIPTS: tuple[str, ...] = (
     "LEASE",
     "RELEASE",
 )
+# The scripts whose success ends an outage in the log: they add data, as an acceptance does (batch.py
+# ends it for those), so they fail whenever a webhook would (out of memory, Redis still lets DONE or
+# RELEASE through: they free memory).
+_ENDS_OUTAGE = frozenset({"PROBE"})
 # The scripts a broken connection may run twice (calls.py): each sets values (a state, a number, a
-# flag) that a second run sets again to the same, or only deletes what matches. Not MERGE (a second
-# digest), RECORD_SEND (a second send counted), ACCEPT (retried only under a dedup key: `accept`).
-# The scripts whose success ends an outage in the log: they add data, as an acceptance does, so they
-# fail whenever a webhook would (out of memory, Redis lets DONE or RELEASE through: they free memory).
-_ENDS_OUTAGE = frozenset({"ACCEPT", "PROBE"})
+# flag) that a second run sets again to the same, or moves or deletes only what still matches (REQUEUE
+# and PURGE: a second run after a first that was not answered finds nothing and counts 0). Not MERGE
+# (a second digest), RECORD_SEND (a second send counted), nor the leases' scripts (their owners' to
+# judge); ACCEPT only under a dedup key (`accept`).
 _RETRY_SAFE = frozenset({"PROBE", "SENDING", "PROGRESS", "DONE", "DEAD", "RETRY_LATER", "REQUEUE", "PURGE"})
 _FIELDS = (
     "notification_id",
