@@ -278,12 +278,8 @@ class RedisOutbox:
             try:
                 async with self._redis.pubsub() as pubsub:
                     await pubsub.subscribe(self._key("wake"))
-                    while not self._calls.closed:
-                        # A bounded wait, not listen(): that one reads under the socket timeout, so a
-                        # quiet channel raised a timeout every few seconds and the subscription was
-                        # dropped (and messages missed) while it was made again.
-                        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                        if message is not None and message.get("type") == "message":
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
                             on_new(str(message["data"]).split("\n"))
             except RedisError:
                 await asyncio.sleep(1.0)  # Redis away: subscribe again when it is back
