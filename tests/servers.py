@@ -56,7 +56,7 @@ def stop_process(proc: subprocess.Popen[Any], grace: float = 10) -> None:
         proc.wait()
 
 
-def wait_http(url: str, timeout: float = 20, proc: subprocess.Popen[Any] | None = None) -> None:
+def wait_http(url: str, timeout: float = 60, proc: subprocess.Popen[Any] | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:

@@ -40,20 +40,25 @@ def card_config(simulator: str, tmp_path: Path, am_url: str, **card: Any) -> dic
     return raw
 
 
+def save_callback(simulator: str, relay: str) -> None:
+    """The app's callback URL saved as in WeCom's console (the simulator checks it first)."""
+    saved = httpx.post(
+        f"{simulator}/admin/callback",
+        json={
+            "agent_id": SANDBOX_AGENT_ID,
+            "url": f"{relay}/wecom/callback/ops",
+            "token": TOKEN,
+            "encoding_aes_key": AES_KEY,
+        },
+        timeout=10,
+    )
+    assert saved.json() == {"saved": True, "url": f"{relay}/wecom/callback/ops"}, saved.text
+
+
 @contextmanager
 def card_relay(simulator: str, raw: dict[str, Any], port: int) -> Iterator[str]:
     with serve_in_thread(create_app(parse_config(raw)), port=port) as relay:
-        saved = httpx.post(
-            f"{simulator}/admin/callback",
-            json={
-                "agent_id": SANDBOX_AGENT_ID,
-                "url": f"{relay}/wecom/callback/ops",
-                "token": TOKEN,
-                "encoding_aes_key": AES_KEY,
-            },
-            timeout=10,
-        )
-        assert saved.json() == {"saved": True, "url": f"{relay}/wecom/callback/ops"}, saved.text
+        save_callback(simulator, relay)
         yield relay
 
 

@@ -109,4 +109,4 @@ def test_kubernetes_replicas_on_redis() -> None:
     raw["server"]["admin_auth"]["basic_auth"] = {"username": "admin", "password": "x"}
     del raw["storage"]["password_file"]
     config = parse_config(raw)
-    assert config.storage.backend == "redis" and config.storage.lease == 30
+    assert config.storage.backend == "redis" and config.storage.lease == 3

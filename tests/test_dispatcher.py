@@ -346,6 +346,7 @@ async def test_the_stages_alone_render_write_ahead_send_record(tmp_path: Path) -
         at = await stages.write_ahead(job, route)
         [written] = await r.jobs()
         assert written.inflight and written.sent_parts == 0 and at == time()
+        assert at is not None
         result = await stages.send(route, message)
         assert [e["visible"] for e in state.entries("zhangsan")] == [message.content]
         await stages.record_sent(job, route, 0, at, result)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -225,9 +227,11 @@ def test_a_flood_of_foreign_hosts_logs_a_few_lines(tmp_path: Path) -> None:
     log = tmp_path / "serve.log"
     with cli_process(["serve", "--config", str(config), "--listen", f"127.0.0.1:{port}"], log) as proc:
         wait_http(f"http://127.0.0.1:{port}/healthz", proc=proc)
+        started = time.monotonic()
         for i in range(200):
             answer = httpx.get(f"http://127.0.0.1:{port}/", headers={"Host": f"n{i}.{EVIL}"}, timeout=10)
             assert answer.status_code == 421
+        minutes = math.ceil((time.monotonic() - started) / 60)  # a loaded machine may take over one
     lines = log.read_text(encoding="utf-8").splitlines()
     refused = [line for line in lines if "refused a request for Host" in line]
-    assert 1 <= len(refused) <= 5, refused
+    assert 1 <= len(refused) <= 5 * minutes, refused

@@ -21,6 +21,7 @@ LAYERS: list[tuple[str, ...]] = [
     # Leaves: no import of the package (but secret for logsetup).
     ("secret", "reasons", "metrics", "repeated", "template_sandbox", "throttled_log", "samples", "logsetup"),
     ("config",),  # the models: typed, a leaf apart from the leaves above
+    ("tracing",),  # spans, when tracing is on (OpenTelemetry imported only then)
     ("outbound",),  # HTTP clients for Alertmanager and Prometheus (their config)
     ("outbox",),  # the source of truth; knows nothing of what fills it
     ("ingest",),  # webhook payloads, routing → outbox jobs
@@ -151,6 +152,7 @@ def test_the_config_models_are_a_leaf() -> None:
     graph = _imports(_modules())
     leaf = {f"{NAME}.config", f"{NAME}.config.fields", f"{NAME}.config.models", f"{NAME}.config.targets"}
     leaf |= {f"{NAME}.config.apis", f"{NAME}.config.contacts", f"{NAME}.config.server"}
+    leaf |= {f"{NAME}.config.tracing"}
     for module in leaf:
         assert graph[module] <= leaf | {f"{NAME}.secret"}, module
     assert graph[f"{NAME}.secret"] == set()

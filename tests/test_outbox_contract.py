@@ -19,10 +19,12 @@ import pytest
 from alertmanager_wecom.outbox import (
     Job,
     JobState,
+    LeaseLost,
     NewJob,
     Outbox,
     OutboxStats,
     OutboxUnavailable,
+    SendClaim,
     SQLiteOutbox,
 )
 from alertmanager_wecom.outbox.redis import RedisOutbox
@@ -174,6 +176,27 @@ async def test_jobs_sharing_a_payload_share_the_notification(outbox: Outbox) -> 
     [two] = await outbox.pending_jobs("t2", 100.0, 10)
     assert one.notification_id == two.notification_id == result.notification_id
     assert one.payload == two.payload == shared
+
+
+async def test_a_jobs_traceparent_is_kept_as_accepted_and_a_digest_takes_the_first(reopen: Opener) -> None:
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    store = reopen()
+    jobs = with_payload('{"x": 1}', [dataclasses.replace(JOBS[0], traceparent=traceparent), JOBS[1]])
+    dead = NewJob("t3", "{}", '{"x": 1}', dead_reason="no valid recipient", traceparent=traceparent)
+    await store.accept("r", [*jobs, dead], None, 0, 100.0)
+    await store.close()
+    reopened = reopen()  # what a restart reads: the delivery continues the webhook's trace
+    [first] = await reopened.pending_jobs("t1", 100.0, 10)
+    [second] = await reopened.pending_jobs("t2", 100.0, 10)
+    [dead_job] = await reopened.list_jobs(JobState.DEAD, 10)
+    assert (first.traceparent, second.traceparent, dead_job.traceparent) == (traceparent, None, traceparent)
+    assert (await job(reopened, first.id)).traceparent == traceparent
+    await reopened.accept("r", with_payload('{"y": 1}', JOBS[:1]), None, 0, 101.0)
+    without, with_ = sorted(await reopened.pending_jobs("t1", 101.0, 10), key=lambda j: j.traceparent or "")
+    digest = await reopened.merge([without, with_], '{"digest": 1}', 2, 102.0)
+    assert digest.traceparent == traceparent and (await job(reopened, digest.id)).traceparent == traceparent
+    plain = await reopened.merge(await reopened.pending_jobs("t2", 102.0, 10), '{"digest": 2}', 1, 103.0)
+    assert plain.traceparent is None
 
 
 async def test_payload_given_as_bytes_is_stored_as_text(outbox: Outbox) -> None:
@@ -620,3 +643,52 @@ async def test_times_come_back_exactly(outbox: Outbox) -> None:
     assert [j.created_at for j in jobs] == [at, at + 1]
     digest = await outbox.merge(jobs, "{}", 2, at + 5.000001)
     assert digest.created_at == at and digest.next_attempt_at == at + 5.000001
+
+
+async def test_a_claim_writes_ahead_only_under_its_lease_and_within_every_replicas_limits(
+    reopen: Opener,
+) -> None:
+    """Replicas (issue 22): the write-ahead with a claim checks the lease and counts every process's sends
+    under the rate keys in the same step; a send WeCom did not take is taken back, one it took is not."""
+    mine, other = reopen(), reopen()
+    if not mine.shared:
+        return  # one process: never given a claim (its own limiter paces it)
+    first, second = await add(mine, 2)
+    [elsewhere] = await add(mine, 1, target=JOBS[1:])
+    person = ("member:zhangsan", ((2, 60.0),))  # the same person in two targets
+    day = ("app:ops:day", ((100, 86400.0),))
+    assert await mine.lease("t1", "a", 30) and await other.lease("t2", "b", 30)
+
+    with pytest.raises(LeaseLost):  # t1 is a's: b's write-ahead writes nothing
+        await other.sending(first.id, 100.0, SendClaim("t1", "b", (person, day)))
+    assert not (await job(mine, first.id)).inflight
+
+    assert (await mine.sending(first.id, 100.0, SendClaim("t1", "a", (person, day)))).wait == 0
+    assert (await job(mine, first.id)).inflight
+    assert (await other.sending(elsewhere.id, 110.0, SendClaim("t2", "b", (person,)))).wait == 0
+    assert sorted(await mine.recent_sends(0)) == [
+        ("app:ops:day", 100.0),
+        ("member:zhangsan", 100.0),
+        ("member:zhangsan", 110.0),
+    ]
+    # The person has had 2 in the minute, one by each replica: no room until the first leaves it.
+    full = await mine.sending(second.id, 120.0, SendClaim("t1", "a", (person, day)))
+    assert full.wait == pytest.approx(40.0)
+    assert sorted(full.sends["member:zhangsan"]) == [100.0, 110.0] and full.sends["app:ops:day"] == [100.0]
+    assert not (await job(mine, second.id)).inflight
+
+    # WeCom did not take b's message: it does not count, and there is room again.
+    await other.retry_later(elsewhere.id, 1, 130.0, "busy", Reason.RATE_LIMITED, 120.0, maybe_delivered=False)
+    assert (await mine.sending(second.id, 120.0, SendClaim("t1", "a", (person,)))).wait == 0
+    # WeCom took a's first message: a later failure of the job does not take it back.
+    await mine.progress(first.id, 1, 121.0)
+    await mine.retry_later(first.id, 1, 130.0, "busy", Reason.RATE_LIMITED, 121.0, maybe_delivered=False)
+    assert ("member:zhangsan", 100.0) in await mine.recent_sends(0)
+    assert (await other.sending(elsewhere.id, 125.0, SendClaim("t2", "b", (person,)))).wait == pytest.approx(
+        35.0
+    )
+    assert (await other.sending(elsewhere.id, 160.5, SendClaim("t2", "b", (person,)))).wait == 0
+
+    await mine.release("t1", "a")  # nobody holds t1 now: nobody may write ahead for it
+    with pytest.raises(LeaseLost):
+        await mine.sending(second.id, 200.0, SendClaim("t1", "a", (person,)))

@@ -196,6 +196,24 @@ async def test_an_outbox_written_before_the_inflight_column_is_migrated(tmp_path
     await store.close()
 
 
+async def test_an_outbox_written_before_tracing_is_migrated(tmp_path: Path) -> None:
+    db = tmp_path / "o.db"
+    store = SQLiteOutbox(db)
+    await store.accept("r", [NewJob("t1", "{}", '{"old": 1}')], None, 0, 100.0)
+    await store.close()
+    old = sqlite3.connect(db)  # as the release before tracing left it: no traceparent column
+    old.execute("ALTER TABLE jobs DROP COLUMN traceparent")
+    old.commit()
+    old.close()
+    store = SQLiteOutbox(db)
+    [job] = await store.pending_jobs("t1", 200.0, 10)
+    assert (job.payload, job.traceparent) == ('{"old": 1}', None)
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    await store.accept("r", [NewJob("t1", "{}", '{"new": 1}', traceparent=traceparent)], None, 0, 101.0)
+    assert [j.traceparent for j in await store.pending_jobs("t1", 200.0, 10)] == [None, traceparent]
+    await store.close()
+
+
 async def test_an_outbox_in_memory_needs_no_file_nor_child(tmp_path: Path) -> None:
     store = SQLiteOutbox(":memory:")
     await store.accept("r", with_payload("{}", JOBS), "k", 300, 100.0)

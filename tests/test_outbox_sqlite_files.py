@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from alertmanager_wecom.actions.store import ActionStore, actions_path
+from alertmanager_wecom.actions.sqlite_store import SQLiteCardStore, actions_path
 from alertmanager_wecom.outbox import NewJob, SQLiteOutbox
 from alertmanager_wecom.outbox.sqlite import storage_problem
 
@@ -59,7 +59,7 @@ async def test_the_outbox_files_are_0600_in_directories_made_0700(tmp_path: Path
 
 async def test_the_card_actions_files_are_0600_in_a_directory_made_0700(tmp_path: Path) -> None:
     db = actions_path(tmp_path / "data" / "outbox.db")
-    store = ActionStore(db)
+    store = SQLiteCardStore(db)
     try:
         await store.ack("default", "group", "zhangsan", 100.0)
         assert db.name == "outbox-actions.db"

@@ -192,6 +192,9 @@ def test_a_runaway_preview_is_killed_at_its_deadline_and_the_service_stays_respo
     runaway = "{{ ('x ' * 450000)|wordwrap(1)|wordwrap(1)|length }}"
     latencies: list[float] = []
     for _ in range(10):
+        # The worker is up (a killed one is started again by the next preview; its start-up is not the
+        # template's time): what is timed is the runaway alone.
+        assert _preview(console, None)["error"] == ""
         done = threading.Event()
         answers: list[dict[str, Any]] = []
         started = time.monotonic()
@@ -207,7 +210,7 @@ def test_a_runaway_preview_is_killed_at_its_deadline_and_the_service_stays_respo
             latencies.append(time.monotonic() - t0)
         took = time.monotonic() - started
         assert "stopped" in answers[0]["error"] or "longer than" in answers[0]["error"], answers[0]
-        assert took < 1.0 + 5, took
+        assert took < 1.0 + 3, took  # the deadline, and the kill and reaping after it
     assert statistics.median(latencies) < 0.1, latencies
     # Each killed worker was reaped, and at most one worker lives for the next preview.
     assert _preview(console, None)["error"] == ""

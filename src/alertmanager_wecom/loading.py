@@ -26,6 +26,9 @@ from alertmanager_wecom.rendering.renderer import compile_target_templates
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # Keys whose value may instead be read from a file named by ``<key>_file`` (Kubernetes secrets).
 SECRET_KEYS = frozenset({"secret", "key", "token", "password", "bearer_token", "encoding_aes_key"})
+# Mappings of secrets whose values may come from files: ``headers_file: {Authorization: /run/secrets/x}``
+# (tracing's headers, as Alertmanager's). Each value is read from its file, beside ``headers`` if any.
+SECRET_MAPPINGS = frozenset({"headers"})
 # The tags of the `Target` union appear in pydantic's error locations; the YAML has no such key.
 _UNION_TAGS = frozenset({"app", "chat", "robot"})
 
@@ -58,10 +61,16 @@ def _interpolate(node: Any, loc: tuple[str | int, ...], errors: list[str]) -> An
         return [_interpolate(item, (*loc, i), errors) for i, item in enumerate(node)]
     if isinstance(node, dict):
         out: dict[str, Any] = {}
+        from_files: dict[str, dict[str, str]] = {}
         for key, value in node.items():
             key = str(key)
             name = key.removesuffix("_file")
-            if key.endswith("_file") and name in SECRET_KEYS and isinstance(value, str):
+            if key.endswith("_file") and name in SECRET_MAPPINGS and isinstance(value, dict):
+                from_files[name] = _read_files(value, (*loc, key), errors)
+                continue
+            # In a tls_config (Alertmanager's shape), key_file is the path a TLS library opens, not a secret.
+            paths = loc[-1:] == ("tls_config",)
+            if key.endswith("_file") and name in SECRET_KEYS and isinstance(value, str) and not paths:
                 if name in node:
                     errors.append(f"{_path((*loc, key))}: set either {name} or {key}, not both")
                     continue
@@ -71,8 +80,29 @@ def _interpolate(node: Any, loc: tuple[str | int, ...], errors: list[str]) -> An
                     errors.append(f"{_path((*loc, key))}: cannot read {value}: {exc.strerror}")
                 continue
             out[key] = _interpolate(value, (*loc, key), errors)
+        for name, values in from_files.items():
+            given = out.setdefault(name, {})
+            if not isinstance(given, dict):
+                continue  # the model says what is wrong with it
+            for both in sorted(set(given) & set(values)):
+                errors.append(f"{_path((*loc, name))}: {both} is set here and in {name}_file: set one")
+            given.update(values)
         return out
     return node
+
+
+def _read_files(files: dict[Any, Any], loc: tuple[str | int, ...], errors: list[str]) -> dict[str, str]:
+    """``{name: path}`` → ``{name: the file's content}`` (stripped, as the other ``*_file`` keys)."""
+    out: dict[str, str] = {}
+    for name, path in files.items():
+        if not isinstance(path, str):
+            errors.append(f"{_path((*loc, str(name)))}: must be the path of a file")
+            continue
+        try:
+            out[str(name)] = Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            errors.append(f"{_path((*loc, str(name)))}: cannot read {path}: {exc.strerror}")
+    return out
 
 
 def _check_matchers(config: Config) -> None:

@@ -11,18 +11,22 @@ brings a new one); with none left, or on 60140, a short new message says what ha
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import re
-from collections.abc import Callable, Coroutine
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
-from alertmanager_wecom.actions.alertmanager import AlertmanagerClient, AlertmanagerError, Matcher
-from alertmanager_wecom.actions.store import ActionStore, CardRecord
+from alertmanager_wecom.actions.alertmanager import AlertmanagerClient, AlertmanagerError
+from alertmanager_wecom.actions.silences import offered_keys, scope_refusal, silence_matchers
+from alertmanager_wecom.actions.store import CardRecord, CardStore
 from alertmanager_wecom.config import AppTarget, Config, Target, parse_target
 from alertmanager_wecom.ingest.payload import Notification, parse_notification
 from alertmanager_wecom.metrics import Metrics
 from alertmanager_wecom.rendering.card import CardBuilder, CardState, builder_for, short_duration
+from alertmanager_wecom.tracing import OFF, Tracing
 from alertmanager_wecom.wecom.api import WeComError
 from alertmanager_wecom.wecom.token import AccessToken
 
@@ -30,6 +34,7 @@ log = logging.getLogger(__name__)
 
 _SILENCE_KEY = re.compile(r"^silence:(\d{1,7})$")
 _MAX_SILENCE = 90 * 86400
+_LOCK_SECONDS = 30.0  # longer than a silence's round trip to Alertmanager (its timeout)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +52,7 @@ class Click:
 class CardActions:
     def __init__(
         self,
-        store: ActionStore,
+        store: CardStore,
         config: Callable[[], Config],
         token: Callable[[str], AccessToken],
         metrics: Metrics,
@@ -60,6 +65,10 @@ class CardActions:
         self.clock = clock
         self._tasks: set[asyncio.Task[None]] = set()
         self._group_locks: dict[str, asyncio.Lock] = {}
+        # A span for each click (and its WeCom calls), and where the traceparent of the job that sent a
+        # card is found (the outbox); the relay sets both when tracing is on.
+        self.tracing: Tracing = OFF
+        self.traceparent_of: Callable[[int], Awaitable[str | None]] = _no_traceparent
 
     def later(self, work: Coroutine[Any, Any, None], what: str) -> None:
         """Run `work` (a coroutine) in the background; it is kept until done and its failure logged."""
@@ -135,6 +144,20 @@ class CardActions:
     # -- clicks -------------------------------------------------------------------------------------------
 
     async def click(self, click: Click) -> None:
+        if not self.tracing.enabled:
+            await self._click(click)
+            return
+        # In the trace of the notification whose card was pressed (a child of its webhook's span), so that
+        # alert, card, click, silence and redrawn card are one story. The user and the button are what an
+        # operator looks for; the task id is the card's, not a secret.
+        record = await self.store.card(click.task_id)
+        parent = await self.traceparent_of(record.job_id) if record and record.app == click.app else None
+        attributes = {"wecom.app": click.app, "wecom.user": click.user, "wecom.card.task_id": click.task_id}
+        attributes["wecom.card.key"] = click.key[:40]
+        with self.tracing.span("card action", parent=parent, attributes=attributes):
+            await self._click(click)
+
+    async def _click(self, click: Click) -> None:
         record = await self.store.card(click.task_id)
         if record is None or record.app != click.app:
             await self._done(click, "unknown_card", "no such card of this app (older than the store keeps?)")
@@ -151,8 +174,9 @@ class CardActions:
         if allowed and click.user not in allowed:
             await self._done(click, "denied", f"{click.user} is not in card.allow_users")
             return
-        lock = self._group_locks.setdefault(f"{record.receiver}\0{record.group_key}", asyncio.Lock())
-        async with lock:
+        group = f"{record.receiver}\0{record.group_key}"
+        lock = self._group_locks.setdefault(group, asyncio.Lock())
+        async with lock, self._shared_lock(group):
             record = await self.store.card(click.task_id) or record  # as the previous click left it
             # A click does only what the card offers: a signed event with another key (a 90-day
             # silence on a card offering 1 h) is refused.
@@ -167,6 +191,33 @@ class CardActions:
                 await self._silence(click, record, float(silence.group(1)))
             else:
                 await self._done(click, "ignored", f"unknown button key {click.key[:40]!r}")
+
+    @contextlib.asynccontextmanager
+    async def _shared_lock(self, group: str) -> AsyncIterator[None]:
+        """The group's lock in the store: two clicks on one group, on two replicas, act one after the
+        other (the second sees the first's silence). Held at most `_LOCK_SECONDS`; waited for up to
+        that long, then acted on anyway (a replica that died holding it must not block the group)."""
+        owner = uuid.uuid4().hex
+        deadline = self.clock() + _LOCK_SECONDS
+        while not await self.store.lock(group, owner, _LOCK_SECONDS):
+            if self.clock() > deadline:
+                log.warning(
+                    "card action: the group's lock was not free within %ss; acting anyway", _LOCK_SECONDS
+                )
+                break
+            await asyncio.sleep(0.05)
+        try:
+            yield
+        finally:
+            await self.store.unlock(group, owner)
+
+    async def maintain(self, now: float) -> None:
+        """The maintenance round's part (the dispatcher calls it): cards, codes, acknowledgements and
+        the audit log past their retention (storage.card_retention, storage.audit_retention) go."""
+        storage = self.config().storage
+        gone = await self.store.purge(now, storage.card_retention, storage.audit_retention)
+        if gone:
+            log.info("card store: %d cards past their retention forgotten", gone)
 
     async def _ack(self, click: Click, record: CardRecord) -> None:
         await self.store.ack(record.receiver, record.group_key, click.user, self.clock())
@@ -196,7 +247,7 @@ class CardActions:
         assert isinstance(target, AppTarget)
         mode = target.card_settings.silence_matchers
         groups = silence_matchers(notification, mode)
-        refusal = await _scope_refusal(client, notification, mode, groups)
+        refusal = await scope_refusal(client, notification, mode, groups)
         if refusal is not None:
             await client.aclose()
             await self._failed(click, record, refusal, outcome="refused")
@@ -345,54 +396,10 @@ class CardActions:
             log.warning("card %s: neither updated nor told by a message: %s", record.task_id, exc)
 
 
+async def _no_traceparent(job_id: int) -> str | None:
+    return None
+
+
 async def _parsed(record: CardRecord) -> Notification:
     """The card's notification, parsed off the event loop (a large group is megabytes)."""
     return await asyncio.to_thread(parse_notification, record.payload)
-
-
-def offered_keys(card: dict[str, Any]) -> set[str]:
-    """The button keys of a card as last drawn."""
-    buttons = card.get("button_list")
-    if not isinstance(buttons, list):
-        return set()
-    return {str(b["key"]) for b in buttons if isinstance(b, dict) and "key" in b and b["key"] != "noop"}
-
-
-async def _scope_refusal(
-    client: AlertmanagerClient, notification: Notification, mode: str, groups: list[list[Matcher]]
-) -> str | None:
-    """Why a silence would do more, or less, than silence the card's alerts; None when it is sound.
-
-    The group's labels name the group (Alertmanager's group_by). Without them the common labels are
-    all there is, and they may be as wide as ``severity=critical``: then the silence is made only if
-    Alertmanager has no alert they match beyond the card's own."""
-    if not groups:
-        return "nothing to match: the alerts have no labels, a silence would match everything"
-    if mode == "alerts" or notification.group_labels:
-        return None
-    try:
-        matched = await client.matched_fingerprints(groups[0])
-    except AlertmanagerError as exc:
-        return f"could not check what the silence would match: {exc}"
-    others = matched - {alert.fingerprint for alert in notification.alerts}
-    if not others:
-        return None
-    shown = ",".join(f"{m.name}={m.value}" for m in groups[0])[:60]
-    return (
-        f"{shown} would also silence {len(others)} other alert(s): group the route (group_by) or set "
-        "card.silence_matchers: alerts"
-    )
-
-
-def silence_matchers(notification: Notification, mode: str) -> list[list[Matcher]]:
-    """The matchers of the silences a click makes: the group's labels (one silence), or each alert's
-    own labels (one silence per alert)."""
-    if mode == "alerts":
-        out = []
-        for alert in notification.alerts:
-            matchers = [Matcher(k, v) for k, v in sorted(alert.labels.items())]
-            if matchers and matchers not in out:
-                out.append(matchers)
-        return out
-    labels = notification.group_labels or notification.common_labels
-    return [[Matcher(k, v) for k, v in sorted(labels.items())]] if labels else []

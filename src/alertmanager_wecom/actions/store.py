@@ -1,74 +1,27 @@
-"""What acting on alerts from WeCom must remember, durably: the cards sent (to redraw them for everyone),
-their response codes (each updates a card once, within 72 h), acknowledgements per group, and an audit
-log of every action. A SQLite file of its own beside the outbox (``outbox-actions.db``): it is written a
-few times per click or card, never on the webhook's path.
+"""The card store's contract: what acting on alerts from WeCom must remember, durably and shared by every
+replica: the cards sent (to redraw them for everyone), their response codes (each updates a card once,
+within 72 h; taking one is one atomic step, so two replicas never spend the same code), acknowledgements
+per group, the callback events already taken (a replay or WeCom's retry, to whichever replica, does
+nothing), locks on a group (two clicks on one group, on two replicas, act one after the other) and an
+audit log of every action. Kept for a stated time and purged in the dispatcher's maintenance round.
+
+Backends: SQLite (`sqlite_store.py`, a file beside the outbox, one process) and Redis (`redis_store.py`,
+the outbox's Redis, replicas), chosen by `storage.backend`; one contract suite runs on both
+(tests/test_card_store_contract.py). It is written a few times per click or card, never on the
+webhook's path.
 """
 
 from __future__ import annotations
 
-import asyncio
+import abc
 import dataclasses
 import json
-import sqlite3
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from alertmanager_wecom.outbox.sqlite.files import private_database
 from alertmanager_wecom.rendering.card import CardState
 
-T = TypeVar("T")
 CODE_LIFETIME = 72 * 3600.0  # WeCom: a response_code works once, within 72 hours
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS cards (
-    task_id TEXT PRIMARY KEY,
-    app TEXT NOT NULL,
-    receiver TEXT NOT NULL,
-    target TEXT NOT NULL,          -- the target's spec, as stored with its jobs
-    group_key TEXT NOT NULL,
-    job_id INTEGER NOT NULL,
-    payload TEXT NOT NULL,         -- the notification the card shows
-    card TEXT NOT NULL,            -- the card as last drawn
-    state TEXT NOT NULL,           -- CardState as JSON
-    resolved INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS cards_by_group ON cards (receiver, group_key, resolved);
-CREATE TABLE IF NOT EXISTS codes (
-    task_id TEXT NOT NULL,
-    code TEXT NOT NULL,
-    at REAL NOT NULL,
-    used INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (task_id, code)
-);
-CREATE TABLE IF NOT EXISTS acks (
-    receiver TEXT NOT NULL,
-    group_key TEXT NOT NULL,
-    user TEXT NOT NULL,
-    at REAL NOT NULL,
-    PRIMARY KEY (receiver, group_key)
-);
--- Callback events taken (a hash of what makes one click one click): a captured click replayed, or
--- WeCom's retry, after a restart or to another process on this store, is recognised.
-CREATE TABLE IF NOT EXISTS seen_events (
-    key TEXT PRIMARY KEY,
-    at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS seen_events_by_time ON seen_events (at);
-CREATE TABLE IF NOT EXISTS actions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    at REAL NOT NULL,
-    app TEXT NOT NULL,
-    user TEXT NOT NULL,
-    action TEXT NOT NULL,
-    task_id TEXT NOT NULL,
-    outcome TEXT NOT NULL,
-    detail TEXT NOT NULL
-);
-"""
 
 
 @dataclass(frozen=True)
@@ -76,11 +29,11 @@ class CardRecord:
     task_id: str
     app: str
     receiver: str
-    target: str
+    target: str  # the target's spec, as stored with its jobs
     group_key: str
     job_id: int
-    payload: str
-    card: dict[str, Any]
+    payload: str  # the notification the card shows
+    card: dict[str, Any]  # the card as last drawn
     state: CardState
     resolved: bool
     created_at: float
@@ -98,209 +51,89 @@ class ActionRecord:
     detail: str
 
 
-def actions_path(outbox_path: str | Path) -> Path:
-    path = Path(outbox_path)
-    return path.with_name(f"{path.stem}-actions.db")
-
-
-def _state(text: str) -> CardState:
+def state_from_json(text: str) -> CardState:
+    """A stored CardState; fields it no longer has are dropped (an older version wrote them)."""
     known = {f.name for f in dataclasses.fields(CardState)}
     return CardState(**{k: v for k, v in json.loads(text).items() if k in known})
 
 
-def _card(row: sqlite3.Row) -> CardRecord:
-    return CardRecord(
-        task_id=row["task_id"],
-        app=row["app"],
-        receiver=row["receiver"],
-        target=row["target"],
-        group_key=row["group_key"],
-        job_id=row["job_id"],
-        payload=row["payload"],
-        card=json.loads(row["card"]),
-        state=_state(row["state"]),
-        resolved=bool(row["resolved"]),
-        created_at=row["created_at"],
-    )
+def state_to_json(state: CardState) -> str:
+    return json.dumps(dataclasses.asdict(state))
 
 
-class ActionStore:
-    """SQLite, one connection, its calls run one at a time in a thread (they are few and small)."""
+class CardStore(abc.ABC):
+    """What every backend keeps. Times are the caller's clock (seconds since 1970)."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        private_database(self.path)  # 0600 in a directory made 0700: response codes, who acted
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
-        self._lock = threading.Lock()
-
-    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        def locked() -> T:
-            with self._lock:
-                return fn(self._db)
-
-        return await asyncio.to_thread(locked)
-
-    async def close(self) -> None:
-        await self._run(lambda db: db.close())
-
-    # -- cards ------------------------------------------------------------------------------------------
-
+    # -- cards ----------------------------------------------------------------------------------------
+    @abc.abstractmethod
     async def add_card(self, card: CardRecord) -> None:
-        def add(db: sqlite3.Connection) -> None:
-            db.execute(
-                "INSERT OR REPLACE INTO cards VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    card.task_id,
-                    card.app,
-                    card.receiver,
-                    card.target,
-                    card.group_key,
-                    card.job_id,
-                    card.payload,
-                    json.dumps(card.card, ensure_ascii=False),
-                    json.dumps(dataclasses.asdict(card.state)),
-                    int(card.resolved),
-                    card.created_at,
-                ),
-            )
+        """Remember a card sent (a card with the same task id is replaced)."""
 
-        await self._run(add)
+    @abc.abstractmethod
+    async def card(self, task_id: str) -> CardRecord | None: ...
 
-    async def card(self, task_id: str) -> CardRecord | None:
-        def get(db: sqlite3.Connection) -> CardRecord | None:
-            row = db.execute("SELECT * FROM cards WHERE task_id = ?", (task_id,)).fetchone()
-            return _card(row) if row is not None else None
-
-        return await self._run(get)
-
+    @abc.abstractmethod
     async def open_cards(self, receiver: str, group_key: str, target: str) -> list[CardRecord]:
         """The group's cards on one target that do not show "resolved" yet, oldest first."""
 
-        def get(db: sqlite3.Connection) -> list[CardRecord]:
-            rows = db.execute(
-                "SELECT * FROM cards WHERE receiver = ? AND group_key = ? AND target = ? AND resolved = 0 "
-                "ORDER BY created_at",
-                (receiver, group_key, target),
-            ).fetchall()
-            return [_card(r) for r in rows]
-
-        return await self._run(get)
-
+    @abc.abstractmethod
     async def redrawn(self, task_id: str, card: dict[str, Any], state: CardState, resolved: bool) -> None:
-        def save(db: sqlite3.Connection) -> None:
-            db.execute(
-                "UPDATE cards SET card = ?, state = ?, resolved = ? WHERE task_id = ?",
-                (
-                    json.dumps(card, ensure_ascii=False),
-                    json.dumps(dataclasses.asdict(state)),
-                    int(resolved),
-                    task_id,
-                ),
-            )
+        """The card as drawn now, and the state it shows."""
 
-        await self._run(save)
-
+    @abc.abstractmethod
     async def list_cards(self, limit: int = 100) -> list[CardRecord]:
-        def get(db: sqlite3.Connection) -> list[CardRecord]:
-            rows = db.execute("SELECT * FROM cards ORDER BY created_at DESC LIMIT ?", (limit,)).fetchall()
-            return [_card(r) for r in rows]
+        """The newest cards first."""
 
-        return await self._run(get)
-
-    # -- response codes ---------------------------------------------------------------------------------
-
+    # -- response codes -------------------------------------------------------------------------------
+    @abc.abstractmethod
     async def add_code(self, task_id: str, code: str, at: float) -> None:
-        def add(db: sqlite3.Connection) -> None:
-            db.execute(
-                "INSERT OR IGNORE INTO codes (task_id, code, at) VALUES (?, ?, ?)", (task_id, code, at)
-            )
+        """A response code for the card (from its send or a click); one already used stays used."""
 
-        await self._run(add)
-
+    @abc.abstractmethod
     async def take_code(self, task_id: str, now: float) -> str | None:
-        """The newest unused code of the card younger than 72 h, marked used (each works once)."""
+        """The newest unused code of the card younger than 72 h, marked used, in one atomic step."""
 
-        def take(db: sqlite3.Connection) -> str | None:
-            row = db.execute(
-                "SELECT code FROM codes WHERE task_id = ? AND used = 0 AND at > ? ORDER BY at DESC LIMIT 1",
-                (task_id, now - CODE_LIFETIME),
-            ).fetchone()
-            if row is None:
-                return None
-            db.execute("UPDATE codes SET used = 1 WHERE task_id = ? AND code = ?", (task_id, row["code"]))
-            return str(row["code"])
+    # -- acknowledgements -----------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def ack(self, receiver: str, group_key: str, user: str, at: float) -> None: ...
 
-        return await self._run(take)
-
-    # -- acknowledgements -------------------------------------------------------------------------------
-
-    async def ack(self, receiver: str, group_key: str, user: str, at: float) -> None:
-        def add(db: sqlite3.Connection) -> None:
-            db.execute("INSERT OR REPLACE INTO acks VALUES (?, ?, ?, ?)", (receiver, group_key, user, at))
-
-        await self._run(add)
-
+    @abc.abstractmethod
     async def ack_of(self, receiver: str, group_key: str) -> tuple[str, float] | None:
-        def get(db: sqlite3.Connection) -> tuple[str, float] | None:
-            row = db.execute(
-                "SELECT user, at FROM acks WHERE receiver = ? AND group_key = ?", (receiver, group_key)
-            ).fetchone()
-            return (str(row["user"]), float(row["at"])) if row is not None else None
+        """Who acknowledged the group, and when."""
 
-        return await self._run(get)
-
+    @abc.abstractmethod
     async def clear_ack(self, receiver: str, group_key: str) -> None:
         """A resolved group starts afresh: its next firing is nobody's yet."""
 
-        def clear(db: sqlite3.Connection) -> None:
-            db.execute("DELETE FROM acks WHERE receiver = ? AND group_key = ?", (receiver, group_key))
-
-        await self._run(clear)
-
-    # -- replay protection ------------------------------------------------------------------------------
-
+    # -- callbacks and clicks -------------------------------------------------------------------------
+    @abc.abstractmethod
     async def first_time(self, key: str, at: float, keep: float) -> bool:
-        """Whether the event `key` is new (then it is remembered); events older than `keep` seconds
-        are forgotten (a replay that old is refused by its timestamp anyway)."""
+        """Whether the event `key` is new (then it is remembered for `keep` seconds), atomically."""
 
-        def seen(db: sqlite3.Connection) -> bool:
-            db.execute("DELETE FROM seen_events WHERE at < ?", (at - keep,))
-            cursor = db.execute("INSERT OR IGNORE INTO seen_events (key, at) VALUES (?, ?)", (key, at))
-            return cursor.rowcount == 1
+    @abc.abstractmethod
+    async def lock(self, name: str, owner: str, seconds: float) -> bool:
+        """Take the lock `name` for `owner` for at most `seconds` (it expires: a replica that died
+        holding it does not hold it forever); False when someone else holds it."""
 
-        return await self._run(seen)
+    @abc.abstractmethod
+    async def unlock(self, name: str, owner: str) -> None:
+        """Give the lock up, if `owner` holds it."""
 
-    # -- audit ------------------------------------------------------------------------------------------
-
+    # -- audit ----------------------------------------------------------------------------------------
+    @abc.abstractmethod
     async def record(
         self, at: float, app: str, user: str, action: str, task_id: str, outcome: str, detail: str
-    ) -> None:
-        def add(db: sqlite3.Connection) -> None:
-            db.execute(
-                "INSERT INTO actions (at, app, user, action, task_id, outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (at, app, user, action, task_id, outcome, detail),
-            )
+    ) -> None: ...
 
-        await self._run(add)
-
+    @abc.abstractmethod
     async def actions(self, limit: int = 100) -> list[ActionRecord]:
-        def get(db: sqlite3.Connection) -> list[ActionRecord]:
-            rows = db.execute("SELECT * FROM actions ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
-            return [ActionRecord(**dict(r)) for r in rows]
+        """The newest actions first."""
 
-        return await self._run(get)
+    # -- retention and life ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def purge(self, now: float, card_keep: float, audit_keep: float) -> int:
+        """Forget cards (with their codes) and acknowledgements older than WeCom's 72 h plus
+        `card_keep`, and audit entries older than `audit_keep`; how many cards went."""
 
-    async def forget(self, before: float) -> None:
-        """Cards and codes past WeCom's 72 h are of no use; acknowledgements and the log follow retention."""
-
-        def forget(db: sqlite3.Connection) -> None:
-            db.execute("DELETE FROM codes WHERE at < ?", (before,))
-            db.execute("DELETE FROM cards WHERE created_at < ?", (before,))
-            db.execute("DELETE FROM acks WHERE at < ?", (before,))
-            db.execute("DELETE FROM actions WHERE at < ?", (before,))
-
-        await self._run(forget)
+    @abc.abstractmethod
+    async def close(self) -> None: ...

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from alertmanager_wecom.channels.app_message import app_prefix
 from alertmanager_wecom.channels.base import RateWindows, SendResult, token_for, upload_image, windows
 from alertmanager_wecom.config import AppConfig, ChatTarget
+from alertmanager_wecom.rendering import fit
 from alertmanager_wecom.rendering.message import Message
 from alertmanager_wecom.wecom.api import WeComAPI
 from alertmanager_wecom.wecom.token import AccessToken
@@ -63,6 +64,9 @@ class AppChatKind:
 
     def via(self, target: ChatTarget) -> str:
         return f"app {target.app}, chat {target.chat}"
+
+    def content_limit(self, msgtype: str) -> int:
+        return fit.content_limit(msgtype)
 
     def describe(self, target: ChatTarget) -> str:
         return f"app {target.app} → chat {target.chat}"

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from alertmanager_wecom.channels.base import RateWindows, SendResult, token_for, upload_image, windows
 from alertmanager_wecom.config import AppConfig, AppTarget
+from alertmanager_wecom.rendering import fit
 from alertmanager_wecom.rendering.message import Message
 from alertmanager_wecom.wecom.api import WeComAPI
 from alertmanager_wecom.wecom.token import AccessToken
@@ -97,6 +98,9 @@ class AppMessageKind:
 
     def via(self, target: AppTarget) -> str:
         return f"app {target.app}"
+
+    def content_limit(self, msgtype: str) -> int:
+        return fit.content_limit(msgtype)
 
     def describe(self, target: AppTarget) -> str:
         return f"app {target.app} → {recipients(target)}"

@@ -79,6 +79,11 @@ class ChannelKind(Protocol[T_contra]):
         """Where it sends, for `render`: ``app ops → zhangsan|party:2``, ``robot sre``."""
         ...
 
+    def content_limit(self, msgtype: str) -> int:
+        """The most bytes of content a message of `msgtype` may have on this channel (WeCom cuts the
+        rest silently)."""
+        ...
+
     def build(
         self, target: T_contra, config: Config, api: WeComAPI, tokens: dict[str, AccessToken]
     ) -> Channel:

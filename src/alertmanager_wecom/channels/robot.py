@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from alertmanager_wecom.channels.base import RateWindows, SendResult, windows
 from alertmanager_wecom.config import RobotConfig, RobotTarget
+from alertmanager_wecom.rendering import fit
 from alertmanager_wecom.rendering.message import Message
 from alertmanager_wecom.wecom.api import WeComAPI
 from alertmanager_wecom.wecom.token import AccessToken
@@ -54,6 +55,9 @@ class RobotKind:
 
     def via(self, target: RobotTarget) -> str:
         return f"robot {target.robot}"
+
+    def content_limit(self, msgtype: str) -> int:
+        return fit.content_limit(msgtype, robot=True)  # a robot's markdown takes 4096 bytes
 
     def describe(self, target: RobotTarget) -> str:
         return f"robot {target.robot}"

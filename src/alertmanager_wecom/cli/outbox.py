@@ -30,22 +30,6 @@ def _open_outbox(config_path: str | None, db: str | None) -> Any:
     return SQLiteOutbox(db)
 
 
-def _job_line(job: Any) -> str:
-    target = json.loads(job.target)
-    recipients = "|".join(
-        target.get("to_user", [])
-        + [f"party:{p}" for p in target.get("to_party", [])]
-        + [f"tag:{t}" for t in target.get("to_tag", [])]
-    )
-    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(job.created_at))
-    extra = f" digest_of={job.digest_of}" if job.digest_of else ""
-    why = f"  {job.reason}: {job.last_error}" if job.last_error else ""
-    return (
-        f"{job.id:>7} {job.state.value:<8} {when} receiver={job.receiver} app={target.get('app')}→{recipients}"
-        f" attempts={job.attempts} sent_parts={job.sent_parts}{extra}{why}"
-    )
-
-
 _outbox_options = [
     click.option(
         "--config", "config_path", type=click.Path(dir_okay=False), help="Config (for storage.path)."
@@ -81,8 +65,10 @@ def outbox_list(config_path: str | None, db: str | None, state: str | None, limi
         finally:
             await store.close()
         click.echo(f"pending {stats.pending} (oldest {stats.oldest_pending_age:.0f}s), dead {stats.dead}")
+        from alertmanager_wecom.delivery.job_description import describe_job
+
         for job in jobs:
-            click.echo(_job_line(job))
+            click.echo(describe_job(job).line())
 
     asyncio.run(run())
 
@@ -101,7 +87,9 @@ def outbox_show(config_path: str | None, db: str | None, job_id: int) -> None:
             await store.close()
         if job is None:
             raise click.ClickException(f"no job {job_id}")
-        click.echo(_job_line(job))
+        from alertmanager_wecom.delivery.job_description import describe_job
+
+        click.echo(describe_job(job).line())
         click.echo(json.dumps(json.loads(job.payload), ensure_ascii=False, indent=2))
 
     asyncio.run(run())

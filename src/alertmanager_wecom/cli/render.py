@@ -7,12 +7,10 @@ from typing import Any
 
 import click
 
-from alertmanager_wecom.channels import kind_of
 from alertmanager_wecom.cli.common import load_or_exit
-from alertmanager_wecom.config import parse_target
 from alertmanager_wecom.ingest.payload import Notification
 from alertmanager_wecom.loading import parse_config
-from alertmanager_wecom.rendering.renderer import Renderer, TemplateError
+from alertmanager_wecom.rendering.renderer import TemplateError
 
 
 @click.command()
@@ -39,9 +37,6 @@ def render(
     config_path: str | None, receiver: str | None, msgtype: str, language: str, as_json: bool, payload: Any
 ) -> None:
     """Print the messages a webhook PAYLOAD (a file, or - for stdin) would become, with byte counts."""
-    from alertmanager_wecom.rendering import fit
-    from alertmanager_wecom.rendering.fit import byte_len
-
     try:
         notification = Notification.model_validate(json.load(payload))
     except ValueError as exc:
@@ -74,70 +69,44 @@ def render(
     chosen = config.receiver(receiver) if receiver else (config.receivers[0] if config.receivers else None)
     if chosen is None:
         raise click.ClickException(f"no receiver {receiver!r} in the config")
-    from alertmanager_wecom.delivery.render import CardContext, render_messages
-    from alertmanager_wecom.ingest.routing import Router
-    from alertmanager_wecom.rendering.card import builder_for
+    from alertmanager_wecom.delivery.preview import preview_receiver
 
+    try:
+        previews = preview_receiver(config, chosen.name, notification)
+    except TemplateError as exc:
+        raise click.ClickException(str(exc)) from None
     out: list[dict[str, Any]] = []
-    raw = notification.model_dump_json(by_alias=True)
-    for job in Router(config).route(chosen.name, notification, raw):
-        target = parse_target(job.target)
-        where = kind_of(target).describe(target)
-        if job.dead_reason:
+    for target in previews:
+        if target.undeliverable:
             out.append(
                 {
-                    "target": where,
+                    "target": target.target,
                     "message": 0,
                     "of": 0,
-                    "msgtype": target.msgtype,
+                    "msgtype": "",
                     "bytes": 0,
                     "limit": 0,
                     "title": "",
-                    "content": f"(not deliverable: {job.dead_reason})",
+                    "content": f"(not deliverable: {target.undeliverable})",
                 }
             )
-            continue
-        try:
-            card = CardContext(builder_for(target, config)) if target.msgtype == "template_card" else None
-            messages = render_messages(
-                target,
-                Renderer.for_target(target, config),
-                Notification.model_validate_json(job.payload),
-                card=card,
-            )
-        except TemplateError as exc:
-            raise click.ClickException(str(exc)) from None
-        limit = fit.content_limit(target.msgtype, robot=target.robot is not None)
-        for number, message in enumerate(messages, 1):
+        for number, message in enumerate(target.messages, 1):
+            item: dict[str, Any] = {
+                "target": target.target,
+                "message": number,
+                "of": len(target.messages),
+                "msgtype": message.msgtype,
+                "bytes": message.bytes,
+                "limit": message.limit,
+                "title": message.title,
+                "content": message.content,
+            }
             if message.card is not None:
-                shown = json.dumps(message.card, ensure_ascii=False, indent=2)
-                out.append(
-                    {
-                        "target": where,
-                        "message": number,
-                        "of": len(messages),
-                        "msgtype": message.msgtype,
-                        "bytes": byte_len(json.dumps(message.card, ensure_ascii=False)),
-                        "limit": 0,
-                        "title": "",
-                        "content": shown,
-                        "card": message.card,
-                    }
-                )
-                continue
-            out.append(
-                {
-                    "target": where,
-                    "message": number,
-                    "of": len(messages),
-                    "msgtype": message.msgtype,
-                    "bytes": byte_len(message.content),
-                    "limit": limit,
-                    "title": message.title,
-                    "content": message.content,
-                    "mentions": list(message.mentions),
-                }
-            )
+                item["content"] = json.dumps(message.card, ensure_ascii=False, indent=2)
+                item["card"] = message.card
+            else:
+                item["mentions"] = list(message.mentions)
+            out.append(item)
     if as_json:
         click.echo(json.dumps(out, ensure_ascii=False, indent=2))
         return
@@ -149,8 +118,6 @@ def render(
         )
         if item.get("mentions"):
             click.echo(f"(mentioned_list: {', '.join(item['mentions'])})")
-        if item["title"]:
-            click.echo(item["title"])
-        click.echo(item["content"])
+        click.echo(item["content"])  # a textcard's title is its first line
     if not out:
         click.echo("(no messages: nothing to send for this payload and these targets)")

@@ -32,6 +32,7 @@ from alertmanager_wecom.config.targets import (
     target_spec,
     validate_target,
 )
+from alertmanager_wecom.config.tracing import TracingSettings
 
 __all__ = [
     "DEFAULT_API_URL",
@@ -61,6 +62,7 @@ __all__ = [
     "StorageSettings",
     "TLSSettings",
     "Target",
+    "TracingSettings",
     "VerifyFile",
     "WeComSettings",
     "parse_duration",

@@ -1,5 +1,5 @@
 """The configuration's typed models: a leaf (it imports nothing of the
-package but `secret` and its siblings fields.py and targets.py).
+package but `secret` and its siblings fields.py, targets.py, apis.py and tracing.py).
 
 Each model checks what it can see by itself; what needs other modules (matchers, templates) and
 the YAML, ``${ENV_VAR}`` and ``*_file`` handling are the loader's (loader.py).
@@ -19,6 +19,7 @@ from alertmanager_wecom.config.contacts import LookupSettings
 from alertmanager_wecom.config.fields import Duration, Language, Model, check_time_zone
 from alertmanager_wecom.config.server import InboundAuth, ServerSettings, VerifyFile
 from alertmanager_wecom.config.targets import Target
+from alertmanager_wecom.config.tracing import TracingSettings
 from alertmanager_wecom.secret import Secret
 
 DEFAULT_API_URL = "https://qyapi.weixin.qq.com/cgi-bin/"
@@ -133,9 +134,10 @@ class StorageSettings(Model):
     key_prefix: str = Field(default="alertmanager-wecom", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
     # redis: acceptance also waits until this many Redis replicas have the notification (WAIT).
     min_replicas: int = Field(default=0, ge=0, le=10)
-    # redis: a replica holds a target this long past its last sign of life; a dead replica's targets
-    # are taken over after it.
-    lease: Duration = Field(default=30.0, ge=1.0, le=600.0)
+    # redis: a replica holds a target this long past its last sign of life (renewed every third of
+    # it); a dead replica's targets are taken over after it. Short, so that takeover takes seconds; a
+    # replica stalled longer loses its targets and sends nothing more to them (the write-ahead checks).
+    lease: Duration = Field(default=3.0, ge=1.0, le=600.0)
     # redis: the longest one call to Redis may take (a free connection, connecting, every answer):
     # past it, a webhook answers 503 and /readyz says why, instead of waiting on a frozen Redis.
     timeout: Duration = Field(default=2.0, ge=0.1, le=60.0)
@@ -147,6 +149,10 @@ class StorageSettings(Model):
     max_size_mb: int | None = Field(default=None, ge=1)
     # Delivered and dead-lettered rows are deleted after this long.
     retention: Duration = 7 * 86400.0
+    # Alert cards (and their acknowledgements) are kept this long past WeCom's 72 h for their response
+    # codes; the audit log of card actions this long.
+    card_retention: Duration = Field(default=7 * 86400.0, ge=0)
+    audit_retention: Duration = Field(default=90 * 86400.0, ge=3600)
 
     @model_validator(mode="after")
     def _redis(self) -> StorageSettings:
@@ -239,6 +245,7 @@ class Config(Model):
     # Prometheus's API, for the charts (`chart: true` on a target).
     prometheus: PrometheusAPI | None = None
     charts: ChartSettings = Field(default_factory=ChartSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)  # off until it has an endpoint
     # Files to serve at the root: a path (served under its own name) or {name, content}.
     verify_files: list[VerifyFile] = Field(default_factory=list)
     # Directory that relative template paths are resolved against (the config file's directory).

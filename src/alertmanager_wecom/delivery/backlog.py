@@ -77,7 +77,7 @@ class Backlog:
         )
         # The merged notification is at hand: parsing its stored form again (megabytes in a storm) is
         # left to a restart that resumes the digest.
-        return await self.deliver(digest_job, route, merged)
+        return await self.deliver(digest_job, route, merged, links=[job.traceparent for job in chosen])
 
     async def build_digest(self, first_page: list[Job]) -> tuple[list[Job], Notification, str, int]:
         """The oldest notifications of the backlog, up to `digest_max_alerts` alerts, merged: read and

@@ -21,6 +21,7 @@ from alertmanager_wecom.ingest.payload import Notification
 from alertmanager_wecom.metrics import Metrics
 from alertmanager_wecom.outbox import Job, Outbox
 from alertmanager_wecom.rendering.card import CardState
+from alertmanager_wecom.tracing import OFF, Tracing
 
 
 def _jitter() -> float:
@@ -62,6 +63,10 @@ class CardHooks(Protocol):
         """The group resolved: its cards may turn "resolved"."""
         ...
 
+    async def maintain(self, now: float) -> None:
+        """The maintenance round: what is past its retention goes."""
+        ...
+
     def later(self, work: Coroutine[Any, Any, None], what: str) -> None:
         """Run `work` in the background, its failure logged: never on delivery's path."""
         ...
@@ -84,6 +89,7 @@ class Services:
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     jitter: Callable[[], float] = _jitter  # the fraction of a backoff delay actually waited
     stopping: Callable[[], bool] = _never  # shutting down: stop between messages
+    owner: str = ""  # the name this process holds leases under (replicas: see claims.py)
     limiter: RateLimiter = field(init=False)
     cpu: CpuWork = field(default_factory=CpuWork)
     # Targets held back until a time (after a transient failure), by target key.
@@ -92,6 +98,8 @@ class Services:
     cards: CardHooks | None = None
     # Charts after the alerts' text (targets with `chart: true`); set by the dispatcher.
     charts: ChartMaker | None = None
+    # Spans of each job's delivery and its stages (tracing/); the relay sets it when tracing is on.
+    tracing: Tracing = OFF
 
     def __post_init__(self) -> None:
         self.limiter = RateLimiter(self.clock)

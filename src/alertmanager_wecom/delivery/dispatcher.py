@@ -35,7 +35,7 @@ from alertmanager_wecom.delivery.render import render_messages
 from alertmanager_wecom.delivery.routes import Routes
 from alertmanager_wecom.ingest.routing import configured_target_keys
 from alertmanager_wecom.metrics import Metrics
-from alertmanager_wecom.outbox import JobState, Outbox, OutboxUnavailable
+from alertmanager_wecom.outbox import JobState, LeaseLost, Outbox, OutboxUnavailable
 from alertmanager_wecom.wecom.api import WeComAPI
 from alertmanager_wecom.wecom.token import AccessToken
 from alertmanager_wecom.wecom.userid import UserIds
@@ -100,6 +100,7 @@ class Dispatcher:
         self._stopping = False
         # This process, among replicas sharing the outbox: leases on targets are held under this name.
         self.owner = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.services.owner = self.owner  # the write-ahead checks the lease under it (claims.py)
         self._held: set[str] = set()
         self._last_maintenance = 0.0
         self._last_gauges = 0.0
@@ -253,6 +254,11 @@ class Dispatcher:
         retention = self.config.storage.retention
         await self.outbox.purge([JobState.DONE, JobState.MERGED, JobState.DEAD], now - retention)
         await self.outbox.forget(now - self.settings.dedup_window, now - 86400)
+        if self.services.cards is not None:
+            try:
+                await self.services.cards.maintain(now)
+            except Exception:  # the card store's trouble never stops delivery
+                log.exception("card store maintenance failed")
 
     # -- one target -----------------------------------------------------------------------------------
 
@@ -284,7 +290,14 @@ class Dispatcher:
             self.limiter.load(rate_key, times)
 
     async def _keep(self, key: str) -> None:
-        """Extend the lease while the target is worked on; losing it stops the work at the next job."""
+        """Extend the lease while the target is worked on; losing it stops the work at the next job.
+
+        Short leases renewed often (three times a lease, by default every second) rather than long ones
+        plus a liveness key per replica: a dead replica's targets are free once its last lease runs out,
+        with one mechanism, one key per target, and no second clock to agree with. It costs one small
+        Redis script per busy target a second, at most `delivery.workers` per replica. A replica stalled
+        past its lease (SIGSTOP, a long GC) may find its targets taken: the write-ahead checks the lease
+        in its own atomic step (claims.py), so it then sends nothing."""
         while True:
             await asyncio.sleep(self.config.storage.lease / 3)
             try:
@@ -303,7 +316,10 @@ class Dispatcher:
         keeper: asyncio.Task[None] | None = None
         try:
             if not await self._hold(key):
-                return  # another replica is sending to this target
+                # Another replica is sending to this target: look again in a round, not at once (a
+                # finishing task wakes the loop), until its lease is given up or runs out.
+                self.services.cooldown[key] = self.clock() + self.settings.poll_interval
+                return
             if self.outbox.shared:
                 keeper = asyncio.create_task(self._keep(key))
             while not self._stopping and (keeper is None or not keeper.done()):
@@ -330,6 +346,11 @@ class Dispatcher:
                     continue
                 if not await self.backlog(jobs, route):
                     return
+        except LeaseLost:  # stalled past the lease: another replica may hold the target now
+            log.warning(
+                "lost the lease on target %s while sending: not sending, leaving it to its holder", key
+            )
+            self._held.discard(key)
         except OutboxUnavailable as exc:  # an outage, not a bug: no traceback, and logged once a minute
             if not exc.logged:
                 log.warning("delivery to target %s paused, the outbox is unavailable: %s", key, exc)

@@ -25,6 +25,9 @@ class RateLimiter:
     def configure(self, key: str, windows: tuple[Window, ...]) -> None:
         self._windows[key] = windows
 
+    def windows(self, key: str) -> tuple[Window, ...]:
+        return self._windows.get(key, ())
+
     def _prune(self, key: str, now: float) -> deque[float]:
         sends = self._sends[key]
         horizon = max((w.seconds for w in self._windows.get(key, ())), default=0.0)

@@ -1,17 +1,22 @@
-"""The preview: what a payload becomes for one configured target, as messages with their byte counts,
-optionally with a template being edited in place of the target's own. Pure and synchronous: the console
-runs it in its preview worker process (web/preview_worker.py), where a runaway template can be killed.
+"""The preview: what a payload becomes, as messages with their byte counts. One preview for every place
+that shows one: the CLI's `render` (each target of a receiver, routed as the webhook routes), the
+console's live template editor (one target, with the template being edited), and a delivery opened in
+the console (web/console_data.py). Pure and synchronous: the console runs the editor's in its preview
+worker process (web/preview_worker.py), where a runaway template can be killed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from typing import Any
 
-from alertmanager_wecom.config import Config
+from alertmanager_wecom.channels import kind_of
+from alertmanager_wecom.config import Config, Target, parse_target
 from alertmanager_wecom.delivery.render import CardContext, render_messages
 from alertmanager_wecom.ingest.payload import Notification
+from alertmanager_wecom.ingest.routing import Router
 from alertmanager_wecom.rendering import fit
 from alertmanager_wecom.rendering.card import builder_for
 from alertmanager_wecom.rendering.environment import templates_from_source
@@ -26,12 +31,20 @@ class ShownMessage:
     limit: int
     title: str = ""
     card: dict[str, Any] | None = None
+    mentions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class Preview:
     messages: list[ShownMessage]
     error: str = ""
+
+
+@dataclass(frozen=True)
+class TargetPreview:
+    target: str  # as its channel describes it
+    messages: list[ShownMessage]
+    undeliverable: str = ""  # why the alerts routed to it cannot be sent (a refused recipient, …)
 
 
 def shown(messages: list[Any], limit: int) -> list[ShownMessage]:
@@ -44,9 +57,44 @@ def shown(messages: list[Any], limit: int) -> list[ShownMessage]:
             )
         else:
             text = f"{message.title}\n{message.content}" if message.msgtype == "textcard" else message.content
-            out.append(
-                ShownMessage(message.msgtype, text, fit.byte_len(message.content), limit, message.title)
+            shown_message = ShownMessage(
+                message.msgtype, text, fit.byte_len(message.content), limit, message.title
             )
+            out.append(dataclasses.replace(shown_message, mentions=tuple(message.mentions)))
+    return out
+
+
+def limit_of(target: Target) -> int:
+    """The byte limit of the target's messages, as its channel has it."""
+    return kind_of(target).content_limit(target.msgtype)
+
+
+def render_target(
+    config: Config, target: Target, notification: Notification, template: str | None = None
+) -> list[ShownMessage]:
+    """The messages `notification` becomes for `target` (with `template` instead of its own when
+    given). Raises TemplateError."""
+    renderer = Renderer.for_target(target, config)
+    if template is not None:
+        renderer.templates = templates_from_source(template, target.msgtype)
+    card = CardContext(builder_for(target, config)) if target.msgtype == "template_card" else None
+    return shown(render_messages(target, renderer, notification, card=card), limit_of(target))
+
+
+def preview_receiver(config: Config, receiver: str, notification: Notification) -> list[TargetPreview]:
+    """Each target's messages for `notification`, routed as the webhook routes it (matchers, templated
+    recipients): what `render` prints. Raises TemplateError."""
+    out = []
+    raw = notification.model_dump_json(by_alias=True)
+    for job in Router(config).route(receiver, notification, raw):
+        target = parse_target(job.target)
+        where = kind_of(target).describe(target)
+        if job.dead_reason:
+            out.append(TargetPreview(where, [], job.dead_reason))
+            continue
+        out.append(
+            TargetPreview(where, render_target(config, target, Notification.model_validate_json(job.payload)))
+        )
     return out
 
 
@@ -64,11 +112,6 @@ def preview(config: Config, payload: str, receiver: str, index: int, template: s
             [], f"the payload is not an Alertmanager webhook body: {' '.join(str(exc).split())[:300]}"
         )
     try:
-        renderer = Renderer.for_target(target, config)
-        if template is not None:
-            renderer.templates = templates_from_source(template, target.msgtype)
-        card = CardContext(builder_for(target, config)) if target.msgtype == "template_card" else None
-        messages = render_messages(target, renderer, notification, card=card)
+        return Preview(render_target(config, target, notification, template))
     except Exception as exc:  # the template's own failure is the preview's answer
         return Preview([], f"{type(exc).__name__}: {exc}")
-    return Preview(shown(messages, fit.content_limit(target.msgtype, robot=target.robot is not None)))

@@ -12,10 +12,13 @@ from alertmanager_wecom.outbox.base import (
     AcceptResult,
     Job,
     JobState,
+    LeaseLost,
     NewJob,
     Outbox,
     OutboxStats,
     OutboxUnavailable,
+    SendClaim,
+    WriteAhead,
 )
 
 if TYPE_CHECKING:
@@ -35,9 +38,12 @@ __all__ = [
     "AcceptResult",
     "Job",
     "JobState",
+    "LeaseLost",
     "NewJob",
     "Outbox",
     "OutboxStats",
     "OutboxUnavailable",
     "SQLiteOutbox",
+    "SendClaim",
+    "WriteAhead",
 ]

@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from alertmanager_wecom.reasons import Reason
@@ -90,6 +90,9 @@ class NewJob:
     # Routed, but undeliverable as it stands (no valid recipient): the job is stored DEAD with this as
     # its `last_error` and `Reason.RECIPIENTS` as its reason, so that operators see it with the others.
     dead_reason: str | None = None
+    # The webhook span's context (W3C traceparent) when tracing is on: stored with the job and handed
+    # back by every read, so that its delivery continues the trace, also after a restart. Opaque here.
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,36 @@ class Job:
     # job with it set may have reached WeCom, so it is resent unchanged (WeCom's duplicate check then
     # drops the copy), never merged into a digest.
     inflight: bool = False
+    # As accepted (`NewJob.traceparent`); a digest's is that of the first merged job that has one (see
+    # `merge`). None for jobs stored before the field existed.
+    traceparent: str | None = None
+
+
+class LeaseLost(Exception):
+    """The write-ahead found the target's lease held by another replica (or by nobody): this replica was
+    paused or cut off past its lease, another may be sending to the target now, so it must not send."""
+
+
+@dataclass(frozen=True)
+class SendClaim:
+    """What a shared backend checks, and records, in the write-ahead's own atomic step (see `sending`).
+
+    `limits`: each rate key of the message with its windows, (at most this many sends, in this many
+    seconds), headroom applied, as the channel declares them."""
+
+    target_key: str
+    owner: str  # the lease on `target_key` must be this owner's
+    limits: tuple[tuple[str, tuple[tuple[int, float], ...]], ...]
+
+
+@dataclass(frozen=True)
+class WriteAhead:
+    """`sending`'s answer. `wait` 0: written. Above 0: no room under a rate key's limits, nothing written,
+    try again in `wait` seconds; `sends` then holds the shared ledger's sends (times) of each rate key
+    within a day, so that the caller's own view of the limits catches up with the other replicas'."""
+
+    wait: float = 0.0
+    sends: dict[str, list[float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -183,7 +216,8 @@ class Outbox(Protocol):
         """Hold the target for `seconds` (take it, or extend it when `owner` holds it already): while
         held, no other owner's lease on it succeeds, so that replicas sharing the outbox never send to
         one target at the same time. False: another owner holds it. A backend that only one process
-        can open may always say True."""
+        can open may always say True. The write-ahead checks it again (`sending` with a claim), so that
+        an owner stalled past its lease does not send."""
         ...
 
     async def listen(self, on_new: Callable[[list[str]], None]) -> None:
@@ -196,9 +230,18 @@ class Outbox(Protocol):
         """Give the target up, if `owner` holds it (another's lease is left alone)."""
         ...
 
-    async def sending(self, job_id: int, now: float) -> None:
+    async def sending(self, job_id: int, now: float, claim: SendClaim | None = None) -> WriteAhead:
         """Write-ahead before a message goes to WeCom: sets `inflight` (see `Job.inflight`). Repeating
-        it changes nothing more."""
+        it changes nothing more.
+
+        `claim`, given only to a shared backend (replicas), makes it one atomic step with two checks and
+        a record, so that replicas never decide from a stale view: when `claim.owner` does not hold the
+        lease on `claim.target_key`, nothing is written and `LeaseLost` is raised; when a rate key has no
+        room in one of its windows at `now` (counting every send recorded under it, by any process),
+        nothing is written and the answer says how long to wait; otherwise the send is also recorded at
+        `now` under each rate key, as `record_send` would (the caller does not record it again). A
+        later `retry_later` with `maybe_delivered` False takes that record back (WeCom did not take the
+        message, so it does not count); a crash leaves it (the message may have reached WeCom)."""
         ...
 
     async def progress(self, job_id: int, sent_parts: int, now: float) -> None:
@@ -243,8 +286,9 @@ class Outbox(Protocol):
         """Replace `jobs` (PENDING, of one target, none started: the caller's duty) by one digest job and
         return it: a new PENDING job (new id, a new notification holding `payload`) for the first job's
         receiver and target, due at `now`, with `digest_of`, attempts 0, nothing sent, and the smallest
-        `created_at` of the jobs. The jobs become MERGED with `merged_into` the digest's id. All in one
-        step. Not idempotent: merging the same jobs again makes another digest."""
+        `created_at` of the jobs and the `traceparent` of the first of them (in the order given) that has
+        one. The jobs become MERGED with `merged_into` the digest's id. All in one step. Not idempotent:
+        merging the same jobs again makes another digest."""
         ...
 
     async def record_send(self, rate_keys: list[str], at: float) -> None:

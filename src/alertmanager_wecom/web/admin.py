@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from alertmanager_wecom.delivery.job_description import describe_job
 from alertmanager_wecom.outbox import JobState, Outbox
 from alertmanager_wecom.web.answers import JSON, BodyTooLarge, BodyTooSlow, error, read_body
 from alertmanager_wecom.web.auth import authorized, challenge, is_loopback
@@ -123,25 +124,7 @@ class Admin:
         ):
             return error(400, "limit is a whole number from 1 (at most 1000 jobs are listed)")
         jobs = await outbox.list_jobs(state, min(1000, int(raw_limit)))
-        return JSONResponse(
-            {
-                "jobs": [
-                    {
-                        "id": j.id,
-                        "receiver": j.receiver,
-                        "state": j.state.value,
-                        "target": json.loads(j.target),
-                        "attempts": j.attempts,
-                        "sent_parts": j.sent_parts,
-                        "created_at": j.created_at,
-                        "reason": j.reason,
-                        "error": j.last_error,
-                        "digest_of": j.digest_of,
-                    }
-                    for j in jobs
-                ]
-            }
-        )
+        return JSONResponse({"jobs": [describe_job(j).as_json() for j in jobs]})
 
     async def actions_list(self, request: Request) -> Response:
         """What was done from WeCom (who pressed what on which card, the silence ids) and the cards sent

@@ -19,6 +19,7 @@ from starlette.routing import BaseRoute, Route
 
 from alertmanager_wecom.channels import kind_of
 from alertmanager_wecom.channels.checks import run_checks
+from alertmanager_wecom.delivery.job_description import describe_job
 from alertmanager_wecom.rendering.environment import builtin_source
 from alertmanager_wecom.samples import node_down
 from alertmanager_wecom.simulator import view
@@ -99,7 +100,7 @@ class Console:
             request,
             "delivery.html",
             job=job,
-            row=data.job_row(job),
+            row=describe_job(job),
             messages=messages,
             problem=problem,
             payload=await asyncio.to_thread(data.payload_of, job),
@@ -124,7 +125,8 @@ class Console:
         sources = {m: builtin_source(m) for m in msgtypes}
         first = self.relay.config.receivers[0].name if self.relay.config.receivers else "default"
         sample = json.dumps(node_down(3, receiver=first), ensure_ascii=False, indent=2)
-        await self.worker.warm()  # the first edit's preview answers without the worker's start-up
+        # Started now, in the background: the first edit's preview answers without the worker's start-up.
+        self._warming = asyncio.get_running_loop().create_task(self.worker.warm())
         return self._page(request, "preview.html", targets=targets, sources=sources, sample=sample)
 
     async def preview_api(self, request: Request) -> Response:

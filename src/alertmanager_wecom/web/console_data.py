@@ -12,11 +12,10 @@ from typing import Any
 from prometheus_client import Counter
 
 from alertmanager_wecom.channels import kind_of
-from alertmanager_wecom.config import parse_target
-from alertmanager_wecom.delivery.preview import ShownMessage, shown
+from alertmanager_wecom.delivery.job_description import JobDescription, describe_job
+from alertmanager_wecom.delivery.preview import ShownMessage, limit_of, shown
 from alertmanager_wecom.delivery.render import render_job
 from alertmanager_wecom.outbox import Job, JobState
-from alertmanager_wecom.rendering import fit
 from alertmanager_wecom.web.relay import Relay
 from alertmanager_wecom.wecom import errcodes
 
@@ -100,58 +99,7 @@ async def overview(relay: Relay) -> Overview:
     return Overview(received, sent, failed, pending, dead, oldest, sent_last_hour, rooms, errors)
 
 
-@dataclass(frozen=True)
-class JobRow:
-    id: int
-    receiver: str
-    target: str
-    state: str
-    alertnames: str
-    created_at: float
-    reason: str
-    error: str
-    attempts: int
-    digest_of: int
-
-
-def _names(payload: str) -> str:
-    """The alert names of a stored notification, read without parsing the whole body (it may be large)."""
-    names: list[str] = []
-    start = 0
-    while len(names) < 5:
-        at = payload.find('"alertname":', start)
-        if at < 0:
-            break
-        try:
-            value, end = json.JSONDecoder().raw_decode(payload, payload.index('"', at + 12))
-        except ValueError:
-            break
-        if isinstance(value, str) and value not in names:
-            names.append(value)
-        start = end
-    return ", ".join(names)
-
-
-def job_row(job: Job) -> JobRow:
-    try:
-        target = kind_of(parse_target(job.target)).describe(parse_target(job.target))
-    except ValueError:
-        target = job.target[:80]
-    return JobRow(
-        job.id,
-        job.receiver,
-        target,
-        job.state.value,
-        _names(job.payload[:200_000]),
-        job.created_at,
-        job.reason or "",
-        job.last_error or "",
-        job.attempts,
-        job.digest_of,
-    )
-
-
-async def search(relay: Relay, query: str, state: str | None, limit: int = 200) -> list[JobRow]:
+async def search(relay: Relay, query: str, state: str | None, limit: int = 200) -> list[JobDescription]:
     """Jobs whose receiver, target, people or alert names contain `query` (case-insensitive), newest
     first, among the newest `SEARCHED` (of a state, when given)."""
     if relay.outbox is None:
@@ -169,7 +117,7 @@ async def search(relay: Relay, query: str, state: str | None, limit: int = 200) 
             or needle in job.payload[:200_000].lower()
         )
 
-    return await asyncio.to_thread(lambda: [job_row(j) for j in jobs if matches(j)][:limit])
+    return await asyncio.to_thread(lambda: [describe_job(j) for j in jobs if matches(j)][:limit])
 
 
 async def job_messages(relay: Relay, job: Job) -> tuple[list[ShownMessage], str]:
@@ -183,7 +131,7 @@ async def job_messages(relay: Relay, job: Job) -> tuple[list[ShownMessage], str]
     except Exception as exc:
         return [], f"cannot render: {type(exc).__name__}: {exc}"
     target = route.target
-    return shown(messages, fit.content_limit(target.msgtype, robot=target.robot is not None)), ""
+    return shown(messages, limit_of(target)), ""
 
 
 def masked_config(relay: Relay) -> str:

@@ -28,10 +28,18 @@ from alertmanager_wecom.config import Config
 log = logging.getLogger(__name__)
 
 PREVIEW_SECONDS = 5.0
+# Starting the worker (a Python process importing the renderer) is not the template's time: it has its
+# own, longer deadline (a loaded machine takes seconds).
+STARTUP_SECONDS = 60.0
+_READY = b"ready\n"
 # The sandbox's own deadline, under the kill: a plain runaway loop ends with the sandbox's reason.
 SANDBOX_SECONDS = 3.0
 MEMORY_BYTES = 1536 * 1024 * 1024  # address space of the child: a bomb fails with MemoryError
 _HEADER = struct.Struct(">I")
+
+
+class WorkerUnavailable(Exception):
+    """The worker process could not be started."""
 
 
 class PreviewWorker:
@@ -62,12 +70,22 @@ class PreviewWorker:
             stdout=asyncio.subprocess.PIPE,
             env=env,  # the service's environment holds its secrets (${ENV} in the config): not passed
         )
+        assert self._process.stdout is not None
+        try:
+            async with asyncio.timeout(STARTUP_SECONDS):
+                ready = await self._process.stdout.readline()
+        except TimeoutError:
+            ready = b""
+        if ready != _READY:
+            await self.stop()
+            raise WorkerUnavailable("the preview worker did not start")
         return self._process
 
     async def warm(self) -> None:
         """Start the process ahead of the first preview (its imports take a moment)."""
         async with self._lock:
-            await self._started()
+            with contextlib.suppress(WorkerUnavailable):
+                await self._started()
 
     async def preview(
         self, config: Config, payload: str, receiver: str, index: int, template: str | None
@@ -76,13 +94,15 @@ class PreviewWorker:
         killed at its deadline or died."""
         request = pickle.dumps((config, payload, receiver, index, template))
         try:
-            async with asyncio.timeout(self.seconds):
-                async with self._lock:
-                    process = await self._started()
-                    assert process.stdin is not None and process.stdout is not None
+            async with self._lock:
+                process = await self._started()
+                assert process.stdin is not None and process.stdout is not None
+                async with asyncio.timeout(self.seconds):
                     process.stdin.write(_HEADER.pack(len(request)) + request)
                     await process.stdin.drain()
                     line = await process.stdout.readline()
+        except WorkerUnavailable as exc:
+            return {"messages": [], "error": f"{exc}; try again"}
         except TimeoutError:
             await self.stop()
             return {
@@ -125,6 +145,8 @@ def main() -> None:
     # The answers go to the real stdout; anything else that prints goes to stderr, not into the answers.
     read, write = sys.stdin.buffer, os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     sys.stdout = sys.stderr
+    write.write(_READY)  # imported and limited: the parent's deadlines start now
+    write.flush()
     while header := read.read(_HEADER.size):
         request = read.read(_HEADER.unpack(header)[0])
         config, payload, receiver, index, template = pickle.loads(request)  # noqa: S301 - from the parent

@@ -23,7 +23,7 @@ from starlette.routing import BaseRoute, Route
 
 from alertmanager_wecom import __version__
 from alertmanager_wecom.actions.cards import CardActions
-from alertmanager_wecom.actions.store import ActionStore, actions_path
+from alertmanager_wecom.actions.opening import open_card_store
 from alertmanager_wecom.config import Config, ConfigError
 from alertmanager_wecom.delivery.dispatcher import Dispatcher
 from alertmanager_wecom.ingest.routing import Router
@@ -31,7 +31,7 @@ from alertmanager_wecom.loading import load_config
 from alertmanager_wecom.metrics import Metrics
 from alertmanager_wecom.outbox import Outbox, OutboxUnavailable
 from alertmanager_wecom.outbox.opening import open_outbox
-from alertmanager_wecom.outbox.redis import RedisOutbox
+from alertmanager_wecom.tracing import OFF, Tracing, start_tracing
 from alertmanager_wecom.web.auth import may_list_receivers
 from alertmanager_wecom.web.hosts import HostPolicy
 from alertmanager_wecom.wecom.api import http_client
@@ -81,20 +81,33 @@ class Relay:
         self.on_stop: list[Callable[[], Awaitable[None]]] = []
         # The hosts this service answers for (web/hosts.py); create_app sets them from where it listens.
         self.hosts = HostPolicy.for_config(config)
+        # Traces (tracing/): started with the app, OFF until then and without tracing.endpoint.
+        self.tracing: Tracing = OFF
 
     def _card_actions(self) -> CardActions | None:
         """Cards are remembered, and clicks acted on, when an app has a callback URL (card buttons need
-        one): in a file beside the outbox. They plug into delivery through its `CardHooks`; their
-        tokens are the dispatcher's (made just after)."""
+        one): in the card store beside the outbox (its Redis, or a file beside its file). They plug into
+        delivery through its `CardHooks`; their tokens are the dispatcher's (made just after)."""
         if not any(app.callback is not None for app in self.config.apps.values()):
             return None
-        store = ActionStore(actions_path(self.config.storage.path))
+        store = open_card_store(self.config.storage)
 
         def token(app: str) -> AccessToken:
             assert self.dispatcher is not None
             return self.dispatcher.app_token(app)
 
-        return CardActions(store, lambda: self.config, token, self.metrics, self.clock)
+        cards = CardActions(store, lambda: self.config, token, self.metrics, self.clock)
+        cards.tracing, cards.traceparent_of = self.tracing, self._traceparent_of
+        return cards
+
+    async def _traceparent_of(self, job_id: int) -> str | None:
+        """The trace a card's click continues: its job's (None once the job is purged, or while the outbox
+        cannot be read: the click is acted on all the same)."""
+        try:
+            job = await self.outbox.get_job(job_id) if self.outbox is not None else None
+        except OutboxUnavailable:
+            return None
+        return job.traceparent if job is not None else None
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -102,14 +115,20 @@ class Relay:
         outbox = self._outbox or open_outbox(self.config.storage, self.metrics.ingest_writer_exits.inc)
         self.outbox = outbox
         self.metrics.outbox_backend.labels("redis" if outbox.shared else "sqlite").set(1)
-        if isinstance(outbox, RedisOutbox):
-            warning = await outbox.durability_warning()
-            if warning:
+        if outbox.shared:
+            from alertmanager_wecom.outbox.redis import RedisOutbox  # loaded already: the outbox is one
+
+            if isinstance(outbox, RedisOutbox) and (warning := await outbox.durability_warning()):
                 log.warning("%s", warning)
+        self.tracing = start_tracing(self.config.tracing)
+        if self.tracing.enabled:
+            where = self.config.tracing
+            log.info("tracing: spans to %s (sampling_fraction %g)", where.url, where.sampling_fraction)
         self.cards = self._card_actions()
         self.dispatcher = Dispatcher(
             self.config, outbox, client, clock=self.clock, metrics=self.metrics, cards=self.cards
         )
+        self.dispatcher.services.tracing = self.tracing
         await self.dispatcher.start()
         loop = asyncio.get_running_loop()
         with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):  # not the main thread
@@ -131,6 +150,9 @@ class Relay:
                 await outbox.close()
             if self._client is None:
                 await client.aclose()
+            # Last, so that the spans of the sends finished above are exported too.
+            tracing, self.tracing = self.tracing, OFF
+            await asyncio.to_thread(tracing.shutdown)
             log.info("stopped; undelivered notifications stay in the outbox for the next start")
 
     async def index(self, request: Request) -> Response:
@@ -189,7 +211,7 @@ class Relay:
                 self.metrics.reload_success.set(0)
                 log.error("reload rejected, the running config stays in force: %s", exc)
                 return False, str(exc)
-            for section in ("storage", "server"):
+            for section in ("storage", "server", "tracing"):
                 if getattr(new, section) != getattr(self.config, section):
                     log.warning("reload: the changes under %s take effect at the next restart", section)
             if (

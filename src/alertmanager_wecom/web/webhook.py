@@ -26,6 +26,7 @@ from alertmanager_wecom.ingest.payload import (
     validate_webhook,
 )
 from alertmanager_wecom.outbox import NewJob, OutboxUnavailable
+from alertmanager_wecom.tracing import NO_SPAN, Span, Tracing
 from alertmanager_wecom.web.answers import JSON, BodyTooLarge, BodyTooSlow, body_too_slow, error, read_body
 from alertmanager_wecom.web.auth import authorized, challenge, may_list_receivers
 from alertmanager_wecom.web.relay import Relay
@@ -71,6 +72,27 @@ class Webhook:
         return counter
 
     async def handle(self, request: Request) -> Response:
+        tracing = self.relay.tracing
+        if not tracing.enabled:
+            return await self._handle(request, NO_SPAN)
+        return await self._traced(tracing, request)
+
+    async def _traced(self, tracing: Tracing, request: Request) -> Response:
+        """The webhook in a server span that continues the caller's trace: Alertmanager (0.30+) sends a
+        W3C traceparent. Its own traceparent goes into the outbox with each job (see `_handle`)."""
+        with tracing.span(
+            "POST /alerts/{receiver}",
+            parent=request.headers.get("traceparent"),
+            kind="server",
+            attributes={"http.request.method": "POST", "http.route": "/alerts/{receiver}"},
+        ) as span:
+            response = await self._handle(request, span)
+            span.set("http.response.status_code", response.status_code)
+            if response.status_code >= 500:
+                span.fail(f"HTTP {response.status_code}")
+            return response
+
+    async def _handle(self, request: Request, span: Span) -> Response:
         name = request.path_params["receiver"]
         relay = self.relay
         config = relay.config
@@ -84,6 +106,7 @@ class Webhook:
                 f"unknown receiver {name!r}: post to /alerts/<name> with a name from the config",
                 receivers=[r.name for r in config.receivers],
             )
+        span.set("alertmanager_wecom.receiver", name)
         auth = config.auth_for(receiver)
         if auth is not None and not authorized(auth, request.headers.get("authorization")):
             self.metrics.notifications.labels(name, "unauthorized").inc()
@@ -127,6 +150,9 @@ class Webhook:
                     for field in exc.fields
                 ],
             )
+        traceparent = span.traceparent
+        if traceparent is not None:
+            jobs = [dataclasses.replace(job, traceparent=traceparent) for job in jobs]
         if relay.draining or relay.outbox is None or relay.dispatcher is None:
             self.metrics.notifications.labels(name, "unavailable").inc()
             return error(503, "shutting down; retry")
@@ -143,6 +169,7 @@ class Webhook:
             log.info("duplicate notification for receiver %s (another Alertmanager replica sent it)", name)
             return JSONResponse({"status": "duplicate"})
         self._accepted(name).inc()
+        span.set("alertmanager_wecom.notification_id", result.notification_id or 0)
         relay.dispatcher.wake(job.target_key for job in jobs if job.dead_reason is None)
         # Written out: this answer is on every webhook's path, and it needs no JSON encoder.
         return Response(b'{"status":"accepted","id":%d}' % (result.notification_id or 0), media_type=JSON)

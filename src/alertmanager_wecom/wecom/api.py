@@ -11,10 +11,12 @@ import json
 import logging
 import ssl
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import httpx
 
 from alertmanager_wecom.secret import guard_logger, redact
+from alertmanager_wecom.tracing import NO_SPAN, Span, active
 from alertmanager_wecom.wecom import errcodes
 from alertmanager_wecom.wecom.errcodes import Action, ErrInfo, Reason
 
@@ -94,6 +96,33 @@ class WeComAPI:
         """`files`: a multipart upload (media/upload's field `media`: name, bytes, content type)."""
         # A robot configured by its full webhook URL is called at that URL.
         url = path if path.startswith(("http://", "https://")) else self.base_url + path
+        tracing = active()  # the delivery's or card action's, if it is traced
+        if not tracing.enabled:
+            return await self._call(method, url, path, params, body, files, NO_SPAN)
+        # The URL's path only: its query carries access_token, corpsecret or a robot's key.
+        api = urlsplit(url).path.removeprefix(urlsplit(self.base_url).path)
+        attributes = {
+            "http.request.method": method,
+            "wecom.api": api,
+            "server.address": urlsplit(url).hostname or "",
+        }
+        with tracing.span(f"{method} {api}", kind="client", attributes=attributes) as span:
+            try:
+                return await self._call(method, url, path, params, body, files, span)
+            except WeComError as exc:
+                span.set("wecom.reason", exc.reason)
+                raise
+
+    async def _call(
+        self,
+        method: str,
+        url: str,
+        path: str,
+        params: dict[str, str] | None,
+        body: dict[str, Any] | None,
+        files: dict[str, tuple[str, bytes, str]] | None,
+        span: Span,
+    ) -> dict[str, Any]:
         try:
             if files is not None:
                 response = await self.client.request(method, url, params=params, files=files)
@@ -118,6 +147,7 @@ class WeComAPI:
         except httpx.HTTPError as exc:
             detail = f"connection to WeCom {path} failed: {exc}"
             raise _transport_error(Reason.NETWORK, detail, maybe_delivered=True) from None
+        span.set("http.response.status_code", response.status_code)
         if response.status_code >= 500 or response.status_code in (408, 429):
             detail = f"WeCom {path} answered HTTP {response.status_code}"
             raise _transport_error(Reason.HTTP_ERROR, detail, maybe_delivered=True)
@@ -142,6 +172,7 @@ class WeComAPI:
         errcode = reply.get("errcode", 0)
         if not isinstance(errcode, int):
             errcode = -1
+        span.set("wecom.errcode", errcode)
         if errcode != 0:
             errmsg = str(reply.get("errmsg", ""))
             raise WeComError(errcodes.classify(errcode), errcodes.explain(errcode, errmsg), errcode, errmsg)

@@ -14,6 +14,7 @@ Keys, under the prefix P (ARGV[1] of every script):
   P:created          zset of PENDING job ids by created_at (the oldest pending)
   P:dedup            zset of dedup keys by the time they were accepted
   P:sends            zset of "<seq>|<rate key>" by the send's time
+  P:rate:<rate key>  the same, one rate key's: what pacing counts (ledger.py)
 """
 
 from __future__ import annotations
@@ -72,6 +73,16 @@ local function new_job(nid, receiver, tk, target, state, created, now, digest_of
   end
   return id
 end
+-- A send counted by a claim (ledger.py) that WeCom did not take: it does not count against the limits.
+local function uncount(k)
+  local counted = redis.call('HGET', k, 'counted')
+  if not counted then return end
+  for member in string.gmatch(counted, '[^\\n]+') do
+    redis.call('ZREM', p .. ':sends', member)
+    redis.call('ZREM', p .. ':rate:' .. string.match(member, '^%d+|(.*)$'), member)
+  end
+  redis.call('HDEL', k, 'counted')
+end
 local function new_notification(receiver, now, payload)
   local nid = redis.call('INCR', p .. ':seq:notif')
   redis.call('HSET', p .. ':notif:' .. nid, 'receiver', receiver, 'received_at', now, 'payload', payload, 'refs', 0)
@@ -80,7 +91,7 @@ end
 """
 
 # ARGV: prefix, receiver, dedup key ('' none), dedup window, now, payload count, payloads…, job count,
-# then per job: target key, target, payload index (1-based), dead reason ('' none)
+# then per job: target key, target, payload index (1-based), dead reason ('' none), traceparent ('' none)
 ACCEPT = (
     LIBRARY
     + """
@@ -96,12 +107,13 @@ for i = 1, npay do nids[i] = new_notification(receiver, now, ARGV[6 + i]) end
 local base = 6 + npay
 local first = 0
 for j = 0, tonumber(ARGV[base + 1]) - 1 do
-  local at = base + 2 + j * 4
+  local at = base + 2 + j * 5
   local nid = nids[tonumber(ARGV[at + 2])]
   if first == 0 then first = nid end
   local dead = ARGV[at + 3]
   local id = new_job(nid, receiver, ARGV[at], ARGV[at + 1], dead == '' and 'pending' or 'dead', now, now, 0)
   if dead ~= '' then redis.call('HSET', jk(id), 'last_error', dead, 'reason', 'recipients') end
+  if ARGV[at + 4] ~= '' then redis.call('HSET', jk(id), 'traceparent', ARGV[at + 4]) end
 end
 return first
 """
@@ -130,6 +142,7 @@ PROGRESS = (
     + """
 if redis.call('EXISTS', jk(ARGV[2])) == 0 then return 0 end
 redis.call('HSET', jk(ARGV[2]), 'sent_parts', ARGV[3], 'inflight', 0, 'updated_at', ARGV[4])
+redis.call('HDEL', jk(ARGV[2]), 'counted')  -- WeCom took it: it counts, a later retry_later keeps it
 mark_started(ARGV[2])
 return 1
 """
@@ -164,6 +177,7 @@ local k = jk(ARGV[2])
 if redis.call('EXISTS', k) == 0 then return 0 end
 redis.call('HSET', k, 'attempts', ARGV[3], 'next_attempt_at', ARGV[4], 'last_error', ARGV[5], 'reason', ARGV[6],
   'updated_at', ARGV[7], 'inflight', ARGV[8])
+if ARGV[8] == '0' then uncount(k) end
 mark_started(ARGV[2])
 local later = tonumber(ARGV[4])
 local tk = redis.call('HGET', k, 'target_key')
@@ -188,14 +202,16 @@ local tk = redis.call('HGET', first, 'target_key')
 local target = redis.call('HGET', first, 'target')
 -- The smallest created_at, kept as the text it was stored as: a Lua number written back would be cut
 -- to 14 significant digits.
-local created, oldest = nil, nil
+local created, oldest, traceparent = nil, nil, false
 for i = 5, #ARGV do
   local text = redis.call('HGET', jk(ARGV[i]), 'created_at')
   local c = tonumber(text)
   if c and (oldest == nil or c < oldest) then oldest, created = c, text end
+  if not traceparent then traceparent = redis.call('HGET', jk(ARGV[i]), 'traceparent') end
 end
 local nid = new_notification(receiver, now, ARGV[2])
 local digest = new_job(nid, receiver, tk, target, 'pending', created or now, now, ARGV[3])
+if traceparent then redis.call('HSET', jk(digest), 'traceparent', traceparent) end
 for i = 5, #ARGV do
   if set_state(ARGV[i], 'merged') then
     redis.call('HSET', jk(ARGV[i]), 'merged_into', digest, 'updated_at', now)
@@ -269,9 +285,13 @@ return {count, last}
 
 # ARGV: prefix, at, rate keys…
 RECORD_SEND = """
+-- Also counted where claims look (ledger.py): a send recorded this way (a chart, a look-up) paces too.
 for i = 3, #ARGV do
-  local seq = redis.call('INCR', ARGV[1] .. ':seq:send')
-  redis.call('ZADD', ARGV[1] .. ':sends', ARGV[2], string.format('%020d', seq) .. '|' .. ARGV[i])
+  local member = string.format('%020d', redis.call('INCR', ARGV[1] .. ':seq:send')) .. '|' .. ARGV[i]
+  redis.call('ZADD', ARGV[1] .. ':sends', ARGV[2], member)
+  redis.call('ZADD', ARGV[1] .. ':rate:' .. ARGV[i], ARGV[2], member)
+  redis.call('ZREMRANGEBYSCORE', ARGV[1] .. ':rate:' .. ARGV[i], '-inf', '(' .. string.format('%.6f', ARGV[2] - 86400))
+  redis.call('EXPIRE', ARGV[1] .. ':rate:' .. ARGV[i], 86460)
 end
 return 1
 """

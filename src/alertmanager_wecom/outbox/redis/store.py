@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from redis.exceptions import RedisError
 
 from alertmanager_wecom.outbox.base import AcceptResult, Job, JobState, NewJob, OutboxStats, OutboxUnavailable
-from alertmanager_wecom.outbox.redis import scripts
+from alertmanager_wecom.outbox.redis import ledger, scripts
 from alertmanager_wecom.outbox.redis.batch import AcceptBatches
 from alertmanager_wecom.outbox.redis.calls import RedisCalls, durability_warning, open_redis
 from alertmanager_wecom.outbox.redis.purge import purge_in_batches
@@ -72,6 +72,7 @@ _FIELDS = (
     "reason",
     "merged_into",
     "inflight",
+    "traceparent",  # absent from jobs stored before tracing (HMGET gives None)
 )
 
 
@@ -95,6 +96,7 @@ def _job(job_id: int, values: list[Any], payload: str | None) -> Job:
         reason=f["reason"] or None,
         merged_into=int(f["merged_into"]) if f["merged_into"] else None,
         inflight=f["inflight"] == "1",
+        traceparent=f["traceparent"] or None,
     )
 
 
@@ -114,6 +116,7 @@ class RedisOutbox:
         self._redis: Any = open_redis(url, timeout, password)
         self._calls = RedisCalls(self._redis, timeout, log)
         self._scripts = {name: self._redis.register_script(getattr(scripts, name)) for name in _SCRIPTS}
+        self._scripts["CLAIM"] = self._redis.register_script(ledger.CLAIM)
         self._accepts = AcceptBatches(self._calls, self._scripts["ACCEPT"], self._key("wake"))
 
     def _key(self, *parts: object) -> str:
@@ -160,7 +163,7 @@ class RedisOutbox:
                 )
                 payloads.append(text)
                 at = index[id(job.payload)] = len(payloads)
-            rows += [job.target_key, job.target, at, job.dead_reason or ""]
+            rows += [job.target_key, job.target, at, job.dead_reason or "", job.traceparent or ""]
         args = [self.prefix, receiver, dedup_key or "", dedup_window, repr(now), len(payloads), *payloads]
         first = await self._accepts.accept(
             [*args, len(jobs), *rows],
@@ -287,8 +290,13 @@ class RedisOutbox:
     async def release(self, target_key: str, owner: str) -> None:
         await self._run("RELEASE", target_key, owner)
 
-    async def sending(self, job_id: int, now: float) -> None:
-        await self._run("SENDING", job_id, repr(now))
+    async def sending(
+        self, job_id: int, now: float, claim: ledger.SendClaim | None = None
+    ) -> ledger.WriteAhead:
+        if claim is None:
+            await self._run("SENDING", job_id, repr(now))
+            return ledger.WRITTEN
+        return ledger.write_ahead(await self._run("CLAIM", *ledger.claim_args(job_id, now, claim)))
 
     async def progress(self, job_id: int, sent_parts: int, now: float) -> None:
         await self._run("PROGRESS", job_id, sent_parts, repr(now))

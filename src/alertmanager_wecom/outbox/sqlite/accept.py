@@ -13,11 +13,12 @@ from alertmanager_wecom.outbox.base import AcceptResult, NewJob
 from alertmanager_wecom.outbox.sqlite.pages import page_problem
 from alertmanager_wecom.reasons import Reason
 
-JobRow = tuple[str, str, str | bytes, str | None]  # target_key, target, payload, dead_reason
+# target_key, target, payload, dead_reason, traceparent
+JobRow = tuple[str, str, str | bytes, str | None, str | None]
 
 
 def job_rows(jobs: list[NewJob]) -> list[JobRow]:
-    return [(job.target_key, job.target, job.payload, job.dead_reason) for job in jobs]
+    return [(job.target_key, job.target, job.payload, job.dead_reason, job.traceparent) for job in jobs]
 
 
 def insert_notification(
@@ -41,7 +42,7 @@ def insert_notification(
             return AcceptResult(None, duplicate=True)
     first: int | None = None
     stored: dict[int, int] = {}  # id(payload) → notification row: targets sharing it share the row
-    for target_key, target, payload, dead_reason in jobs:
+    for target_key, target, payload, dead_reason, traceparent in jobs:
         notification_id = stored.get(id(payload))
         if notification_id is None:
             text = payload if isinstance(payload, str) else payload.decode("utf-8", errors="replace")
@@ -54,14 +55,15 @@ def insert_notification(
         if dead_reason is None:
             conn.execute(
                 "INSERT INTO jobs(notification_id, receiver, target_key, target, state, created_at,"
-                " next_attempt_at, updated_at) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)",
-                (notification_id, receiver, target_key, target, now, now, now),
+                " next_attempt_at, updated_at, traceparent) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
+                (notification_id, receiver, target_key, target, now, now, now, traceparent),
             )
         else:
             # Routed, but no valid recipient was left: a dead letter from the start (see NewJob).
             conn.execute(
                 "INSERT INTO jobs(notification_id, receiver, target_key, target, state, created_at,"
-                " next_attempt_at, updated_at, last_error, reason) VALUES (?, ?, ?, ?, 'dead', ?, ?, ?, ?, ?)",
+                " next_attempt_at, updated_at, last_error, reason, traceparent)"
+                " VALUES (?, ?, ?, ?, 'dead', ?, ?, ?, ?, ?, ?)",
                 (
                     notification_id,
                     receiver,
@@ -72,6 +74,7 @@ def insert_notification(
                     now,
                     dead_reason,
                     Reason.RECIPIENTS,
+                    traceparent,
                 ),
             )
     return AcceptResult(first, duplicate=False)

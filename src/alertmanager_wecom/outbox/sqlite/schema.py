@@ -41,7 +41,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     last_error TEXT,
     reason TEXT,
     merged_into INTEGER,
-    inflight INTEGER NOT NULL DEFAULT 0
+    inflight INTEGER NOT NULL DEFAULT 0,
+    traceparent TEXT
 );
 CREATE TABLE IF NOT EXISTS dedup (key TEXT PRIMARY KEY, seen_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS sends (rate_key TEXT NOT NULL, at REAL NOT NULL);
@@ -62,7 +63,7 @@ CREATE INDEX IF NOT EXISTS sends_at ON sends(at);
 # A Job is read as these columns, in the order of its fields.
 JOB_COLUMNS = (
     "j.id, j.notification_id, j.receiver, j.target_key, j.target, j.state, j.attempts, j.sent_parts, "
-    "j.created_at, j.next_attempt_at, j.updated_at, n.payload, j.digest_of, j.last_error, j.reason, j.merged_into, j.inflight"
+    "j.created_at, j.next_attempt_at, j.updated_at, n.payload, j.digest_of, j.last_error, j.reason, j.merged_into, j.inflight, j.traceparent"
 )
 NEXT_ATTEMPT_AT = 9  # its index in JOB_COLUMNS
 JOB_FROM = "FROM jobs j JOIN notifications n ON n.id = j.notification_id"
@@ -103,6 +104,10 @@ def create_schema(conn: sqlite3.Connection) -> None:
     columns = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
     if "inflight" not in columns:  # an outbox written by 0.1.0 before the column existed
         conn.execute("ALTER TABLE jobs ADD COLUMN inflight INTEGER NOT NULL DEFAULT 0")
+    if "traceparent" not in columns:
+        # Jobs stored before tracing have none (NULL). An older version still opens the file: it names
+        # the columns it reads.
+        conn.execute("ALTER TABLE jobs ADD COLUMN traceparent TEXT")
     conn.executescript(INDEXES)
 
 

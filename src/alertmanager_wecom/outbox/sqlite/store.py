@@ -14,7 +14,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from alertmanager_wecom.outbox.base import AcceptResult, Job, JobState, NewJob, OutboxStats, OutboxUnavailable
+from alertmanager_wecom.outbox.base import (
+    AcceptResult,
+    Job,
+    JobState,
+    NewJob,
+    OutboxStats,
+    OutboxUnavailable,
+    SendClaim,
+    WriteAhead,
+)
 from alertmanager_wecom.outbox.sqlite.accept import insert_notification, job_rows, probe
 from alertmanager_wecom.outbox.sqlite.ingest_process import IngestProcess
 from alertmanager_wecom.outbox.sqlite.one_process import OneProcess
@@ -33,6 +42,7 @@ from alertmanager_wecom.outbox.sqlite.schema import (
 from alertmanager_wecom.outbox.sqlite.writer import Worker
 from alertmanager_wecom.reasons import Reason
 
+_WRITTEN = WriteAhead()
 T = TypeVar("T")
 CHECKPOINT_SECONDS = 0.5
 _ROW_OVERHEAD = 4096  # a notification's rows and index entries besides its payload, generously
@@ -210,12 +220,14 @@ class SQLiteOutbox(OneProcess):
 
         return await self._read(op)
 
-    async def sending(self, job_id: int, now: float) -> None:
+    async def sending(self, job_id: int, now: float, claim: SendClaim | None = None) -> WriteAhead:
+        # One process: never given a claim (its own limiter paces it, and it holds every target).
         await self._call(
             lambda conn: conn.execute(
                 "UPDATE jobs SET inflight = 1, updated_at = ? WHERE id = ?", (now, job_id)
             )
         )
+        return _WRITTEN
 
     async def progress(self, job_id: int, sent_parts: int, now: float) -> None:
         await self._call(
@@ -276,7 +288,7 @@ class SQLiteOutbox(OneProcess):
             created = min(j.created_at for j in jobs)
             cursor = conn.execute(
                 "INSERT INTO jobs(notification_id, receiver, target_key, target, state, created_at, next_attempt_at,"
-                " updated_at, digest_of) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
+                " updated_at, digest_of, traceparent) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)",
                 (
                     cursor.lastrowid,
                     first.receiver,
@@ -286,6 +298,7 @@ class SQLiteOutbox(OneProcess):
                     now,
                     now,
                     digest_of,
+                    next((j.traceparent for j in jobs if j.traceparent), None),
                 ),
             )
             digest_id = cursor.lastrowid
