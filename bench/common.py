@@ -19,6 +19,15 @@ from alertmanager_wecom.samples import fingerprint
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def extract(ref: str, into: Path) -> Path:
+    """The package's src/ as of commit `ref` (git archive: no work tree of the repository is touched),
+    for a relay run with PYTHONPATH set to it: before and after in one run."""
+    into.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "src"], check=True, capture_output=True)
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    return into / "src"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

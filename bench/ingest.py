@@ -1,6 +1,8 @@
 """Ingest: requests/s and latency of POST /alerts/{receiver} (durable commit included) vs a no-op endpoint.
 
-Run: python bench/ingest.py [--seconds 10] [--backend redis]   (needs wrk: apt-get install wrk)
+Run: python bench/ingest.py [--seconds 10] [--backend redis] [--before REF]   (needs wrk: apt-get install wrk)
+--before REF: the same measurements on the relay of commit REF too (its src/, extracted with git archive),
+alternated with this checkout's in one run.
 --backend redis starts a redis-server (appendonly, appendfsync always) in the work directory.
 Each request carries a realistic 10-alert payload with a unique groupKey (so HA dedup never short-cuts).
 """
@@ -14,10 +16,12 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from common import (
     cli,
     dump,
+    extract,
     free_port,
     machine,
     notification,
@@ -81,8 +85,23 @@ def main() -> None:
     parser.add_argument("--no-delivery", action="store_true", help="WeCom unreachable: measure ingest alone")
     parser.add_argument("--backend", default="sqlite", choices=["sqlite", "redis"])
     parser.add_argument("--concurrency", type=int, nargs="*", default=[1, 16, 64])
+    parser.add_argument("--before", help="a commit to compare with (alternated with this checkout)")
+    parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="amw-bench-ingest-"))
+    codes: list[tuple[str, Path | None]] = [("this", None)]
+    if args.before:
+        codes.insert(0, (args.before[:8], extract(args.before, work / "before")))
+    runs = []
+    for round_ in range(args.rounds):
+        for label, src in codes:
+            print(f"== {label}", flush=True)
+            runs.append({"code": label, **one_run(args, work / f"{label}-{round_}", src)})
+    print(dump({"machine": machine(), "runs": runs}))
+
+
+def one_run(args: argparse.Namespace, work: Path, src: Path | None) -> dict[str, Any]:
+    work.mkdir(parents=True)
     storage: dict[str, object] = {
         "path": str(Path(args.data_dir or work) / "outbox.db"),
         "synchronous": args.synchronous,
@@ -118,13 +137,14 @@ def main() -> None:
             args.stack,
         ],
         work / "relay.log",
+        env={"PYTHONPATH": str(src)} if src else None,
     )
     try:
         wait_http(f"http://127.0.0.1:{sim_port}/admin/stats")
         wait_http(f"http://127.0.0.1:{relay_port}/healthz")
         body = json.dumps(notification("GROUPKEY", 10), ensure_ascii=False)
         script = work / "post.lua"
-        results = {
+        results: dict[str, Any] = {
             "machine": machine(),
             "payload_bytes": len(body.encode()),
             "synchronous": args.synchronous,
@@ -149,7 +169,7 @@ def main() -> None:
                 r for r in results["runs"] if r["endpoint"] == "alerts" and r["concurrency"] == connections
             )
             print(f"c={connections}: /alerts throughput = {real['rps'] / noop['rps']:.0%} of no-op")
-        print(dump(results))
+        return results
     finally:
         stop(relay)
         stop(sim)

@@ -17,5 +17,7 @@ def open_card_store(storage: StorageSettings) -> CardStore:
 
         assert storage.url is not None
         password = storage.password.reveal() if storage.password else None
-        return RedisCardStore(storage.url.reveal(), storage.key_prefix, password=password)
+        return RedisCardStore(
+            storage.url.reveal(), storage.key_prefix, password=password, timeout=storage.timeout
+        )
     return SQLiteCardStore(actions_path(storage.path))

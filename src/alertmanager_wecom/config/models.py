@@ -138,6 +138,9 @@ class StorageSettings(Model):
     # it); a dead replica's targets are taken over after it. Short, so that takeover takes seconds; a
     # replica stalled longer loses its targets and sends nothing more to them (the write-ahead checks).
     lease: Duration = Field(default=3.0, ge=1.0, le=600.0)
+    # redis: the longest one call to Redis may take (a free connection, connecting, every answer):
+    # past it, a webhook answers 503 and /readyz says why, instead of waiting on a frozen Redis.
+    timeout: Duration = Field(default=2.0, ge=0.1, le=60.0)
     # The outbox file; relative paths are relative to the working directory.
     path: str = "data/outbox.db"
     # full: a committed notification survives power loss; normal: survives a process crash only.
@@ -162,7 +165,9 @@ class StorageSettings(Model):
 
 
 class DeliverySettings(Model):
-    workers: int = Field(default=8, ge=1, le=256)
+    # Targets delivered to at once (each target's jobs one at a time, in order): a fan-out to many
+    # people goes this many at a time; WeCom's per-app limits are per person, not per call in flight.
+    workers: int = Field(default=32, ge=1, le=256)
     retry_initial: Duration = 1.0
     retry_max: Duration = 60.0
     # A notification still failing transiently after this long goes to the dead letters.

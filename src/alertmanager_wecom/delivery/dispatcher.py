@@ -86,6 +86,13 @@ class Dispatcher:
         # Targets that may have pending jobs: the configured ones, and any left from an earlier config.
         self._targets: set[str] = set(self._configured)
         self._wake = asyncio.Event()
+        # Rounds look at every target only once a poll interval (or when one is due): with a thousand
+        # targets that is 2000 look-ups, too many for every webhook and every finished task. In between
+        # they look at the targets named since (`_fresh`: woken, or their task finished) and start those
+        # found due (`_ready`, in the order found) as workers come free.
+        self._fresh: set[str] = set()
+        self._ready: dict[str, None] = {}
+        self._scan_at = 0.0  # the next look at every target
         self._busy: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._main: asyncio.Task[None] | None = None
@@ -118,6 +125,7 @@ class Dispatcher:
         self.lookups.userids.configure(config.wecom)
         self._configured = configured_target_keys(config)
         self._targets |= self._configured
+        self._scan_at = 0.0
         self._wake.set()
 
     # -- lifecycle ------------------------------------------------------------------------------------
@@ -133,7 +141,9 @@ class Dispatcher:
 
     def wake(self, target_keys: Iterable[str] = ()) -> None:
         """New jobs were committed (for these targets: routing can make targets that no config names)."""
-        self._targets.update(target_keys)
+        keys = set(target_keys)
+        self._targets |= keys
+        self._fresh |= keys
         self._wake.set()
 
     @property
@@ -179,7 +189,9 @@ class Dispatcher:
             await self._idle(wait)
 
     async def _round(self) -> float:
-        """Start a task for each target with due jobs; return how long to wait before the next round."""
+        """Start a task for each target with due jobs, up to `workers` at once; return how long to wait
+        before the next round. A target's jobs are sent by one task at a time, in order; the tasks of
+        different targets run side by side (a fan-out to many people is sent `workers` at a time)."""
         now = self.clock()
         if now - self._last_maintenance > MAINTENANCE_SECONDS:
             self._last_maintenance = now
@@ -190,31 +202,36 @@ class Dispatcher:
             self.metrics.outbox_pending.set(stats.pending)
             self.metrics.outbox_dead.set(stats.dead)
             self.metrics.outbox_oldest.set(stats.oldest_pending_age)
-        wait = self.settings.poll_interval
-        if self.outbox.shared:
-            # Other replicas accept notifications too: their targets are found here.
-            self._targets |= set(await self.outbox.pending_targets())
-        idle = [k for k in self._targets if k not in self._busy]
-        if not idle:
-            return wait  # every target is being worked on; a finishing task wakes the loop
+        scan = now >= self._scan_at
+        if scan:
+            self._scan_at = now + self.settings.poll_interval
+            if self.outbox.shared:
+                # Other replicas accept notifications too: their targets are found here.
+                self._targets |= set(await self.outbox.pending_targets())
+            self._fresh |= self._targets
+        idle = [k for k in self._fresh if k not in self._busy and k not in self._ready]
+        found = await self.outbox.next_due(idle) if idle else {}
+        self._fresh.difference_update(idle)  # after the look-up: kept if it failed
         cooldown = self.services.cooldown
-        for key, due in (await self.outbox.next_due(idle)).items():
+        for key, due in found.items():
             if due is None:
                 if key not in self._configured:
                     self._targets.discard(key)
                 continue
             due = max(due, cooldown.get(key, 0.0))
             if due > now:
-                wait = min(wait, due - now)
+                self._scan_at = min(self._scan_at, due)
                 continue
-            if len(self._busy) >= self.settings.workers:
-                break  # a finishing task wakes the loop
+            self._ready[key] = None
+        while self._ready and len(self._busy) < self.settings.workers:  # else a finishing task wakes the loop
+            key = next(iter(self._ready))
+            del self._ready[key]
             cooldown.pop(key, None)
             self._busy.add(key)
             task = asyncio.create_task(self._process_target(key), name=f"target-{key}")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        return wait
+        return self._scan_at - now
 
     async def _idle(self, seconds: float) -> None:
         """Wait `seconds`, or less when woken."""
@@ -349,4 +366,5 @@ class Dispatcher:
                     with contextlib.suppress(Exception):
                         await self.outbox.release(key, self.owner)
             self._busy.discard(key)
+            self._fresh.add(key)  # more may be due, or its next time is to be known
             self._wake.set()

@@ -19,6 +19,7 @@ def open_outbox(storage: StorageSettings, on_ingest_exit: Callable[[], None] | N
             storage.url.reveal(),
             key_prefix=storage.key_prefix,
             min_replicas=storage.min_replicas,
+            timeout=storage.timeout,
             password=storage.password.reveal() if storage.password else None,
         )
     from alertmanager_wecom.outbox.sqlite.store import SQLiteOutbox

@@ -241,24 +241,28 @@ return count
 """
 )
 
-# ARGV: prefix, older than, "ids" or "all", job ids (when "ids")…, then "states", states…
+# One batch (store.py's `purge` makes the batches: a script blocks Redis while it runs).
+# ARGV: prefix, older than, then either "ids", job ids…, "states", states…
+#   or "all", after id, batch size, "states", states…: up to that many jobs of the states' sets with ids
+#   above that one, looked at in id order.
+# Returns {jobs deleted, the last id looked at ("all"; 0 when the sets had no more)}.
 PURGE = (
     LIBRARY
     + """
 local older = tonumber(ARGV[2])
-local states, ids, i = {}, nil, 3
+local states, candidates, i, last = {}, {}, 4, 0
 if ARGV[3] == 'ids' then
-  ids = {}
-  i = 4
-  while ARGV[i] ~= 'states' do ids[#ids + 1] = ARGV[i]; i = i + 1 end
+  while ARGV[i] ~= 'states' do candidates[#candidates + 1] = ARGV[i]; i = i + 1 end
 else
-  i = 4
+  i = 6
 end
 for s = i + 1, #ARGV do states[ARGV[s]] = true end
-local candidates = {}
-if ids then candidates = ids else
+if ARGV[3] == 'all' then
+  local after, size = tonumber(ARGV[4]), tonumber(ARGV[5])
   for state, _ in pairs(states) do
-    for _, id in ipairs(redis.call('ZRANGE', p .. ':st:' .. state, 0, -1)) do candidates[#candidates + 1] = id end
+    local found = redis.call('ZRANGEBYSCORE', p .. ':st:' .. state, '(' .. after, '+inf', 'LIMIT', 0, size)
+    for _, id in ipairs(found) do candidates[#candidates + 1] = id end
+    if #found == size then last = math.max(last, tonumber(found[#found])) end
   end
 end
 local count = 0
@@ -275,7 +279,7 @@ for _, id in ipairs(candidates) do
     count = count + 1
   end
 end
-return count
+return {count, last}
 """
 )
 

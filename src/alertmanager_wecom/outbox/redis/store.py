@@ -4,25 +4,26 @@ pipelined lookups.
 
 Durability is Redis's: with ``appendfsync always`` an acknowledged write is on disk (checked at start
 where CONFIG GET is allowed, `durability_warning`); `min_replicas` adds a WAIT for that many replicas
-after each acceptance. Redis unreachable, read-only or out of memory raises `OutboxUnavailable`: the
-webhook answers 503, so Alertmanager retries; recovery is automatic (each call reconnects).
+after each acceptance. Redis unreachable, frozen, read-only or out of memory raises `OutboxUnavailable`:
+the webhook answers 503, so Alertmanager retries; recovery is automatic (each call reconnects). How a
+call is bounded in time and when it is tried again: calls.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from alertmanager_wecom.outbox.base import AcceptResult, Job, JobState, NewJob, OutboxStats, OutboxUnavailable
 from alertmanager_wecom.outbox.redis import ledger, scripts
+from alertmanager_wecom.outbox.redis.batch import AcceptBatches
+from alertmanager_wecom.outbox.redis.calls import RedisCalls, durability_warning, open_redis
+from alertmanager_wecom.outbox.redis.purge import purge_in_batches
 from alertmanager_wecom.reasons import Reason
-from alertmanager_wecom.repeated import Repeated
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -45,6 +46,16 @@ _SCRIPTS: tuple[str, ...] = (
     "LEASE",
     "RELEASE",
 )
+# The scripts whose success ends an outage in the log: they add data, as an acceptance does (batch.py
+# ends it for those), so they fail whenever a webhook would (out of memory, Redis still lets DONE or
+# RELEASE through: they free memory).
+_ENDS_OUTAGE = frozenset({"PROBE"})
+# The scripts a broken connection may run twice (calls.py): each sets values (a state, a number, a
+# flag) that a second run sets again to the same, or moves or deletes only what still matches (REQUEUE
+# and PURGE: a second run after a first that was not answered finds nothing and counts 0). Not MERGE
+# (a second digest), RECORD_SEND (a second send counted), nor the leases' scripts (their owners' to
+# judge); ACCEPT only under a dedup key (`accept`).
+_RETRY_SAFE = frozenset({"PROBE", "SENDING", "PROGRESS", "DONE", "DEAD", "RETRY_LATER", "REQUEUE", "PURGE"})
 _FIELDS = (
     "notification_id",
     "receiver",
@@ -97,48 +108,30 @@ class RedisOutbox:
         url: str,
         key_prefix: str = "amw",
         min_replicas: int = 0,
-        timeout: float = 5.0,
+        timeout: float = 2.0,
         password: str | None = None,
     ) -> None:
         self.prefix = key_prefix
         self.min_replicas = min_replicas
-        # A bounded pool that waits for a free connection: a burst of webhooks queues for a moment
-        # instead of failing (or opening a connection each).
-        pool = aioredis.BlockingConnectionPool.from_url(
-            url,
-            max_connections=64,
-            timeout=timeout,
-            decode_responses=True,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            **({"password": password} if password else {}),
-        )
-        # Any: redis-py types its replies as bytes | str | …; with decode_responses they are str.
-        self._redis: Any = aioredis.Redis(connection_pool=pool)
-        self._closed = False
-        self._outage = Repeated(log, "Redis")
+        self._redis: Any = open_redis(url, timeout, password)
+        self._calls = RedisCalls(self._redis, timeout, log)
         self._scripts = {name: self._redis.register_script(getattr(scripts, name)) for name in _SCRIPTS}
         self._scripts["CLAIM"] = self._redis.register_script(ledger.CLAIM)
+        self._accepts = AcceptBatches(self._calls, self._scripts["ACCEPT"], self._key("wake"))
 
     def _key(self, *parts: object) -> str:
         return ":".join([self.prefix, *(str(p) for p in parts)])
 
-    async def _call(self, work: Callable[[], Awaitable[T]]) -> T:
-        if self._closed:
-            raise OutboxUnavailable("the outbox is closed")
-        try:
-            result = await work()
-        except RedisError as exc:
-            reason = f"Redis: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
-            self._outage.failed(reason)
-            raise OutboxUnavailable(reason, logged=True) from None
-        self._outage.succeeded()
-        return result
+    async def _call(self, work: Callable[[], Awaitable[T]], retry: bool = False, write: bool = False) -> T:
+        return await self._calls(work, retry, write)
 
-    async def _run(self, name: str, *args: object) -> Any:
+    async def _run(self, name: str, *args: object, retry: bool | None = None) -> Any:
+        """Run a script; tried again on a broken connection when `retry` (by default: when the script
+        is one of `_RETRY_SAFE`)."""
         script = self._scripts[name]
         values: list[Any] = [self.prefix, *args]
-        return await self._call(lambda: script(keys=[], args=values))
+        again = name in _RETRY_SAFE if retry is None else retry
+        return await self._call(lambda: script(keys=[], args=values), again, write=name in _ENDS_OUTAGE)
 
     async def _durable(self) -> None:
         """Wait until `min_replicas` replicas have the writes so far (Redis's WAIT)."""
@@ -150,17 +143,7 @@ class RedisOutbox:
     async def durability_warning(self) -> str | None:
         """Why an acknowledged notification could still be lost (None: appendfsync always), checked
         once at start where CONFIG GET is allowed."""
-        try:
-            config = await self._redis.config_get("appendonly")
-            config.update(await self._redis.config_get("appendfsync"))
-        except RedisError:
-            return "cannot read Redis's persistence settings (CONFIG GET not allowed?): make sure of appendfsync always"
-        if config.get("appendonly") != "yes" or config.get("appendfsync") != "always":
-            return (
-                f"Redis has appendonly {config.get('appendonly')}, appendfsync {config.get('appendfsync')}: a notification"
-                " answered 2xx can be lost if Redis dies; set appendonly yes and appendfsync always"
-            )
-        return None
+        return await durability_warning(self._redis)
 
     # -- ingest -----------------------------------------------------------------------------------------
 
@@ -181,25 +164,17 @@ class RedisOutbox:
                 payloads.append(text)
                 at = index[id(job.payload)] = len(payloads)
             rows += [job.target_key, job.target, at, job.dead_reason or "", job.traceparent or ""]
-        first = await self._run(
-            "ACCEPT",
-            receiver,
-            dedup_key or "",
-            dedup_window,
-            repr(now),
-            len(payloads),
-            *payloads,
-            len(jobs),
-            *rows,
+        args = [self.prefix, receiver, dedup_key or "", dedup_window, repr(now), len(payloads), *payloads]
+        first = await self._accepts.accept(
+            [*args, len(jobs), *rows],
+            "\n".join(dict.fromkeys(job.target_key for job in jobs if job.dead_reason is None)),
+            # Checked, so safe to try again: had the first attempt been stored, its dedup key makes
+            # the second a duplicate (answered 2xx, stored once).
+            retry=bool(dedup_key) and dedup_window > 0,
         )
         await self._durable()
         if int(first) == -1:
             return AcceptResult(None, duplicate=True)
-        keys = "\n".join(dict.fromkeys(job.target_key for job in jobs if job.dead_reason is None))
-        if keys:
-            # Best effort: a replica that misses it finds the targets on its next round anyway.
-            with contextlib.suppress(RedisError):
-                await self._redis.publish(self._key("wake"), keys)
         return AcceptResult(int(first) or None, duplicate=False)
 
     async def check_writable(self, now: float) -> str | None:
@@ -214,7 +189,7 @@ class RedisOutbox:
                 f"Redis did not answer a test write within {PROBE_SECONDS:g}s (stopped, frozen, overloaded"
                 " or unreachable)"
             )
-            self._outage.failed(reason)
+            self._calls.failed(reason)
             return reason
         except OutboxUnavailable as exc:
             return str(exc)
@@ -223,7 +198,7 @@ class RedisOutbox:
     # -- dispatch ---------------------------------------------------------------------------------------
 
     async def pending_targets(self) -> list[str]:
-        return sorted(await self._call(lambda: self._redis.smembers(self._key("targets"))))
+        return sorted(await self._call(lambda: self._redis.smembers(self._key("targets")), retry=True))
 
     async def _jobs(self, ids: list[int]) -> list[Job]:
         """The jobs with these ids (those that exist), with their payloads, in the order given."""
@@ -246,7 +221,7 @@ class RedisOutbox:
                 if row[0] is not None
             ]
 
-        return await self._call(read)
+        return await self._call(read, retry=True)
 
     async def _fields(self, ids: list[str], field: str) -> list[str | None]:
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -255,18 +230,23 @@ class RedisOutbox:
             return list(await pipe.execute())
 
     async def next_due(self, target_keys: list[str]) -> dict[str, float | None]:
+        # Two pipelined round trips whatever the number of keys (a fan-out to 1000 people asks for 1000
+        # every round): the heads of the lines and the started jobs, then their times.
         async def read() -> dict[str, float | None]:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key in target_keys:
+                    pipe.zrange(self._key("q", key), 0, 0)
+                    pipe.smembers(self._key("started", key))
+                heads = await pipe.execute()
+            ids = [[*heads[2 * i], *heads[2 * i + 1]] for i in range(len(target_keys))]
+            times = iter(await self._fields([job_id for each in ids for job_id in each], "next_attempt_at"))
             out: dict[str, float | None] = {}
-            for key in target_keys:
-                first = await self._redis.zrange(self._key("q", key), 0, 0)
-                started = list(await self._redis.smembers(self._key("started", key)))
-                times = [
-                    float(t) for t in await self._fields(first + started, "next_attempt_at") if t is not None
-                ]
-                out[key] = min(times) if times else None
+            for key, each in zip(target_keys, ids, strict=True):
+                found = [float(t) for t in (next(times) for _ in each) if t is not None]
+                out[key] = min(found) if found else None
             return out
 
-        return await self._call(read)
+        return await self._call(read, retry=True)
 
     async def pending_jobs(self, target_key: str, now: float, limit: int, after_id: int = 0) -> list[Job]:
         async def ids() -> tuple[list[int], list[int]]:
@@ -278,7 +258,7 @@ class RedisOutbox:
             )
             return started, [int(i) for i in line]
 
-        started_ids, line_ids = await self._call(ids)
+        started_ids, line_ids = await self._call(ids, retry=True)
         started = [
             j
             for j in await self._jobs(started_ids)
@@ -297,7 +277,7 @@ class RedisOutbox:
         return bool(await self._run("LEASE", target_key, owner, max(1, int(seconds * 1000))))
 
     async def listen(self, on_new: Callable[[list[str]], None]) -> None:
-        while not self._closed:
+        while not self._calls.closed:
             try:
                 async with self._redis.pubsub() as pubsub:
                     await pubsub.subscribe(self._key("wake"))
@@ -367,7 +347,7 @@ class RedisOutbox:
 
     async def list_jobs(self, state: JobState | None, limit: int) -> list[Job]:
         key = self._key("st", state.value) if state else self._key("jobs")
-        ids = await self._call(lambda: self._redis.zrevrange(key, 0, max(0, limit - 1)))
+        ids = await self._call(lambda: self._redis.zrevrange(key, 0, max(0, limit - 1)), retry=True)
         return await self._jobs([int(i) for i in ids])
 
     async def get_job(self, job_id: int) -> Job | None:
@@ -383,8 +363,7 @@ class RedisOutbox:
     async def purge(self, states: list[JobState], older_than: float, job_ids: list[int] | None = None) -> int:
         if job_ids == [] or not states:
             return 0
-        chosen: list[object] = ["all"] if job_ids is None else ["ids", *dict.fromkeys(job_ids)]
-        return int(await self._run("PURGE", repr(older_than), *chosen, "states", *[s.value for s in states]))
+        return await purge_in_batches(self._run, [s.value for s in states], older_than, job_ids)
 
     async def forget(self, dedup_before: float, sends_before: float) -> None:
         async def drop() -> None:
@@ -393,7 +372,7 @@ class RedisOutbox:
                 pipe.zremrangebyscore(self._key("sends"), "-inf", f"({sends_before!r}")
                 await pipe.execute()
 
-        await self._call(drop)
+        await self._call(drop, retry=True)
 
     async def stats(self, now: float) -> OutboxStats:
         async def read() -> OutboxStats:
@@ -405,9 +384,9 @@ class RedisOutbox:
             age = max(0.0, now - float(oldest[0][1])) if oldest else 0.0
             return OutboxStats(int(pending), int(dead), age)
 
-        return await self._call(read)
+        return await self._call(read, retry=True)
 
     async def close(self) -> None:
-        if not self._closed:
-            self._closed = True
+        if not self._calls.closed:
+            self._calls.closed = True
             await self._redis.aclose(close_connection_pool=True)
