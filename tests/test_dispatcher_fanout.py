@@ -76,7 +76,7 @@ async def test_a_fan_out_is_sent_side_by_side_in_order_per_person(tmp_path: Path
         looked_up.append(len(keys))
         return await next_due(keys)
 
-    outbox.next_due = counted  # type: ignore[method-assign]
+    outbox.next_due = counted  # type: ignore[method-assign, assignment]
     async with httpx.AsyncClient(transport=wecom, base_url="http://wecom.test") as client:
         dispatcher = Dispatcher(config, outbox, client)
         await dispatcher.start()
