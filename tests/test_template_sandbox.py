@@ -211,7 +211,14 @@ def test_a_runaway_preview_is_killed_at_its_deadline_and_the_service_stays_respo
         took = time.monotonic() - started
         assert "stopped" in answers[0]["error"] or "longer than" in answers[0]["error"], answers[0]
         assert took < 1.0 + 3, took  # the deadline, and the kill and reaping after it
-    assert statistics.median(latencies) < 0.1, latencies
+    # Under 100 ms; on a loaded shared machine, no worse than three times the same probe with no preview
+    # running, measured now (a blocked event loop would show the whole deadline, a second).
+    quiet = []
+    for _ in range(20):
+        t0 = time.monotonic()
+        assert httpx.get(f"{console}/healthz", timeout=5).status_code == 200
+        quiet.append(time.monotonic() - t0)
+    assert statistics.median(latencies) < max(0.1, 3 * statistics.median(quiet)), (latencies, quiet)
     # Each killed worker was reaped, and at most one worker lives for the next preview.
     assert _preview(console, None)["error"] == ""
     assert len(_children()) <= len(before)
