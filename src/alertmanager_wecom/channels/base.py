@@ -41,7 +41,8 @@ class SendResult:
 
 
 class Channel(Protocol):
-    """Sends one message; raises `WeComError` (with the errcode table's action) on failure."""
+    """Sends one message; raises a `DeliveryError` on failure (WeCom's channels: a `WeComError`, with
+    the errcode table's action)."""
 
     @property
     def name(self) -> str:

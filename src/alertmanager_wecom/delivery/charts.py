@@ -25,10 +25,10 @@ from alertmanager_wecom.delivery.routes import Route
 from alertmanager_wecom.ingest.payload import Alert, Notification
 from alertmanager_wecom.outbound import api_client
 from alertmanager_wecom.outbox import Job
+from alertmanager_wecom.reasons import DeliveryError
 from alertmanager_wecom.rendering import chart
 from alertmanager_wecom.rendering.escaping import label_text
 from alertmanager_wecom.rendering.views import severity_rank
-from alertmanager_wecom.wecom.api import WeComError
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ class Charts:
         except ChartSkipped as exc:
             self.s.metrics.charts.labels(route.kind, "skipped").inc()
             log.info("no chart for receiver=%s job=%d: %s", job.receiver, job.id, exc)
-        except WeComError as exc:
+        except DeliveryError as exc:
             self.s.metrics.charts.labels(route.kind, "failed").inc()
             log.warning("chart for receiver=%s job=%d not sent: %s", job.receiver, job.id, exc)
         except Exception:

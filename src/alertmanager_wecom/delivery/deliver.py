@@ -25,10 +25,9 @@ from alertmanager_wecom.delivery.retry import Failures
 from alertmanager_wecom.delivery.routes import Route
 from alertmanager_wecom.ingest.payload import Notification
 from alertmanager_wecom.outbox import Job
-from alertmanager_wecom.reasons import Reason
+from alertmanager_wecom.reasons import DeliveryError, Reason
 from alertmanager_wecom.rendering.message import Message
 from alertmanager_wecom.tracing import NO_SPAN, Span
-from alertmanager_wecom.wecom.api import WeComError
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +109,7 @@ class JobDelivery:
                 # The WeCom calls (wecom/api.py, with their errcodes) are this span's children.
                 with stage("send", attributes={"alertmanager_wecom.message": index}):
                     result = await self.send(route, messages[index])
-            except WeComError as exc:
+            except DeliveryError as exc:
                 span.set("alertmanager_wecom.outcome", "failed")
                 span.set("alertmanager_wecom.reason", exc.reason)
                 span.fail(f"not accepted: {exc.reason}")
@@ -172,7 +171,7 @@ class JobDelivery:
         return at
 
     async def send(self, route: Route, message: Message) -> SendResult:
-        """Raises `WeComError` (with the errcode table's action and reason) when WeCom did not accept."""
+        """Raises `DeliveryError` when the message was not taken (WeCom's channels: a `WeComError`)."""
         return await route.channel.send(message)
 
     async def record_sent(self, job: Job, route: Route, index: int, at: float, result: SendResult) -> None:

@@ -19,8 +19,7 @@ from alertmanager_wecom.delivery.retry import Failures
 from alertmanager_wecom.delivery.routes import Route, Routes
 from alertmanager_wecom.ingest.recipients import summarize
 from alertmanager_wecom.outbox import Job
-from alertmanager_wecom.reasons import Reason
-from alertmanager_wecom.wecom.api import WeComError
+from alertmanager_wecom.reasons import DeliveryError, Reason
 from alertmanager_wecom.wecom.userid import UserIds
 
 log = logging.getLogger(__name__)
@@ -53,7 +52,7 @@ class Lookups:
                         users.append(answer.userid)
                     else:
                         missing.append(answer.problem)
-        except WeComError as exc:
+        except DeliveryError as exc:
             if exc.retryable:
                 return await self.failures.retry_later(jobs[0], route, exc)
             for job in jobs:

@@ -8,8 +8,7 @@ import logging
 from alertmanager_wecom.delivery.context import Services
 from alertmanager_wecom.delivery.routes import Route
 from alertmanager_wecom.outbox import Job
-from alertmanager_wecom.reasons import Reason
-from alertmanager_wecom.wecom.api import WeComError
+from alertmanager_wecom.reasons import DeliveryError, Reason
 
 log = logging.getLogger(__name__)
 
@@ -23,17 +22,17 @@ class Failures:
     def __init__(self, services: Services) -> None:
         self.s = services
 
-    async def send_failed(self, job: Job, route: Route, exc: WeComError, at: float) -> bool:
+    async def send_failed(self, job: Job, route: Route, exc: DeliveryError, at: float) -> bool:
         """Record a send WeCom did not accept. False: stop working on this target for now."""
         self.s.limiter.forget(route.rate_keys, at)  # it does not count against WeCom's limits
         self.s.metrics.messages_failed.labels(job.receiver, route.kind, route.label, exc.reason).inc()
-        self.s.metrics.wecom_errors.labels(str(exc.errcode) if exc.errcode is not None else "none").inc()
+        self.s.metrics.wecom_errors.labels(exc.code or "none").inc()
         if exc.retryable:
             return await self.retry_later(job, route, exc)
         await self.dead(job, route, exc.reason, exc.detail)
         return True
 
-    async def retry_later(self, job: Job, route: Route, exc: WeComError) -> bool:
+    async def retry_later(self, job: Job, route: Route, exc: DeliveryError) -> bool:
         settings = self.s.settings
         now = self.s.clock()
         if now - job.created_at > settings.max_age:

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from alertmanager_wecom.reasons import DeliveryError
 from alertmanager_wecom.secret import guard_logger, redact
 from alertmanager_wecom.tracing import NO_SPAN, Span, active
 from alertmanager_wecom.wecom import errcodes
@@ -41,8 +42,9 @@ def http_client(settings: WeComSettings) -> httpx.AsyncClient:
     )
 
 
-class WeComError(Exception):
-    """A failed WeCom call: what happened (`info`) and the errcode/errmsg when WeCom answered."""
+class WeComError(DeliveryError):
+    """A failed WeCom call: what happened (`info`, from the errcode table) and the errcode/errmsg when
+    WeCom answered. A `DeliveryError`: retryable when the table says retry or refresh the token."""
 
     def __init__(
         self,
@@ -53,25 +55,21 @@ class WeComError(Exception):
         maybe_delivered: bool = False,
     ) -> None:
         self.info = info
-        # True when the request may have reached WeCom and been acted on (a read timeout, a gateway
-        # error): a resend must then be byte-identical so that WeCom's duplicate check drops it.
-        self.maybe_delivered = maybe_delivered
         self.errcode = errcode
         self.errmsg = redact(errmsg)
-        self.detail = redact(detail)
-        super().__init__(self.detail)
+        # maybe_delivered: the request may have reached WeCom and been acted on (a read timeout, a
+        # gateway error).
+        super().__init__(
+            info.reason,
+            redact(detail),
+            retryable=info.action in (Action.RETRY, Action.REFRESH_TOKEN),
+            maybe_delivered=maybe_delivered,
+            code=str(errcode) if errcode is not None else None,
+        )
 
     @property
     def action(self) -> Action:
         return self.info.action
-
-    @property
-    def reason(self) -> Reason:
-        return self.info.reason
-
-    @property
-    def retryable(self) -> bool:
-        return self.info.action in (Action.RETRY, Action.REFRESH_TOKEN)
 
 
 def _transport_error(reason: Reason, detail: str, maybe_delivered: bool = False) -> WeComError:
