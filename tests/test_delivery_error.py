@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from alertmanager_wecom import samples
-from alertmanager_wecom.delivery.routes import Route
+from alertmanager_wecom.delivery.routes import TargetRoute
 from alertmanager_wecom.outbox import JobState
 from alertmanager_wecom.reasons import DeliveryError, Reason
 from alertmanager_wecom.rendering.message import Message
@@ -29,7 +29,7 @@ async def test_a_neutral_error_is_retried_then_dead_lettered_with_its_reason(tmp
     config = make_config(tmp_path, max_age="30s")
     attempts: list[float] = []
 
-    async def failing(route: Route, message: Message) -> object:
+    async def failing(route: TargetRoute, message: Message) -> object:
         attempts.append(time())
         raise DeliveryError(Reason.NETWORK, "gateway answered 502", retryable=True, code="502")
 
@@ -53,7 +53,7 @@ async def test_a_permanent_neutral_error_is_a_dead_letter_at_once(tmp_path: Path
     config = make_config(tmp_path)
     calls = 0
 
-    async def refused(route: Route, message: Message) -> object:
+    async def refused(route: TargetRoute, message: Message) -> object:
         nonlocal calls
         calls += 1
         raise DeliveryError(Reason.BAD_MESSAGE, "the gateway refused the body (400)", retryable=False)

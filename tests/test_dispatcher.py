@@ -339,7 +339,7 @@ async def test_the_stages_alone_render_write_ahead_send_record(tmp_path: Path) -
     async with relay(make_config(tmp_path), state, time) as r:
         await r.queue(samples.node_down(2))
         [job] = await r.jobs()
-        route = r.dispatcher.routes.get(job.target)
+        route = r.dispatcher.routes.get(job.target_spec)
         stages = r.dispatcher.deliver
         [message] = await stages.render(job, route) or []
         assert await stages.wait_for_room(route)

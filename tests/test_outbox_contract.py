@@ -504,10 +504,10 @@ async def test_list_and_get_jobs(outbox: Outbox) -> None:
     assert [j.id for j in await outbox.list_jobs(JobState.DONE, 10)] == [second.id]
     assert await outbox.list_jobs(JobState.MERGED, 10) == []
     stored = await job(outbox, second.id)
-    assert (stored.state, stored.receiver, stored.target, stored.payload) == (
+    assert (stored.state, stored.receiver, stored.target_spec, stored.payload) == (
         JobState.DONE,
         "r",
-        JOBS[0].target,
+        JOBS[0].target_spec,
         '{"n": 1}',
     )
     assert await outbox.get_job(10**9) is None
@@ -544,7 +544,7 @@ async def test_merge_makes_one_digest_job(outbox: Outbox) -> None:
         0,
         False,
     )
-    assert (digest.receiver, digest.target, digest.next_attempt_at) == ("r", JOBS[0].target, 200.0)
+    assert (digest.receiver, digest.target_spec, digest.next_attempt_at) == ("r", JOBS[0].target_spec, 200.0)
     assert digest.id > max(j.id for j in jobs)
     assert digest.notification_id not in {j.notification_id for j in jobs}
     assert [j.id for j in await outbox.pending_jobs("t1", 200.0, 10)] == [digest.id]

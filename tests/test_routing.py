@@ -35,7 +35,7 @@ def route(cfg: Any, body: dict[str, Any]) -> list[tuple[Target, list[str], str |
     jobs = Router(cfg).route("r", Notification.model_validate(body), text)
     return [
         (
-            parse_target(j.target),
+            parse_target(j.target_spec),
             [a["labels"]["instance"] for a in json.loads(j.payload)["alerts"]],
             j.dead_reason,
         )

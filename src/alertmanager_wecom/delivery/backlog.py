@@ -10,7 +10,7 @@ from alertmanager_wecom.delivery import digest
 from alertmanager_wecom.delivery.context import Services
 from alertmanager_wecom.delivery.deliver import JobDelivery
 from alertmanager_wecom.delivery.render import count_messages, parse_all
-from alertmanager_wecom.delivery.routes import Route
+from alertmanager_wecom.delivery.routes import TargetRoute
 from alertmanager_wecom.ingest.payload import Notification
 from alertmanager_wecom.outbox import Job
 from alertmanager_wecom.reasons import Reason
@@ -31,7 +31,7 @@ class Backlog:
         self.s = services
         self.deliver = deliver
 
-    async def __call__(self, jobs: list[Job], route: Route) -> bool:
+    async def __call__(self, jobs: list[Job], route: TargetRoute) -> bool:
         """Deliver the first page of a target's backlog, one by one or as a digest. False: stop working
         on this target for now."""
         limiter = self.s.limiter

@@ -21,7 +21,7 @@ from typing import Any
 from alertmanager_wecom.config import Config
 from alertmanager_wecom.config.apis import ChartSettings, PrometheusAPI
 from alertmanager_wecom.delivery.context import Services
-from alertmanager_wecom.delivery.routes import Route
+from alertmanager_wecom.delivery.routes import TargetRoute
 from alertmanager_wecom.ingest.payload import Alert, Notification
 from alertmanager_wecom.outbound import api_client
 from alertmanager_wecom.outbox import Job
@@ -116,7 +116,7 @@ class Charts:
         self.clock = clock
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def after(self, job: Job, route: Route, notification: Notification) -> None:
+    def after(self, job: Job, route: TargetRoute, notification: Notification) -> None:
         """Make and send the chart of a notification whose messages went out (firing, not a digest)."""
         if not route.target.chart or not notification.firing or self.s.stopping():
             return
@@ -135,7 +135,7 @@ class Charts:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    async def _chart(self, job: Job, route: Route, notification: Notification) -> None:
+    async def _chart(self, job: Job, route: TargetRoute, notification: Notification) -> None:
         try:
             png = await self.make(job.receiver, route, notification)
             await self.send(job, route, png)
@@ -149,7 +149,7 @@ class Charts:
             self.s.metrics.charts.labels(route.kind, "failed").inc()
             log.exception("chart for receiver=%s job=%d failed", job.receiver, job.id)
 
-    async def make(self, receiver_name: str, route: Route, notification: Notification) -> bytes:
+    async def make(self, receiver_name: str, route: TargetRoute, notification: Notification) -> bytes:
         config = self.config()
         settings: ChartSettings = config.charts
         api = config.prometheus_for(config.receiver(receiver_name))
@@ -190,7 +190,7 @@ class Charts:
             settings.max_series,
         )
 
-    async def send(self, job: Job, route: Route, png: bytes) -> None:
+    async def send(self, job: Job, route: TargetRoute, png: bytes) -> None:
         """Only with nothing else waiting for the target and room under its limits now: text first."""
         now = self.s.clock()
         if await self.s.outbox.pending_jobs(job.target_key, now, 1):

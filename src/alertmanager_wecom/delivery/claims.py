@@ -14,20 +14,20 @@ from __future__ import annotations
 import logging
 
 from alertmanager_wecom.delivery.context import Services
-from alertmanager_wecom.delivery.routes import Route
+from alertmanager_wecom.delivery.routes import TargetRoute
 from alertmanager_wecom.outbox import Job, SendClaim
 
 log = logging.getLogger(__name__)
 
 
-def claim_for(s: Services, job: Job, route: Route) -> SendClaim:
+def claim_for(s: Services, job: Job, route: TargetRoute) -> SendClaim:
     limits = tuple(
         (key, tuple((w.limit, w.seconds) for w in s.limiter.windows(key))) for key in route.rate_keys
     )
     return SendClaim(job.target_key, s.owner, limits)
 
 
-async def take_slot(s: Services, job: Job, route: Route) -> float | None:
+async def take_slot(s: Services, job: Job, route: TargetRoute) -> float | None:
     """Wait for room counting every replica's sends, then write ahead (see `JobDelivery.write_ahead`).
     Returns the slot's time; None: shutting down meanwhile. Raises `LeaseLost` when another replica
     holds the target now: nothing is written, nothing may be sent."""

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from alertmanager_wecom.config import DeliverySettings, Target
 from alertmanager_wecom.delivery.pacing import RateLimiter
 from alertmanager_wecom.delivery.render import CpuWork
-from alertmanager_wecom.delivery.routes import Route
+from alertmanager_wecom.delivery.routes import TargetRoute
 from alertmanager_wecom.ingest.payload import Notification
 from alertmanager_wecom.metrics import Metrics
 from alertmanager_wecom.outbox import Job, Outbox
@@ -75,7 +75,7 @@ class CardHooks(Protocol):
 class ChartMaker(Protocol):
     """The charts after alerts (delivery/charts.py), as the delivery stages see them."""
 
-    def after(self, job: Job, route: Route, notification: Notification) -> None: ...
+    def after(self, job: Job, route: TargetRoute, notification: Notification) -> None: ...
 
     async def drain(self) -> None: ...
 

@@ -22,7 +22,7 @@ from alertmanager_wecom.delivery.claims import take_slot
 from alertmanager_wecom.delivery.context import Services
 from alertmanager_wecom.delivery.render import describe, parse, render_job
 from alertmanager_wecom.delivery.retry import Failures
-from alertmanager_wecom.delivery.routes import Route
+from alertmanager_wecom.delivery.routes import TargetRoute
 from alertmanager_wecom.ingest.payload import Notification
 from alertmanager_wecom.outbox import Job
 from alertmanager_wecom.reasons import DeliveryError, Reason
@@ -40,7 +40,7 @@ class JobDelivery:
     async def __call__(
         self,
         job: Job,
-        route: Route,
+        route: TargetRoute,
         notification: Notification | None = None,
         links: Sequence[str | None] = (),
     ) -> bool:
@@ -67,7 +67,9 @@ class JobDelivery:
         ) as span:
             return await self._deliver(job, route, notification, span)
 
-    async def _deliver(self, job: Job, route: Route, notification: Notification | None, span: Span) -> bool:
+    async def _deliver(
+        self, job: Job, route: TargetRoute, notification: Notification | None, span: Span
+    ) -> bool:
         cards = self.s.cards if route.cards is not None else None
         if notification is None and (cards is not None or (route.target.chart and self.s.charts is not None)):
             try:
@@ -122,7 +124,9 @@ class JobDelivery:
             await self.record_done(job, route, len(messages))
         span.set("alertmanager_wecom.outcome", "delivered")
         if cards is not None and notification is not None and notification.status == "resolved":
-            cards.later(cards.group_resolved(job.receiver, job.target, notification.group_key), "resolve")
+            cards.later(
+                cards.group_resolved(job.receiver, job.target_spec, notification.group_key), "resolve"
+            )
         if self.s.charts is not None and notification is not None and messages:
             self.s.charts.after(job, route, notification)
         return True
@@ -130,7 +134,7 @@ class JobDelivery:
     # -- the stages -----------------------------------------------------------------------------------
 
     async def render(
-        self, job: Job, route: Route, notification: Notification | None = None
+        self, job: Job, route: TargetRoute, notification: Notification | None = None
     ) -> list[Message] | None:
         """The job's messages, or None when nothing will render them (then it is a dead letter)."""
         state = None
@@ -142,7 +146,7 @@ class JobDelivery:
             await self.failures.dead(job, route, Reason.BAD_MESSAGE, f"cannot render: {describe(exc)}")
             return None
 
-    async def wait_for_room(self, route: Route) -> bool:
+    async def wait_for_room(self, route: TargetRoute) -> bool:
         """Wait until every rate key of the route has room for one more message under WeCom's limits
         (which drops what is over them without an error). False: shutting down meanwhile."""
         waited = False
@@ -159,7 +163,7 @@ class JobDelivery:
             # In steps of at most a second, so that a shutdown does not wait for the whole window.
             await self.s.sleep(min(wait, 1.0))
 
-    async def write_ahead(self, job: Job, route: Route) -> float | None:
+    async def write_ahead(self, job: Job, route: TargetRoute) -> float | None:
         """Take the rate-limit slot and mark the job in flight before the message leaves: after a crash
         the job may have reached WeCom, so it is resent unchanged (WeCom's duplicate check drops the
         copy), never merged into a digest. Returns the slot's time; None: shutting down meanwhile.
@@ -170,11 +174,13 @@ class JobDelivery:
         await self.s.outbox.sending(job.id, self.s.clock())
         return at
 
-    async def send(self, route: Route, message: Message) -> SendResult:
+    async def send(self, route: TargetRoute, message: Message) -> SendResult:
         """Raises `DeliveryError` when the message was not taken (WeCom's channels: a `WeComError`)."""
         return await route.channel.send(message)
 
-    async def record_sent(self, job: Job, route: Route, index: int, at: float, result: SendResult) -> None:
+    async def record_sent(
+        self, job: Job, route: TargetRoute, index: int, at: float, result: SendResult
+    ) -> None:
         """Message `index` was accepted: the job's progress and the send (for the limits after a restart)."""
         self.s.metrics.messages_sent.labels(job.receiver, route.kind, route.label).inc()
         if self.s.outbox.shared:  # the send was recorded with its slot (claims.py)
@@ -193,7 +199,7 @@ class JobDelivery:
             )
 
     async def record_card(
-        self, job: Job, route: Route, message: Message, result: SendResult, group_key: str
+        self, job: Job, route: TargetRoute, message: Message, result: SendResult, group_key: str
     ) -> None:
         """A card reached WeCom: remember it (and its response code) to redraw it later. A failure here
         is logged and never holds delivery back: the card was delivered."""
@@ -203,7 +209,7 @@ class JobDelivery:
             await self.s.cards.sent(
                 route.target.app,
                 job.receiver,
-                job.target,
+                job.target_spec,
                 job.id,
                 job.payload,
                 group_key,
@@ -215,7 +221,7 @@ class JobDelivery:
                 "card of job %d delivered but not remembered: its buttons will not update it", job.id
             )
 
-    async def record_done(self, job: Job, route: Route, messages: int) -> None:
+    async def record_done(self, job: Job, route: TargetRoute, messages: int) -> None:
         await self.s.outbox.done(job.id, self.s.clock())
         if messages:
             self.s.metrics.latency.labels(route.kind).observe(max(0.0, self.s.clock() - job.created_at))

@@ -279,7 +279,7 @@ class Dispatcher:
         if not jobs:
             return
         try:
-            keys = self.routes.get(jobs[0].target).rate_keys
+            keys = self.routes.get(jobs[0].target_spec).rate_keys
         except Exception:
             return  # an unroutable target is dealt with by the loop
         sends: dict[str, list[float]] = {k: [] for k in keys}
@@ -327,7 +327,7 @@ class Dispatcher:
                 if not jobs:
                     return
                 try:
-                    route = self.routes.get(jobs[0].target)
+                    route = self.routes.get(jobs[0].target_spec)
                 except Exception as exc:  # nothing retrying can fix: a target or template that is gone
                     await self.deliver.failures.unroutable(jobs, exc)
                     continue

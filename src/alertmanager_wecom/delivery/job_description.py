@@ -65,15 +65,15 @@ class JobDescription:
 
 def describe_job(job: Job) -> JobDescription:
     try:
-        target = parse_target(job.target)
+        target = parse_target(job.target_spec)
         said = kind_of(target).describe(target)
     except ValueError:
-        said = job.target[:80]
+        said = job.target_spec[:80]
     return JobDescription(
         id=job.id,
         receiver=job.receiver,
         target=said,
-        target_spec=job.target,
+        target_spec=job.target_spec,
         state=job.state.value,
         alertnames=alert_names(job.payload[:200_000]),
         created_at=job.created_at,

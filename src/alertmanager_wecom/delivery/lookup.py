@@ -16,7 +16,7 @@ from alertmanager_wecom.channels.base import token_for
 from alertmanager_wecom.config import AppTarget, target_spec
 from alertmanager_wecom.config.contacts import contact_problem, kind_of, parse_contact
 from alertmanager_wecom.delivery.retry import Failures
-from alertmanager_wecom.delivery.routes import Route, Routes
+from alertmanager_wecom.delivery.routes import Routes, TargetRoute
 from alertmanager_wecom.ingest.recipients import summarize
 from alertmanager_wecom.outbox import Job
 from alertmanager_wecom.reasons import DeliveryError, Reason
@@ -30,7 +30,7 @@ class Lookups:
         self.userids = userids
         self.failures = failures
 
-    async def route(self, jobs: list[Job], route: Route, routes: Routes) -> Route | bool:
+    async def route(self, jobs: list[Job], route: TargetRoute, routes: Routes) -> TargetRoute | bool:
         """The route to deliver `jobs` through, with userids for their email:/mobile: recipients; or, when
         the jobs were dealt with here, whether to go on with the target (True: dead letters made, the
         next jobs go on; False: a transient failure, the target backs off)."""

@@ -87,7 +87,7 @@ def preview_receiver(config: Config, receiver: str, notification: Notification) 
     out = []
     raw = notification.model_dump_json(by_alias=True)
     for job in Router(config).route(receiver, notification, raw):
-        target = parse_target(job.target)
+        target = parse_target(job.target_spec)
         where = kind_of(target).describe(target)
         if job.dead_reason:
             out.append(TargetPreview(where, [], job.dead_reason))

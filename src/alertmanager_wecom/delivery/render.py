@@ -15,7 +15,7 @@ from typing import ParamSpec, TypeVar
 
 from alertmanager_wecom.config import Target
 from alertmanager_wecom.config.contacts import kind_of
-from alertmanager_wecom.delivery.routes import Route
+from alertmanager_wecom.delivery.routes import TargetRoute
 from alertmanager_wecom.ingest.payload import LARGE_BODY, Notification, collector_paused, parse_notification
 from alertmanager_wecom.ingest.recipients import Budget, refusal, summarize
 from alertmanager_wecom.outbox import Job
@@ -166,7 +166,7 @@ def mentions_for(target: Target, notification: Notification) -> tuple[list[str],
 
 
 def messages_for(
-    route: Route,
+    route: TargetRoute,
     notification: Notification,
     job: Job | None = None,
     card: CardContext | None = None,
@@ -203,7 +203,7 @@ def messages_for(
 
 
 def render_job(
-    route: Route,
+    route: TargetRoute,
     job: Job,
     notification: Notification | None = None,
     state: CardState | None = None,
@@ -220,7 +220,7 @@ def render_job(
         return messages_for(route, notification, job, card, quiet)
 
 
-def count_messages(route: Route, jobs: list[Job]) -> tuple[int, list[tuple[Job, str]]]:
+def count_messages(route: TargetRoute, jobs: list[Job]) -> tuple[int, list[tuple[Job, str]]]:
     """Messages the jobs need, and the jobs that cannot be rendered at all, with why."""
     total = 0
     failed: list[tuple[Job, str]] = []

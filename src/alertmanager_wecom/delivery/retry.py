@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from alertmanager_wecom.delivery.context import Services
-from alertmanager_wecom.delivery.routes import Route
+from alertmanager_wecom.delivery.routes import TargetRoute
 from alertmanager_wecom.outbox import Job
 from alertmanager_wecom.reasons import DeliveryError, Reason
 
@@ -22,7 +22,7 @@ class Failures:
     def __init__(self, services: Services) -> None:
         self.s = services
 
-    async def send_failed(self, job: Job, route: Route, exc: DeliveryError, at: float) -> bool:
+    async def send_failed(self, job: Job, route: TargetRoute, exc: DeliveryError, at: float) -> bool:
         """Record a send WeCom did not accept. False: stop working on this target for now."""
         self.s.limiter.forget(route.rate_keys, at)  # it does not count against WeCom's limits
         self.s.metrics.messages_failed.labels(job.receiver, route.kind, route.label, exc.reason).inc()
@@ -32,7 +32,7 @@ class Failures:
         await self.dead(job, route, exc.reason, exc.detail)
         return True
 
-    async def retry_later(self, job: Job, route: Route, exc: DeliveryError) -> bool:
+    async def retry_later(self, job: Job, route: TargetRoute, exc: DeliveryError) -> bool:
         settings = self.s.settings
         now = self.s.clock()
         if now - job.created_at > settings.max_age:
@@ -69,7 +69,7 @@ class Failures:
         )
         return False
 
-    async def dead(self, job: Job, route: Route, reason: Reason, detail: str) -> None:
+    async def dead(self, job: Job, route: TargetRoute, reason: Reason, detail: str) -> None:
         self.s.metrics.dead_letters.labels(job.receiver, reason).inc()
         await self.s.outbox.dead(job.id, detail, reason, self.s.clock())
         log.error(

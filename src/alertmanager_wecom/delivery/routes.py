@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class Route:
+class TargetRoute:
     target: Target
     renderer: Renderer
     channel: Channel
@@ -41,15 +41,15 @@ class Routes:
         self.metrics = metrics
         self.limiter = limiter
         self.tokens: dict[str, AccessToken] = {}
-        self._routes: dict[str, Route] = {}
+        self._routes: dict[str, TargetRoute] = {}
 
-    def get(self, spec: str) -> Route:
+    def get(self, spec: str) -> TargetRoute:
         """The route for a stored target spec (JSON); raises when the config cannot deliver to it."""
         return self._route(spec)
 
     # -- routes ---------------------------------------------------------------------------------------
 
-    def _route(self, spec: str) -> Route:
+    def _route(self, spec: str) -> TargetRoute:
         route = self._routes.get(spec)
         if route is None:
             target = parse_target(spec)
@@ -60,7 +60,7 @@ class Routes:
                     token.on_refresh = self.metrics.token_refreshes.labels(target.app).inc
             kind = kind_of(target).kind
             label = kind_of(target).label(target)
-            route = Route(
+            route = TargetRoute(
                 target,
                 self._renderer(target),
                 channel,

@@ -44,7 +44,7 @@ def configured_target_keys(config: Config) -> set[str]:
 
 
 @dataclass(frozen=True)
-class _Route:
+class _TargetRouting:
     target: Target
     matchers: list[Matcher]
     templates: dict[str, list[jinja2.Template]]  # field → templates, when recipients are templated
@@ -105,7 +105,7 @@ def recipient_template_problems(config: Config) -> list[str]:
 
 class Router:
     def __init__(self, config: Config) -> None:
-        self.routes: dict[str, list[_Route]] = {}
+        self.routes: dict[str, list[_TargetRouting]] = {}
         for receiver in config.receivers:
             routes = []
             for target in receiver.targets:
@@ -120,7 +120,7 @@ class Router:
                         templates[name] = compiled
                 spec = target_spec(target)
                 routes.append(
-                    _Route(
+                    _TargetRouting(
                         target,
                         [parse_matcher(m) for m in target.match],
                         templates,
@@ -143,7 +143,7 @@ class Router:
         if alert_count == 0:
             return jobs
         for route in self.routes[receiver]:
-            jobs.append(NewJob(target_key=route.key, target=route.spec, payload=payload))
+            jobs.append(NewJob(target_key=route.key, target_spec=route.spec, payload=payload))
             if not route.target.continue_:
                 break  # it keeps every alert from the targets after it
         return jobs
@@ -167,13 +167,13 @@ class Router:
                 taken.update(selected)
             if not route.templates:
                 body = payload if len(selected) == len(alerts) else self._subset(notification, selected)
-                jobs.append(NewJob(target_key=route.key, target=route.spec, payload=body))
+                jobs.append(NewJob(target_key=route.key, target_spec=route.spec, payload=body))
                 continue
             jobs.extend(self._templated(receiver, route, notification, selected))
         return jobs
 
     def _templated(
-        self, receiver: str, route: _Route, notification: Notification, selected: list[int]
+        self, receiver: str, route: _TargetRouting, notification: Notification, selected: list[int]
     ) -> list[NewJob]:
         groups: dict[tuple[tuple[str, ...], ...], list[int]] = {}
         unreachable: list[int] = []
@@ -255,4 +255,6 @@ class Router:
     @staticmethod
     def _job(receiver: str, target: Target, payload: str, dead: str | None = None) -> NewJob:
         spec = target_spec(target)
-        return NewJob(target_key=target_key(receiver, spec), target=spec, payload=payload, dead_reason=dead)
+        return NewJob(
+            target_key=target_key(receiver, spec), target_spec=spec, payload=payload, dead_reason=dead
+        )

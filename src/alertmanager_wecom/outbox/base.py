@@ -82,7 +82,7 @@ class JobState(enum.StrEnum):
 @dataclass(frozen=True)
 class NewJob:
     target_key: str  # identifies the target: rate limiting and ordering are per target
-    target: str  # the target's spec, JSON (see "Targets" above)
+    target_spec: str  # the target as stored, JSON (see "Targets" above; the stored key is "target")
     # The notification for this target (all its alerts, or those routed to it), JSON; as bytes (UTF-8) it
     # is decoded where it is stored, away from the event loop (a webhook's body: megabytes at times).
     # Jobs of one `accept` that share one payload object share its stored copy.
@@ -101,7 +101,7 @@ class Job:
     notification_id: int
     receiver: str
     target_key: str
-    target: str  # the spec as accepted, JSON
+    target_spec: str  # the target as accepted, JSON (stored under "target")
     state: JobState
     attempts: int  # failed attempts so far (set by retry_later, reset by requeue)
     sent_parts: int  # messages of this job WeCom has accepted (set by progress)

@@ -21,7 +21,7 @@ from alertmanager_wecom.web.console import Console
 from alertmanager_wecom.web.hosts import AllowedHosts, HostPolicy
 from alertmanager_wecom.web.relay import Relay, freeze_heap, wecom_client
 from alertmanager_wecom.web.serving import run_server
-from alertmanager_wecom.web.webhook import Webhook
+from alertmanager_wecom.web.webhook import WebhookEndpoint
 
 __all__ = ["Relay", "create_app", "freeze_heap", "serve_relay", "wecom_client"]
 
@@ -41,7 +41,7 @@ def create_app(
     # The verification files' route is last: it catches /<name> only where nothing else matched.
     routes = [
         *relay.routes(),
-        Route("/alerts/{receiver}", Webhook(relay).handle, methods=["POST"]),
+        Route("/alerts/{receiver}", WebhookEndpoint(relay).handle, methods=["POST"]),
         *(admin := Admin(relay)).routes(),
         *Console(relay, admin).routes(),
         *Callbacks(relay).routes(),

@@ -113,7 +113,7 @@ async def search(relay: Relay, query: str, state: str | None, limit: int = 200) 
             return True
         return (
             needle in job.receiver.lower()
-            or needle in job.target.lower()
+            or needle in job.target_spec.lower()
             or needle in job.payload[:200_000].lower()
         )
 
@@ -125,7 +125,7 @@ async def job_messages(relay: Relay, job: Job) -> tuple[list[ShownMessage], str]
     if relay.dispatcher is None:
         return [], "the dispatcher is not running"
     try:
-        route = relay.dispatcher.routes.get(job.target)
+        route = relay.dispatcher.routes.get(job.target_spec)
         # Quiet: its delivery already logged what the render found wrong; a look is not a delivery.
         messages = await asyncio.to_thread(render_job, route, job, quiet=True)
     except Exception as exc:

@@ -53,7 +53,7 @@ def _validation_message(exc: ValidationError) -> list[str]:
     return out
 
 
-class Webhook:
+class WebhookEndpoint:
     """``POST /alerts/{receiver}``: authenticate, read, validate, route, commit, answer. Reads the
     relay's current config, router, outbox and dispatcher on each request (a reload replaces them)."""
 

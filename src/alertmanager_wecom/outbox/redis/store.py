@@ -83,7 +83,7 @@ def _job(job_id: int, values: list[Any], payload: str | None) -> Job:
         notification_id=int(f["notification_id"]),
         receiver=f["receiver"],
         target_key=f["target_key"],
-        target=f["target"],
+        target_spec=f["target"],  # the stored key stays "target"
         state=JobState(f["state"]),
         attempts=int(f["attempts"]),
         sent_parts=int(f["sent_parts"]),
@@ -163,7 +163,7 @@ class RedisOutbox:
                 )
                 payloads.append(text)
                 at = index[id(job.payload)] = len(payloads)
-            rows += [job.target_key, job.target, at, job.dead_reason or "", job.traceparent or ""]
+            rows += [job.target_key, job.target_spec, at, job.dead_reason or "", job.traceparent or ""]
         args = [self.prefix, receiver, dedup_key or "", dedup_window, repr(now), len(payloads), *payloads]
         first = await self._accepts.accept(
             [*args, len(jobs), *rows],

@@ -18,7 +18,7 @@ JobRow = tuple[str, str, str | bytes, str | None, str | None]
 
 
 def job_rows(jobs: list[NewJob]) -> list[JobRow]:
-    return [(job.target_key, job.target, job.payload, job.dead_reason, job.traceparent) for job in jobs]
+    return [(job.target_key, job.target_spec, job.payload, job.dead_reason, job.traceparent) for job in jobs]
 
 
 def insert_notification(

@@ -293,7 +293,7 @@ class SQLiteOutbox(OneProcess):
                     cursor.lastrowid,
                     first.receiver,
                     first.target_key,
-                    first.target,
+                    first.target_spec,
                     created,
                     now,
                     now,
