@@ -10,6 +10,7 @@ from alertmanager_wecom.loading import parse_config
 from alertmanager_wecom.simulator import SimulatorState, create_simulator_app, sandbox_settings
 from alertmanager_wecom.web.app import create_app
 from tests.helpers import raw_config
+from tests.redis_server import run_redis
 from tests.servers import serve_in_thread
 
 
@@ -59,3 +60,10 @@ def browser() -> Iterator[Any]:
             yield launched
         finally:
             launched.close()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One redis-server per test worker, for the contract suites (each test its own key prefix)."""
+    with run_redis(tmp_path_factory.mktemp("redis")) as url:
+        yield url

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,6 @@ from alertmanager_wecom.actions.redis_store import RedisCardStore
 from alertmanager_wecom.actions.sqlite_store import SQLiteCardStore
 from alertmanager_wecom.actions.store import CODE_LIFETIME, CardRecord, CardStore
 from alertmanager_wecom.rendering.card import CardState
-from tests.redis_server import run_redis
 
 pytestmark = pytest.mark.anyio
 Opener = Callable[[], CardStore]
@@ -32,12 +31,6 @@ def _redis(tmp_path: Path, redis_url: str) -> Opener:
 
 
 BACKENDS: dict[str, Callable[[Path, str], Opener]] = {"sqlite": _sqlite, "redis": _redis}
-
-
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with run_redis(tmp_path_factory.mktemp("redis")) as url:
-        yield url
 
 
 @pytest.fixture(params=sorted(BACKENDS))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -29,7 +29,6 @@ from alertmanager_wecom.outbox import (
 )
 from alertmanager_wecom.outbox.redis import RedisOutbox
 from alertmanager_wecom.reasons import Reason
-from tests.redis_server import run_redis
 
 pytestmark = pytest.mark.anyio
 JOBS = [NewJob("t1", '{"app": "ops", "to_user": ["a"]}'), NewJob("t2", '{"app": "ops", "to_user": ["b"]}')]
@@ -48,12 +47,6 @@ def _redis(tmp_path: Path, redis_url: str) -> Opener:
 
 
 BACKENDS: dict[str, Callable[[Path, str], Opener]] = {"sqlite": _sqlite, "redis": _redis}
-
-
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with run_redis(tmp_path_factory.mktemp("redis")) as url:
-        yield url
 
 
 @pytest.fixture(params=sorted(BACKENDS))
