@@ -85,3 +85,30 @@ def cli_process(
             yield proc
         finally:
             stop_process(proc)
+
+
+@contextmanager
+def simulator_process(directory: Path, *args: str) -> Iterator[str]:
+    """The `simulator` command as a real process on a free loopback port (its log in `directory`);
+    yields its base URL once it answers."""
+    port = free_port()
+    with cli_process(["simulator", "--listen", f"127.0.0.1:{port}", *args], directory / "sim.log") as proc:
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/admin/stats", proc=proc)
+        yield url
+
+
+def self_signed(directory: Path, name: str = "server") -> tuple[Path, Path]:
+    """A self-signed certificate for localhost and 127.0.0.1 (openssl), valid a day: (cert, key)."""
+    cert, key = directory / f"{name}-cert.pem", directory / f"{name}-key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"),
+            *("-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return cert, key

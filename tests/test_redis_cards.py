@@ -26,7 +26,7 @@ from alertmanager_wecom.wecom.callback_crypto import CallbackCrypto
 from tests.alertmanager import run_alertmanager, webhook_config
 from tests.helpers import signed_event, wait_until
 from tests.redis_server import run_redis
-from tests.servers import cli_process, free_port, wait_http
+from tests.servers import cli_process, free_port, simulator_process, wait_http
 from tests.test_card_security import event
 from tests.test_cards import AES_KEY, TOKEN, cards, save_callback
 
@@ -87,10 +87,7 @@ def acked_cards(sim: str, user: str, by: str) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def sim(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    with cli_process(["simulator", "--listen", f"127.0.0.1:{port}"], tmp_path / "sim.log") as proc:
-        url = f"http://127.0.0.1:{port}"
-        wait_http(f"{url}/admin/stats", proc=proc)
+    with simulator_process(tmp_path) as url:
         yield url
 
 

@@ -33,7 +33,7 @@ from alertmanager_wecom.outbox.redis import RedisOutbox
 from alertmanager_wecom.simulator.model import SANDBOX_AGENT_ID, SANDBOX_CORP_ID, SANDBOX_SECRET
 from tests.helpers import wait_until
 from tests.redis_server import run_redis
-from tests.servers import cli_process, free_port, wait_http
+from tests.servers import cli_process, free_port, simulator_process, wait_http
 
 pytestmark = pytest.mark.e2e
 PREFIX = "amw-limits"
@@ -41,11 +41,7 @@ PREFIX = "amw-limits"
 
 @pytest.fixture
 def sim(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    args = ["simulator", "--listen", f"127.0.0.1:{port}", "--inbox-per-recipient", "100000"]
-    with cli_process(args, tmp_path / "sim.log") as proc:
-        url = f"http://127.0.0.1:{port}"
-        wait_http(f"{url}/admin/stats", proc=proc)
+    with simulator_process(tmp_path, "--inbox-per-recipient", "100000") as url:
         yield url
 
 

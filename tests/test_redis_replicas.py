@@ -31,7 +31,7 @@ from alertmanager_wecom import samples
 from alertmanager_wecom.simulator.model import SANDBOX_AGENT_ID, SANDBOX_CORP_ID, SANDBOX_SECRET
 from tests.helpers import metric, pending, wait_until
 from tests.redis_server import run_redis
-from tests.servers import cli_process, free_port, wait_http
+from tests.servers import cli_process, free_port, simulator_process, wait_http
 
 pytestmark = pytest.mark.e2e
 
@@ -88,10 +88,7 @@ class Replicas:
 
 @pytest.fixture
 def sim(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    with cli_process(["simulator", "--listen", f"127.0.0.1:{port}"], tmp_path / "sim.log") as proc:
-        url = f"http://127.0.0.1:{port}"
-        wait_http(f"{url}/admin/stats", proc=proc)
+    with simulator_process(tmp_path) as url:
         yield url
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ssl
-import subprocess
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from alertmanager_wecom.cli import main
 from alertmanager_wecom.simulator import SimulatorState
 from alertmanager_wecom.simulator.model import SANDBOX_AGENT_ID, SANDBOX_CORP_ID, SANDBOX_SECRET
 from tests.helpers import wait_until
-from tests.servers import cli_process, free_port, serve_in_thread, wait_http
+from tests.servers import cli_process, free_port, self_signed, serve_in_thread, wait_http
 
 
 def config_file(tmp_path: Path, api_url: str, **extra: Any) -> Path:
@@ -34,30 +33,7 @@ def config_file(tmp_path: Path, api_url: str, **extra: Any) -> Path:
 
 
 def test_tls_listener(tmp_path: Path, simulator: str, sim_state: SimulatorState) -> None:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
+    cert, key = self_signed(tmp_path)
     config = config_file(
         tmp_path, simulator + "/cgi-bin/", server={"tls": {"cert_path": str(cert), "key_path": str(key)}}
     )

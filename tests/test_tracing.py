@@ -28,7 +28,7 @@ from alertmanager_wecom.web.app import create_app
 from alertmanager_wecom.web.relay import Relay
 from tests.helpers import SAMPLES, raw_config, wait_until
 from tests.otlp import ReceivedSpan, Receiver, otlp_receiver
-from tests.servers import free_port, serve_in_thread
+from tests.servers import free_port, self_signed, serve_in_thread
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER_SPAN = "00f067aa0ba902b7"
@@ -264,35 +264,10 @@ def test_an_export_refused_is_logged_without_the_headers_secret(
     assert not [line for line in caplog.messages if "echo-secret-0099" in line]
 
 
-def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
-    cert, key = tmp_path / "otlp-cert.pem", tmp_path / "otlp-key.pem"
-    subprocess.run(
-        [
-            *(
-                "openssl",
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "1",
-                "-subj",
-                "/CN=localhost",
-            ),
-            *("-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    return cert, key
-
-
 def test_https_to_the_receiver_with_tls_configs_ca_and_client_certificate(
     simulator: str, sim_state: SimulatorState, tmp_path: Path
 ) -> None:
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed(tmp_path, "otlp")
     # The receiver's certificate is signed by no CA the system knows, and it asks for ours (mutual TLS):
     # spans arrive only if both files of tls_config are used.
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
