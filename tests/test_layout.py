@@ -24,6 +24,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("tracing",),  # spans, when tracing is on (OpenTelemetry imported only then)
     ("outbound",),  # HTTP clients for Alertmanager and Prometheus (their config)
     ("outbox",),  # the source of truth; knows nothing of what fills it
+    ("oncall",),  # schedules, and the store of overrides and incidents (shared like the outbox)
     ("ingest",),  # webhook payloads, routing → outbox jobs
     ("rendering",),  # what a person reads
     ("loading",),  # a config file, checked by the parts above (matchers, templates)
@@ -152,7 +153,7 @@ def test_the_config_models_are_a_leaf() -> None:
     graph = _imports(_modules())
     leaf = {f"{NAME}.config", f"{NAME}.config.fields", f"{NAME}.config.models", f"{NAME}.config.targets"}
     leaf |= {f"{NAME}.config.apis", f"{NAME}.config.contacts", f"{NAME}.config.server"}
-    leaf |= {f"{NAME}.config.tracing"}
+    leaf |= {f"{NAME}.config.tracing", f"{NAME}.config.oncall"}
     for module in leaf:
         assert graph[module] <= leaf | {f"{NAME}.secret"}, module
     assert graph[f"{NAME}.secret"] == set()

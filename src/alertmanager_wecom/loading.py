@@ -25,7 +25,7 @@ from alertmanager_wecom.rendering.renderer import compile_target_templates
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # Keys whose value may instead be read from a file named by ``<key>_file`` (Kubernetes secrets).
-SECRET_KEYS = frozenset({"secret", "key", "token", "password", "bearer_token", "encoding_aes_key"})
+SECRET_KEYS = frozenset({"secret", "key", "token", "password", "bearer_token", "encoding_aes_key", "ack_key"})
 # Mappings of secrets whose values may come from files: ``headers_file: {Authorization: /run/secrets/x}``
 # (tracing's headers, as Alertmanager's). Each value is read from its file, beside ``headers`` if any.
 SECRET_MAPPINGS = frozenset({"headers"})

@@ -20,6 +20,7 @@ from alertmanager_wecom.config.models import (
     StorageSettings,
     WeComSettings,
 )
+from alertmanager_wecom.config.oncall import EscalationPolicy, EscalationStep, OncallSettings, Schedule
 from alertmanager_wecom.config.server import InboundAuth, ServerSettings, TLSSettings, VerifyFile
 from alertmanager_wecom.config.targets import (
     AnyTarget,
@@ -47,17 +48,21 @@ __all__ = [
     "Config",
     "ConfigError",
     "DeliverySettings",
+    "EscalationPolicy",
+    "EscalationStep",
     "Duration",
     "Fallback",
     "InboundAuth",
     "KeptTemplates",
     "Language",
     "MsgType",
+    "OncallSettings",
     "PrometheusAPI",
     "Receiver",
     "RenderSettings",
     "RobotConfig",
     "RobotTarget",
+    "Schedule",
     "ServerSettings",
     "StorageSettings",
     "TLSSettings",

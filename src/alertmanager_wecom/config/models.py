@@ -17,6 +17,7 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 from alertmanager_wecom.config.apis import AlertmanagerAPI, ChartSettings, PrometheusAPI
 from alertmanager_wecom.config.contacts import LookupSettings
 from alertmanager_wecom.config.fields import Duration, Language, Model, check_time_zone
+from alertmanager_wecom.config.oncall import OncallSettings, schedule_of
 from alertmanager_wecom.config.server import InboundAuth, ServerSettings, VerifyFile
 from alertmanager_wecom.config.targets import Target
 from alertmanager_wecom.config.tracing import TracingSettings
@@ -116,6 +117,8 @@ class Receiver(Model):
     alertmanager: AlertmanagerAPI | None = None
     # Where its charts' data comes from, when not the global `prometheus`.
     prometheus: PrometheusAPI | None = None
+    # An escalation policy (oncall.escalations): who is told next while nobody acknowledges.
+    escalation: str | None = None
 
     @field_validator("name")
     @classmethod
@@ -246,6 +249,8 @@ class Config(Model):
     prometheus: PrometheusAPI | None = None
     charts: ChartSettings = Field(default_factory=ChartSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)  # off until it has an endpoint
+    # Schedules, escalation policies, acknowledge links.
+    oncall: OncallSettings = Field(default_factory=OncallSettings)
     # Files to serve at the root: a path (served under its own name) or {name, content}.
     verify_files: list[VerifyFile] = Field(default_factory=list)
     # Directory that relative template paths are resolved against (the config file's directory).
@@ -263,22 +268,55 @@ class Config(Model):
             if receiver.name in seen:
                 raise ValueError(f"receivers[{i}].name: duplicate receiver name {receiver.name!r}")
             seen.add(receiver.name)
-            for j, target in enumerate(receiver.targets):
-                if target.app is not None and target.app not in self.apps:
-                    known = ", ".join(sorted(self.apps)) or "none defined"
-                    raise ValueError(
-                        f"receivers[{i}].targets[{j}].app: unknown app {target.app!r} (apps: {known})"
-                    )
-                if target.msgtype == "template_card":
-                    self._card_target(receiver, target, f"receivers[{i}].targets[{j}]")
-                if target.chart:
-                    self._chart_target(receiver, f"receivers[{i}].targets[{j}]")
-                if target.robot is not None and target.robot not in self.robots:
-                    known = ", ".join(sorted(self.robots)) or "none defined"
-                    raise ValueError(
-                        f"receivers[{i}].targets[{j}].robot: unknown robot {target.robot!r} (robots: {known})"
-                    )
+            if receiver.escalation is not None and receiver.escalation not in self.oncall.escalations:
+                known = ", ".join(sorted(self.oncall.escalations)) or "none defined"
+                raise ValueError(
+                    f"receivers[{i}].escalation: unknown escalation policy {receiver.escalation!r} "
+                    f"(oncall.escalations: {known})"
+                )
+            places = [(f"receivers[{i}].targets[{j}]", t) for j, t in enumerate(receiver.targets)]
+            if receiver.escalation is not None:
+                policy = self.oncall.escalations[receiver.escalation]
+                places += [
+                    (f"oncall.escalations.{receiver.escalation}.steps[{k}].targets[{j}]", t)
+                    for k, step in enumerate(policy.steps)
+                    for j, t in enumerate(step.targets)
+                ]
+            for where, target in places:
+                self._target(receiver, target, where)
+        for name, policy in self.oncall.escalations.items():
+            for k, step in enumerate(policy.steps):
+                for j, target in enumerate(step.targets):
+                    self._oncall_names(target, f"oncall.escalations.{name}.steps[{k}].targets[{j}]")
+                    if target.match or target.templated_recipients:
+                        raise ValueError(
+                            f"oncall.escalations.{name}.steps[{k}].targets[{j}]: a step's targets take "
+                            "every alert of the group: no match, no recipients from labels"
+                        )
         return self
+
+    def _oncall_names(self, target: Target, where: str) -> None:
+        for field in ("to_user", "mention"):
+            for value in getattr(target, field):
+                schedule = schedule_of(value)
+                if schedule is not None and schedule not in self.oncall.schedules:
+                    known = ", ".join(sorted(self.oncall.schedules)) or "none defined"
+                    raise ValueError(
+                        f"{where}.{field}: unknown schedule {value!r} (oncall.schedules: {known})"
+                    )
+
+    def _target(self, receiver: Receiver, target: Target, where: str) -> None:
+        if target.app is not None and target.app not in self.apps:
+            known = ", ".join(sorted(self.apps)) or "none defined"
+            raise ValueError(f"{where}.app: unknown app {target.app!r} (apps: {known})")
+        if target.msgtype == "template_card":
+            self._card_target(receiver, target, where)
+        if target.chart:
+            self._chart_target(receiver, where)
+        if target.robot is not None and target.robot not in self.robots:
+            known = ", ".join(sorted(self.robots)) or "none defined"
+            raise ValueError(f"{where}.robot: unknown robot {target.robot!r} (robots: {known})")
+        self._oncall_names(target, where)
 
     def _card_target(self, receiver: Receiver, target: Target, where: str) -> None:
         app = self.apps.get(target.app or "")

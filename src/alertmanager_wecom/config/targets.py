@@ -48,6 +48,16 @@ class Fallback(Model):
         return self
 
 
+class EscalationMark(Model):
+    """Which escalation step a stored target is (`_TargetBase.escalation_step`)."""
+
+    policy: str
+    round: int = Field(ge=0)  # 0, then 1.. when the policy repeats
+    step: int = Field(ge=0)  # the step's index in the policy (shown counting from 2: the first
+    # notification is level 1)
+    after: float = Field(gt=0)  # seconds after the first notification
+
+
 class _TargetBase(Model):
     """What every target has, whatever it sends through. Routing and rendering read these."""
 
@@ -70,6 +80,9 @@ class _TargetBase(Model):
     continue_: bool = Field(default=True, alias="continue")
     # A chart of the alert's expression after its message (app targets and robots; needs `prometheus`).
     chart: bool = False
+    # Set by ingest on the targets of an escalation step (never written in the config): the step's jobs
+    # are due at its time, and say which step they are and why.
+    escalation_step: EscalationMark | None = None
 
     @field_validator("time_zone")
     @classmethod
