@@ -100,6 +100,8 @@ class Services:
     charts: ChartMaker | None = None
     # Spans of each job's delivery and its stages (tracing/); the relay sets it when tracing is on.
     tracing: Tracing = OFF
+    # Told of every job delivered (the incidents' timelines: delivery/oncall.py); never blocks.
+    delivered: Callable[[Job, TargetRoute], None] | None = None
 
     def __post_init__(self) -> None:
         self.limiter = RateLimiter(self.clock)

@@ -223,6 +223,8 @@ class JobDelivery:
 
     async def record_done(self, job: Job, route: TargetRoute, messages: int) -> None:
         await self.s.outbox.done(job.id, self.s.clock())
+        if messages and self.s.delivered is not None:
+            self.s.delivered(job, route)
         if messages:
             self.s.metrics.latency.labels(route.kind).observe(max(0.0, self.s.clock() - job.created_at))
         log.info(
