@@ -250,13 +250,14 @@ async def test_a_step_is_taken_once(replicas: tuple[OncallStore, OncallStore]) -
     first, second = replicas
     opened, _ = await first.open_incident("default", GROUP, "t", "sre", NOW)
     other, _ = await first.open_incident("default", GROUP + "x", "t", "sre", NOW)
-    assert await first.take_step(opened.id, 0, 1)
-    assert not await second.take_step(opened.id, 0, 1)
-    assert not await first.take_step(opened.id, 0, 1)
-    assert await second.take_step(opened.id, 0, 2)
-    assert await second.take_step(opened.id, 1, 1)  # the next round's
-    assert await second.take_step(other.id, 0, 1)
-    assert not await first.take_step("nope", 0, 1)  # no incident (purged): nothing to escalate
+    assert await first.take_step(opened.id, 0, 1, "job-7")
+    assert not await second.take_step(opened.id, 0, 1, "job-9")  # a copy of the step, or a replica
+    assert not await first.take_step(opened.id, 0, 1, "job-8")
+    assert await second.take_step(opened.id, 0, 1, "job-7")  # the same job again, after a restart
+    assert await second.take_step(opened.id, 0, 2, "job-9")
+    assert await second.take_step(opened.id, 1, 1, "job-9")  # the next round's
+    assert await second.take_step(other.id, 0, 1, "job-9")
+    assert not await first.take_step("nope", 0, 1, "job-1")  # no incident (purged): nothing to escalate
 
 
 async def test_two_replicas_taking_a_step_at_once_take_it_once(
@@ -266,7 +267,7 @@ async def test_two_replicas_taking_a_step_at_once_take_it_once(
     opened, _ = await first.open_incident("default", GROUP, "t", "sre", NOW)
     for step in range(5):
         taken = await asyncio.gather(
-            *((first, second)[i % 2].take_step(opened.id, 0, step) for i in range(6))
+            *((first, second)[i % 2].take_step(opened.id, 0, step, f"job-{i}") for i in range(6))
         )
         assert taken.count(True) == 1
 
@@ -314,7 +315,7 @@ async def test_purge_forgets_what_ended_before_the_retention(store: OncallStore)
     keep = 30 * 86400.0
     now = NOW + 100 * 86400
     old, _ = await store.open_incident("default", GROUP, "old", None, NOW)
-    await store.take_step(old.id, 0, 1)
+    await store.take_step(old.id, 0, 1, "job-1")
     await store.resolve("default", GID, now - keep - 1)
     recent, _ = await store.open_incident("default", GROUP + "r", "recent", None, NOW)
     await store.resolve("default", group_id(GROUP + "r"), now - keep + 1)
@@ -324,7 +325,7 @@ async def test_purge_forgets_what_ended_before_the_retention(store: OncallStore)
     assert await store.purge(now, keep) == 1
     assert await store.incident(old.id) is None
     assert await store.current("default", GID) is None  # the group's only incident went
-    assert not await store.take_step(old.id, 0, 2)
+    assert not await store.take_step(old.id, 0, 2, "job-2")
     assert [i.id for i in await store.incidents()] == [recent.id, still_open.id]
     assert [o.id for o in await store.overrides(None, 0, now)] == ["ending"]
     assert await store.purge(now, keep) == 0
@@ -337,7 +338,7 @@ async def test_everything_survives_a_restart(opener: Opener) -> None:
         opened, _ = await before.open_incident("default", GROUP, "t", "sre", NOW)
         await before.mark_scheduled(opened.id)
         await before.acknowledge(opened.id, "zhangsan", "console", NOW + 1)
-        await before.take_step(opened.id, 0, 1)
+        await before.take_step(opened.id, 0, 1, "job-1")
         kept = await before.incident(opened.id)
     finally:
         await before.close()
@@ -346,7 +347,7 @@ async def test_everything_survives_a_restart(opener: Opener) -> None:
         assert await after.incident(opened.id) == kept
         assert await after.current("default", GID) == kept
         assert await after.overrides("sre", NOW, NOW + 1) == [override("o1", NOW, NOW + 60)]
-        assert not await after.take_step(opened.id, 0, 1)
+        assert not await after.take_step(opened.id, 0, 1, "job-2")
         assert not await after.acknowledge(opened.id, "lisi", "cli", NOW + 2)
         assert (await after.open_incident("default", GROUP, "t", "sre", NOW + 3)) == (kept, False)
     finally:

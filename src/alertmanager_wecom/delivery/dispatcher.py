@@ -91,6 +91,7 @@ class Dispatcher:
             self.services, self.deliver.failures, lambda: self.config, lambda: self.oncall_store
         )
         self.services.delivered = self.oncall.delivered
+        self.services.extras = self.oncall.extras
         self._configured = configured_target_keys(config)
         # Targets that may have pending jobs: the configured ones, and any left from an earlier config.
         self._targets: set[str] = set(self._configured)
@@ -269,6 +270,13 @@ class Dispatcher:
                 await self.services.cards.maintain(now)
             except Exception:  # the card store's trouble never stops delivery
                 log.exception("card store maintenance failed")
+        if self.oncall_store is not None:
+            try:  # incidents are kept as long as the audit log of card actions
+                gone = await self.oncall_store.purge(now, self.config.storage.audit_retention)
+                if gone:
+                    log.info("on-call store: %d incidents past their retention forgotten", gone)
+            except Exception:
+                log.exception("on-call store maintenance failed")
 
     # -- one target -----------------------------------------------------------------------------------
 

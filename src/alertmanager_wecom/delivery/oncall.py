@@ -26,10 +26,13 @@ from alertmanager_wecom.delivery.context import Services
 from alertmanager_wecom.delivery.render import parse
 from alertmanager_wecom.delivery.retry import Failures
 from alertmanager_wecom.delivery.routes import Routes, TargetRoute
+from alertmanager_wecom.ingest.payload import Notification
+from alertmanager_wecom.oncall.ack_link import sign
 from alertmanager_wecom.oncall.schedule import on_call
 from alertmanager_wecom.oncall.store import Incident, IncidentEvent, OncallStore, group_id
 from alertmanager_wecom.outbox import Job
 from alertmanager_wecom.reasons import Reason
+from alertmanager_wecom.rendering.message import Extras
 
 log = logging.getLogger(__name__)
 
@@ -150,9 +153,10 @@ class OnCall:
                 return False
             incident = await store.current(job.receiver, group_id(notification.group_key))
             why = self._why_not(incident, job)
-            if not why and incident is not None:
-                if not await store.take_step(incident.id, mark.round, mark.step, str(job.id)):
-                    why = "taken"
+            taken = not why and incident is not None
+            if taken and incident is not None:
+                taken = await store.take_step(incident.id, mark.round, mark.step, str(job.id))
+                why = "" if taken else "taken"
         if why:
             self.s.metrics.escalations_stopped.labels(mark.policy, why).inc()
             log.info(
@@ -193,6 +197,35 @@ class OnCall:
         if incident.resolved_at is not None:
             return "resolved"
         return ""
+
+    # -- what the messages say ------------------------------------------------------------------------
+
+    def extras(self, job: Job, route: TargetRoute) -> Callable[[Notification], Extras | None] | None:
+        """What the job's first message adds: its escalation step and why, and (text and markdown, with
+        `oncall.ack_key` and `server.external_url` set) a link that acknowledges its group."""
+        config = self._config()
+        receiver = config.receiver(job.receiver)
+        if receiver is None or receiver.escalation is None:
+            return None
+        mark = route.target.escalation_step
+        key = config.oncall.ack_key
+        base = config.server.external_url
+        expires = self.s.clock() + config.oncall.ack_link_ttl
+
+        def extras(notification: Notification) -> Extras | None:
+            url = ""
+            if key is not None and base and notification.group_key and not notification.digest_of:
+                token = sign(key.reveal().encode(), job.receiver, group_id(notification.group_key), expires)
+                url = f"{base.rstrip('/')}/ack/{token}"
+            if mark is None and not url:
+                return None
+            return Extras(
+                escalated_after=mark.after if mark is not None else None,
+                level=level(mark.step) if mark is not None else 0,
+                ack_url=url,
+            )
+
+        return extras
 
     # -- the timeline ---------------------------------------------------------------------------------
 

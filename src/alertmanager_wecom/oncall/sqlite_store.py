@@ -73,6 +73,7 @@ CREATE TABLE IF NOT EXISTS steps (
     incident_id TEXT NOT NULL,
     round INTEGER NOT NULL,
     step INTEGER NOT NULL,
+    taker TEXT NOT NULL DEFAULT '',  -- the job that took it: it may ask again after a restart
     PRIMARY KEY (incident_id, round, step)
 );
 """
@@ -325,18 +326,24 @@ class SQLiteOncallStore(OncallStore):
 
         return await self._transaction(end)
 
-    async def take_step(self, incident_id: str, round_: int, step: int) -> bool:
+    async def take_step(self, incident_id: str, round_: int, step: int, taker: str) -> bool:
         def take(db: sqlite3.Connection) -> bool:
             # One statement: of two connections, one inserts the row. A purged incident's steps are
             # never taken (there is nothing left to escalate).
             cursor = db.execute(
-                "INSERT OR IGNORE INTO steps (incident_id, round, step)"
-                " SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM incidents WHERE id = ?)",
-                (incident_id, round_, step, incident_id),
+                "INSERT OR IGNORE INTO steps (incident_id, round, step, taker)"
+                " SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM incidents WHERE id = ?)",
+                (incident_id, round_, step, taker, incident_id),
             )
-            return cursor.rowcount == 1
+            if cursor.rowcount == 1:
+                return True
+            row = db.execute(
+                "SELECT taker FROM steps WHERE incident_id = ? AND round = ? AND step = ?",
+                (incident_id, round_, step),
+            ).fetchone()
+            return row is not None and row[0] == taker
 
-        return await self._run(take)
+        return await self._transaction(take)
 
     # -- retention ------------------------------------------------------------------------------------
 
