@@ -57,6 +57,8 @@ def test_who_at_a_time_names_now_and_next_on_the_schedule_s_clock(tmp_path: Path
     assert "dba (weekly, hand-off Mon 09:00 America/New_York)" in result.output
     assert "  now   zhaoliu          2026-11-30 09:00 → 2026-12-07 09:00 EST" in result.output
     assert "  now   wangwu           2026-12-06 09:00 → 2026-12-07 09:00 CST" in result.output
+    # Without an offset, for every schedule: one instant, on render.time_zone's clock (Shanghai here).
+    assert run("who", "--config", config, "--at", "2026-12-06T09:00").output == result.output
 
 
 def test_before_the_start_nobody_is_on_call(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """`oncall who|list|override add|list|remove`: the schedules of the config and the overrides in the
 on-call store (the service may be running: it reads them from the same store). Times are shown on the
-wall clock of each schedule's time zone; a time typed without an offset is read on that clock too."""
+wall clock of each schedule's time zone; a time typed without an offset is read on the clock of the
+schedule it is for (`who` without a schedule: on render.time_zone's)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import datetime as dt
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
+from zoneinfo import ZoneInfo
 
 import click
 
@@ -106,11 +108,16 @@ def who(config_path: str, schedule: str | None, at_text: str) -> None:
     config = _config(config_path)
     names = [schedule] if schedule else sorted(config.oncall.schedules)
     chosen = [(name, _schedule(config, name)) for name in names]
-    now = time.time()
-    moments = {name: _time(at_text, sched, now) for name, sched in chosen}
+    # One instant for all: a time without an offset is on the clock of the schedule named, else on
+    # render.time_zone's (the config's zone for people).
+    people = zone(chosen[0][1]) if schedule else ZoneInfo(config.render.time_zone)
+    try:
+        at = parse_time(at_text, time.time(), people)
+    except OverrideError as exc:
+        raise InputError(str(exc)) from None
 
     async def work(store: OncallStore) -> list[Outlook]:
-        return [await outlook(store, name, sched, moments[name], days=0) for name, sched in chosen]
+        return [await outlook(store, name, sched, at, days=0) for name, sched in chosen]
 
     for view in _with_store(config, work):
         click.echo("\n".join(_who_lines(view)))

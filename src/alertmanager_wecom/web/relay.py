@@ -29,6 +29,8 @@ from alertmanager_wecom.delivery.dispatcher import Dispatcher
 from alertmanager_wecom.ingest.routing import Router
 from alertmanager_wecom.loading import load_config
 from alertmanager_wecom.metrics import Metrics
+from alertmanager_wecom.oncall.opening import open_oncall_store
+from alertmanager_wecom.oncall.store import OncallStore
 from alertmanager_wecom.outbox import Outbox, OutboxUnavailable
 from alertmanager_wecom.outbox.opening import open_outbox
 from alertmanager_wecom.tracing import OFF, Tracing, start_tracing
@@ -76,6 +78,9 @@ class Relay:
         self.draining = False
         self.router = Router(config)
         self.cards: CardActions | None = None
+        # On-call: the store of overrides and incidents, beside the outbox; opened at start when the
+        # config has schedules or escalations (a config without them gets no new file).
+        self.oncall: OncallStore | None = None
         # What parts of the app started besides the relay's own (the console's preview worker): stopped
         # when the service stops.
         self.on_stop: list[Callable[[], Awaitable[None]]] = []
@@ -125,6 +130,8 @@ class Relay:
             where = self.config.tracing
             log.info("tracing: spans to %s (sampling_fraction %g)", where.url, where.sampling_fraction)
         self.cards = self._card_actions()
+        if self.config.oncall.schedules or self.config.oncall.escalations:
+            self.oncall = open_oncall_store(self.config.storage)
         self.dispatcher = Dispatcher(
             self.config, outbox, client, clock=self.clock, metrics=self.metrics, cards=self.cards
         )
@@ -146,6 +153,8 @@ class Relay:
                 await self.cards.store.close()
             for stop in self.on_stop:
                 await stop()
+            if self.oncall is not None:
+                await self.oncall.close()
             if self._outbox is None:
                 await outbox.close()
             if self._client is None:
