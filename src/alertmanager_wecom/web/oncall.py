@@ -103,11 +103,7 @@ class OncallApi:
 
     def _store(self) -> OncallStore | Response:
         if self.relay.oncall is None:
-            return error(
-                503,
-                "the on-call store is opened at start when the config has oncall.schedules or"
-                " oncall.escalations: restart the service to use schedules added by a reload",
-            )
+            return error(503, "the on-call store is not open (the service is starting or stopping)")
         return self.relay.oncall
 
     async def schedules(self, request: Request) -> Response:
@@ -134,8 +130,6 @@ class OncallApi:
     async def overrides(self, request: Request) -> Response:
         """The overrides in force now or later (?schedule= one schedule's)."""
         schedules = self.relay.config.oncall.schedules
-        if not schedules and self.relay.oncall is None:
-            return JSONResponse({"overrides": []})
         store = self._store()
         if isinstance(store, Response):
             return store

@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from alertmanager_wecom import __version__
+from alertmanager_wecom.actions.acknowledge import Acknowledgements
 from alertmanager_wecom.actions.cards import CardActions
 from alertmanager_wecom.actions.opening import open_card_store
 from alertmanager_wecom.config import Config, ConfigError
@@ -78,9 +79,12 @@ class Relay:
         self.draining = False
         self.router = Router(config)
         self.cards: CardActions | None = None
-        # On-call: the store of overrides and incidents, beside the outbox; opened at start when the
-        # config has schedules or escalations (a config without them gets no new file).
+        # Schedules' overrides and incidents (oncall/store.py), beside the outbox; acknowledging by any
+        # way (actions/acknowledge.py).
         self.oncall: OncallStore | None = None
+        self.acks = Acknowledgements(
+            lambda: self.oncall, lambda: self.cards, lambda: self.config, self.metrics, self.clock
+        )
         # What parts of the app started besides the relay's own (the console's preview worker): stopped
         # when the service stops.
         self.on_stop: list[Callable[[], Awaitable[None]]] = []
@@ -130,10 +134,17 @@ class Relay:
             where = self.config.tracing
             log.info("tracing: spans to %s (sampling_fraction %g)", where.url, where.sampling_fraction)
         self.cards = self._card_actions()
-        if self.config.oncall.schedules or self.config.oncall.escalations:
-            self.oncall = open_oncall_store(self.config.storage)
+        self.oncall = open_oncall_store(self.config.storage)
+        if self.cards is not None:
+            self.acks.plug_into(self.cards)
         self.dispatcher = Dispatcher(
-            self.config, outbox, client, clock=self.clock, metrics=self.metrics, cards=self.cards
+            self.config,
+            outbox,
+            client,
+            clock=self.clock,
+            metrics=self.metrics,
+            cards=self.cards,
+            oncall=self.oncall,
         )
         self.dispatcher.services.tracing = self.tracing
         await self.dispatcher.start()
@@ -151,10 +162,10 @@ class Relay:
             if self.cards is not None:
                 await self.cards.drain()
                 await self.cards.store.close()
-            for stop in self.on_stop:
-                await stop()
             if self.oncall is not None:
                 await self.oncall.close()
+            for stop in self.on_stop:
+                await stop()
             if self._outbox is None:
                 await outbox.close()
             if self._client is None:
