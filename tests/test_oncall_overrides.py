@@ -39,6 +39,7 @@ def test_a_good_override_gets_a_fresh_id_and_its_maker() -> None:
         ("oncall:sre", NOW, NOW + HOUR, "userid"),
         ("@all", NOW, NOW + HOUR, "userid"),
         ("a" * 65, NOW, NOW + HOUR, "userid"),
+        ("lisi\n", NOW, NOW + HOUR, "userid"),
         ("wangwu", NOW + HOUR, NOW + HOUR, "end after it starts"),
         ("wangwu", NOW + HOUR, NOW, "end after it starts"),
         ("wangwu", NOW, NOW + 91 * 86400, "at most 90 days"),
@@ -84,7 +85,7 @@ def test_a_time_without_an_offset_in_a_dst_gap_is_the_gap_s_end() -> None:
     assert parse_time("2026-03-08T02:30", NOW, ny) == gap_end
 
 
-@pytest.mark.parametrize("bad", ["tomorrow", "", "2026-13-01", True, None, [1], float("nan"), 1e20, -1])
+@pytest.mark.parametrize("bad", ["tomorrow", "", "2026-13-01", True, None, [1], float("nan"), 1e20, -1, 10**400])
 def test_what_is_not_a_time_is_refused(bad: object) -> None:
     with pytest.raises(OverrideError):
         parse_time(bad, NOW, SHANGHAI)

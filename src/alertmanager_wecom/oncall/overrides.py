@@ -19,8 +19,8 @@ MOST_SECONDS: Final = 90 * 86400.0  # one override covers at most 90 days
 MOST_AHEAD: Final = 366 * 86400.0  # and begins within a year
 # A WeCom userid: 1–64 bytes of letters, digits and _ - . (and @ in WeCom, which recipients here do not
 # take: it would read as a mention); the first a letter or digit.
-_USERID: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_ID: Final = re.compile(r"^[a-f0-9]{12}$")
+_USERID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_ID: Final = re.compile(r"[a-f0-9]{12}")
 
 
 class OverrideError(ValueError):
@@ -40,7 +40,7 @@ def new_id() -> str:
 
 
 def valid_id(value: str) -> bool:
-    return bool(_ID.match(value))
+    return bool(_ID.fullmatch(value))
 
 
 def schedule_named(schedules: Mapping[str, Schedule], name: str) -> Schedule:
@@ -56,7 +56,10 @@ def parse_time(value: object, now: float, tz: ZoneInfo) -> float:
     if isinstance(value, bool):
         raise OverrideError(f"{value!r} is not a time: write ISO 8601 (2026-12-01T09:00+08:00) or seconds")
     if isinstance(value, int | float):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:
+            raise OverrideError(f"{str(value)[:40]} is out of range") from None
     elif isinstance(value, str) and value.strip().lower() == "now":
         seconds = now
     elif isinstance(value, str):
@@ -87,7 +90,7 @@ def make_override(
     """A new override, checked: a known schedule, one WeCom userid, start before end, at most 90 days,
     not over already and beginning within a year."""
     schedule_named(schedules, schedule)
-    if not isinstance(user, str) or not _USERID.match(user):
+    if not isinstance(user, str) or not _USERID.fullmatch(user):
         raise OverrideError(
             f"user {str(user)[:64]!r}: one WeCom userid (letters, digits, '_', '.', '-'; at most 64)"
         )
