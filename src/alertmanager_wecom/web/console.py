@@ -7,9 +7,13 @@ page: the config is shown as its models dump it, every secret masked."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import json
+import secrets
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import jinja2
@@ -20,12 +24,15 @@ from starlette.routing import BaseRoute, Route
 from alertmanager_wecom.channels import kind_of
 from alertmanager_wecom.channels.checks import run_checks
 from alertmanager_wecom.delivery.job_description import describe_job
+from alertmanager_wecom.oncall.store import Incident
 from alertmanager_wecom.rendering.environment import builtin_source
 from alertmanager_wecom.samples import node_down
 from alertmanager_wecom.simulator import view
 from alertmanager_wecom.web import console_data as data
+from alertmanager_wecom.web import console_oncall as oncall_data
 from alertmanager_wecom.web.admin import Admin, Endpoint
 from alertmanager_wecom.web.answers import error
+from alertmanager_wecom.web.console_chart import READ, duration, tta_chart
 from alertmanager_wecom.web.console_text import TEXT, language
 from alertmanager_wecom.web.preview_worker import PreviewWorker
 from alertmanager_wecom.web.relay import Relay, wecom_client
@@ -35,7 +42,11 @@ _pages = jinja2.Environment(
     autoescape=True,
     undefined=jinja2.StrictUndefined,
 )
-_pages.globals.update(show=view.render, show_card=view.card, age=data.age, when=data.when)
+CSP = (
+    "default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; img-src 'self' data:;"
+    " connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+_pages.globals.update(show=view.render, show_card=view.card, age=data.age, when=data.when, duration=duration)
 
 
 class Console:
@@ -63,6 +74,8 @@ class Console:
             Route("/ui/setup", page(self.setup), methods=["GET"]),
             Route("/ui/api/checks", change(self.checks_api), methods=["POST"]),
             Route("/ui/config", page(self.config), methods=["GET"]),
+            Route("/ui/oncall", page(self.oncall), methods=["GET"]),
+            Route("/ui/incidents", page(self.incidents), methods=["GET"]),
         ]
 
     def _page(self, request: Request, name: str, **values: Any) -> Response:
@@ -70,10 +83,18 @@ class Console:
             request.headers.get("accept-language", ""),
             request.query_params.get("lang") or request.cookies.get("lang"),
         )
+        # Only the page's own scripts run (each carries this request's nonce): markup that alert data
+        # might smuggle into a page could not run a script, load anything, or send a form elsewhere.
+        nonce = secrets.token_urlsafe(16)
         html = _pages.get_template(name).render(
-            t=TEXT[lang], lang=lang, page=name.removesuffix(".html"), **values
+            t=TEXT[lang], lang=lang, page=name.removesuffix(".html"), nonce=nonce, **values
         )
-        response = HTMLResponse(html, headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY"})
+        headers = {
+            "Cache-Control": "no-store",
+            "X-Frame-Options": "DENY",
+            "Content-Security-Policy": CSP.format(nonce=nonce),
+        }
+        response = HTMLResponse(html, headers=headers)
         if request.query_params.get("lang") in TEXT:
             response.set_cookie("lang", lang, max_age=365 * 86400, samesite="strict", httponly=True)
         return response
@@ -184,3 +205,52 @@ class Console:
 
     async def config(self, request: Request) -> Response:
         return self._page(request, "config.html", shown=data.masked_config(self.relay))
+
+    async def oncall(self, request: Request) -> Response:
+        store = self.relay.oncall
+        configured = dict(self.relay.config.oncall.schedules)
+        views: list[oncall_data.ScheduleView] = []
+        overrides: list[oncall_data.ShownOverride] = []
+        if store is not None and configured:
+            views, overrides = await oncall_data.schedules(store, configured, self.relay.clock())
+        return self._page(
+            request,
+            "oncall.html",
+            schedules=views,
+            overrides=overrides,
+            configured=configured,
+            enabled=store is not None,
+        )
+
+    async def incidents(self, request: Request) -> Response:
+        store = self.relay.oncall
+        now = self.relay.clock()
+        tz = ZoneInfo(self.relay.config.render.time_zone)
+        shown: list[oncall_data.IncidentView] = []
+        recent: list[Incident] = []
+        if store is not None:
+            open_ones = await store.incidents(oncall_data.OPEN_SHOWN, open_only=True)
+            recent = await store.incidents(READ)
+            shown = [oncall_data.incident_view(i, tz) for i in oncall_data.ordered(open_ones, recent)]
+        return self._page(
+            request,
+            "incidents.html",
+            open_ones=[v for v in shown if v.incident.open],
+            closed=[v for v in shown if not v.incident.open],
+            chart=tta_chart(recent, now, tz),
+            me=_basic_user(request.headers.get("authorization", "")),
+            zone=tz.key,
+            enabled=store is not None,
+        )
+
+
+def _basic_user(authorization: str) -> str:
+    """The name the console's user logged in with (basic auth), to acknowledge as; else ""."""
+    scheme, _, encoded = authorization.partition(" ")
+    if scheme.lower() != "basic":
+        return ""
+    try:
+        user = base64.b64decode(encoded.strip(), validate=True).decode("utf-8").partition(":")[0]
+    except (binascii.Error, UnicodeDecodeError):
+        return ""
+    return user[:64]
