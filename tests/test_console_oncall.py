@@ -114,6 +114,7 @@ def test_the_oncall_page_shows_who_is_on_call_and_an_override_in_the_calendar(re
     assert 'class="seg ov"' in cell and "zhaoliu" in cell and "21:00" in cell
     overrides = page.split('id="overrides"', 1)[1].split("</table>", 1)[0]
     assert f'data-id="{added.json()["id"]}"' in overrides and "zhaoliu" in overrides
+    assert "<td>api</td>" in overrides  # made through the API, not the console
     dba = page.split('id="schedule-dba"', 1)[1].split("</section>", 1)[0]
     assert "zhaoliu" not in dba  # another schedule's calendar is not touched
 

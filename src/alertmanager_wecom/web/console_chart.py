@@ -20,7 +20,7 @@ PALETTE = ("#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9", "#0
 # The y axis tops out at the first of these above the largest median (seconds).
 STEPS = (60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 604800)
 WIDTH, HEIGHT = 760, 260
-LEFT, RIGHT, TOP, BOTTOM = 56, 16, 14, 36
+LEFT, RIGHT, TOP, BOTTOM = 60, 32, 14, 36
 
 
 def weekly_durations(
@@ -44,19 +44,20 @@ def weekly_medians(
     incidents: list[Incident], now: float, weeks: int = WEEKS
 ) -> dict[str, list[float | None]]:
     """Per receiver, oldest week first: the median time to acknowledge (None: nothing acknowledged)."""
-    return {
-        receiver: [statistics.median(d) if d else None for d in per_week]
-        for receiver, per_week in weekly_durations(incidents, now, weeks).items()
-    }
+    return _medians(weekly_durations(incidents, now, weeks))
+
+
+def _medians(durations: dict[str, list[list[float]]]) -> dict[str, list[float | None]]:
+    return {r: [statistics.median(d) if d else None for d in per_week] for r, per_week in durations.items()}
 
 
 def duration(seconds: float) -> str:
-    """A short human duration: 45s, 12m, 2h05m, 3d."""
+    """A short human duration: 45s, 12m, 22m30s, 2h05m, 3d4h."""
     s = round(seconds)
     if s < 60:
         return f"{s}s"
     if s < 3600:
-        return f"{s // 60}m" + (f"{s % 60:02d}s" if s < 600 and s % 60 else "")
+        return f"{s // 60}m" + (f"{s % 60:02d}s" if s % 60 else "")
     if s < 86400:
         return f"{s // 3600}h" + (f"{s % 3600 // 60:02d}m" if s % 3600 >= 60 else "")
     return f"{s // 86400}d" + (f"{s % 86400 // 3600}h" if s % 86400 >= 3600 else "")
@@ -101,7 +102,7 @@ class Chart:
 
 def tta_chart(incidents: list[Incident], now: float, tz: ZoneInfo, weeks: int = WEEKS) -> Chart:
     durations = weekly_durations(incidents, now, weeks)
-    medians = {r: [statistics.median(d) if d else None for d in ws] for r, ws in durations.items()}
+    medians = _medians(durations)
     largest = max((v for ms in medians.values() for v in ms if v is not None), default=0.0)
     top = next((s for s in STEPS if s >= largest), STEPS[-1])
     if largest > top:  # past a week: fit the data

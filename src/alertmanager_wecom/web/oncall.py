@@ -160,7 +160,9 @@ class OncallApi:
             sched = schedule_named(schedules, name)
             start = parse_time(body["start"], now, zone(sched))
             end = parse_time(body["end"], now, zone(sched))
-            made = make_override(schedules, name, user, start, end, now, created_by="api")
+            # Who made it, for the list: the console says so; anything else is the API.
+            via = "console" if body.get("via") == "console" else "api"
+            made = make_override(schedules, name, user, start, end, now, created_by=via)
         except OverrideError as exc:
             return error(400, str(exc))
         store = self._store()
