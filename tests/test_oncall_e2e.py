@@ -98,6 +98,19 @@ def test_the_signed_link_acknowledges_once_and_stops_escalation(tmp_path: Path) 
         [incident] = incidents(stack)
         assert (incident["acknowledged_by"], incident["acknowledged_how"]) == ("张三", "link")
         assert [e["kind"] for e in incident["events"]] == ["opened", "notified", "acknowledged"]
+        # The CLI reads the same store while the service runs.
+        listed = stack.cli("incidents", "list")
+        assert listed.returncode == 0 and "acknowledged by 张三 (link)" in listed.stdout, listed.stderr
+        assert incident["id"] in listed.stdout
+        shown = stack.cli("incidents", "show", incident["id"])
+        lines = shown.stdout.splitlines()
+        assert shown.returncode == 0 and [line.split()[2] for line in lines[2:]] == [
+            "opened",
+            "notified",
+            "acknowledged",
+        ]
+        assert "zhangsan" in lines[3] and "张三" in lines[4] and "link" in lines[4]
+        assert stack.cli("incidents", "show", "nope").returncode == 1
 
 
 def test_a_tampered_or_expired_link_is_refused_with_a_page_that_says_why(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@
 | `alertmanager_config` | alertmanager-config |
 | `outbox` | outbox list/show/retry/purge |
 | `oncall` | oncall who/list, oncall override add/list/remove |
+| `incidents` | incidents list/show (timelines) |
 | `init` | init (a checked config.yaml from the setup guide's values) |
 """
 
@@ -23,6 +24,7 @@ from alertmanager_wecom import __version__
 from alertmanager_wecom.cli import (
     alertmanager_config,
     checks,
+    incidents,
     init,
     oncall,
     outbox,
@@ -68,6 +70,7 @@ main.add_command(alertmanager_config.alertmanager_config)
 main.add_command(send.appchat)
 main.add_command(outbox.outbox)
 main.add_command(oncall.oncall)
+main.add_command(incidents.incidents)
 main.add_command(init.init)
 if wanted(sys.argv) == "zh":  # LANG=zh_CN.UTF-8, or --lang zh anywhere on the command line
     use_chinese(main)
