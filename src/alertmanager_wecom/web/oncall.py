@@ -146,7 +146,7 @@ class OncallApi:
     async def add(self, request: Request) -> Response:
         """A new override from {schedule, user, start, end}: 201 with it, or 400 with the reason."""
         try:
-            body = await self.admin._body(request)
+            body = await self.admin.json_body(request)
         except ValueError as exc:
             return error(400, f"{exc}: {USAGE}")
         if not isinstance(body, dict) or not {"schedule", "user", "start", "end"} <= body.keys():
