@@ -5,6 +5,7 @@ alert data escaped, and showing what the JSON APIs say (who is on call, override
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -161,3 +162,18 @@ def test_the_pages_say_so_when_nothing_is_configured(simulator: str, tmp_path: P
         assert "没有排班" in get(relay, "/ui/oncall").text
         page = get(relay, "/ui/incidents").text
         assert "还没有事件" in page and "<svg" not in page
+
+
+def test_a_store_outage_is_a_503_with_the_reason(simulator: str, tmp_path: Path) -> None:
+    app = create_app(parse_config(oncall_config(simulator, tmp_path)))
+    with serve_in_thread(app) as relay:
+        store = app.state.relay.oncall
+
+        async def down(*args: object, **kwargs: object) -> None:
+            raise sqlite3.OperationalError("disk I/O error")
+
+        store.incidents = down
+        store.overrides = down
+        for path in ("/ui/incidents", "/ui/oncall"):
+            answer = httpx.get(f"{relay}{path}", auth=AUTH, timeout=10)
+            assert answer.status_code == 503 and "store is unavailable" in answer.json()["error"]

@@ -31,7 +31,7 @@ from alertmanager_wecom.simulator import view
 from alertmanager_wecom.web import console_data as data
 from alertmanager_wecom.web import console_oncall as oncall_data
 from alertmanager_wecom.web.admin import Admin, Endpoint
-from alertmanager_wecom.web.answers import error
+from alertmanager_wecom.web.answers import error, store_guarded
 from alertmanager_wecom.web.console_chart import READ, duration, tta_chart
 from alertmanager_wecom.web.console_text import TEXT, language
 from alertmanager_wecom.web.preview_worker import PreviewWorker
@@ -74,8 +74,9 @@ class Console:
             Route("/ui/setup", page(self.setup), methods=["GET"]),
             Route("/ui/api/checks", change(self.checks_api), methods=["POST"]),
             Route("/ui/config", page(self.config), methods=["GET"]),
-            Route("/ui/oncall", page(self.oncall), methods=["GET"]),
-            Route("/ui/incidents", page(self.incidents), methods=["GET"]),
+            # Read from the on-call store: its outage is a 503 with the reason, never a 500.
+            Route("/ui/oncall", page(store_guarded(self.oncall)), methods=["GET"]),
+            Route("/ui/incidents", page(store_guarded(self.incidents)), methods=["GET"]),
         ]
 
     def _page(self, request: Request, name: str, **values: Any) -> Response:
