@@ -23,12 +23,12 @@ from alertmanager_wecom.config.models import (
 from alertmanager_wecom.config.oncall import EscalationPolicy, EscalationStep, OncallSettings, Schedule
 from alertmanager_wecom.config.server import InboundAuth, ServerSettings, TLSSettings, VerifyFile
 from alertmanager_wecom.config.targets import (
-    AnyTarget,
     AppTarget,
     ChatTarget,
     Fallback,
     RobotTarget,
     Target,
+    TargetBase,
     parse_target,
     target_spec,
     validate_target,
@@ -38,7 +38,6 @@ from alertmanager_wecom.config.tracing import TracingSettings
 __all__ = [
     "DEFAULT_API_URL",
     "AlertmanagerAPI",
-    "AnyTarget",
     "AppConfig",
     "AppTarget",
     "BasicAuth",
@@ -48,9 +47,9 @@ __all__ = [
     "Config",
     "ConfigError",
     "DeliverySettings",
+    "Duration",
     "EscalationPolicy",
     "EscalationStep",
-    "Duration",
     "Fallback",
     "InboundAuth",
     "KeptTemplates",
@@ -67,6 +66,7 @@ __all__ = [
     "StorageSettings",
     "TLSSettings",
     "Target",
+    "TargetBase",
     "TracingSettings",
     "VerifyFile",
     "WeComSettings",
