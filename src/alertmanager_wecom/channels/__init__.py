@@ -15,11 +15,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from alertmanager_wecom.channels import app_chat, app_message, robot
+from alertmanager_wecom.channels import app_chat, app_message, robot, webhook
 from alertmanager_wecom.channels.app_chat import AppChatChannel
 from alertmanager_wecom.channels.app_message import AppMessageChannel
 from alertmanager_wecom.channels.base import Channel, ChannelKind, RateWindows, SendResult, token_for
 from alertmanager_wecom.channels.robot import RobotChannel
+from alertmanager_wecom.channels.webhook import WebhookChannel
 from alertmanager_wecom.config import Config, Target
 from alertmanager_wecom.wecom.api import WeComAPI
 from alertmanager_wecom.wecom.token import AccessToken
@@ -33,6 +34,7 @@ __all__ = [
     "RateWindows",
     "RobotChannel",
     "SendResult",
+    "WebhookChannel",
     "build_channel",
     "kind_of",
     "register",
@@ -45,6 +47,7 @@ _CHANNELS: tuple[ChannelKind[Any], ...] = (
     app_message.KIND,
     app_chat.KIND,
     robot.KIND,
+    webhook.KIND,
 )
 # Each target model → its channel's kind.
 KINDS: dict[type[Any], ChannelKind[Any]] = {kind.target: kind for kind in _CHANNELS}

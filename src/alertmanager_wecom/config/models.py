@@ -19,7 +19,7 @@ from alertmanager_wecom.config.contacts import LookupSettings
 from alertmanager_wecom.config.fields import Duration, Language, Model, check_time_zone
 from alertmanager_wecom.config.oncall import OncallSettings, schedule_of
 from alertmanager_wecom.config.server import InboundAuth, ServerSettings, VerifyFile
-from alertmanager_wecom.config.targets import AppTarget, Target
+from alertmanager_wecom.config.targets import AppTarget, Target, WebhookConfig
 from alertmanager_wecom.config.tracing import TracingSettings
 from alertmanager_wecom.secret import Secret
 
@@ -238,6 +238,8 @@ class Config(Model):
     wecom: WeComSettings = Field(default_factory=WeComSettings)
     apps: dict[str, AppConfig] = Field(default_factory=dict)
     robots: dict[str, RobotConfig] = Field(default_factory=dict)
+    # Outgoing webhooks (JSON POSTs to a gateway of the user's own): `webhook: NAME` targets.
+    webhooks: dict[str, WebhookConfig] = Field(default_factory=dict)
     receivers: list[Receiver] = Field(default_factory=list)
     server: ServerSettings = Field(default_factory=ServerSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)

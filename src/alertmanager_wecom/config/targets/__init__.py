@@ -21,6 +21,7 @@ from alertmanager_wecom.config.targets.app import AppTarget, CardButton, CardSet
 from alertmanager_wecom.config.targets.base import EscalationMark, TargetBase, members, withdraw
 from alertmanager_wecom.config.targets.chat import ChatTarget
 from alertmanager_wecom.config.targets.robot import RobotTarget
+from alertmanager_wecom.config.targets.webhook import WebhookConfig, WebhookTarget
 
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")  # a channel's model, defined: registered
@@ -35,6 +36,8 @@ __all__ = [
     "RobotTarget",
     "Target",
     "TargetBase",
+    "WebhookConfig",
+    "WebhookTarget",
     "members",
     "parse_target",
     "target_spec",
