@@ -91,7 +91,8 @@ end
 """
 
 # ARGV: prefix, receiver, dedup key ('' none), dedup window, now, payload count, payloads…, job count,
-# then per job: target key, target, payload index (1-based), dead reason ('' none), traceparent ('' none)
+# then per job: target key, target, payload index (1-based), dead reason ('' none), traceparent ('' none),
+# due at ('' now)
 ACCEPT = (
     LIBRARY
     + """
@@ -107,13 +108,14 @@ for i = 1, npay do nids[i] = new_notification(receiver, now, ARGV[6 + i]) end
 local base = 6 + npay
 local first = 0
 for j = 0, tonumber(ARGV[base + 1]) - 1 do
-  local at = base + 2 + j * 5
+  local at = base + 2 + j * 6
   local nid = nids[tonumber(ARGV[at + 2])]
   if first == 0 then first = nid end
   local dead = ARGV[at + 3]
   local id = new_job(nid, receiver, ARGV[at], ARGV[at + 1], dead == '' and 'pending' or 'dead', now, now, 0)
   if dead ~= '' then redis.call('HSET', jk(id), 'last_error', dead, 'reason', 'recipients') end
   if ARGV[at + 4] ~= '' then redis.call('HSET', jk(id), 'traceparent', ARGV[at + 4]) end
+  if ARGV[at + 5] ~= '' then redis.call('HSET', jk(id), 'next_attempt_at', ARGV[at + 5]) end
 end
 return first
 """

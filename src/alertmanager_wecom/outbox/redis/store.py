@@ -163,7 +163,8 @@ class RedisOutbox:
                 )
                 payloads.append(text)
                 at = index[id(job.payload)] = len(payloads)
-            rows += [job.target_key, job.target_spec, at, job.dead_reason or "", job.traceparent or ""]
+            due = "" if job.due_at is None else repr(job.due_at)
+            rows += [job.target_key, job.target_spec, at, job.dead_reason or "", job.traceparent or "", due]
         args = [self.prefix, receiver, dedup_key or "", dedup_window, repr(now), len(payloads), *payloads]
         first = await self._accepts.accept(
             [*args, len(jobs), *rows],
