@@ -1,6 +1,6 @@
 """The outgoing webhook channel (issue 23's gateway for on-call escalation), through the real dispatcher
 and outbox of tests/test_dispatcher.py (its fake clock), posting over real HTTP to a loopback receiver:
-the body, the escalation step, retry on 503, a dead letter on 400, and the URL and headers never in a
+the body, the escalation step (rendered), retry on 503, a dead letter on 400, and the URL and headers never in a
 log, an error or a metrics label."""
 
 from __future__ import annotations
@@ -35,9 +35,8 @@ from alertmanager_wecom.config import (
 )
 from alertmanager_wecom.config.targets import EscalationMark
 from alertmanager_wecom.ingest.payload import Notification
-from alertmanager_wecom.ingest.routing import target_key
 from alertmanager_wecom.loading import parse_config
-from alertmanager_wecom.outbox import JobState, NewJob
+from alertmanager_wecom.outbox import JobState
 from alertmanager_wecom.reasons import DeliveryError, Reason
 from alertmanager_wecom.rendering.message import Message
 from tests.helpers import raw_config
@@ -98,27 +97,20 @@ def no_secret_in(*texts: str) -> None:
         assert URL_TOKEN not in text and "gw-secret" not in text, text
 
 
-async def test_the_alerts_and_the_escalation_step_are_posted_as_json(tmp_path: Path) -> None:
+async def test_the_alerts_are_posted_as_json_with_the_secret_header(tmp_path: Path) -> None:
     gateway = Gateway()
     time = FakeTime()
     with gateway.serving() as url:
         config = webhook_config(tmp_path, url)
         async with relay(config, simulator(time), time) as r:
             await r.queue(samples.node_down(2))
-            # An escalation step's job: its stored target carries the step (as ingest stores it).
-            step = validate_target({"webhook": "pager"}).model_copy(
-                update={"escalation_step": EscalationMark(policy="sre", round=1, step=0, after=600.0)}
-            )
-            spec = target_spec(step)
-            payload = json.dumps(samples.node_down(1))
-            await r.queue_jobs([NewJob(target_key("default", spec), spec, payload)])
             await r.dispatcher.start()
             await r.run_until_delivered()
-            assert (
-                r.count("messages_sent", receiver="default", channel="webhook", target="webhook:pager") == 2
+            sent_count = r.count(
+                "messages_sent", receiver="default", channel="webhook", target="webhook:pager"
             )
-    first, second = sorted(gateway.got, key=lambda got: b"escalation" in got[1])
-    headers, content = first
+    [(headers, content)] = gateway.got
+    assert sent_count == 1
     assert headers["authorization"] == HEADER_SECRET and headers["x-team"] == "sre"
     assert headers["content-type"] == "application/json; charset=utf-8"
     sent = json.loads(content)
@@ -128,8 +120,20 @@ async def test_the_alerts_and_the_escalation_step_are_posted_as_json(tmp_path: P
     alert = sent["alerts"][0]
     assert set(alert) >= {"status", "labels", "annotations", "startsAt", "generatorURL"}
     assert alert["labels"]["alertname"] == "NodeDown" and alert["status"] == "firing"
+
+
+def test_an_escalation_steps_post_says_which_step(tmp_path: Path) -> None:
+    config = webhook_config(tmp_path, "http://gw.example/hook")
+    # An escalation step's stored target carries its mark (ingest/escalation.py stores it so).
+    mark = EscalationMark(policy="sre", round=1, step=0, after=600.0)
+    step = parse_target(
+        target_spec(validate_target({"webhook": "pager"}).model_copy(update={"escalation_step": mark}))
+    )
+    render = kind_of(step).renders(step, config)
+    assert render is not None
+    [message] = render(Notification.model_validate(samples.node_down(1)))
     # The first notification is level 1: the policy's first step is level 2.
-    escalation = json.loads(second[1])["escalation"]
+    escalation = json.loads(message.content)["escalation"]
     assert escalation == {"policy": "sre", "level": 2, "round": 1, "after_seconds": 600.0}
 
 
