@@ -20,7 +20,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from alertmanager_wecom.config import Config, Target, target_spec
+from alertmanager_wecom.channels import kind_of
+from alertmanager_wecom.config import AppTarget, ChatTarget, Config, RobotTarget, Target, target_spec
 from alertmanager_wecom.config.oncall import schedule_of
 from alertmanager_wecom.config.targets import EscalationMark
 from alertmanager_wecom.delivery.context import Services
@@ -42,7 +43,7 @@ _SLACK = 0.001
 
 
 def names_oncall(target: Target) -> bool:
-    return any(schedule_of(v) for v in (*target.to_user, *target.mention))
+    return any(schedule_of(v) for v in (*getattr(target, "to_user", ()), *getattr(target, "mention", ())))
 
 
 def slot(mark: EscalationMark) -> int:
@@ -110,7 +111,7 @@ class OnCall:
         fields: dict[str, list[str]] = {}
         for name in ("to_user", "mention"):
             values: list[str] = []
-            for value in getattr(target, name):
+            for value in getattr(target, name, ()):
                 schedule = schedule_of(value)
                 if schedule is None:
                     values.append(value)
@@ -120,21 +121,21 @@ class OnCall:
                     nobody.append(schedule)
                 else:
                     values.append(user)
-            if getattr(target, name):
+            if getattr(target, name, ()):
                 fields[name] = list(dict.fromkeys(values))
         if nobody:
             log.warning(
                 "receiver %s: nobody is on call for %s now", jobs[0].receiver, ", ".join(sorted(set(nobody)))
             )
         resolved = target.model_copy(update=fields)
-        if not (resolved.to_user or resolved.to_party or resolved.to_tag or resolved.robot or resolved.chat):
-            if target.fallback is None:
+        if isinstance(resolved, AppTarget) and not (resolved.to_user or resolved.to_party or resolved.to_tag):
+            if resolved.fallback is None:
                 detail = f"nobody on call for schedule {', '.join(sorted(set(nobody)))} and no fallback"
                 for job in jobs:
                     await self.failures.dead(job, route, Reason.RECIPIENTS, detail)
                 return True
-            fallback = target.fallback
-            resolved = target.model_copy(
+            fallback = resolved.fallback
+            resolved = resolved.model_copy(
                 update={"to_user": fallback.to_user, "to_party": fallback.to_party, "to_tag": fallback.to_tag}
             )
         return routes.get(target_spec(resolved))
@@ -280,9 +281,16 @@ class OnCall:
 
 def recipients_of(target: Target) -> list[str]:
     """Who a target reaches, for the timeline: its people, parties and tags, its robot or chat."""
-    people = [*target.to_user, *(f"party:{p}" for p in target.to_party), *(f"tag:{t}" for t in target.to_tag)]
-    if target.robot is not None:
-        people += [f"robot:{target.robot}", *(f"@{m}" for m in target.mention)]
-    if target.chat:
-        people.append(f"chat:{target.chat}")
+    if isinstance(target, AppTarget):
+        people = [
+            *target.to_user,
+            *(f"party:{p}" for p in target.to_party),
+            *(f"tag:{t}" for t in target.to_tag),
+        ]
+    elif isinstance(target, RobotTarget):
+        people = [f"robot:{target.robot}", *(f"@{m}" for m in target.mention)]
+    elif isinstance(target, ChatTarget):
+        people = [f"chat:{target.chat}"]
+    else:  # another channel's (webhook:NAME): as its metrics label names it
+        people = [kind_of(target).label(target)]
     return people[:50]
