@@ -39,7 +39,7 @@ ACK_KEY = "k" * 32
 
 def make_config(tmp_path: Path, **policy: Any) -> Config:
     raw = raw_config("http://sim", tmp_path, {"app": "ops", "to_user": ["oncall:sre"], "msgtype": "markdown"})
-    raw["delivery"] = {"retry_initial": "1s", "retry_max": "5s", "poll_interval": "1s"}
+    raw["delivery"] = {"retry_initial": "1s", "retry_max": "5s", "poll_interval": "60s"}
     raw["server"] = {"external_url": "https://alerts.example.com"}
     raw["receivers"][0]["escalation"] = "sre"
     raw["oncall"] = {
@@ -88,12 +88,26 @@ class Relay:
         self.dispatcher.wake(job.target_key for job in jobs)
 
     async def run_for(self, seconds: float) -> None:
-        """Run the dispatcher until the fake clock has moved `seconds` on."""
+        """Run the dispatcher until the fake clock has moved `seconds` on and everything due by then is
+        done: the clock moves to each wake-up only while every task sleeps, and never past the end."""
         until = self.time() + seconds
-        while self.time() < until:
+        while True:
+            await self.settle()
+            wakeup = self.time.next_wakeup
+            if wakeup is None or wakeup > until:
+                self.time.now = max(self.time.now, until)
+                await self.settle()
+                return
+            self.time.advance()
+
+    async def settle(self) -> None:
+        """Until the dispatcher's tasks all sleep on the fake clock and the timeline writes are done, for
+        5 looks in a row (a task waiting for a thread, SQLite or a render, is not asleep)."""
+        quiet = 0
+        while quiet < 5:
             await asyncio.sleep(0.001)
-            if self.time.sleeping >= 1 + self.dispatcher.busy:
-                self.time.advance()
+            idle = self.time.sleeping >= 1 + self.dispatcher.busy and not self.dispatcher.oncall.busy
+            quiet = quiet + 1 if idle else 0
 
     def count(self, metric: str, **labels: str) -> float:
         return self.metrics.registry.get_sample_value(f"alertmanager_wecom_{metric}", labels) or 0.0

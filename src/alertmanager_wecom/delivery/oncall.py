@@ -274,6 +274,11 @@ class OnCall:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
+    @property
+    def busy(self) -> bool:
+        """Timeline writes are in progress."""
+        return bool(self._background)
+
     async def drain(self) -> None:
         while self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
