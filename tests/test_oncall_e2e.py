@@ -13,9 +13,13 @@ import httpx
 import yaml
 
 from alertmanager_wecom import samples
+from alertmanager_wecom.loading import parse_config
 from alertmanager_wecom.oncall.ack_link import sign
 from alertmanager_wecom.oncall.store import group_id
-from tests.helpers import wait_until
+from alertmanager_wecom.web.app import create_app
+from tests.helpers import raw_config, wait_until
+from tests.redis_server import run_redis
+from tests.servers import free_port, serve_in_thread
 from tests.stack import Stack
 
 ACK_KEY = "e2e-ack-key-0123456789abcdef"
@@ -142,3 +146,31 @@ def test_a_tampered_or_expired_link_is_refused_with_a_page_that_says_why(tmp_pat
             "api",
         )
         assert ACK_KEY not in stack.relay_log()
+
+
+def test_the_on_call_apis_answer_503_while_the_store_is_down(tmp_path: Path) -> None:
+    raw = raw_config("http://127.0.0.1:9", tmp_path, {"app": "ops", "to_user": ["zhangsan"]})
+    raw["server"] = {"admin_allow_loopback": True}
+    raw["oncall"] = {"schedules": {"sre": {"members": ["zhangsan"], "start": "2026-01-01"}}}
+    redis = run_redis(tmp_path / "redis")
+    url = redis.__enter__()
+    running = True
+    try:
+        raw["storage"] = {"backend": "redis", "url": url, "timeout": "1s"}
+        with serve_in_thread(create_app(parse_config(raw)), port=free_port()) as relay:
+            assert httpx.get(f"{relay}/api/incidents", timeout=10).status_code == 200
+            redis.__exit__(None, None, None)  # Redis goes away under the running service
+            running = False
+            for path in ("/api/incidents", "/api/oncall/overrides", "/api/oncall"):
+                answer = httpx.get(f"{relay}{path}", timeout=20)
+                assert answer.status_code == 503, (path, answer.text)
+                assert "unavailable" in answer.json()["error"]
+            created = httpx.post(
+                f"{relay}/api/ack",
+                json={"receiver": "default", "group_key": "{}:{}", "user": "lisi"},
+                timeout=20,
+            )
+            assert created.status_code == 503
+    finally:
+        if running:
+            redis.__exit__(None, None, None)

@@ -85,7 +85,9 @@ def test_a_time_without_an_offset_in_a_dst_gap_is_the_gap_s_end() -> None:
     assert parse_time("2026-03-08T02:30", NOW, ny) == gap_end
 
 
-@pytest.mark.parametrize("bad", ["tomorrow", "", "2026-13-01", True, None, [1], float("nan"), 1e20, -1, 10**400])
+@pytest.mark.parametrize(
+    "bad", ["tomorrow", "", "2026-13-01", True, None, [1], float("nan"), 1e20, -1, 10**400]
+)
 def test_what_is_not_a_time_is_refused(bad: object) -> None:
     with pytest.raises(OverrideError):
         parse_time(bad, NOW, SHANGHAI)

@@ -7,11 +7,14 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
+import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 
+from alertmanager_wecom.oncall.redis_store import RedisOncallStore
 from alertmanager_wecom.oncall.sqlite_store import SQLiteOncallStore, oncall_path
 from alertmanager_wecom.oncall.store import MOST_EVENTS, IncidentEvent, OncallStore, Override, group_id
 
@@ -26,7 +29,12 @@ def _sqlite(tmp_path: Path, redis_url: str) -> Opener:
     return lambda: SQLiteOncallStore(tmp_path / "outbox-oncall.db")
 
 
-BACKENDS: dict[str, Callable[[Path, str], Opener]] = {"sqlite": _sqlite}
+def _redis(tmp_path: Path, redis_url: str) -> Opener:
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+    return lambda: RedisOncallStore(redis_url, prefix)
+
+
+BACKENDS: dict[str, Callable[[Path, str], Opener]] = {"sqlite": _sqlite, "redis": _redis}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
@@ -314,7 +322,7 @@ async def test_incidents_newest_first_and_the_open_ones(store: OncallStore) -> N
 async def test_purge_forgets_what_ended_before_the_retention(store: OncallStore) -> None:
     keep = 30 * 86400.0
     now = NOW + 100 * 86400
-    old, _ = await store.open_incident("default", GROUP, "old", None, NOW)
+    old, _ = await store.open_incident("default", GROUP, "old", None, NOW + 1)  # the newest
     await store.take_step(old.id, 0, 1, "job-1")
     await store.resolve("default", GID, now - keep - 1)
     recent, _ = await store.open_incident("default", GROUP + "r", "recent", None, NOW)
@@ -327,6 +335,7 @@ async def test_purge_forgets_what_ended_before_the_retention(store: OncallStore)
     assert await store.current("default", GID) is None  # the group's only incident went
     assert not await store.take_step(old.id, 0, 2, "job-2")
     assert [i.id for i in await store.incidents()] == [recent.id, still_open.id]
+    assert [i.id for i in await store.incidents(limit=1)] == [recent.id]  # none left where old was
     assert [o.id for o in await store.overrides(None, 0, now)] == ["ending"]
     assert await store.purge(now, keep) == 0
 
@@ -348,6 +357,7 @@ async def test_everything_survives_a_restart(opener: Opener) -> None:
         assert await after.current("default", GID) == kept
         assert await after.overrides("sre", NOW, NOW + 1) == [override("o1", NOW, NOW + 60)]
         assert not await after.take_step(opened.id, 0, 1, "job-2")
+        assert await after.take_step(opened.id, 0, 1, "job-1")  # its taker is remembered
         assert not await after.acknowledge(opened.id, "lisi", "cli", NOW + 2)
         assert (await after.open_incident("default", GROUP, "t", "sre", NOW + 3)) == (kept, False)
     finally:
@@ -371,4 +381,41 @@ async def test_the_sqlite_files_are_0600_beside_the_outbox_in_a_directory_made_0
         assert [stat.S_IMODE(os.stat(f).st_mode) for f in files] == [0o600, 0o600, 0o600]
         assert stat.S_IMODE(os.stat(db.parent).st_mode) == 0o700
     finally:
+        await store.close()
+
+
+# -- the Redis backend's own keys -----------------------------------------------------------------------
+
+
+async def test_redis_keys_name_groups_by_id_and_purge_leaves_none_behind(redis_url: str) -> None:
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+    store = RedisOncallStore(redis_url, prefix)
+    raw = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        long_group = GROUP + "x" * 5000  # alert data: never in a key's name
+        old, _ = await store.open_incident("default", long_group, "t", "sre", NOW)
+        await store.add_event(old.id, IncidentEvent(at=NOW + 1, kind="notified", who=["zhangsan"]))
+        await store.acknowledge(old.id, "zhangsan", "card", NOW + 2)
+        await store.take_step(old.id, 0, 1, "job-1")
+        await store.resolve("default", group_id(long_group), NOW + 3)
+        still_open, _ = await store.open_incident("default", GROUP, "t", None, NOW + 4)
+        await store.add_override(override("o1", NOW, NOW + 5))
+        await store.add_event("nope", IncidentEvent(at=NOW, kind="notified"))  # makes nothing
+        await store.silenced("nope", "zhangsan", NOW, "")
+        await store.mark_scheduled("nope")
+        keys = {k async for k in raw.scan_iter(f"{prefix}:*")}
+        assert all(k.startswith(f"{prefix}:oncall:") and len(k) < 120 for k in keys), keys
+        assert await store.purge(NOW + 100, 10) == 1
+        left = {k async for k in raw.scan_iter(f"{prefix}:*")}
+        base = f"{prefix}:oncall"
+        assert left == {
+            f"{base}:incident:{still_open.id}",
+            f"{base}:events:{still_open.id}",
+            f"{base}:open:default:{GID}",
+            f"{base}:latest:default:{GID}",
+            f"{base}:incidents",
+            f"{base}:incidents:open",
+        }
+    finally:
+        await raw.aclose()
         await store.close()

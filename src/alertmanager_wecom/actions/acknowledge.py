@@ -134,10 +134,15 @@ class Acknowledgements:
         policy = config.oncall.escalations.get(receiver.escalation or "")
         if policy is not None:  # a step's cards are stored with its mark (ingest/escalation.py)
             for round_, index, after in policy.due_offsets():
-                mark = EscalationMark(policy=receiver.escalation or "", round=round_, step=index, after=after)
-                targets += [
-                    t.model_copy(update={"escalation_step": mark}) for t in policy.steps[index].targets
-                ]
+                for ordinal, target in enumerate(policy.steps[index].targets):
+                    mark = EscalationMark(
+                        policy=receiver.escalation or "",
+                        round=round_,
+                        step=index,
+                        after=after,
+                        target=ordinal,
+                    )
+                    targets.append(target.model_copy(update={"escalation_step": mark}))
         specs = {target_spec(t) for t in targets if t.msgtype == "template_card"}
         found: list[CardRecord] = []
         for spec in specs:

@@ -81,6 +81,10 @@ def span(schedule: Schedule, shift: Shift) -> str:
     return f"{start:%Y-%m-%d %H:%M} → {until}{why}"
 
 
+def _shift(override: Override) -> Shift:
+    return Shift(override.user, override.start, override.end)
+
+
 def _who_lines(view: Outlook) -> list[str]:
     sched = view.schedule
     lines = [f"{view.name} ({sched.rotation}, hand-off {sched.handoff} {sched.time_zone})"]
@@ -140,7 +144,7 @@ def list_schedules(config_path: str, days: int) -> None:
         click.echo(
             f"  rotation {sched.rotation}, hand-off {sched.handoff} {sched.time_zone}, from {sched.start}"
         )
-        for shift in view.shifts or []:
+        for shift in view.shifts:
             click.echo(f"  {shift.user:<16} {span(sched, shift)}")
         if not view.shifts:
             click.echo("  nobody on call in the next days (the rotation has not begun)")
@@ -169,10 +173,6 @@ def override_add(config_path: str, schedule: str, user: str, start_text: str, en
         raise InputError(str(exc)) from None
     _with_store(config, lambda store: store.add_override(made))
     click.echo(f"added override {made.id}: {user} on call for {schedule} {span(sched, _shift(made))}")
-
-
-def _shift(made: Override) -> Shift:
-    return Shift(made.user, made.start, made.end)
 
 
 @override.command("list")

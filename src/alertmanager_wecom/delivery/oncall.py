@@ -23,6 +23,7 @@ from typing import Any
 from alertmanager_wecom.channels import kind_of
 from alertmanager_wecom.config import AppTarget, ChatTarget, Config, RobotTarget, Target, target_spec
 from alertmanager_wecom.config.oncall import schedule_of
+from alertmanager_wecom.config.targets import EscalationMark
 from alertmanager_wecom.delivery.context import Services
 from alertmanager_wecom.delivery.render import parse
 from alertmanager_wecom.delivery.retry import Failures
@@ -43,6 +44,12 @@ _SLACK = 0.001
 
 def names_oncall(target: Target) -> bool:
     return any(schedule_of(v) for v in (*getattr(target, "to_user", ()), *getattr(target, "mention", ())))
+
+
+def slot(mark: EscalationMark) -> int:
+    """The number a step's target is taken under (`take_step`'s step): each target of a step is taken
+    once, on its own (a step to a person and a robot sends to both)."""
+    return mark.step * 100 + mark.target
 
 
 def level(step: int) -> int:
@@ -156,7 +163,7 @@ class OnCall:
             why = self._why_not(incident, job)
             taken = not why and incident is not None
             if taken and incident is not None:
-                taken = await store.take_step(incident.id, mark.round, mark.step, str(job.id))
+                taken = await store.take_step(incident.id, mark.round, slot(mark), str(job.id))
                 why = "" if taken else "taken"
         if why:
             self.s.metrics.escalations_stopped.labels(mark.policy, why).inc()

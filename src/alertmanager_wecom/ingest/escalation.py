@@ -27,8 +27,8 @@ def step_jobs(
     plus its delay, carrying the notification `payload` as it came."""
     jobs: list[NewJob] = []
     for round_, index, offset in policy.due_offsets():
-        mark = EscalationMark(policy=name, round=round_, step=index, after=offset)
-        for target in policy.steps[index].targets:
+        for ordinal, target in enumerate(policy.steps[index].targets):
+            mark = EscalationMark(policy=name, round=round_, step=index, after=offset, target=ordinal)
             spec = target_spec(target.model_copy(update={"escalation_step": mark}))
             jobs.append(
                 NewJob(

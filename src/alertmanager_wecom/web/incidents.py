@@ -20,8 +20,8 @@ from starlette.routing import BaseRoute, Route
 from alertmanager_wecom.actions.acknowledge import AckResult
 from alertmanager_wecom.oncall.ack_link import BadLink, verify
 from alertmanager_wecom.oncall.store import Incident, group_id
-from alertmanager_wecom.web.admin import Admin
-from alertmanager_wecom.web.answers import BodyTooLarge, BodyTooSlow, error, read_body
+from alertmanager_wecom.web.admin import Admin, Endpoint
+from alertmanager_wecom.web.answers import BodyTooLarge, BodyTooSlow, error, read_body, store_guarded
 from alertmanager_wecom.web.relay import Relay
 
 # Who acknowledged, as typed on the link's page or sent to the API: a name a person reads, one line.
@@ -71,12 +71,14 @@ class Incidents:
         self.admin = admin
 
     def routes(self) -> list[BaseRoute]:
-        guarded = self.admin.guarded
+        def guarded(endpoint: Endpoint, changes: bool) -> Endpoint:
+            return self.admin.guarded(store_guarded(endpoint), changes)
+
         return [
             Route("/api/incidents", guarded(self.list, changes=False), methods=["GET"]),
             Route("/api/incidents/{id}", guarded(self.one, changes=False), methods=["GET"]),
             Route("/api/ack", guarded(self.ack_api, changes=True), methods=["POST"]),
-            Route("/ack/{token}", self.ack_page, methods=["GET", "POST"]),
+            Route("/ack/{token}", store_guarded(self.ack_page), methods=["GET", "POST"]),
         ]
 
     async def list(self, request: Request) -> Response:

@@ -24,8 +24,8 @@ from alertmanager_wecom.oncall.overrides import (
 )
 from alertmanager_wecom.oncall.schedule import Shift, local, zone
 from alertmanager_wecom.oncall.store import OncallStore, Override
-from alertmanager_wecom.web.admin import Admin
-from alertmanager_wecom.web.answers import error
+from alertmanager_wecom.web.admin import Admin, Endpoint
+from alertmanager_wecom.web.answers import error, store_guarded
 from alertmanager_wecom.web.relay import Relay
 
 CALENDAR_DAYS = 28
@@ -88,7 +88,9 @@ class OncallApi:
         self.admin = admin
 
     def routes(self) -> list[BaseRoute]:
-        guarded = self.admin.guarded
+        def guarded(endpoint: Endpoint, changes: bool, bodiless: bool = False) -> Endpoint:
+            return self.admin.guarded(store_guarded(endpoint), changes, bodiless)
+
         return [
             Route("/api/oncall", guarded(self.schedules, changes=False), methods=["GET"]),
             Route("/api/oncall/overrides", guarded(self.overrides, changes=False), methods=["GET"]),
