@@ -270,17 +270,21 @@ class Config(Model):
             if receiver.name in seen:
                 raise ValueError(f"receivers[{i}].name: duplicate receiver name {receiver.name!r}")
             seen.add(receiver.name)
-            if receiver.escalation is not None and receiver.escalation not in self.oncall.escalations:
-                known = ", ".join(sorted(self.oncall.escalations)) or "none defined"
-                raise ValueError(
-                    f"receivers[{i}].escalation: unknown escalation policy {receiver.escalation!r} "
-                    f"(oncall.escalations: {known})"
-                )
+            named = [(f"receivers[{i}].escalation", receiver.escalation)] + [
+                (f"receivers[{i}].targets[{j}].escalation", t.escalation)
+                for j, t in enumerate(receiver.targets)
+            ]
+            for where, policy_name in named:
+                if policy_name is not None and policy_name not in self.oncall.escalations:
+                    known = ", ".join(sorted(self.oncall.escalations)) or "none defined"
+                    raise ValueError(
+                        f"{where}: unknown escalation policy {policy_name!r} (oncall.escalations: {known})"
+                    )
             places = [(f"receivers[{i}].targets[{j}]", t) for j, t in enumerate(receiver.targets)]
-            if receiver.escalation is not None:
-                policy = self.oncall.escalations[receiver.escalation]
+            for policy_name in dict.fromkeys(name for _, name in named if name is not None):
+                policy = self.oncall.escalations[policy_name]
                 places += [
-                    (f"oncall.escalations.{receiver.escalation}.steps[{k}].targets[{j}]", t)
+                    (f"oncall.escalations.{policy_name}.steps[{k}].targets[{j}]", t)
                     for k, step in enumerate(policy.steps)
                     for j, t in enumerate(step.targets)
                 ]
@@ -290,10 +294,10 @@ class Config(Model):
             for k, step in enumerate(policy.steps):
                 for j, target in enumerate(step.targets):
                     self._oncall_names(target, f"oncall.escalations.{name}.steps[{k}].targets[{j}]")
-                    if target.match or target.templated_recipients:
+                    if target.match or target.templated_recipients or target.escalation:
                         raise ValueError(
                             f"oncall.escalations.{name}.steps[{k}].targets[{j}]: a step's targets take "
-                            "every alert of the group: no match, no recipients from labels"
+                            "every alert of the group: no match, no recipients from labels, no escalation"
                         )
         return self
 

@@ -52,6 +52,11 @@ def slot(mark: EscalationMark) -> int:
     return mark.step * 100 + mark.target
 
 
+def escalates(policy: str | None, target: Target) -> bool:
+    """Whether the groups a target notifies escalate: its receiver's policy, its own, or it is a step."""
+    return policy is not None or target.escalation is not None or target.escalation_step is not None
+
+
 def level(step: int) -> int:
     """What people call a step: the first notification is level 1, the policy's first step level 2."""
     return step + 2
@@ -213,7 +218,7 @@ class OnCall:
         `oncall.ack_key` and `server.external_url` set) a link that acknowledges its group."""
         config = self._config()
         receiver = config.receiver(job.receiver)
-        if receiver is None or receiver.escalation is None:
+        if receiver is None or not escalates(receiver.escalation, route.target):
             return None
         mark = route.target.escalation_step
         key = config.oncall.ack_key
@@ -241,7 +246,7 @@ class OnCall:
         """A receiver's own notification reached WeCom: "notified" on its incident's timeline."""
         store = self._store()
         receiver = self._config().receiver(job.receiver)
-        if store is None or receiver is None or receiver.escalation is None:
+        if store is None or receiver is None or not escalates(receiver.escalation, route.target):
             return
         if route.target.escalation_step is not None:
             return  # a step: "escalated" was written when it was taken

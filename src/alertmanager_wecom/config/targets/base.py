@@ -73,6 +73,9 @@ class TargetBase(Model):
     # Set by ingest on the targets of an escalation step (never written in the config): the step's jobs
     # are due at its time, and say which step they are and why.
     escalation_step: EscalationMark | None = None
+    # An escalation policy for the groups this target notifies (when the receiver names none): see
+    # `Receiver.escalation`.
+    escalation: str | None = None
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
