@@ -219,7 +219,6 @@ class Console:
             "oncall.html",
             schedules=views,
             overrides=overrides,
-            configured=configured,
             enabled=store is not None,
         )
 
