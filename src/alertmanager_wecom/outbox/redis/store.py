@@ -4,7 +4,7 @@ pipelined lookups.
 
 Durability is Redis's: with ``appendfsync always`` an acknowledged write is on disk (checked at start
 where CONFIG GET is allowed, `durability_warning`); `min_replicas` adds a WAIT for that many replicas
-after each acceptance. Redis unreachable, frozen, read-only or out of memory raises `OutboxUnavailable`:
+after each batch of acceptances, on the connection that wrote them (batch.py). Redis unreachable, frozen, read-only or out of memory raises `OutboxUnavailable`:
 the webhook answers 503, so Alertmanager retries; recovery is automatic (each call reconnects). How a
 call is bounded in time and when it is tried again: calls.py.
 """
@@ -117,7 +117,9 @@ class RedisOutbox:
         self._calls = RedisCalls(self._redis, timeout, log)
         self._scripts = {name: self._redis.register_script(getattr(scripts, name)) for name in _SCRIPTS}
         self._scripts["CLAIM"] = self._redis.register_script(ledger.CLAIM)
-        self._accepts = AcceptBatches(self._calls, self._scripts["ACCEPT"], self._key("wake"))
+        self._accepts = AcceptBatches(
+            self._calls, self._scripts["ACCEPT"], key_prefix, self._key("wake"), min_replicas
+        )
 
     def _key(self, *parts: object) -> str:
         return ":".join([self.prefix, *(str(p) for p in parts)])
@@ -164,15 +166,13 @@ class RedisOutbox:
                 payloads.append(text)
                 at = index[id(job.payload)] = len(payloads)
             rows += [job.target_key, job.target_spec, at, job.dead_reason or "", job.traceparent or ""]
-        args = [self.prefix, receiver, dedup_key or "", dedup_window, repr(now), len(payloads), *payloads]
         first = await self._accepts.accept(
-            [*args, len(jobs), *rows],
+            [receiver, dedup_key or "", dedup_window, repr(now), len(payloads), *payloads, len(jobs), *rows],
             "\n".join(dict.fromkeys(job.target_key for job in jobs if job.dead_reason is None)),
             # Checked, so safe to try again: had the first attempt been stored, its dedup key makes
             # the second a duplicate (answered 2xx, stored once).
             retry=bool(dedup_key) and dedup_window > 0,
-        )
-        await self._durable()
+        )  # with min_replicas, on that many replicas too (the batch's WAIT)
         if int(first) == -1:
             return AcceptResult(None, duplicate=True)
         return AcceptResult(int(first) or None, duplicate=False)
