@@ -100,6 +100,20 @@ def _job(job_id: int, values: list[Any], payload: str | None) -> Job:
     )
 
 
+def _utf8(payload: str | bytes) -> str | bytes:
+    """The payload as Redis stores it: UTF-8, for reads decode it strictly. Bytes that are not valid UTF-8
+    are decoded with replacement characters (as SQLite's store does); those that are (a webhook's body: its
+    JSON parser checked it) go as they came, not decoded here to be encoded again by redis-py: that took
+    12 µs an acceptance for the benchmark's 4.4 KB with Chinese text, the check takes 5 (none if ASCII)."""
+    if isinstance(payload, str) or payload.isascii():
+        return payload
+    try:
+        payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return payload.decode("utf-8", errors="replace")
+    return payload
+
+
 class RedisOutbox:
     shared = True  # replicas share it
 
@@ -152,18 +166,13 @@ class RedisOutbox:
     async def accept(
         self, receiver: str, jobs: list[NewJob], dedup_key: str | None, dedup_window: float, now: float
     ) -> AcceptResult:
-        payloads: list[str] = []
+        payloads: list[str | bytes] = []
         index: dict[int, int] = {}
         rows: list[object] = []
         for job in jobs:
             at = index.get(id(job.payload))
             if at is None:
-                text = (
-                    job.payload
-                    if isinstance(job.payload, str)
-                    else job.payload.decode("utf-8", errors="replace")
-                )
-                payloads.append(text)
+                payloads.append(_utf8(job.payload))
                 at = index[id(job.payload)] = len(payloads)
             rows += [job.target_key, job.target_spec, at, job.dead_reason or "", job.traceparent or ""]
         first = await self._accepts.accept(
