@@ -10,9 +10,11 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
+from redis.asyncio.connection import AbstractConnection
 
 from alertmanager_wecom.outbox import NewJob, OutboxUnavailable
 from alertmanager_wecom.outbox.redis import RedisOutbox
@@ -132,3 +134,34 @@ async def test_with_min_replicas_an_acceptance_is_answered_once_the_replicas_hav
             assert again.duplicate  # the first, refused above, was stored
         finally:
             await outbox.close()
+
+
+@pytest.mark.anyio
+async def test_a_page_of_pending_jobs_is_read_in_one_command(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outbox = RedisOutbox(redis_url, key_prefix=f"r{uuid.uuid4().hex[:8]}")
+    try:
+        for i in range(150):
+            await outbox.accept("default", [NewJob("t", TARGET, f'{{"n": {i}}}')], None, 0, 1.0)
+        first = await outbox.pending_jobs("t", 2.0, 1)
+        await outbox.sending(first[0].id, 2.0)  # a started job: read first, with the line
+        await outbox.progress(first[0].id, 1, 2.0)
+
+        sent: list[object] = []
+        send = AbstractConnection.send_packed_command
+
+        async def counted(self: AbstractConnection, command: Any, check_health: bool = True) -> None:
+            sent.append(command)
+            await send(self, command, check_health)
+
+        monkeypatch.setattr(AbstractConnection, "send_packed_command", counted)
+        page = await outbox.pending_jobs("t", 2.0, 100)
+        assert len(sent) == 1  # one round trip with one command: not one HMGET per job and HGET per payload
+        assert [job.payload for job in page] == [f'{{"n": {i}}}' for i in range(100)]
+        assert page[0].sent_parts == 1  # the started job first
+        nxt = await outbox.pending_jobs("t", 2.0, 100, page[-1].id)
+        assert [job.payload for job in nxt] == [f'{{"n": {i}}}' for i in range(100, 150)]
+        assert len(sent) == 2
+    finally:
+        await outbox.close()

@@ -147,6 +147,44 @@ return results
 """
 )
 
+# Reads jobs with their payloads in one round trip (store.py's `_read`), either jobs by id or a target's
+# pending ones (its started jobs, then its line after an id): one command, not one per job and per payload,
+# which the relay's event loop pays for in packing and parsing. Reads only.
+# ARGV: prefix, field count, fields…, then "ids", job ids…, or "pending", target key, after id, limit.
+# Returns {started rows, rows, payloads}: a row is a job's id then its fields (false where absent); the
+# payloads are notification id, payload, … for the notifications of those rows, each once.
+JOBS = """
+local p = ARGV[1]
+local nf = tonumber(ARGV[2])
+local fields = {}
+for i = 1, nf do fields[i] = ARGV[2 + i] end
+local started, ids = {}, {}
+if ARGV[3 + nf] == 'pending' then
+  local tk, after = ARGV[4 + nf], ARGV[5 + nf]
+  if after == '0' then started = redis.call('SMEMBERS', p .. ':started:' .. tk) end
+  ids = redis.call('ZRANGEBYSCORE', p .. ':q:' .. tk, '(' .. after, '+inf', 'LIMIT', 0, ARGV[6 + nf])
+else
+  for i = 4 + nf, #ARGV do ids[#ids + 1] = ARGV[i] end
+end
+local payloads, seen = {}, {}
+local function rows_of(list)
+  local rows = {}
+  for _, id in ipairs(list) do
+    local row = redis.call('HMGET', p .. ':job:' .. id, unpack(fields))
+    table.insert(row, 1, id)
+    rows[#rows + 1] = row
+    local nid = row[2]
+    if nid and not seen[nid] then
+      seen[nid] = true
+      payloads[#payloads + 1] = nid
+      payloads[#payloads + 1] = redis.call('HGET', p .. ':notif:' .. nid, 'payload')
+    end
+  end
+  return rows
+end
+return {rows_of(started), rows_of(ids), payloads}
+"""
+
 # ARGV: prefix, probe value
 PROBE = """
 redis.call('SET', ARGV[1] .. ':probe', ARGV[2])

@@ -33,6 +33,7 @@ T = TypeVar("T")
 PROBE_SECONDS = 1.2
 _SCRIPTS: tuple[str, ...] = (
     "ACCEPT",
+    "JOBS",
     "PROBE",
     "SENDING",
     "PROGRESS",
@@ -209,28 +210,22 @@ class RedisOutbox:
     async def pending_targets(self) -> list[str]:
         return sorted(await self._call(lambda: self._redis.smembers(self._key("targets")), retry=True))
 
+    async def _read(self, *which: object) -> tuple[list[Job], list[Job]]:
+        """Jobs that exist, with their payloads, in one script (scripts.py's JOBS: `which` says which):
+        the started ones (for "pending"), then the others in the order given or of the line."""
+        started, rows, pairs = await self._run("JOBS", len(_FIELDS), *_FIELDS, *which, retry=True)
+        payloads = dict(zip(pairs[::2], pairs[1::2], strict=True))
+
+        def jobs(rows: list[list[Any]]) -> list[Job]:
+            return [_job(int(row[0]), row[1:], payloads.get(row[1])) for row in rows if row[1]]
+
+        return jobs(started), jobs(rows)
+
     async def _jobs(self, ids: list[int]) -> list[Job]:
         """The jobs with these ids (those that exist), with their payloads, in the order given."""
         if not ids:
             return []
-
-        async def read() -> list[Job]:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for job_id in ids:
-                    pipe.hmget(self._key("job", job_id), list(_FIELDS))
-                rows = await pipe.execute()
-            notification_ids = {row[0] for row in rows if row[0] is not None}
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for nid in notification_ids:
-                    pipe.hget(self._key("notif", nid), "payload")
-                payloads = dict(zip(notification_ids, await pipe.execute(), strict=True))
-            return [
-                _job(i, row, payloads.get(row[0]))
-                for i, row in zip(ids, rows, strict=True)
-                if row[0] is not None
-            ]
-
-        return await self._call(read, retry=True)
+        return (await self._read("ids", *ids))[1]
 
     async def _fields(self, ids: list[str], field: str) -> list[str | None]:
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -258,24 +253,14 @@ class RedisOutbox:
         return await self._call(read, retry=True)
 
     async def pending_jobs(self, target_key: str, now: float, limit: int, after_id: int = 0) -> list[Job]:
-        async def ids() -> tuple[list[int], list[int]]:
-            started: list[int] = []
-            if after_id == 0:
-                started = sorted(int(i) for i in await self._redis.smembers(self._key("started", target_key)))
-            line = await self._redis.zrangebyscore(
-                self._key("q", target_key), f"({after_id}", "+inf", 0, limit
-            )
-            return started, [int(i) for i in line]
-
-        started_ids, line_ids = await self._call(ids, retry=True)
-        started = [
-            j
-            for j in await self._jobs(started_ids)
-            if j.state is JobState.PENDING and j.next_attempt_at <= now
-        ]
+        started_jobs, line = await self._read("pending", target_key, after_id, limit)
+        started = sorted(
+            (j for j in started_jobs if j.state is JobState.PENDING and j.next_attempt_at <= now),
+            key=lambda j: j.id,
+        )
         seen = {j.id for j in started}
         out = list(started)
-        for job in await self._jobs(line_ids):
+        for job in line:
             if job.next_attempt_at > now:
                 break  # no job overtakes an earlier one that waits
             if job.id not in seen:
