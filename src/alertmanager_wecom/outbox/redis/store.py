@@ -78,26 +78,40 @@ _FIELDS = (
 
 
 def _job(job_id: int, values: list[Any], payload: str | None) -> Job:
-    f = dict(zip(_FIELDS, values, strict=True))
+    # Unpacked in `_FIELDS`' order, not through a dict: the dispatcher reads pages of 100 jobs on the
+    # event loop (7 µs a job this way, 14 through a dict and keywords).
+    (
+        nid,
+        receiver,
+        target_key,
+        target,
+        state,
+        attempts,
+        sent_parts,
+        created_at,
+        next_attempt_at,
+        updated_at,
+    ) = values[:10]
+    digest_of, last_error, reason, merged_into, inflight, traceparent = values[10:]
     return Job(
-        id=job_id,
-        notification_id=int(f["notification_id"]),
-        receiver=f["receiver"],
-        target_key=f["target_key"],
-        target_spec=f["target"],  # the stored key stays "target"
-        state=JobState(f["state"]),
-        attempts=int(f["attempts"]),
-        sent_parts=int(f["sent_parts"]),
-        created_at=float(f["created_at"]),
-        next_attempt_at=float(f["next_attempt_at"]),
-        updated_at=float(f["updated_at"]),
-        payload=payload or "",
-        digest_of=int(f["digest_of"]),
-        last_error=f["last_error"] or None,
-        reason=f["reason"] or None,
-        merged_into=int(f["merged_into"]) if f["merged_into"] else None,
-        inflight=f["inflight"] == "1",
-        traceparent=f["traceparent"] or None,
+        job_id,
+        int(nid),
+        receiver,
+        target_key,
+        target,  # target_spec: the stored key stays "target"
+        JobState(state),
+        int(attempts),
+        int(sent_parts),
+        float(created_at),
+        float(next_attempt_at),
+        float(updated_at),
+        payload or "",
+        int(digest_of),
+        last_error or None,
+        reason or None,
+        int(merged_into) if merged_into else None,
+        inflight == "1",
+        traceparent or None,
     )
 
 
