@@ -2,7 +2,8 @@
 
 Run: python bench/ingest.py [--seconds 10] [--backend redis] [--before REF]   (needs wrk: apt-get install wrk)
 --before REF: the same measurements on the relay of commit REF too (its src/, extracted with git archive),
-alternated with this checkout's in one run.
+alternated with this checkout's in one run; --before-python PY runs it with another interpreter (a virtual
+environment with that commit's dependencies, e.g. without a parser this checkout adds).
 --backend redis starts a redis-server (appendonly, appendfsync always) in the work directory;
 --backend redis sqlite measures both, alternated in each round (on a shared machine only figures of one
 run compare).
@@ -93,23 +94,27 @@ def main() -> None:
     parser.add_argument("--backend", nargs="+", default=["sqlite"], choices=["sqlite", "redis"])
     parser.add_argument("--concurrency", type=int, nargs="*", default=[1, 16, 64])
     parser.add_argument("--before", help="a commit to compare with (alternated with this checkout)")
+    parser.add_argument("--before-python", help="the interpreter for --before (default: this one)")
     parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="amw-bench-ingest-"))
     codes: list[tuple[str, Path | None]] = [("this", None)]
     if args.before:
         codes.insert(0, (args.before[:8], extract(args.before, work / "before")))
+    python = {"this": sys.executable, (args.before or "")[:8]: args.before_python or sys.executable}
     runs = []
     for round_ in range(args.rounds):
         for backend in args.backend:
             for label, src in codes:
                 print(f"== {label} ({backend})", flush=True)
-                run = one_run(args, backend, work / f"{label}-{backend}-{round_}", src)
+                run = one_run(args, backend, work / f"{label}-{backend}-{round_}", src, python[label])
                 runs.append({"code": label, **run})
     print(dump({"machine": machine(), "runs": runs}))
 
 
-def one_run(args: argparse.Namespace, backend: str, work: Path, src: Path | None) -> dict[str, Any]:
+def one_run(
+    args: argparse.Namespace, backend: str, work: Path, src: Path | None, python: str
+) -> dict[str, Any]:
     work.mkdir(parents=True)
     storage: dict[str, object] = {
         "path": str(Path(args.data_dir or work) / "outbox.db"),
@@ -139,7 +144,7 @@ def one_run(args: argparse.Namespace, backend: str, work: Path, src: Path | None
     )
     relay = spawn(
         [
-            sys.executable,
+            python,
             str(Path(__file__).with_name("ingest_server.py")),
             str(config),
             str(relay_port),
