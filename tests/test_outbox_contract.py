@@ -232,6 +232,21 @@ async def test_a_job_is_handed_out_only_once_due(outbox: Outbox) -> None:
     assert second.next_attempt_at == 101.0
 
 
+async def test_a_job_due_later_waits_until_its_time_survives_a_reopen(reopen: Opener) -> None:
+    # An escalation step: stored now, due later; the age clock starts at the accept.
+    store = reopen()
+    later = [dataclasses.replace(JOBS[0], payload='{"step": 1}', due_at=700.5)]
+    await store.accept("r", later, None, 0, 100.0)
+    assert await store.pending_jobs("t1", 700.0, 10) == []
+    assert await store.next_due(["t1"]) == {"t1": 700.5}
+    await store.close()
+    again = reopen()
+    assert await again.next_due(["t1"]) == {"t1": 700.5}
+    [due] = await again.pending_jobs("t1", 700.5, 10)
+    assert (due.payload, due.created_at, due.next_attempt_at) == ('{"step": 1}', 100.0, 700.5)
+    assert (await again.stats(200.0)).pending == 1
+
+
 async def test_backlog_is_read_a_page_at_a_time_partly_sent_job_first(outbox: Outbox) -> None:
     ids = [j.id for j in await add(outbox, 7)]
     first_page = await outbox.pending_jobs("t1", 200.0, 3)

@@ -90,7 +90,7 @@ async def test_an_acceptance_that_fails_in_a_batch_fails_alone(redis_url: str) -
         # An acceptance whose arguments the script cannot read (a payload index that is not a number):
         # Redis's error for it, stored with the others in the same script.
         broken = outbox._accepts.accept(
-            ["default", "", 300, "1.0", 1, "{}", 1, "t", TARGET, "x", "", ""], "t", False
+            ["default", "", 300, "1.0", 1, "{}", 1, "t", TARGET, "x", "", "", ""], "t", False
         )
         *stored, failed = await asyncio.gather(*good, broken, return_exceptions=True)
         assert isinstance(failed, OutboxUnavailable) and "Redis: ResponseError" in str(failed)

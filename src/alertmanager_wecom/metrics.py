@@ -24,6 +24,32 @@ class Metrics:
             ["receiver"],
             registry=r,
         )
+        self.escalations = Counter(
+            f"{PREFIX}_escalations_total",
+            "Escalation steps taken (sent), by policy and step (2 = the first step after the notification).",
+            ["policy", "step"],
+            registry=r,
+        )
+        self.escalations_stopped = Counter(
+            f"{PREFIX}_escalations_stopped_total",
+            "Escalation steps not taken when due, by why (acknowledged, silenced, resolved, taken, stale).",
+            ["policy", "why"],
+            registry=r,
+        )
+        self.time_to_acknowledge = Histogram(
+            f"{PREFIX}_time_to_acknowledge_seconds",
+            "From an incident's first notification to its acknowledgement, by receiver.",
+            ["receiver"],
+            buckets=(30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400),
+            registry=r,
+        )
+        self.time_to_resolve = Histogram(
+            f"{PREFIX}_time_to_resolve_seconds",
+            "From an incident's first notification to its resolution, by receiver.",
+            ["receiver"],
+            buckets=(60, 300, 600, 1800, 3600, 7200, 14400, 43200, 86400, 259200),
+            registry=r,
+        )
         self.callbacks = Counter(
             f"{PREFIX}_callbacks_received",
             "Requests to /wecom/callback/<app>, by outcome (verified, accepted, duplicate, refused, bad_request).",

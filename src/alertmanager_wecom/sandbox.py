@@ -19,6 +19,7 @@ DEMO_RECEIVER = "demo"
 # The sandbox app's callback (made up, like its secret): zhaoliu's alert cards can be pressed in the inbox.
 SANDBOX_CALLBACK_TOKEN = "sandboxcallbacktoken"
 SANDBOX_CALLBACK_AES_KEY = "sandboxCallbackEncodingAESKey00000000000000"
+SANDBOX_ACK_KEY = "sandbox-acknowledge-link-key-000"  # made up too: the sandbox's links are local
 
 
 def sandbox_callbacks(host: str, port: int) -> dict[int, SavedCallback]:
@@ -53,6 +54,7 @@ def sandbox_config(host: str, port: int, data_dir: str) -> Config:
             "receivers": [
                 {
                     "name": DEMO_RECEIVER,
+                    "escalation": "sre",
                     "targets": [
                         # A chart after the text when matplotlib (the charts extra) is installed.
                         {
@@ -80,7 +82,37 @@ def sandbox_config(host: str, port: int, data_dir: str) -> Config:
                 }
             ],
             # Loopback only (serve refuses other addresses in sandbox mode): the console at /ui without a login.
-            "server": {"listen": f"{host}:{port}", "admin_allow_loopback": True},
+            "server": {
+                "listen": f"{host}:{port}",
+                "admin_allow_loopback": True,
+                "external_url": f"http://{reachable}:{port}",  # where the acknowledge links point
+            },
+            # On-call: a daily rotation, and a one-minute escalation: an alert nobody acknowledges reaches
+            # the person on call (and the robot, with an @) a minute later; 认领 on zhaoliu's card, or
+            # the link in zhangsan's and lisi's messages, stops it.
+            "oncall": {
+                "ack_key": SANDBOX_ACK_KEY,
+                "schedules": {
+                    "sre": {
+                        "members": ["zhangsan", "lisi", "wangwu"],
+                        "rotation": "daily",
+                        "start": "2026-01-01",
+                    }
+                },
+                "escalations": {
+                    "sre": {
+                        "steps": [
+                            {
+                                "after": "1m",
+                                "targets": [
+                                    {"app": "demo", "to_user": ["oncall:sre"], "msgtype": "text"},
+                                    {"robot": "sre", "msgtype": "text", "mention": ["oncall:sre"]},
+                                ],
+                            }
+                        ]
+                    }
+                },
+            },
             # The simulator's made-up series stands in for Prometheus (see simulator/server.py).
             "prometheus": {"url": f"http://{reachable}:{port}{SIMULATOR_PREFIX}"},
             "storage": {"path": f"{data_dir}/outbox.db", "synchronous": "normal"},

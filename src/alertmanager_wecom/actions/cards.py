@@ -69,6 +69,9 @@ class CardActions:
         # card is found (the outbox); the relay sets both when tracing is on.
         self.tracing: Tracing = OFF
         self.traceparent_of: Callable[[int], Awaitable[str | None]] = _no_traceparent
+        # The incident hears of acknowledgements and silences (actions/acknowledge.py plugs in).
+        self.on_ack: Callable[[CardRecord, str], Awaitable[None]] | None = None
+        self.on_silenced: Callable[[CardRecord, str, str], Awaitable[None]] | None = None
 
     def later(self, work: Coroutine[Any, Any, None], what: str) -> None:
         """Run `work` (a coroutine) in the background; it is kept until done and its failure logged."""
@@ -222,6 +225,8 @@ class CardActions:
     async def _ack(self, click: Click, record: CardRecord) -> None:
         await self.store.ack(record.receiver, record.group_key, click.user, self.clock())
         state = dataclasses.replace(record.state, acked_by=click.user, acked_at=self.clock(), failure="")
+        if self.on_ack is not None:  # first: escalation stops before the card is redrawn
+            await self.on_ack(record, click.user)
         await self._done(click, "ok", "acknowledged")
         await self.redraw(record, state)
 
@@ -282,6 +287,8 @@ class CardActions:
             unsilenced_by="",
             failure="",
         )
+        if self.on_silenced is not None:
+            await self.on_silenced(record, click.user, f"silence {','.join(ids)}")
         await self._done(click, "ok", f"silence {','.join(ids)} for {short_duration(seconds, 'en')}")
         await self.redraw(record, state)
 

@@ -9,6 +9,8 @@
 | `render` | render |
 | `alertmanager_config` | alertmanager-config |
 | `outbox` | outbox list/show/retry/purge |
+| `oncall` | oncall who/list, oncall override add/list/remove |
+| `incidents` | incidents list/show (timelines) |
 | `init` | init (a checked config.yaml from the setup guide's values) |
 """
 
@@ -19,7 +21,18 @@ import sys
 import click
 
 from alertmanager_wecom import __version__
-from alertmanager_wecom.cli import alertmanager_config, checks, init, outbox, render, send, serve, simulator
+from alertmanager_wecom.cli import (
+    alertmanager_config,
+    checks,
+    incidents,
+    init,
+    oncall,
+    outbox,
+    render,
+    send,
+    serve,
+    simulator,
+)
 from alertmanager_wecom.cli.alertmanager_config import ALERT_BYTES, GROUP_BYTES, max_alerts_for
 from alertmanager_wecom.cli.language import use_chinese, wanted
 from alertmanager_wecom.logsetup import setup_logging
@@ -56,6 +69,8 @@ main.add_command(render.render)
 main.add_command(alertmanager_config.alertmanager_config)
 main.add_command(send.appchat)
 main.add_command(outbox.outbox)
+main.add_command(oncall.oncall)
+main.add_command(incidents.incidents)
 main.add_command(init.init)
 if wanted(sys.argv) == "zh":  # LANG=zh_CN.UTF-8, or --lang zh anywhere on the command line
     use_chinese(main)

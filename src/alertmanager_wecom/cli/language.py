@@ -29,6 +29,16 @@ COMMANDS: dict[str, str] = {
     "outbox show": "查看一个任务及其通知。",
     "outbox retry": "重新排队死信（先修复原因）：指定 JOB_IDS，或 --all-dead。",
     "outbox purge": "删除已结束的任务（从不删除待发送的）。",
+    "oncall": "值班：谁在值班、轮换、临时替班。",
+    "incidents": "事件：每个告警组的每次触发，以及发生了什么。",
+    "incidents list": "最新的事件在前：编号、开始时间、接收器、状态、标题。",
+    "incidents show": "事件 INCIDENT_ID 的时间线：每一步及其时间。",
+    "oncall who": "SCHEDULE（或每个排班）现在（或 --at 指定的时间）和下一班的值班人。",
+    "oncall list": "每个排班的成员、轮换方式，以及接下来几天的班次（含替班）。",
+    "oncall override": "临时替班：添加、列出、删除。",
+    "oncall override add": "USER 在 --from 到 --to 之间替 SCHEDULE 值班（代替轮换）。",
+    "oncall override list": "现在和以后生效的替班（SCHEDULE 的，或所有排班的）。",
+    "oncall override remove": "删除替班 OVERRIDE_ID（恢复按轮换值班）。",
     "init": "按企业微信配置指南的各项值逐一校验，写出可直接使用的 config.yaml。",
 }
 OPTIONS: dict[tuple[str, str], str] = {
@@ -44,6 +54,12 @@ OPTIONS: dict[tuple[str, str], str] = {
     ("render", "msgtype"): "消息类型（不带 --config 时）",
     ("render", "language"): "语言（不带 --config 时）",
     ("render", "as_json"): "输出 JSON",
+    ("oncall who", "at_text"): "ISO 8601 时间或 now；不带时区时按排班的时区",
+    ("oncall list", "days"): "显示多少天内的班次",
+    ("oncall override add", "start_text"): "开始时间（ISO 8601 或 now；不带时区时按排班的时区）",
+    ("oncall override add", "end_text"): "结束时间（最多在开始后 90 天）",
+    ("incidents list", "open_only"): "只列出尚未恢复的事件",
+    ("incidents list", "limit"): "列出多少条",
 }
 # click's own words (it looks them up through gettext)
 CLICK: dict[str, str] = {

@@ -95,10 +95,14 @@ def simulator(
 @click.option("--receiver", default="demo", show_default=True)
 def demo(url: str, receiver: str) -> None:
     """Post sample alerts to a running relay (a small group, a mixed group, 100 alerts, then resolved)."""
+    # Another group (group_by: [alertname, cluster]): it stays firing, so that the sandbox escalates it.
+    large = samples.node_down(100, receiver=receiver, cluster="prod-sh")
+    large["groupKey"] = '{}:{alertname="NodeDown", cluster="prod-sh"}'
+    large["groupLabels"] = {"alertname": "NodeDown", "cluster": "prod-sh"}
     payloads = [
         ("2 NodeDown alerts", samples.node_down(2, receiver=receiver)),
         ("a mixed group (firing and resolved)", samples.mixed(receiver=receiver)),
-        ("a group of 100 alerts", samples.node_down(100, receiver=receiver, cluster="prod-sh")),
+        ("a group of 100 alerts", large),
         ("the 2 NodeDown alerts resolved", samples.node_down(2, status="resolved", receiver=receiver)),
     ]
     target = url.rstrip("/") + f"/alerts/{receiver}"
@@ -114,5 +118,9 @@ def demo(url: str, receiver: str) -> None:
             click.echo(f"{label}: HTTP {response.status_code} {response.text}")
             failed = failed or response.status_code >= 300
     click.echo(f"now open {url.rstrip('/')}/sim/inbox (sandbox) or your WeCom client")
+    click.echo(
+        "in a minute the sandbox escalates the group still firing to the person on call (`oncall who`);"
+        " press 认领 on zhaoliu's card, or the link in a message, to stop it; /ui/incidents shows the timeline"
+    )
     if failed:
         sys.exit(1)

@@ -56,6 +56,7 @@ class EscalationMark(Model):
     step: int = Field(ge=0)  # the step's index in the policy (shown counting from 2: the first
     # notification is level 1)
     after: float = Field(gt=0)  # seconds after the first notification
+    target: int = Field(default=0, ge=0)  # which of the step's targets: each is taken once on its own
 
 
 class _TargetBase(Model):

@@ -21,6 +21,7 @@ from alertmanager_wecom.ingest.payload import Notification
 from alertmanager_wecom.metrics import Metrics
 from alertmanager_wecom.outbox import Job, Outbox
 from alertmanager_wecom.rendering.card import CardState
+from alertmanager_wecom.rendering.message import Extras
 from alertmanager_wecom.tracing import OFF, Tracing
 
 
@@ -100,6 +101,11 @@ class Services:
     charts: ChartMaker | None = None
     # Spans of each job's delivery and its stages (tracing/); the relay sets it when tracing is on.
     tracing: Tracing = OFF
+    # Told of every job delivered (the incidents' timelines: delivery/oncall.py); never blocks.
+    delivered: Callable[[Job, TargetRoute], None] | None = None
+    # What on-call adds to a job's first message (its escalation step, an acknowledge link), from its
+    # notification: delivery/oncall.py.
+    extras: Callable[[Job, TargetRoute], Callable[[Notification], Extras | None] | None] | None = None
 
     def __post_init__(self) -> None:
         self.limiter = RateLimiter(self.clock)

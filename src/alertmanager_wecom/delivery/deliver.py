@@ -141,7 +141,8 @@ class JobDelivery:
         if route.cards is not None and self.s.cards is not None and notification is not None:
             state = await self.s.cards.state_for(job.receiver, notification.group_key)
         try:
-            return await self.s.cpu.run(render_job, route, job, notification, state)
+            extras = self.s.extras(job, route) if self.s.extras is not None else None
+            return await self.s.cpu.run(render_job, route, job, notification, state, False, extras)
         except Exception as exc:
             await self.failures.dead(job, route, Reason.BAD_MESSAGE, f"cannot render: {describe(exc)}")
             return None
@@ -223,6 +224,8 @@ class JobDelivery:
 
     async def record_done(self, job: Job, route: TargetRoute, messages: int) -> None:
         await self.s.outbox.done(job.id, self.s.clock())
+        if messages and self.s.delivered is not None:
+            self.s.delivered(job, route)
         if messages:
             self.s.metrics.latency.labels(route.kind).observe(max(0.0, self.s.clock() - job.created_at))
         log.info(

@@ -31,10 +31,12 @@ from alertmanager_wecom.delivery.charts import Charts
 from alertmanager_wecom.delivery.context import CardHooks, Services
 from alertmanager_wecom.delivery.deliver import JobDelivery
 from alertmanager_wecom.delivery.lookup import Lookups
+from alertmanager_wecom.delivery.oncall import OnCall
 from alertmanager_wecom.delivery.render import render_messages
 from alertmanager_wecom.delivery.routes import Routes
 from alertmanager_wecom.ingest.routing import configured_target_keys
 from alertmanager_wecom.metrics import Metrics
+from alertmanager_wecom.oncall.store import OncallStore
 from alertmanager_wecom.outbox import JobState, LeaseLost, Outbox, OutboxUnavailable
 from alertmanager_wecom.wecom.api import WeComAPI
 from alertmanager_wecom.wecom.token import AccessToken
@@ -60,6 +62,7 @@ class Dispatcher:
         metrics: Metrics | None = None,
         jitter: Callable[[], float] | None = None,
         cards: CardHooks | None = None,
+        oncall: OncallStore | None = None,
     ) -> None:
         """`clock` and `sleep` are all the time the dispatcher sees (tests pass fakes); `jitter`: the
         fraction of each backoff delay waited (random in [0.5, 1] by default)."""
@@ -82,6 +85,13 @@ class Dispatcher:
         userids = UserIds(config.wecom, self.metrics, clock, ledger=outbox.record_send)
         self.lookups = Lookups(userids, self.deliver.failures)
         self.backlog = Backlog(self.services, self.deliver)
+        # On-call: who is on call, escalation steps, the incidents' timelines (delivery/oncall.py).
+        self.oncall_store = oncall
+        self.oncall = OnCall(
+            self.services, self.deliver.failures, lambda: self.config, lambda: self.oncall_store
+        )
+        self.services.delivered = self.oncall.delivered
+        self.services.extras = self.oncall.extras
         self._configured = configured_target_keys(config)
         # Targets that may have pending jobs: the configured ones, and any left from an earlier config.
         self._targets: set[str] = set(self._configured)
@@ -172,6 +182,7 @@ class Dispatcher:
                 await asyncio.wait(still)
         if self.services.charts is not None:
             await self.services.charts.drain()  # a chart being sent finishes; none is started any more
+        await self.oncall.drain()  # timeline writes finish
 
     # -- the loop -------------------------------------------------------------------------------------
 
@@ -259,6 +270,13 @@ class Dispatcher:
                 await self.services.cards.maintain(now)
             except Exception:  # the card store's trouble never stops delivery
                 log.exception("card store maintenance failed")
+        if self.oncall_store is not None:
+            try:  # incidents are kept as long as the audit log of card actions
+                gone = await self.oncall_store.purge(now, self.config.storage.audit_retention)
+                if gone:
+                    log.info("on-call store: %d incidents past their retention forgotten", gone)
+            except Exception:
+                log.exception("on-call store maintenance failed")
 
     # -- one target -----------------------------------------------------------------------------------
 
@@ -331,6 +349,11 @@ class Dispatcher:
                 except Exception as exc:  # nothing retrying can fix: a target or template that is gone
                     await self.deliver.failures.unroutable(jobs, exc)
                     continue
+                if self.oncall.concerns(route.target):  # who is on call now; steps still needed
+                    prepared = await self.oncall.prepare(jobs, route, self.routes)
+                    if isinstance(prepared, bool):
+                        continue
+                    jobs, route = prepared
                 if route.target.lookups:  # email:/mobile: recipients: their userids, at send time
                     found = await self.lookups.route(jobs, route, self.routes)
                     if isinstance(found, bool):

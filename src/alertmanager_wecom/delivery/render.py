@@ -20,7 +20,7 @@ from alertmanager_wecom.ingest.payload import LARGE_BODY, Notification, collecto
 from alertmanager_wecom.ingest.recipients import Budget, refusal, summarize
 from alertmanager_wecom.outbox import Job
 from alertmanager_wecom.rendering.card import CardBuilder, CardState, needs_details, task_id_for
-from alertmanager_wecom.rendering.message import Message
+from alertmanager_wecom.rendering.message import Extras, Message
 from alertmanager_wecom.rendering.renderer import Renderer
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,7 @@ def render_messages(
     notification: Notification,
     refused: Callable[[str], None] | None = None,
     card: CardContext | None = None,
+    extras: Extras | None = None,
 ) -> list[Message]:
     """What one target sends for one notification (its resolved alerts dropped if send_resolved is off).
     `refused` hears, once per call, which mentions from alert data were refused and why.
@@ -109,6 +110,7 @@ def render_messages(
         notification,
         max_messages=notification.digest_max_messages or None,
         mentions=(users, mobiles),
+        extras=extras,
     )
 
 
@@ -171,6 +173,7 @@ def messages_for(
     job: Job | None = None,
     card: CardContext | None = None,
     quiet: bool = False,
+    extras: Extras | None = None,
 ) -> list[Message]:
     """The messages for one notification. A user template that fails on these alerts (a label it
     expects is missing, say) is logged and the package's template shows them instead: the alerts
@@ -187,7 +190,7 @@ def messages_for(
     if card is None and route.cards is not None:
         card = CardContext(route.cards)
     try:
-        return render_messages(route.target, route.renderer, notification, refused, card)
+        return render_messages(route.target, route.renderer, notification, refused, card, extras)
     except Exception as exc:
         if not route.renderer.custom_templates:
             raise
@@ -198,7 +201,7 @@ def messages_for(
                 describe(exc),
             )
         return render_messages(
-            route.target, route.renderer.with_builtin_templates(), notification, None, card
+            route.target, route.renderer.with_builtin_templates(), notification, None, card, extras
         )
 
 
@@ -208,6 +211,7 @@ def render_job(
     notification: Notification | None = None,
     state: CardState | None = None,
     quiet: bool = False,
+    extras: Callable[[Notification], Extras | None] | None = None,
 ) -> list[Message]:
     """The job's messages (`notification`: its payload, when already parsed; `state`: its card's group
     so far; `quiet`: for display, see `messages_for`). Raises when they cannot be rendered at all."""
@@ -217,7 +221,8 @@ def render_job(
         if route.cards is not None:
             task_id = task_id_for(job.receiver, notification.group_key, job.id, job.created_at)
             card = CardContext(route.cards, task_id, state or CardState())
-        return messages_for(route, notification, job, card, quiet)
+        added = extras(notification) if extras is not None else None  # on-call's (delivery/oncall.py)
+        return messages_for(route, notification, job, card, quiet, added)
 
 
 def count_messages(route: TargetRoute, jobs: list[Job]) -> tuple[int, list[tuple[Job, str]]]:

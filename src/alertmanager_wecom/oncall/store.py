@@ -145,8 +145,10 @@ class OncallStore(abc.ABC):
         """The group resolved: its open incident ends (and a "resolved" event); None when none was open."""
 
     @abc.abstractmethod
-    async def take_step(self, incident_id: str, round_: int, step: int) -> bool:
-        """Whether this step of this incident is taken now for the first time, atomically."""
+    async def take_step(self, incident_id: str, round_: int, step: int, taker: str) -> bool:
+        """Whether `taker` (an outbox job's id) may take this step of this incident, atomically: True the
+        first time, and again for the same `taker` (the same job asking after a restart); False for any
+        other taker (a copy of the step stored twice, or another replica's)."""
 
     # -- retention and life ---------------------------------------------------------------------------
     @abc.abstractmethod

@@ -93,6 +93,9 @@ class NewJob:
     # The webhook span's context (W3C traceparent) when tracing is on: stored with the job and handed
     # back by every read, so that its delivery continues the trace, also after a restart. Opaque here.
     traceparent: str | None = None
+    # Not handed out before this time (`next_attempt_at`; an escalation step waits for its delay); None:
+    # due at once. Its age clock (`created_at`) still starts at the accept.
+    due_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -172,8 +175,9 @@ class Outbox(Protocol):
     async def accept(
         self, receiver: str, jobs: list[NewJob], dedup_key: str | None, dedup_window: float, now: float
     ) -> AcceptResult:
-        """Store one notification's jobs (one per target), PENDING and due at `now` (or DEAD, see
-        `NewJob.dead_reason`); the webhook is answered 2xx only after this returns.
+        """Store one notification's jobs (one per target), PENDING and due at `now` or at their
+        `due_at` (or DEAD, see `NewJob.dead_reason`), created at `now`; the webhook is answered 2xx only
+        after this returns.
 
         HA dedup: when `dedup_key` was accepted less than `dedup_window` seconds before `now`, nothing
         is stored and the result says `duplicate` (another Alertmanager replica sent the same

@@ -7,6 +7,17 @@ from typing import Any
 
 
 @dataclass(frozen=True)
+class Extras:
+    """What on-call adds to a notification's first message: which escalation step it is and why
+    (`escalated_after` seconds unacknowledged, `level`), and a signed link that acknowledges its group
+    (`ack_url`). Our own words and our own URL: never alert data."""
+
+    escalated_after: float | None = None
+    level: int = 0
+    ack_url: str = ""
+
+
+@dataclass(frozen=True)
 class Message:
     msgtype: str  # text | markdown | textcard | template_card
     content: str  # text/markdown content, or the textcard description

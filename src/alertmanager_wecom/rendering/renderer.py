@@ -30,7 +30,7 @@ from alertmanager_wecom.rendering.environment import (
     sample_notification,
 )
 from alertmanager_wecom.rendering.escaping import Safe, label_text
-from alertmanager_wecom.rendering.message import Message
+from alertmanager_wecom.rendering.message import Extras, Message
 from alertmanager_wecom.rendering.packing import pack
 from alertmanager_wecom.rendering.strings import STRINGS, format_duration
 from alertmanager_wecom.rendering.views import AlertView, LazyViews, ViewMaker, groups, severity_rank
@@ -107,15 +107,18 @@ class Renderer:
         notification: Notification,
         max_messages: int | None = None,
         mentions: tuple[list[str], list[str]] = ([], []),
+        extras: Extras | None = None,
     ) -> list[Message]:
         """The messages for `notification`; `max_messages` overrides the cap (digests use the rate budget).
-        `mentions` (userids, mobiles) go on the first message: one @ per notification, not per part."""
+        `mentions` (userids, mobiles) go on the first message: one @ per notification, not per part;
+        so do the `extras` (an escalation's note above, an acknowledge link below)."""
         cap = max_messages or self.max_messages
         users, mobiles = mentions
         suffix = self._mention_suffix(users)
-        # The mentions ride on the first message and count against its limit like any content; the
-        # later parts have the whole limit.
-        first_limit = self.limit - (fit.byte_len(suffix) + 1 if suffix else 0)
+        head, tail = self._extras(extras)
+        # The mentions and extras ride on the first message and count against its limit like any
+        # content; the later parts have the whole limit.
+        first_limit = self.limit - sum(fit.byte_len(x) + 1 for x in (suffix, head, tail) if x)
         limits = (first_limit, self.limit)
         # Most severe first; alerts of one name together, so that compact lines group them.
         firing = sorted(notification.firing, key=lambda a: (severity_rank(a), label_text(a.name)))
@@ -147,6 +150,9 @@ class Renderer:
                     limit=limits[0] if index == 0 else limits[1],
                 )
             )
+        if messages and (head or tail):
+            content = "\n".join(x for x in (head, messages[0].content, tail) if x)
+            messages[0] = replace(messages[0], content=content)
         if messages and suffix:
             messages[0] = replace(messages[0], content=f"{messages[0].content}\n{suffix}")
         elif messages and self.msgtype == "text" and (users or mobiles):
@@ -165,6 +171,23 @@ class Renderer:
             if used > budget:
                 return users[:count]
         return users
+
+    def _extras(self, extras: Extras | None) -> tuple[str, str]:
+        """The escalation note and the acknowledge link as this msgtype writes them."""
+        if extras is None:
+            return "", ""
+        head = ""
+        if extras.escalated_after is not None:
+            after = format_duration(extras.escalated_after, self.strings)
+            head = self.strings["escalated"] % (after, extras.level)
+            if self.msgtype == "markdown":
+                head = f'<font color="warning">{head}</font>'
+        tail = ""
+        if extras.ack_url and self.msgtype in ("markdown", "markdown_v2"):
+            tail = f"[{self.strings['acknowledge']}]({extras.ack_url})"
+        elif extras.ack_url and self.msgtype == "text":
+            tail = f"{self.strings['acknowledge']}: {extras.ack_url}"
+        return Safe(head), Safe(tail)
 
     def _mention_suffix(self, users: list[str]) -> str:
         """The markdown mentions (ids validated when resolved, no more than fit)."""

@@ -88,7 +88,7 @@ class Admin:
                 return error(415, "send the request with Content-Type: application/json")
         return None
 
-    async def _body(self, request: Request) -> Any:
+    async def json_body(self, request: Request) -> Any:
         """An admin POST's JSON body ({} when empty); raises ValueError when it is not JSON."""
         try:
             body = await read_body(request, 1024 * 1024, self.relay.config.server.body_timeout)
@@ -157,7 +157,7 @@ class Admin:
         """The jobs a retry or purge names: ``{"ids": [...]}`` (at most 10000), or None for
         ``{"all_dead": true}``; else the 400 answer with `usage`."""
         try:
-            body = await self._body(request)
+            body = await self.json_body(request)
         except ValueError:
             return error(400, usage)
         if not isinstance(body, dict):

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import sqlite3
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from alertmanager_wecom.secret import redact
 
@@ -51,3 +54,28 @@ def body_too_slow(timeout: float) -> JSONResponse:
 
 def error(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": redact(message), **extra}, status_code=status)
+
+
+def storage_failure(exc: BaseException) -> bool:
+    """An outage of a store (the SQLite file, Redis), not a bug: answered 503, so the caller retries. Redis'
+    errors are recognised by their module, so that redis-py is imported only where it is used."""
+    if isinstance(exc, sqlite3.Error | OSError | TimeoutError):
+        return True
+    return any(cls.__module__.startswith("redis") for cls in type(exc).__mro__)
+
+
+def store_guarded(
+    endpoint: Callable[[Request], Awaitable[Response]],
+) -> Callable[[Request], Awaitable[Response]]:
+    """`endpoint`, answering 503 with the reason when its store is down (never a 500 for an outage)."""
+
+    async def guarded(request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except Exception as exc:
+            if not storage_failure(exc):
+                raise
+            logging.getLogger(__name__).warning("%s: the store is unavailable: %s", request.url.path, exc)
+            return error(503, f"the store is unavailable ({type(exc).__name__}); retry")
+
+    return guarded

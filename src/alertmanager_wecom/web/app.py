@@ -19,6 +19,8 @@ from alertmanager_wecom.web.auth import TrustedProxies
 from alertmanager_wecom.web.callback import Callbacks
 from alertmanager_wecom.web.console import Console
 from alertmanager_wecom.web.hosts import AllowedHosts, HostPolicy
+from alertmanager_wecom.web.incidents import Incidents
+from alertmanager_wecom.web.oncall import OncallApi
 from alertmanager_wecom.web.relay import Relay, freeze_heap, wecom_client
 from alertmanager_wecom.web.serving import run_server
 from alertmanager_wecom.web.webhook import WebhookEndpoint
@@ -43,7 +45,9 @@ def create_app(
         *relay.routes(),
         Route("/alerts/{receiver}", WebhookEndpoint(relay).handle, methods=["POST"]),
         *(admin := Admin(relay)).routes(),
+        *OncallApi(relay, admin).routes(),
         *Console(relay, admin).routes(),
+        *Incidents(relay, admin).routes(),
         *Callbacks(relay).routes(),
         *(extra_routes or []),
         Route("/{name}", relay.verify_file, methods=["GET"]),

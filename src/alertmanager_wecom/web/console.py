@@ -131,7 +131,7 @@ class Console:
 
     async def preview_api(self, request: Request) -> Response:
         try:
-            body = await self.admin._body(request)
+            body = await self.admin.json_body(request)
             payload, receiver, index = str(body["payload"]), str(body["receiver"]), int(body["index"])
             template = body.get("template")
             if template is not None and not isinstance(template, str):

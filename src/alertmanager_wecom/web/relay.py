@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from alertmanager_wecom import __version__
+from alertmanager_wecom.actions.acknowledge import Acknowledgements
 from alertmanager_wecom.actions.cards import CardActions
 from alertmanager_wecom.actions.opening import open_card_store
 from alertmanager_wecom.config import Config, ConfigError
@@ -29,6 +30,8 @@ from alertmanager_wecom.delivery.dispatcher import Dispatcher
 from alertmanager_wecom.ingest.routing import Router
 from alertmanager_wecom.loading import load_config
 from alertmanager_wecom.metrics import Metrics
+from alertmanager_wecom.oncall.opening import open_oncall_store
+from alertmanager_wecom.oncall.store import OncallStore
 from alertmanager_wecom.outbox import Outbox, OutboxUnavailable
 from alertmanager_wecom.outbox.opening import open_outbox
 from alertmanager_wecom.tracing import OFF, Tracing, start_tracing
@@ -76,6 +79,12 @@ class Relay:
         self.draining = False
         self.router = Router(config)
         self.cards: CardActions | None = None
+        # Schedules' overrides and incidents (oncall/store.py), beside the outbox; acknowledging by any
+        # way (actions/acknowledge.py).
+        self.oncall: OncallStore | None = None
+        self.acks = Acknowledgements(
+            lambda: self.oncall, lambda: self.cards, lambda: self.config, self.metrics, self.clock
+        )
         # What parts of the app started besides the relay's own (the console's preview worker): stopped
         # when the service stops.
         self.on_stop: list[Callable[[], Awaitable[None]]] = []
@@ -125,8 +134,17 @@ class Relay:
             where = self.config.tracing
             log.info("tracing: spans to %s (sampling_fraction %g)", where.url, where.sampling_fraction)
         self.cards = self._card_actions()
+        self.oncall = open_oncall_store(self.config.storage)
+        if self.cards is not None:
+            self.acks.plug_into(self.cards)
         self.dispatcher = Dispatcher(
-            self.config, outbox, client, clock=self.clock, metrics=self.metrics, cards=self.cards
+            self.config,
+            outbox,
+            client,
+            clock=self.clock,
+            metrics=self.metrics,
+            cards=self.cards,
+            oncall=self.oncall,
         )
         self.dispatcher.services.tracing = self.tracing
         await self.dispatcher.start()
@@ -144,6 +162,8 @@ class Relay:
             if self.cards is not None:
                 await self.cards.drain()
                 await self.cards.store.close()
+            if self.oncall is not None:
+                await self.oncall.close()
             for stop in self.on_stop:
                 await stop()
             if self._outbox is None:

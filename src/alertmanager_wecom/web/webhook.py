@@ -20,6 +20,7 @@ from alertmanager_wecom.ingest.dedup import dedup_key
 from alertmanager_wecom.ingest.payload import (
     LARGE_BODY,
     InvalidTime,
+    Webhook,
     alert_instants,
     collector_paused,
     parse_notification,
@@ -29,6 +30,7 @@ from alertmanager_wecom.outbox import NewJob, OutboxUnavailable
 from alertmanager_wecom.tracing import NO_SPAN, Span, Tracing
 from alertmanager_wecom.web.answers import JSON, BodyTooLarge, BodyTooSlow, body_too_slow, error, read_body
 from alertmanager_wecom.web.auth import authorized, challenge, may_list_receivers
+from alertmanager_wecom.web.incident_intake import IncidentUnavailable, after_accept, before_accept
 from alertmanager_wecom.web.relay import Relay
 
 log = logging.getLogger(__name__)
@@ -124,11 +126,11 @@ class WebhookEndpoint:
             return body_too_slow(config.server.body_timeout)
         try:
             if len(body) <= LARGE_BODY:
-                jobs, key = self._prepare(name, body)
+                jobs, key, webhook = self._prepare(name, body)
             else:
                 # Thousands of alerts: worked through in a thread, in pieces, so that the event loop goes
                 # on answering meanwhile (see payload.py).
-                jobs, key = await asyncio.to_thread(self._prepare_large, name, body)
+                jobs, key, webhook = await asyncio.to_thread(self._prepare_large, name, body)
         except ValidationError as exc:
             self.metrics.notifications.labels(name, "rejected").inc()
             first = exc.errors()[0]
@@ -157,6 +159,13 @@ class WebhookEndpoint:
             self.metrics.notifications.labels(name, "unavailable").inc()
             return error(503, "shutting down; retry")
         try:
+            jobs, intake = await before_accept(
+                relay.oncall, config, receiver, webhook, body, jobs, relay.clock(), self.metrics
+            )
+        except IncidentUnavailable as exc:
+            self.metrics.notifications.labels(name, "unavailable").inc()
+            return error(503, f"cannot record the incident durably ({exc}); retry")
+        try:
             result = await relay.outbox.accept(name, jobs, key, config.delivery.dedup_window, relay.clock())
         except OutboxUnavailable as exc:
             self.metrics.notifications.labels(name, "unavailable").inc()
@@ -168,15 +177,16 @@ class WebhookEndpoint:
             self.metrics.dedup_hits.labels(name).inc()
             log.info("duplicate notification for receiver %s (another Alertmanager replica sent it)", name)
             return JSONResponse({"status": "duplicate"})
+        await after_accept(relay.oncall, intake, name)
         self._accepted(name).inc()
         span.set("alertmanager_wecom.notification_id", result.notification_id or 0)
         relay.dispatcher.wake(job.target_key for job in jobs if job.dead_reason is None)
         # Written out: this answer is on every webhook's path, and it needs no JSON encoder.
         return Response(b'{"status":"accepted","id":%d}' % (result.notification_id or 0), media_type=JSON)
 
-    def _prepare_large(self, name: str, body: bytes) -> tuple[list[NewJob], str]:
+    def _prepare_large(self, name: str, body: bytes) -> tuple[list[NewJob], str, Webhook]:
         with collector_paused():
-            jobs, key = self._prepare(name, body)
+            jobs, key, webhook = self._prepare(name, body)
         # As UTF-8, here rather than when they are sent to the ingest child, on the event loop.
         encoded: dict[int, bytes] = {}  # targets that share a payload keep sharing it
         for index, job in enumerate(jobs):
@@ -184,11 +194,11 @@ class WebhookEndpoint:
                 if id(job.payload) not in encoded:
                     encoded[id(job.payload)] = job.payload.encode()
                 jobs[index] = dataclasses.replace(job, payload=encoded[id(job.payload)])
-        return jobs, key
+        return jobs, key, webhook
 
-    def _prepare(self, name: str, body: bytes) -> tuple[list[NewJob], str]:
-        """The webhook's jobs and dedup key: its CPU work before the commit. The body goes to the outbox as
-        it came (UTF-8: the ingest child decodes it)."""
+    def _prepare(self, name: str, body: bytes) -> tuple[list[NewJob], str, Webhook]:
+        """The webhook's jobs and dedup key (and the checked body): its CPU work before the commit. The body
+        goes to the outbox as it came (UTF-8: the ingest child decodes it)."""
         # One pass in pydantic's core (Rust) parses and checks the body: the hot path of every webhook.
         webhook = validate_webhook(body)
         internal = [field for field in _INTERNAL_FIELDS if field in webhook]
@@ -199,7 +209,7 @@ class WebhookEndpoint:
         jobs = router.route_whole(name, body, len(webhook["alerts"]))
         if jobs is None:  # targets that route by alert need the model
             jobs = router.route(name, parse_notification(body), body)
-        return jobs, dedup_key(name, webhook, instants)
+        return jobs, dedup_key(name, webhook, instants), webhook
 
     def _too_large(self, receiver: str, request: Request) -> Response:
         """413, which Alertmanager does not retry: the alerts are lost unless someone acts, so say how."""

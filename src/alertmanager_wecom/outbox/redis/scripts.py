@@ -99,7 +99,7 @@ end
 # ARGV: prefix, wake channel, then per acceptance: its wake-up (target keys, one a line; '' none), its
 # argument count n, then its n arguments: receiver, dedup key ('' none), dedup window, now, payload count,
 # payloads…, job count, then per job: target key, target, payload index (1-based), dead reason ('' none),
-# traceparent ('' none).
+# traceparent ('' none), due at ('' now).
 # Returns per acceptance: its first notification id (0: no job), -1 for a duplicate, or why it failed (a
 # string: Redis's error).
 ACCEPT = (
@@ -118,13 +118,14 @@ local function accept(o)  -- this acceptance's arguments are ARGV[o + 1], ARGV[o
   local base = o + 5 + npay
   local first = 0
   for j = 0, tonumber(ARGV[base + 1]) - 1 do
-    local at = base + 2 + j * 5
+    local at = base + 2 + j * 6
     local nid = nids[tonumber(ARGV[at + 2])]
     if first == 0 then first = nid end
     local dead = ARGV[at + 3]
     local id = new_job(nid, receiver, ARGV[at], ARGV[at + 1], dead == '' and 'pending' or 'dead', now, now, 0)
     if dead ~= '' then redis.call('HSET', jk(id), 'last_error', dead, 'reason', 'recipients') end
     if ARGV[at + 4] ~= '' then redis.call('HSET', jk(id), 'traceparent', ARGV[at + 4]) end
+    if ARGV[at + 5] ~= '' then redis.call('HSET', jk(id), 'next_attempt_at', ARGV[at + 5]) end
   end
   return first
 end

@@ -189,7 +189,8 @@ class RedisOutbox:
             if at is None:
                 payloads.append(_utf8(job.payload))
                 at = index[id(job.payload)] = len(payloads)
-            rows += [job.target_key, job.target_spec, at, job.dead_reason or "", job.traceparent or ""]
+            due = "" if job.due_at is None else repr(job.due_at)
+            rows += [job.target_key, job.target_spec, at, job.dead_reason or "", job.traceparent or "", due]
         first = await self._accepts.accept(
             [receiver, dedup_key or "", dedup_window, repr(now), len(payloads), *payloads, len(jobs), *rows],
             "\n".join(dict.fromkeys(job.target_key for job in jobs if job.dead_reason is None)),

@@ -13,12 +13,15 @@ from alertmanager_wecom.outbox.base import AcceptResult, NewJob
 from alertmanager_wecom.outbox.sqlite.pages import page_problem
 from alertmanager_wecom.reasons import Reason
 
-# target_key, target, payload, dead_reason, traceparent
-JobRow = tuple[str, str, str | bytes, str | None, str | None]
+# target_key, target, payload, dead_reason, traceparent, due_at
+JobRow = tuple[str, str, str | bytes, str | None, str | None, float | None]
 
 
 def job_rows(jobs: list[NewJob]) -> list[JobRow]:
-    return [(job.target_key, job.target_spec, job.payload, job.dead_reason, job.traceparent) for job in jobs]
+    return [
+        (job.target_key, job.target_spec, job.payload, job.dead_reason, job.traceparent, job.due_at)
+        for job in jobs
+    ]
 
 
 def insert_notification(
@@ -42,7 +45,7 @@ def insert_notification(
             return AcceptResult(None, duplicate=True)
     first: int | None = None
     stored: dict[int, int] = {}  # id(payload) → notification row: targets sharing it share the row
-    for target_key, target, payload, dead_reason, traceparent in jobs:
+    for target_key, target, payload, dead_reason, traceparent, due_at in jobs:
         notification_id = stored.get(id(payload))
         if notification_id is None:
             text = payload if isinstance(payload, str) else payload.decode("utf-8", errors="replace")
@@ -56,7 +59,16 @@ def insert_notification(
             conn.execute(
                 "INSERT INTO jobs(notification_id, receiver, target_key, target, state, created_at,"
                 " next_attempt_at, updated_at, traceparent) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
-                (notification_id, receiver, target_key, target, now, now, now, traceparent),
+                (
+                    notification_id,
+                    receiver,
+                    target_key,
+                    target,
+                    now,
+                    now if due_at is None else due_at,
+                    now,
+                    traceparent,
+                ),
             )
         else:
             # Routed, but no valid recipient was left: a dead letter from the start (see NewJob).
