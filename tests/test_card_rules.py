@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from alertmanager_wecom.config import ConfigError
+from alertmanager_wecom.config import AppTarget, ConfigError
 from alertmanager_wecom.config.targets import CardSettings, parse_target, target_spec
 from alertmanager_wecom.ingest.payload import Notification
 from alertmanager_wecom.loading import parse_config
@@ -79,6 +79,7 @@ def test_a_target_without_card_settings_keeps_its_stored_spec(tmp_path: Path) ->
     assert '"card"' not in spec
     card = parse_config(_raw(tmp_path, card={"ack_quiet": "30m"})).receivers[0].targets[0]
     again = parse_target(target_spec(card))
+    assert isinstance(again, AppTarget)
     assert again == card and again.card is not None and again.card.ack_quiet == 1800
 
 

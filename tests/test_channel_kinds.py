@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import typing
-
 from alertmanager_wecom.channels import (
     KINDS,
     AppChatChannel,
@@ -13,7 +11,8 @@ from alertmanager_wecom.channels import (
     kind_of,
 )
 from alertmanager_wecom.channels.base import Window
-from alertmanager_wecom.config import AnyTarget, Config, DeliverySettings, validate_target
+from alertmanager_wecom.config import Config, DeliverySettings, validate_target
+from alertmanager_wecom.config.targets import members
 from alertmanager_wecom.loading import parse_config
 from alertmanager_wecom.wecom.api import WeComAPI
 
@@ -31,8 +30,8 @@ def _config(**delivery: object) -> Config:
     )
 
 
-def test_every_member_of_the_target_union_has_a_kind() -> None:
-    assert set(KINDS) == set(typing.get_args(AnyTarget))
+def test_every_target_model_has_a_channel_and_every_channel_a_model() -> None:
+    assert set(KINDS) == set(members())
 
 
 def test_app_message_paces_each_recipient_and_the_apps_day() -> None:

@@ -142,7 +142,8 @@ def test_routing_keeps_one_address_per_alert_and_the_fallback_with_it() -> None:
     body["alerts"][1]["labels"]["owner_email"] = "zhangsan@sandbox.example,lisi@sandbox.example"
     jobs = Router(config).route("r", Notification.model_validate(body), json.dumps(body))
     routed = [(parse_target(j.target_spec), len(json.loads(j.payload)["alerts"])) for j in jobs]
-    first, second = routed
+    assert all(isinstance(target, AppTarget) for target, _ in routed)
+    first, second = [(target, n) for target, n in routed if isinstance(target, AppTarget)]
     assert first[0].to_user == ["email:zhangsan@sandbox.example"] and first[1] == 1
     assert first[0].fallback is not None and first[0].fallback.to_user == ["lisi"]
     # the list and the missing label: to the fallback, which needs no look-up

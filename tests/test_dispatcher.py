@@ -61,6 +61,10 @@ class FakeTime:
     def sleeping(self) -> int:
         return len(self._sleepers)
 
+    @property
+    def next_wakeup(self) -> float | None:
+        return min((at for at, _ in self._sleepers.values()), default=None)
+
     def advance(self) -> None:
         """To the earliest wake-up; wake every sleeper due by then."""
         self.now = max(self.now, min(at for at, _ in self._sleepers.values()))

@@ -28,3 +28,33 @@ def test_the_chinese_readme_names_every_file_of_the_checkout_the_english_one_nam
     assert ".pre-commit-config.yaml" in files and "tests/helpers.py" in files  # the checks see them
     missing = [name for name in files if name not in chinese]
     assert not missing, missing
+
+
+def test_the_on_call_example_of_each_readme_is_a_config_that_loads() -> None:
+    """The "complete example" of the on-call section, with the apps, robot and webhook it names."""
+    import yaml
+
+    from alertmanager_wecom.loading import parse_config
+
+    for name, heading in (
+        ("README.md", "## On-call: schedules and escalation"),
+        ("README.zh-CN.md", "## 值班与升级"),
+    ):
+        text = (ROOT / name).read_text(encoding="utf-8")
+        section = text.split(heading, 1)[1]
+        example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+        raw = yaml.safe_load(example.replace("ack_key_file: /run/secrets/ack-key", "ack_key: " + "k" * 32))
+        raw["apps"] = {
+            "ops": {
+                "corp_id": "ww1",
+                "agent_id": 1000002,
+                "secret": "s",
+                "callback": {"token": "t", "encoding_aes_key": "a" * 43},
+            }
+        }
+        raw["robots"] = {"sre": {"key": "k"}}
+        raw["webhooks"] = {"phone": {"url": "https://gateway.example.com/page"}}
+        raw["render"] = {"alertmanager_url": "http://alertmanager:9093"}  # the card's silence buttons
+        config = parse_config(raw)
+        assert config.receivers[0].escalation == "sre", name
+        assert [len(s.targets) for s in config.oncall.escalations["sre"].steps] == [1, 3], name

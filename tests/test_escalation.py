@@ -39,7 +39,7 @@ ACK_KEY = "k" * 32
 
 def make_config(tmp_path: Path, **policy: Any) -> Config:
     raw = raw_config("http://sim", tmp_path, {"app": "ops", "to_user": ["oncall:sre"], "msgtype": "markdown"})
-    raw["delivery"] = {"retry_initial": "1s", "retry_max": "5s", "poll_interval": "1s"}
+    raw["delivery"] = {"retry_initial": "1s", "retry_max": "5s", "poll_interval": "60s"}
     raw["server"] = {"external_url": "https://alerts.example.com"}
     raw["receivers"][0]["escalation"] = "sre"
     raw["oncall"] = {
@@ -88,12 +88,26 @@ class Relay:
         self.dispatcher.wake(job.target_key for job in jobs)
 
     async def run_for(self, seconds: float) -> None:
-        """Run the dispatcher until the fake clock has moved `seconds` on."""
+        """Run the dispatcher until the fake clock has moved `seconds` on and everything due by then is
+        done: the clock moves to each wake-up only while every task sleeps, and never past the end."""
         until = self.time() + seconds
-        while self.time() < until:
+        while True:
+            await self.settle()
+            wakeup = self.time.next_wakeup
+            if wakeup is None or wakeup > until:
+                self.time.now = max(self.time.now, until)
+                await self.settle()
+                return
+            self.time.advance()
+
+    async def settle(self) -> None:
+        """Until the dispatcher's tasks all sleep on the fake clock and the timeline writes are done, for
+        5 looks in a row (a task waiting for a thread, SQLite or a render, is not asleep)."""
+        quiet = 0
+        while quiet < 5:
             await asyncio.sleep(0.001)
-            if self.time.sleeping >= 1 + self.dispatcher.busy:
-                self.time.advance()
+            idle = self.time.sleeping >= 1 + self.dispatcher.busy and not self.dispatcher.oncall.busy
+            quiet = quiet + 1 if idle else 0
 
     def count(self, metric: str, **labels: str) -> float:
         return self.metrics.registry.get_sample_value(f"alertmanager_wecom_{metric}", labels) or 0.0
@@ -262,3 +276,51 @@ async def test_a_step_waiting_survives_a_restart_and_fires_once(tmp_path: Path) 
     async with relay(tmp_path, config, state, time) as again:
         await again.run_for(40 * 60)
         assert len(texts(state, "wangwu")) == 1 and len(robot_entries(state)) == 1
+
+
+async def test_a_target_names_the_policy_and_a_step_posts_to_the_users_own_gateway(tmp_path: Path) -> None:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from tests.servers import serve_in_thread
+
+    posted: list[dict[str, Any]] = []
+
+    async def page(request: Request) -> JSONResponse:
+        posted.append(
+            {"body": json.loads(await request.body()), "auth": request.headers.get("authorization")}
+        )
+        return JSONResponse({"ok": True})
+
+    gateway = Starlette(routes=[Route("/page", page, methods=["POST"])])
+    time = FakeTime()
+    state = simulator(time)
+    with serve_in_thread(gateway) as url:
+        raw = raw_config("http://sim", tmp_path, {"app": "ops", "to_user": ["lisi"], "escalation": "phone"})
+        raw["delivery"] = {"poll_interval": "60s"}
+        raw["webhooks"] = {"gateway": {"url": f"{url}/page", "headers": {"Authorization": "Bearer s3cret"}}}
+        raw["oncall"] = {
+            "escalations": {"phone": {"steps": [{"after": "5m", "targets": [{"webhook": "gateway"}]}]}}
+        }
+        config = parse_config(raw)
+        assert config.receivers[0].escalation is None  # the target names it
+        async with relay(tmp_path, config, state, time) as r:
+            await r.post(firing())
+            await r.run_for(4 * 60)
+            assert posted == [] and len(texts(state, "lisi")) == 1
+            await r.run_for(2 * 60)
+            [call] = posted
+            assert call["auth"] == "Bearer s3cret"
+            assert call["body"]["escalation"] == {
+                "policy": "phone",
+                "level": 2,
+                "round": 0,
+                "after_seconds": 300,
+            }
+            assert call["body"]["groupKey"] == firing()["groupKey"]
+            assert len(call["body"]["alerts"]) == 1
+            [incident] = await r.store.incidents()
+            assert incident.policy == "phone"
+            assert [(e.kind, e.who) for e in incident.events][-1] == ("escalated", ["webhook:gateway"])

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from alertmanager_wecom import samples
-from alertmanager_wecom.config import Target, parse_target
+from alertmanager_wecom.config import AppTarget, RobotTarget, Target, parse_target
 from alertmanager_wecom.ingest.payload import Notification
 from alertmanager_wecom.ingest.routing import Router
 from alertmanager_wecom.loading import parse_config
@@ -28,6 +28,11 @@ def payload() -> dict[str, Any]:
     body["alerts"][0]["labels"].update({"severity": "critical", "owner": "zhangsan", "team": "db"})
     body["alerts"][1]["labels"].update({"severity": "warning", "owner": "lisi", "team": "web"})
     return body
+
+
+def app(target: Target) -> AppTarget:
+    assert isinstance(target, AppTarget)
+    return target
 
 
 def route(cfg: Any, body: dict[str, Any]) -> list[tuple[Target, list[str], str | None]]:
@@ -51,7 +56,7 @@ def test_a_critical_rule_adds_a_party_and_others_get_everything() -> None:
         ),
         payload(),
     )
-    assert [(t.to_user, t.to_party, alerts) for t, alerts, _ in routed] == [
+    assert [(app(t).to_user, app(t).to_party, alerts) for t, alerts, _ in routed] == [
         (["zhangsan"], [], ["10.0.0.0:9100", "10.0.0.1:9100"]),
         ([], ["2"], ["10.0.0.0:9100"]),
     ]
@@ -65,7 +70,7 @@ def test_continue_false_keeps_alerts_from_later_targets() -> None:
         ),
         payload(),
     )
-    assert [(t.to_user, alerts) for t, alerts, _ in routed] == [
+    assert [(app(t).to_user, alerts) for t, alerts, _ in routed] == [
         (["dba"], ["10.0.0.0:9100"]),
         (["everyone-else"], ["10.0.0.1:9100"]),
     ]
@@ -77,7 +82,7 @@ def test_no_matching_target_means_no_job() -> None:
 
 def test_templated_recipients_group_alerts_by_person() -> None:
     routed = route(config({"app": "ops", "to_user": ["{{ labels.owner }}", "boss"]}), payload())
-    assert sorted((t.to_user, alerts) for t, alerts, _ in routed) == [
+    assert sorted((app(t).to_user, alerts) for t, alerts, _ in routed) == [
         (["boss", "lisi"], ["10.0.0.1:9100"]),
         (["boss", "zhangsan"], ["10.0.0.0:9100"]),
     ]
@@ -104,6 +109,7 @@ def test_robot_targets_and_mentions_validate() -> None:
         {"robot": "sre", "msgtype": "markdown", "mention": ["@all"], "mention_from": ["labels.owner"]}
     )
     [(target, _alerts, _dead)] = route(cfg, payload())
+    assert isinstance(target, RobotTarget)
     assert target.robot == "sre" and target.mention == ["@all"]
 
 

@@ -9,7 +9,6 @@ import json
 import ssl
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -62,13 +61,13 @@ def outcome(span: ReceivedSpan) -> Any:
     return span.attributes.get("alertmanager_wecom.outcome")
 
 
-def settled(url: str) -> bool:
-    """Nothing left to deliver; then a moment for the last delivery's span to end (it ends just after
-    the job is marked done)."""
+def settled(url: str, relay: Relay) -> bool:
+    """Nothing left to deliver, and no target's task under way: the last delivery's span has ended (it
+    ends just after the job is marked done, and the task after it)."""
     if httpx.get(f"{url}/readyz", timeout=5).json().get("pending") != 0:
         return False
-    time.sleep(0.3)
-    return True
+    assert relay.dispatcher is not None
+    return relay.dispatcher.busy == 0
 
 
 def test_one_alerts_path_from_alertmanager_to_wecom_is_one_trace(
@@ -257,7 +256,7 @@ def test_an_export_refused_is_logged_without_the_headers_secret(
         with traced_relay(raw) as (url, relay):
             assert httpx.post(f"{url}/alerts/default", json=PAYLOAD, timeout=30).status_code == 200
             wait_until(lambda: sim_state.entries("zhangsan"), what="delivery")
-            wait_until(lambda: settled(url), what="the job done")
+            wait_until(lambda: settled(url, relay), what="the job done")
             relay.tracing.flush()
     refused = [r.getMessage() for r in caplog.records if r.name.startswith("opentelemetry.exporter")]
     assert refused and all("refused **********" in line for line in refused), refused
@@ -307,7 +306,7 @@ def test_what_is_not_sampled_is_not_exported(
                 == 200
             )
             wait_until(lambda: sim_state.entries("zhangsan"), what="delivery")
-            wait_until(lambda: settled(url), what="the job done")
+            wait_until(lambda: settled(url, relay), what="the job done")
             relay.tracing.flush()
             assert receiver.spans == []
 

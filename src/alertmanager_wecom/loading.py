@@ -29,17 +29,13 @@ SECRET_KEYS = frozenset({"secret", "key", "token", "password", "bearer_token", "
 # Mappings of secrets whose values may come from files: ``headers_file: {Authorization: /run/secrets/x}``
 # (tracing's headers, as Alertmanager's). Each value is read from its file, beside ``headers`` if any.
 SECRET_MAPPINGS = frozenset({"headers"})
-# The tags of the `Target` union appear in pydantic's error locations; the YAML has no such key.
-_UNION_TAGS = frozenset({"app", "chat", "robot"})
 
 
 def _path(loc: tuple[str | int, ...]) -> str:
     out = ""
-    for i, part in enumerate(loc):
+    for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif i >= 2 and loc[i - 2] == "targets" and part in _UNION_TAGS and i + 1 < len(loc):
-            continue  # receivers.0.targets.1.<tag>.msgtype: the tag is not a key of the YAML
         else:
             out += ("." if out else "") + part
     return out or "(top level)"

@@ -131,12 +131,12 @@ class Acknowledgements:
         if receiver is None:
             return []
         targets = list(receiver.targets)
-        policy = config.oncall.escalations.get(receiver.escalation or "")
+        policy = config.oncall.escalations.get(incident.policy or "")
         if policy is not None:  # a step's cards are stored with its mark (ingest/escalation.py)
             for round_, index, after in policy.due_offsets():
                 for ordinal, target in enumerate(policy.steps[index].targets):
                     mark = EscalationMark(
-                        policy=receiver.escalation or "",
+                        policy=incident.policy or "",
                         round=round_,
                         step=index,
                         after=after,

@@ -1,19 +1,27 @@
-"""Channels turn a rendered `Message` into WeCom API calls. One module per channel, each owning its
-target member's kind, metrics label, rate limits and descriptions (its `ChannelKind`).
+"""Channels turn a rendered `Message` into calls to WeCom (or to a webhook): one module per channel,
+each with its `Channel` (sends; raises `DeliveryError`) and its `ChannelKind` (everything else).
 
-Adding a channel: its module, its member of the `Target` union (config/targets.py), one line in `KINDS`.
+What adding a channel takes (tests/test_channel_seam.py adds one that way and sends through it):
+1. Its target model, config/targets/<channel>.py: a `TargetBase` naming the keys that select it
+   (`selected_by`), its checks as written (`shape`) and the config sections its names refer to
+   (`references`). Being defined joins it to `Target`; the folder is imported whole.
+2. Its module here: the `Channel`, and a `ChannelKind` (model, labels, rate windows, content limit,
+   `renders` if it does not send WeCom text, `build`). 3. One line in `_CHANNELS` below.
+Trade-off: model and channel are two files in two layers, so that a config loads without the channels
+(the config is a leaf); a section of its own in the config (`webhooks:`) is one more field of `Config`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from alertmanager_wecom.channels import app_chat, app_message, robot
+from alertmanager_wecom.channels import app_chat, app_message, robot, webhook
 from alertmanager_wecom.channels.app_chat import AppChatChannel
 from alertmanager_wecom.channels.app_message import AppMessageChannel
 from alertmanager_wecom.channels.base import Channel, ChannelKind, RateWindows, SendResult, token_for
 from alertmanager_wecom.channels.robot import RobotChannel
-from alertmanager_wecom.config import AnyTarget, AppTarget, ChatTarget, Config, RobotTarget
+from alertmanager_wecom.channels.webhook import WebhookChannel
+from alertmanager_wecom.config import Config, Target
 from alertmanager_wecom.wecom.api import WeComAPI
 from alertmanager_wecom.wecom.token import AccessToken
 
@@ -26,24 +34,40 @@ __all__ = [
     "RateWindows",
     "RobotChannel",
     "SendResult",
+    "WebhookChannel",
     "build_channel",
     "kind_of",
+    "register",
     "token_for",
+    "withdraw",
 ]
 
-# The registry: each member of the Target union → its channel's kind.
-KINDS: dict[type[Any], ChannelKind[Any]] = {
-    AppTarget: app_message.KIND,
-    ChatTarget: app_chat.KIND,
-    RobotTarget: robot.KIND,
-}
+# The registry: one line per channel.
+_CHANNELS: tuple[ChannelKind[Any], ...] = (
+    app_message.KIND,
+    app_chat.KIND,
+    robot.KIND,
+    webhook.KIND,
+)
+# Each target model → its channel's kind.
+KINDS: dict[type[Any], ChannelKind[Any]] = {kind.target: kind for kind in _CHANNELS}
 
 
-def kind_of(target: AnyTarget) -> ChannelKind[Any]:
-    return KINDS[type(target)]
+def register(kind: ChannelKind[Any]) -> None:
+    """A channel added at run time (a test's): its targets route, validate and send like any."""
+    KINDS[kind.target] = kind
 
 
-def build_channel(
-    target: AnyTarget, config: Config, api: WeComAPI, tokens: dict[str, AccessToken]
-) -> Channel:
+def withdraw(kind: ChannelKind[Any]) -> None:
+    del KINDS[kind.target]
+
+
+def kind_of(target: Target) -> ChannelKind[Any]:
+    try:
+        return KINDS[type(target)]
+    except KeyError:
+        raise KeyError(f"no channel sends to {type(target).__name__} (channels/__init__.py)") from None
+
+
+def build_channel(target: Target, config: Config, api: WeComAPI, tokens: dict[str, AccessToken]) -> Channel:
     return kind_of(target).build(target, config, api, tokens)

@@ -5,7 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from alertmanager_wecom.channels.app_message import app_prefix
-from alertmanager_wecom.channels.base import RateWindows, SendResult, token_for, upload_image, windows
+from alertmanager_wecom.channels.base import (
+    RateWindows,
+    SendResult,
+    TemplatedKind,
+    token_for,
+    upload_image,
+    windows,
+)
 from alertmanager_wecom.config import AppConfig, ChatTarget
 from alertmanager_wecom.rendering import fit
 from alertmanager_wecom.rendering.message import Message
@@ -51,7 +58,8 @@ class AppChatChannel:
         return SendResult()
 
 
-class AppChatKind:
+class AppChatKind(TemplatedKind):
+    target = ChatTarget
     kind = "chat"
 
     def label(self, target: ChatTarget) -> str:
@@ -65,7 +73,8 @@ class AppChatKind:
     def via(self, target: ChatTarget) -> str:
         return f"app {target.app}, chat {target.chat}"
 
-    def content_limit(self, msgtype: str) -> int:
+    def content_limit(self, target: ChatTarget, config: Config) -> int:
+        msgtype = target.msgtype
         return fit.content_limit(msgtype)
 
     def describe(self, target: ChatTarget) -> str:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from alertmanager_wecom.channels.base import RateWindows, SendResult, token_for, upload_image, windows
+from alertmanager_wecom.channels.base import (
+    RateWindows,
+    SendResult,
+    TemplatedKind,
+    token_for,
+    upload_image,
+    windows,
+)
 from alertmanager_wecom.config import AppConfig, AppTarget
 from alertmanager_wecom.rendering import fit
 from alertmanager_wecom.rendering.message import Message
@@ -76,7 +83,8 @@ class AppMessageChannel:
         return SendResult()
 
 
-class AppMessageKind:
+class AppMessageKind(TemplatedKind):
+    target = AppTarget
     kind = "app"
 
     def label(self, target: AppTarget) -> str:
@@ -99,7 +107,8 @@ class AppMessageKind:
     def via(self, target: AppTarget) -> str:
         return f"app {target.app}"
 
-    def content_limit(self, msgtype: str) -> int:
+    def content_limit(self, target: AppTarget, config: Config) -> int:
+        msgtype = target.msgtype
         return fit.content_limit(msgtype)
 
     def describe(self, target: AppTarget) -> str:

@@ -1,12 +1,13 @@
 """What every channel implements: `Channel` sends one message; `ChannelKind` is everything else a
-channel owns about its targets (metrics kind and label, rate limits, descriptions, how it is built).
+channel owns about its targets (their model, metrics kind and label, rate limits, descriptions, its
+content limit, its own rendering when it does not send WeCom text, how it is built).
 
-Adding a channel: a module with a `Channel` class and a `ChannelKind`, a member of the `Target` union
-(config/targets.py) and one line in the registry (channels/__init__.py).
+Adding a channel: see channels/__init__.py.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
@@ -15,7 +16,8 @@ from alertmanager_wecom.wecom.api import WeComAPI
 from alertmanager_wecom.wecom.token import AccessToken
 
 if TYPE_CHECKING:
-    from alertmanager_wecom.config import Config, DeliverySettings
+    from alertmanager_wecom.config import Config, DeliverySettings, TargetBase
+    from alertmanager_wecom.ingest.payload import Notification
 
 T_contra = TypeVar("T_contra", contravariant=True)
 
@@ -56,12 +58,22 @@ class Channel(Protocol):
         ...
 
 
+# A channel's own rendering: the notification (its resolved alerts already dropped when the target does
+# not send them) → the messages it sends.
+OwnRendering = Callable[["Notification"], list[Message]]
+
+
 class ChannelKind(Protocol[T_contra]):
     """One channel's knowledge of its targets."""
 
     @property
+    def target(self) -> type[TargetBase]:
+        """The model of its targets (config/targets/<channel>.py): its key in the registry."""
+        ...
+
+    @property
     def kind(self) -> str:
-        """The metrics label of the channel: app | chat | robot."""
+        """The metrics label of the channel: app | chat | robot | webhook."""
         ...
 
     def label(self, target: T_contra) -> str:
@@ -80,9 +92,14 @@ class ChannelKind(Protocol[T_contra]):
         """Where it sends, for `render`: ``app ops → zhangsan|party:2``, ``robot sre``."""
         ...
 
-    def content_limit(self, msgtype: str) -> int:
-        """The most bytes of content a message of `msgtype` may have on this channel (WeCom cuts the
-        rest silently)."""
+    def content_limit(self, target: T_contra, config: Config) -> int:
+        """The most bytes of content one message to this target may have (WeCom cuts the rest
+        silently; a webhook's is its max_body_bytes)."""
+        ...
+
+    def renders(self, target: T_contra, config: Config) -> OwnRendering | None:
+        """How the channel renders a notification itself when its messages are not WeCom text (the
+        webhook's JSON); None: the target's templates render it, within `content_limit`."""
         ...
 
     def build(
@@ -90,6 +107,13 @@ class ChannelKind(Protocol[T_contra]):
     ) -> Channel:
         """The channel that sends to this target (KeyError when its app or robot left the config)."""
         ...
+
+
+class TemplatedKind:
+    """The kinds of WeCom's text channels: their targets' templates render their messages."""
+
+    def renders(self, target: object, config: Config) -> OwnRendering | None:
+        return None
 
 
 def windows(settings: DeliverySettings, *limits: tuple[int, float]) -> tuple[Window, ...]:

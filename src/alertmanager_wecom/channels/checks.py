@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import httpx
 
 from alertmanager_wecom.channels import build_channel, kind_of
-from alertmanager_wecom.config import CallbackSettings, Config, Target
+from alertmanager_wecom.config import AppTarget, CallbackSettings, ChatTarget, Config
 from alertmanager_wecom.rendering.message import Message
 from alertmanager_wecom.wecom.api import WeComAPI, WeComError
 from alertmanager_wecom.wecom.callback_crypto import CallbackCrypto
@@ -63,11 +63,16 @@ async def run_checks(config: Config, client: httpx.AsyncClient, send: bool = Tru
     for receiver in config.receivers:
         for index, target in enumerate(receiver.targets):
             subject = f"receiver {receiver.name} target {index + 1} ({kind_of(target).via(target)})"
-            if target.templated_recipients:
+            if isinstance(target, AppTarget) and target.templated_recipients:
                 results.append(CheckResult(True, subject, _not_tested(target)))
                 continue
-            if target.app is not None and target.app not in working:
-                results.append(CheckResult(False, subject, f"skipped: app {target.app} has no access token"))
+            if kind_of(target).renders(target, config) is not None:
+                # A webhook's gateway may call a phone: `check` does not page anyone.
+                results.append(CheckResult(True, subject, "not tested: it posts to a gateway of your own"))
+                continue
+            via = target.app if isinstance(target, AppTarget | ChatTarget) else None
+            if via is not None and via not in working:
+                results.append(CheckResult(False, subject, f"skipped: app {via} has no access token"))
                 continue
             target, _ = await resolve_written(target, tokens, userids)  # email:/mobile: (checked above)
             channel = build_channel(target, config, api, tokens)
@@ -90,12 +95,12 @@ async def run_checks(config: Config, client: httpx.AsyncClient, send: bool = Tru
                     )
                 )
             else:
-                agent = f" (agent_id {config.apps[target.app].agent_id} accepted)" if target.app else ""
+                agent = f" (agent_id {config.apps[via].agent_id} accepted)" if via else ""
                 results.append(CheckResult(True, subject, f"test message sent to {channel.name}{agent}"))
     return results
 
 
-def _not_tested(target: Target) -> str:
+def _not_tested(target: AppTarget) -> str:
     """Why a target whose recipients come from alert data gets no test message: a template is not an
     id, and sending to its literal text would only earn an error for a name nobody has."""
     templates = [

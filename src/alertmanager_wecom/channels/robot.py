@@ -6,7 +6,7 @@ import base64
 import hashlib
 from typing import TYPE_CHECKING, Any
 
-from alertmanager_wecom.channels.base import RateWindows, SendResult, windows
+from alertmanager_wecom.channels.base import RateWindows, SendResult, TemplatedKind, windows
 from alertmanager_wecom.config import RobotConfig, RobotTarget
 from alertmanager_wecom.rendering import fit
 from alertmanager_wecom.rendering.message import Message
@@ -44,7 +44,8 @@ class RobotChannel:
         return SendResult()
 
 
-class RobotKind:
+class RobotKind(TemplatedKind):
+    target = RobotTarget
     kind = "robot"
 
     def label(self, target: RobotTarget) -> str:
@@ -56,8 +57,11 @@ class RobotKind:
     def via(self, target: RobotTarget) -> str:
         return f"robot {target.robot}"
 
-    def content_limit(self, msgtype: str) -> int:
-        return fit.content_limit(msgtype, robot=True)  # a robot's markdown takes 4096 bytes
+    def content_limit(self, target: RobotTarget, config: Config) -> int:
+        msgtype = target.msgtype
+        if fit.detail_msgtype(msgtype) in ("markdown", "markdown_v2"):
+            return fit.ROBOT_MARKDOWN_LIMIT  # a robot's markdown takes 4096 bytes
+        return fit.content_limit(msgtype)
 
     def describe(self, target: RobotTarget) -> str:
         return f"robot {target.robot}"

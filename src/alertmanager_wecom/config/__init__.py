@@ -23,12 +23,14 @@ from alertmanager_wecom.config.models import (
 from alertmanager_wecom.config.oncall import EscalationPolicy, EscalationStep, OncallSettings, Schedule
 from alertmanager_wecom.config.server import InboundAuth, ServerSettings, TLSSettings, VerifyFile
 from alertmanager_wecom.config.targets import (
-    AnyTarget,
     AppTarget,
     ChatTarget,
     Fallback,
     RobotTarget,
     Target,
+    TargetBase,
+    WebhookConfig,
+    WebhookTarget,
     parse_target,
     target_spec,
     validate_target,
@@ -38,7 +40,6 @@ from alertmanager_wecom.config.tracing import TracingSettings
 __all__ = [
     "DEFAULT_API_URL",
     "AlertmanagerAPI",
-    "AnyTarget",
     "AppConfig",
     "AppTarget",
     "BasicAuth",
@@ -67,9 +68,12 @@ __all__ = [
     "StorageSettings",
     "TLSSettings",
     "Target",
+    "TargetBase",
     "TracingSettings",
     "VerifyFile",
     "WeComSettings",
+    "WebhookConfig",
+    "WebhookTarget",
     "parse_duration",
     "parse_target",
     "target_spec",

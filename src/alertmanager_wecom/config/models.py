@@ -1,5 +1,5 @@
 """The configuration's typed models: a leaf (it imports nothing of the
-package but `secret` and its siblings fields.py, targets.py, apis.py and tracing.py).
+package but `secret` and its siblings: fields.py, targets/ (one model per channel), apis.py, ….
 
 Each model checks what it can see by itself; what needs other modules (matchers, templates) and
 the YAML, ``${ENV_VAR}`` and ``*_file`` handling are the loader's (loader.py).
@@ -19,7 +19,7 @@ from alertmanager_wecom.config.contacts import LookupSettings
 from alertmanager_wecom.config.fields import Duration, Language, Model, check_time_zone
 from alertmanager_wecom.config.oncall import OncallSettings, schedule_of
 from alertmanager_wecom.config.server import InboundAuth, ServerSettings, VerifyFile
-from alertmanager_wecom.config.targets import Target
+from alertmanager_wecom.config.targets import AppTarget, Target, WebhookConfig
 from alertmanager_wecom.config.tracing import TracingSettings
 from alertmanager_wecom.secret import Secret
 
@@ -238,6 +238,8 @@ class Config(Model):
     wecom: WeComSettings = Field(default_factory=WeComSettings)
     apps: dict[str, AppConfig] = Field(default_factory=dict)
     robots: dict[str, RobotConfig] = Field(default_factory=dict)
+    # Outgoing webhooks (JSON POSTs to a gateway of the user's own): `webhook: NAME` targets.
+    webhooks: dict[str, WebhookConfig] = Field(default_factory=dict)
     receivers: list[Receiver] = Field(default_factory=list)
     server: ServerSettings = Field(default_factory=ServerSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
@@ -268,17 +270,21 @@ class Config(Model):
             if receiver.name in seen:
                 raise ValueError(f"receivers[{i}].name: duplicate receiver name {receiver.name!r}")
             seen.add(receiver.name)
-            if receiver.escalation is not None and receiver.escalation not in self.oncall.escalations:
-                known = ", ".join(sorted(self.oncall.escalations)) or "none defined"
-                raise ValueError(
-                    f"receivers[{i}].escalation: unknown escalation policy {receiver.escalation!r} "
-                    f"(oncall.escalations: {known})"
-                )
+            named = [(f"receivers[{i}].escalation", receiver.escalation)] + [
+                (f"receivers[{i}].targets[{j}].escalation", t.escalation)
+                for j, t in enumerate(receiver.targets)
+            ]
+            for where, policy_name in named:
+                if policy_name is not None and policy_name not in self.oncall.escalations:
+                    known = ", ".join(sorted(self.oncall.escalations)) or "none defined"
+                    raise ValueError(
+                        f"{where}: unknown escalation policy {policy_name!r} (oncall.escalations: {known})"
+                    )
             places = [(f"receivers[{i}].targets[{j}]", t) for j, t in enumerate(receiver.targets)]
-            if receiver.escalation is not None:
-                policy = self.oncall.escalations[receiver.escalation]
+            for policy_name in dict.fromkeys(name for _, name in named if name is not None):
+                policy = self.oncall.escalations[policy_name]
                 places += [
-                    (f"oncall.escalations.{receiver.escalation}.steps[{k}].targets[{j}]", t)
+                    (f"oncall.escalations.{policy_name}.steps[{k}].targets[{j}]", t)
                     for k, step in enumerate(policy.steps)
                     for j, t in enumerate(step.targets)
                 ]
@@ -288,16 +294,16 @@ class Config(Model):
             for k, step in enumerate(policy.steps):
                 for j, target in enumerate(step.targets):
                     self._oncall_names(target, f"oncall.escalations.{name}.steps[{k}].targets[{j}]")
-                    if target.match or target.templated_recipients:
+                    if target.match or target.templated_recipients or target.escalation:
                         raise ValueError(
                             f"oncall.escalations.{name}.steps[{k}].targets[{j}]: a step's targets take "
-                            "every alert of the group: no match, no recipients from labels"
+                            "every alert of the group: no match, no recipients from labels, no escalation"
                         )
         return self
 
     def _oncall_names(self, target: Target, where: str) -> None:
         for field in ("to_user", "mention"):
-            for value in getattr(target, field):
+            for value in getattr(target, field, ()):
                 schedule = schedule_of(value)
                 if schedule is not None and schedule not in self.oncall.schedules:
                     known = ", ".join(sorted(self.oncall.schedules)) or "none defined"
@@ -306,21 +312,21 @@ class Config(Model):
                     )
 
     def _target(self, receiver: Receiver, target: Target, where: str) -> None:
-        if target.app is not None and target.app not in self.apps:
-            known = ", ".join(sorted(self.apps)) or "none defined"
-            raise ValueError(f"{where}.app: unknown app {target.app!r} (apps: {known})")
-        if target.msgtype == "template_card":
-            self._card_target(receiver, target, where)
+        # The names a target refers to, as its model declares them: app → apps, robot → robots, ….
+        for field, what, section in target.references:
+            name = getattr(target, field)
+            names: dict[str, object] = getattr(self, section)
+            if name not in names:
+                known = ", ".join(sorted(names)) or "none defined"
+                raise ValueError(f"{where}.{field}: unknown {what} {name!r} ({section}: {known})")
+        if isinstance(target, AppTarget) and target.msgtype == "template_card":
+            self._card_target(receiver, target, where)  # the app channel's cards need its callback
         if target.chart:
             self._chart_target(receiver, where)
-        if target.robot is not None and target.robot not in self.robots:
-            known = ", ".join(sorted(self.robots)) or "none defined"
-            raise ValueError(f"{where}.robot: unknown robot {target.robot!r} (robots: {known})")
         self._oncall_names(target, where)
 
-    def _card_target(self, receiver: Receiver, target: Target, where: str) -> None:
-        app = self.apps.get(target.app or "")
-        if app is not None and app.callback is None:
+    def _card_target(self, receiver: Receiver, target: AppTarget, where: str) -> None:
+        if self.apps[target.app].callback is None:
             raise ValueError(
                 f"{where}.msgtype: WeCom sends cards with buttons only for apps with a callback URL: set "
                 f"apps.{target.app}.callback (token, encoding_aes_key) and save the URL "

@@ -18,6 +18,7 @@ import logging
 from collections.abc import Sequence
 
 from alertmanager_wecom.channels import SendResult
+from alertmanager_wecom.config import AppTarget
 from alertmanager_wecom.delivery.claims import take_slot
 from alertmanager_wecom.delivery.context import Services
 from alertmanager_wecom.delivery.render import describe, parse, render_job
@@ -204,7 +205,7 @@ class JobDelivery:
     ) -> None:
         """A card reached WeCom: remember it (and its response code) to redraw it later. A failure here
         is logged and never holds delivery back: the card was delivered."""
-        if self.s.cards is None or message.card is None or route.target.app is None:
+        if self.s.cards is None or message.card is None or not isinstance(route.target, AppTarget):
             return
         try:
             await self.s.cards.sent(

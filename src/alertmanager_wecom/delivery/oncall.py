@@ -20,7 +20,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from alertmanager_wecom.config import Config, Target, target_spec
+from alertmanager_wecom.channels import kind_of
+from alertmanager_wecom.config import AppTarget, ChatTarget, Config, RobotTarget, Target, target_spec
 from alertmanager_wecom.config.oncall import schedule_of
 from alertmanager_wecom.config.targets import EscalationMark
 from alertmanager_wecom.delivery.context import Services
@@ -42,13 +43,18 @@ _SLACK = 0.001
 
 
 def names_oncall(target: Target) -> bool:
-    return any(schedule_of(v) for v in (*target.to_user, *target.mention))
+    return any(schedule_of(v) for v in (*getattr(target, "to_user", ()), *getattr(target, "mention", ())))
 
 
 def slot(mark: EscalationMark) -> int:
     """The number a step's target is taken under (`take_step`'s step): each target of a step is taken
     once, on its own (a step to a person and a robot sends to both)."""
     return mark.step * 100 + mark.target
+
+
+def escalates(policy: str | None, target: Target) -> bool:
+    """Whether the groups a target notifies escalate: its receiver's policy, its own, or it is a step."""
+    return policy is not None or target.escalation is not None or target.escalation_step is not None
 
 
 def level(step: int) -> int:
@@ -99,7 +105,11 @@ class OnCall:
         if config is None:
             return None
         store = self._store()
-        overrides = await store.overrides(schedule, at, at + 1) if store is not None else []
+        try:
+            overrides = await store.overrides(schedule, at, at + 1) if store is not None else []
+        except Exception as exc:  # an alert waits for no store: the rotation's person, without overrides
+            log.warning("schedule %s: overrides unreadable (%s); the rotation decides", schedule, exc)
+            overrides = []
         shift = on_call(config, at, overrides)
         return None if shift is None else shift.user
 
@@ -110,7 +120,7 @@ class OnCall:
         fields: dict[str, list[str]] = {}
         for name in ("to_user", "mention"):
             values: list[str] = []
-            for value in getattr(target, name):
+            for value in getattr(target, name, ()):
                 schedule = schedule_of(value)
                 if schedule is None:
                     values.append(value)
@@ -120,21 +130,21 @@ class OnCall:
                     nobody.append(schedule)
                 else:
                     values.append(user)
-            if getattr(target, name):
+            if getattr(target, name, ()):
                 fields[name] = list(dict.fromkeys(values))
         if nobody:
             log.warning(
                 "receiver %s: nobody is on call for %s now", jobs[0].receiver, ", ".join(sorted(set(nobody)))
             )
         resolved = target.model_copy(update=fields)
-        if not (resolved.to_user or resolved.to_party or resolved.to_tag or resolved.robot or resolved.chat):
-            if target.fallback is None:
+        if isinstance(resolved, AppTarget) and not (resolved.to_user or resolved.to_party or resolved.to_tag):
+            if resolved.fallback is None:
                 detail = f"nobody on call for schedule {', '.join(sorted(set(nobody)))} and no fallback"
                 for job in jobs:
                     await self.failures.dead(job, route, Reason.RECIPIENTS, detail)
                 return True
-            fallback = target.fallback
-            resolved = target.model_copy(
+            fallback = resolved.fallback
+            resolved = resolved.model_copy(
                 update={"to_user": fallback.to_user, "to_party": fallback.to_party, "to_tag": fallback.to_tag}
             )
         return routes.get(target_spec(resolved))
@@ -212,7 +222,7 @@ class OnCall:
         `oncall.ack_key` and `server.external_url` set) a link that acknowledges its group."""
         config = self._config()
         receiver = config.receiver(job.receiver)
-        if receiver is None or receiver.escalation is None:
+        if receiver is None or not escalates(receiver.escalation, route.target):
             return None
         mark = route.target.escalation_step
         key = config.oncall.ack_key
@@ -240,7 +250,7 @@ class OnCall:
         """A receiver's own notification reached WeCom: "notified" on its incident's timeline."""
         store = self._store()
         receiver = self._config().receiver(job.receiver)
-        if store is None or receiver is None or receiver.escalation is None:
+        if store is None or receiver is None or not escalates(receiver.escalation, route.target):
             return
         if route.target.escalation_step is not None:
             return  # a step: "escalated" was written when it was taken
@@ -273,6 +283,11 @@ class OnCall:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
+    @property
+    def busy(self) -> bool:
+        """Timeline writes are in progress."""
+        return bool(self._background)
+
     async def drain(self) -> None:
         while self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
@@ -280,9 +295,16 @@ class OnCall:
 
 def recipients_of(target: Target) -> list[str]:
     """Who a target reaches, for the timeline: its people, parties and tags, its robot or chat."""
-    people = [*target.to_user, *(f"party:{p}" for p in target.to_party), *(f"tag:{t}" for t in target.to_tag)]
-    if target.robot is not None:
-        people += [f"robot:{target.robot}", *(f"@{m}" for m in target.mention)]
-    if target.chat:
-        people.append(f"chat:{target.chat}")
+    if isinstance(target, AppTarget):
+        people = [
+            *target.to_user,
+            *(f"party:{p}" for p in target.to_party),
+            *(f"tag:{t}" for t in target.to_tag),
+        ]
+    elif isinstance(target, RobotTarget):
+        people = [f"robot:{target.robot}", *(f"@{m}" for m in target.mention)]
+    elif isinstance(target, ChatTarget):
+        people = [f"chat:{target.chat}"]
+    else:  # another channel's (webhook:NAME): as its metrics label names it
+        people = [kind_of(target).label(target)]
     return people[:50]

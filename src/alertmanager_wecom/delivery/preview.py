@@ -14,7 +14,7 @@ from typing import Any
 
 from alertmanager_wecom.channels import kind_of
 from alertmanager_wecom.config import Config, Target, parse_target
-from alertmanager_wecom.delivery.render import CardContext, render_messages
+from alertmanager_wecom.delivery.render import CardContext, render_messages, sendable
 from alertmanager_wecom.ingest.payload import Notification
 from alertmanager_wecom.ingest.routing import Router
 from alertmanager_wecom.rendering import fit
@@ -64,9 +64,9 @@ def shown(messages: list[Any], limit: int) -> list[ShownMessage]:
     return out
 
 
-def limit_of(target: Target) -> int:
+def limit_of(target: Target, config: Config) -> int:
     """The byte limit of the target's messages, as its channel has it."""
-    return kind_of(target).content_limit(target.msgtype)
+    return kind_of(target).content_limit(target, config)
 
 
 def render_target(
@@ -74,11 +74,16 @@ def render_target(
 ) -> list[ShownMessage]:
     """The messages `notification` becomes for `target` (with `template` instead of its own when
     given). Raises TemplateError."""
-    renderer = Renderer.for_target(target, config)
+    limit = limit_of(target, config)
+    own = kind_of(target).renders(target, config)
+    if own is not None:  # a channel that renders its own (a webhook's JSON)
+        sent = sendable(target, notification)
+        return shown(own(sent) if sent is not None else [], limit)
+    renderer = Renderer.for_target(target, config, limit)
     if template is not None:
         renderer.templates = templates_from_source(template, target.msgtype)
     card = CardContext(builder_for(target, config)) if target.msgtype == "template_card" else None
-    return shown(render_messages(target, renderer, notification, card=card), limit_of(target))
+    return shown(render_messages(target, renderer, notification, card=card), limit)
 
 
 def preview_receiver(config: Config, receiver: str, notification: Notification) -> list[TargetPreview]:

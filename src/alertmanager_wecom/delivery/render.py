@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ParamSpec, TypeVar
 
-from alertmanager_wecom.config import Target
+from alertmanager_wecom.config import RobotTarget, Target
 from alertmanager_wecom.config.contacts import kind_of
 from alertmanager_wecom.delivery.routes import TargetRoute
 from alertmanager_wecom.ingest.payload import LARGE_BODY, Notification, collector_paused, parse_notification
@@ -145,7 +145,9 @@ def card_messages(
 def mentions_for(target: Target, notification: Notification) -> tuple[list[str], list[str], list[str]]:
     """Who a robot message @mentions: the target's list (as written: may be @all) and, from the alerts'
     labels/annotations, values that are each exactly one valid userid, at most `max_mentions` of them.
-    Returns (userids, mobiles, problems)."""
+    Returns (userids, mobiles, problems); nobody for the other channels' targets."""
+    if not isinstance(target, RobotTarget):
+        return [], [], []
     # mobile: mentions (checked at load: one number each, text messages only) go as WeCom takes them.
     users = [m for m in target.mention if kind_of(m) is None]
     mobiles = [*target.mention_mobile, *(m.partition(":")[2] for m in target.mention if kind_of(m))]
@@ -187,6 +189,9 @@ def messages_for(
                 "receiver %s job %d: mentions from alert data refused: %s", job.receiver, job.id, problems
             )
 
+    if route.renders is not None:  # a channel that renders its own (a webhook's JSON)
+        sent = sendable(route.target, notification)
+        return route.renders(sent) if sent is not None else []
     if card is None and route.cards is not None:
         card = CardContext(route.cards)
     try:

@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass
 
 from alertmanager_wecom.channels import Channel, build_channel, kind_of
+from alertmanager_wecom.channels.base import OwnRendering
 from alertmanager_wecom.config import Config, Target, parse_target
 from alertmanager_wecom.delivery.pacing import RateLimiter
 from alertmanager_wecom.metrics import Metrics
@@ -28,6 +29,7 @@ class TargetRoute:
     label: str  # app:NAME or robot:NAME: a bounded metrics label (no recipients)
     last_send: float = 0.0
     cards: CardBuilder | None = None  # msgtype template_card: builds the target's cards
+    renders: OwnRendering | None = None  # the channel's own rendering (a webhook's JSON), else templates
 
 
 class Routes:
@@ -54,33 +56,32 @@ class Routes:
         if route is None:
             target = parse_target(spec)
             channel = build_channel(target, self.config, self.api, self.tokens)
-            if target.app is not None:
-                token = self.tokens.get(target.app)
-                if token is not None and token.on_refresh is None:
-                    token.on_refresh = self.metrics.token_refreshes.labels(target.app).inc
-            kind = kind_of(target).kind
-            label = kind_of(target).label(target)
+            for app, token in self.tokens.items():  # the apps' tokens this channel built, if any
+                if token.on_refresh is None:
+                    token.on_refresh = self.metrics.token_refreshes.labels(app).inc
+            kind = kind_of(target)
             route = TargetRoute(
                 target,
-                self._renderer(target),
+                self._renderer(target, kind.content_limit(target, self.config)),
                 channel,
                 self._rate_keys(target),
-                kind,
-                label,
+                kind.kind,
+                kind.label(target),
                 cards=builder_for(target, self.config) if target.msgtype == "template_card" else None,
+                renders=kind.renders(target, self.config),
             )
             self._routes[spec] = route
         return route
 
-    def _renderer(self, target: Target) -> Renderer:
+    def _renderer(self, target: Target, limit: int) -> Renderer:
         """The target's renderer; with the built-in templates if its own cannot be read any more (the
         file was moved after the config was loaded): the alerts go out, the operator is told."""
         try:
-            return Renderer.for_target(target, self.config)
+            return Renderer.for_target(target, self.config, limit)
         except TemplateError as exc:
             log.error("%s; sending with the built-in template until the template can be read", exc)
             builtin = target.model_copy(update={"template": None, "title_template": None})
-            return Renderer.for_target(builtin, self.config)
+            return Renderer.for_target(builtin, self.config, limit)
 
     def _rate_keys(self, target: Target) -> list[str]:
         keys = []

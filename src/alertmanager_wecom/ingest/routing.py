@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import jinja2
 
-from alertmanager_wecom.config import Config, Target, target_spec
+from alertmanager_wecom.config import AppTarget, Config, Target, target_spec
 from alertmanager_wecom.config.contacts import kind_of
 from alertmanager_wecom.ingest.matchers import Matcher, matches_all, parse_matcher
 from alertmanager_wecom.ingest.payload import Alert, Notification, dump_notification
@@ -92,7 +92,7 @@ def recipient_template_problems(config: Config) -> list[str]:
     for i, receiver in enumerate(config.receivers):
         for j, target in enumerate(receiver.targets):
             for name in ("to_user", "to_party", "to_tag"):
-                for k, source in enumerate(getattr(target, name)):
+                for k, source in enumerate(getattr(target, name, ())):
                     if "{{" not in source and "{%" not in source:
                         continue
                     try:
@@ -179,6 +179,7 @@ class Router:
         unreachable: list[int] = []
         problems: list[str] = []
         target = route.target
+        assert isinstance(target, AppTarget)  # only an app's targets have templated recipients
         budget = Budget(target.max_recipients)
         refused = 0  # values that were there but invalid (not merely a missing label)
         static = [[v for v in getattr(target, name) if "{{" not in v] for name in _FIELDS]

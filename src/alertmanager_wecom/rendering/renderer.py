@@ -75,7 +75,9 @@ class Renderer:
         )
 
     @classmethod
-    def for_target(cls, target: Target, config: Config) -> Renderer:
+    def for_target(cls, target: Target, config: Config, limit: int | None = None) -> Renderer:
+        """The target's renderer; `limit`: the bytes its channel takes in one message (its channel
+        kind's `content_limit`; WeCom's for an app's messages when not given)."""
         render = config.render
         kept = config.kept_templates.by_key.get(target.template_key())
         return cls(
@@ -85,7 +87,7 @@ class Renderer:
             time_zone=target.time_zone or render.time_zone,
             max_messages=target.max_messages or render.max_messages,
             alertmanager_url=render.alertmanager_url,
-            limit=fit.content_limit(target.msgtype, robot=target.robot is not None),
+            limit=limit or fit.content_limit(target.msgtype),
             markdown_annotations=frozenset(render.markdown_annotations),
             bounds=Bounds(render.template_timeout, render.template_max_chars),
         )

@@ -130,8 +130,7 @@ async def job_messages(relay: Relay, job: Job) -> tuple[list[ShownMessage], str]
         messages = await asyncio.to_thread(render_job, route, job, quiet=True)
     except Exception as exc:
         return [], f"cannot render: {type(exc).__name__}: {exc}"
-    target = route.target
-    return shown(messages, limit_of(target)), ""
+    return shown(messages, limit_of(route.target, relay.config)), ""
 
 
 def masked_config(relay: Relay) -> str:

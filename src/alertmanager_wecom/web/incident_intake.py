@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from alertmanager_wecom.config import Config, Receiver
+from alertmanager_wecom.config import Config, Receiver, parse_target
 from alertmanager_wecom.ingest.escalation import incident_title, step_jobs
 from alertmanager_wecom.ingest.payload import Webhook
 from alertmanager_wecom.metrics import Metrics
@@ -47,7 +47,10 @@ async def before_accept(
 ) -> tuple[list[NewJob], Intake]:
     """The jobs to accept (with the steps when the incident has none stored yet), and what was done."""
     intake = Intake()
-    name = receiver.escalation
+    # The receiver's policy, else that of the first target the notification went to that names one.
+    name = receiver.escalation or next(
+        (found for job in jobs if (found := parse_target(job.target_spec).escalation) is not None), None
+    )
     group_key = webhook.get("groupKey", "")
     if store is None or name is None or not group_key or not webhook["alerts"]:
         return jobs, intake
