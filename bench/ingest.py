@@ -2,8 +2,14 @@
 
 Run: python bench/ingest.py [--seconds 10] [--backend redis] [--before REF]   (needs wrk: apt-get install wrk)
 --before REF: the same measurements on the relay of commit REF too (its src/, extracted with git archive),
-alternated with this checkout's in one run.
---backend redis starts a redis-server (appendonly, appendfsync always) in the work directory.
+alternated with this checkout's in one run; --before-python PY runs it with another interpreter (a virtual
+environment with that commit's dependencies, e.g. without a parser this checkout adds).
+--backend redis starts a redis-server (appendonly, appendfsync always) in the work directory;
+--backend redis sqlite measures both, alternated in each round (on a shared machine only figures of one
+run compare).
+Besides requests/s, the relay's CPU per request (its process and children: SQLite's ingest child) while
+wrk ran: when the relay is what limits (one event loop), the ratio to the no-op is about the inverse of
+theirs, and it moves less than requests/s with what else the machine runs.
 Each request carries a realistic 10-alert payload with a unique groupKey (so HA dedup never short-cuts).
 """
 
@@ -20,6 +26,7 @@ from typing import Any
 
 from common import (
     cli,
+    cpu_seconds,
     dump,
     extract,
     free_port,
@@ -29,6 +36,7 @@ from common import (
     spawn,
     stop,
     wait_http,
+    with_children,
     write_yaml,
 )
 
@@ -83,31 +91,37 @@ def main() -> None:
     )
     parser.add_argument("--data-dir", help="where the outbox file goes (default: a temporary directory)")
     parser.add_argument("--no-delivery", action="store_true", help="WeCom unreachable: measure ingest alone")
-    parser.add_argument("--backend", default="sqlite", choices=["sqlite", "redis"])
+    parser.add_argument("--backend", nargs="+", default=["sqlite"], choices=["sqlite", "redis"])
     parser.add_argument("--concurrency", type=int, nargs="*", default=[1, 16, 64])
     parser.add_argument("--before", help="a commit to compare with (alternated with this checkout)")
+    parser.add_argument("--before-python", help="the interpreter for --before (default: this one)")
     parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="amw-bench-ingest-"))
     codes: list[tuple[str, Path | None]] = [("this", None)]
     if args.before:
         codes.insert(0, (args.before[:8], extract(args.before, work / "before")))
+    python = {"this": sys.executable, (args.before or "")[:8]: args.before_python or sys.executable}
     runs = []
     for round_ in range(args.rounds):
-        for label, src in codes:
-            print(f"== {label}", flush=True)
-            runs.append({"code": label, **one_run(args, work / f"{label}-{round_}", src)})
+        for backend in args.backend:
+            for label, src in codes:
+                print(f"== {label} ({backend})", flush=True)
+                run = one_run(args, backend, work / f"{label}-{backend}-{round_}", src, python[label])
+                runs.append({"code": label, **run})
     print(dump({"machine": machine(), "runs": runs}))
 
 
-def one_run(args: argparse.Namespace, work: Path, src: Path | None) -> dict[str, Any]:
+def one_run(
+    args: argparse.Namespace, backend: str, work: Path, src: Path | None, python: str
+) -> dict[str, Any]:
     work.mkdir(parents=True)
     storage: dict[str, object] = {
         "path": str(Path(args.data_dir or work) / "outbox.db"),
         "synchronous": args.synchronous,
     }
     redis = None
-    if args.backend == "redis":
+    if backend == "redis":
         redis_port = free_port()
         redis = redis_server(work, redis_port)
         storage = {"backend": "redis", "url": f"redis://127.0.0.1:{redis_port}/0"}
@@ -130,7 +144,7 @@ def one_run(args: argparse.Namespace, work: Path, src: Path | None) -> dict[str,
     )
     relay = spawn(
         [
-            sys.executable,
+            python,
             str(Path(__file__).with_name("ingest_server.py")),
             str(config),
             str(relay_port),
@@ -148,17 +162,22 @@ def one_run(args: argparse.Namespace, work: Path, src: Path | None) -> dict[str,
             "machine": machine(),
             "payload_bytes": len(body.encode()),
             "synchronous": args.synchronous,
-            "backend": args.backend,
+            "backend": backend,
             "runs": [],
         }
         for connections in args.concurrency:
             for name, path in (("noop", "/noop"), ("alerts", "/alerts/default")):
                 script.write_text((LUA % body).replace("RUNTAG", f"{name}-c{connections}"), encoding="utf-8")
+                pids = with_children(relay.pid)
+                cpu = sum(cpu_seconds(pid) for pid in pids)
                 result = run_wrk(f"http://127.0.0.1:{relay_port}{path}", script, connections, args.seconds)
+                cpu = sum(cpu_seconds(pid) for pid in pids) - cpu
+                result["cpu_us_per_request"] = round(cpu / (result["rps"] * args.seconds) * 1e6)
                 results["runs"].append({"endpoint": name, "concurrency": connections, **result})
                 print(
                     f"{name:<7} c={connections:<3} {result['rps']:8.0f} req/s  p50 {result['p50_ms']:6.2f} ms  "
-                    f"p99 {result['p99_ms']:6.2f} ms  non-2xx {result['non_2xx']}",
+                    f"p99 {result['p99_ms']:6.2f} ms  non-2xx {result['non_2xx']}  relay CPU"
+                    f" {result['cpu_us_per_request']} µs/request",
                     flush=True,
                 )
         for connections in args.concurrency:
@@ -168,7 +187,12 @@ def one_run(args: argparse.Namespace, work: Path, src: Path | None) -> dict[str,
             real = next(
                 r for r in results["runs"] if r["endpoint"] == "alerts" and r["concurrency"] == connections
             )
-            print(f"c={connections}: /alerts throughput = {real['rps'] / noop['rps']:.0%} of no-op")
+            print(
+                f"c={connections}: /alerts throughput = {real['rps'] / noop['rps']:.0%} of no-op"
+                f" (relay CPU per request: no-op {noop['cpu_us_per_request'] / real['cpu_us_per_request']:.0%}"
+                " of /alerts)",
+                flush=True,
+            )
         return results
     finally:
         stop(relay)

@@ -196,6 +196,11 @@ async def test_payload_given_as_bytes_is_stored_as_text(outbox: Outbox) -> None:
     await outbox.accept("r", [NewJob("t1", "{}", payload='{"summary": "磁盘"}'.encode())], None, 0, 100.0)
     [stored] = await outbox.pending_jobs("t1", 100.0, 10)
     assert stored.payload == '{"summary": "磁盘"}'
+    # Bytes that are not UTF-8 (no webhook's: its JSON parser refuses them) are stored decoded with
+    # replacement characters, so that they can be read back.
+    await outbox.accept("r", [NewJob("t2", "{}", payload=b'{"summary": "\xe7\xa3\xff"}')], None, 0, 100.0)
+    [odd] = await outbox.pending_jobs("t2", 100.0, 10)
+    assert odd.payload == '{"summary": "\ufffd\ufffd"}'
 
 
 # -- ordering ---------------------------------------------------------------------------------------

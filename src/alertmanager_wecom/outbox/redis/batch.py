@@ -1,11 +1,16 @@
 """Group commit for the Redis outbox's acceptances: the webhooks that arrive while one batch is on its
-way to Redis go together in the next, as one pipeline.
+way to Redis go together in the next, as one script (scripts.py's ACCEPT).
 
 With ``appendfsync always`` Redis fsyncs once per turn of its event loop, before it answers what that
 turn ran; a webhook waits for that fsync. Sent one script per round trip, the webhooks in flight reach
-Redis spread over many turns and each pays a whole fsync; sent as one pipeline, they land in one turn
-and share it (as SQLite's ingest child shares one commit). Each ACCEPT is still its own atomic script:
-one refused (out of memory) fails alone. The wake-up for the other replicas rides in the same pipeline.
+Redis spread over many turns and each pays a whole fsync; sent together, they land in one turn and share
+it (as SQLite's ingest child shares one commit). One script for the batch rather than a pipeline of one
+per acceptance: the relay's event loop is what limits ingest on Redis, and each command costs it a
+packing, a reply to parse and a result to route, whatever its size; so does each wake-up message, which
+is now one for the batch (sent by the script) instead of one per acceptance, and heard once by every
+replica's listener, this one's too. Each acceptance is still all or nothing and fails alone (see the
+script). With `min_replicas`, the WAIT goes in the same pipeline, on the same connection: WAIT counts the
+replicas that have this connection's writes, so on another connection it would not cover them.
 """
 
 from __future__ import annotations
@@ -14,21 +19,36 @@ import asyncio
 import functools
 from typing import Any
 
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, OutOfMemoryError, ReadOnlyError, ResponseError
 
 from alertmanager_wecom.outbox.base import OutboxUnavailable
 from alertmanager_wecom.outbox.redis.calls import RedisCalls, reason_of
 
-# One acceptance: the script's arguments (after the key count), the wake-up message ('' none), whether
-# it may run twice (calls.py), and who waits for its result.
+# One acceptance: the script's arguments for it (after the prefix), the wake-up message ('' none),
+# whether it may run twice (calls.py), and who waits for its result.
 _Item = tuple[list[object], str, bool, "asyncio.Future[Any]"]
+# Acceptances per script at most: Redis runs nothing else while a script runs (some 50-80 µs each
+# here); those beyond go in the next batch.
+MAX_BATCH = 200
+
+
+def _error(text: str) -> ResponseError:
+    """Redis's error for one acceptance of a batch (the script returns its text), as redis-py raises it."""
+    if text.startswith("OOM"):
+        return OutOfMemoryError(text)
+    if text.startswith("READONLY"):
+        return ReadOnlyError(text)
+    return ResponseError(text)
 
 
 class AcceptBatches:
-    def __init__(self, calls: RedisCalls, script: Any, wake_channel: str) -> None:
+    def __init__(
+        self, calls: RedisCalls, script: Any, prefix: str, wake_channel: str, min_replicas: int = 0
+    ) -> None:
         self._calls = calls
         self._script = script  # the registered ACCEPT script (its sha, and loading it again)
-        self._channel = wake_channel
+        self._head = [prefix, wake_channel]
+        self._min_replicas = min_replicas
         self._waiting: list[_Item] = []
         self._sender: asyncio.Task[None] | None = None
 
@@ -42,7 +62,7 @@ class AcceptBatches:
 
     async def _send_all(self) -> None:
         while self._waiting:
-            batch, self._waiting = self._waiting, []
+            batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
             try:
                 results = await self._calls(
                     functools.partial(self._send, batch), retry=all(i[2] for i in batch)
@@ -56,7 +76,9 @@ class AcceptBatches:
             for (*_, future), result in zip(batch, results, strict=True):
                 if future.done():
                     continue
-                if isinstance(result, Exception):
+                if isinstance(result, OutboxUnavailable):  # stored, but not on enough replicas
+                    future.set_exception(result)
+                elif isinstance(result, Exception):
                     refused = reason_of(result, self._calls.timeout)
                     future.set_exception(OutboxUnavailable(refused, logged=True))
                 else:
@@ -67,27 +89,33 @@ class AcceptBatches:
                 self._calls.outage.failed(refused)
 
     async def _send(self, batch: list[_Item]) -> list[Any]:
-        """Each item's result or error; the scripts Redis does not know (restarted) loaded and run again
-        (NOSCRIPT: not run)."""
+        """Each item's result or error; a batch Redis does not know the script of (restarted) loaded and
+        run again (NOSCRIPT: not run)."""
         results = await self._pipeline(batch)
-        again = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
-        if again:
+        if results and isinstance(results[0], NoScriptError):
             await self._calls.redis.script_load(self._script.script)
-            for i, result in zip(again, await self._pipeline([batch[i] for i in again]), strict=True):
-                results[i] = result
+            results = await self._pipeline(batch)
         return results
 
     async def _pipeline(self, batch: list[_Item]) -> list[Any]:
+        """The batch's script (and WAIT) in one round trip: each item's result or error."""
+        args: list[object] = [*self._head]
+        for item_args, wake, _retry, _future in batch:
+            args += [wake, len(item_args), *item_args]
         async with self._calls.redis.pipeline(transaction=False) as pipe:
-            for args, wake, _retry, _future in batch:
-                pipe.evalsha(self._script.sha, 0, *args)
-                if wake:
-                    pipe.publish(self._channel, wake)
+            pipe.evalsha(self._script.sha, 0, *args)
+            if self._min_replicas:
+                pipe.wait(self._min_replicas, 1000)
             replies = await pipe.execute(raise_on_error=False)
-        results, at = [], 0
-        for _args, wake, _retry, _future in batch:
-            results.append(replies[at])
-            at += 2 if wake else 1
-        # A failed wake-up (its reply, skipped here) is no failure: a replica that misses it finds the
-        # targets on its next round. One for a duplicate is a round that finds nothing new.
+        reply = replies[0]
+        if isinstance(reply, Exception):  # the whole script: NOSCRIPT, BUSY, …
+            return [reply] * len(batch)
+        results: list[Any] = [_error(r) if isinstance(r, str) else r for r in reply]
+        if self._min_replicas:
+            got = replies[1]
+            if isinstance(got, Exception):
+                return [got] * len(batch)
+            if int(got) < self._min_replicas:
+                short = f"only {got} of {self._min_replicas} Redis replicas acknowledged"
+                results = [OutboxUnavailable(short) if isinstance(r, int) else r for r in results]
         return results

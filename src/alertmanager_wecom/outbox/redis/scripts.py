@@ -90,36 +90,102 @@ local function new_notification(receiver, now, payload)
 end
 """
 
-# ARGV: prefix, receiver, dedup key ('' none), dedup window, now, payload count, payloads…, job count,
-# then per job: target key, target, payload index (1-based), dead reason ('' none), traceparent ('' none),
-# due at ('' now)
+# Acceptances, as many as came together (batch.py): one script, one round trip and one of Redis's fsyncs
+# for all of them. Each is still all or nothing and fails alone (`pcall`): a write Redis refuses (out of
+# memory) is refused before the acceptance has written anything (Redis checks memory at a script's first
+# write), and the others of the batch are refused or stored each on its own. The wake-up for the other
+# replicas (and this one's listener) is one message for the batch: the target keys of the acceptances
+# stored (not of duplicates), each once.
+# ARGV: prefix, wake channel, then per acceptance: its wake-up (target keys, one a line; '' none), its
+# argument count n, then its n arguments: receiver, dedup key ('' none), dedup window, now, payload count,
+# payloads…, job count, then per job: target key, target, payload index (1-based), dead reason ('' none),
+# traceparent ('' none), due at ('' now).
+# Returns per acceptance: its first notification id (0: no job), -1 for a duplicate, or why it failed (a
+# string: Redis's error).
 ACCEPT = (
     LIBRARY
     + """
-local receiver, key, window, now = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
-if key ~= '' then
-  local seen = redis.call('ZSCORE', p .. ':dedup', key)
-  if seen and tonumber(now) - tonumber(seen) < window then return -1 end
-  redis.call('ZADD', p .. ':dedup', now, key)
+local function accept(o)  -- this acceptance's arguments are ARGV[o + 1], ARGV[o + 2], …
+  local receiver, key, window, now = ARGV[o + 1], ARGV[o + 2], tonumber(ARGV[o + 3]), ARGV[o + 4]
+  if key ~= '' then
+    local seen = redis.call('ZSCORE', p .. ':dedup', key)
+    if seen and tonumber(now) - tonumber(seen) < window then return -1 end
+    redis.call('ZADD', p .. ':dedup', now, key)
+  end
+  local npay = tonumber(ARGV[o + 5])
+  local nids = {}
+  for i = 1, npay do nids[i] = new_notification(receiver, now, ARGV[o + 5 + i]) end
+  local base = o + 5 + npay
+  local first = 0
+  for j = 0, tonumber(ARGV[base + 1]) - 1 do
+    local at = base + 2 + j * 6
+    local nid = nids[tonumber(ARGV[at + 2])]
+    if first == 0 then first = nid end
+    local dead = ARGV[at + 3]
+    local id = new_job(nid, receiver, ARGV[at], ARGV[at + 1], dead == '' and 'pending' or 'dead', now, now, 0)
+    if dead ~= '' then redis.call('HSET', jk(id), 'last_error', dead, 'reason', 'recipients') end
+    if ARGV[at + 4] ~= '' then redis.call('HSET', jk(id), 'traceparent', ARGV[at + 4]) end
+    if ARGV[at + 5] ~= '' then redis.call('HSET', jk(id), 'next_attempt_at', ARGV[at + 5]) end
+  end
+  return first
 end
-local npay = tonumber(ARGV[6])
-local nids = {}
-for i = 1, npay do nids[i] = new_notification(receiver, now, ARGV[6 + i]) end
-local base = 6 + npay
-local first = 0
-for j = 0, tonumber(ARGV[base + 1]) - 1 do
-  local at = base + 2 + j * 6
-  local nid = nids[tonumber(ARGV[at + 2])]
-  if first == 0 then first = nid end
-  local dead = ARGV[at + 3]
-  local id = new_job(nid, receiver, ARGV[at], ARGV[at + 1], dead == '' and 'pending' or 'dead', now, now, 0)
-  if dead ~= '' then redis.call('HSET', jk(id), 'last_error', dead, 'reason', 'recipients') end
-  if ARGV[at + 4] ~= '' then redis.call('HSET', jk(id), 'traceparent', ARGV[at + 4]) end
-  if ARGV[at + 5] ~= '' then redis.call('HSET', jk(id), 'next_attempt_at', ARGV[at + 5]) end
+local results, woken, wake = {}, {}, {}
+local i = 3
+while i <= #ARGV do
+  local ok, result = pcall(accept, i + 1)
+  if not ok then
+    result = type(result) == 'table' and result.err or tostring(result)
+  elseif result ~= -1 then
+    for tk in string.gmatch(ARGV[i], '[^\\n]+') do
+      if not woken[tk] then woken[tk] = true; wake[#wake + 1] = tk end
+    end
+  end
+  results[#results + 1] = result
+  i = i + 2 + tonumber(ARGV[i + 1])
 end
-return first
+-- Never the acceptances' failure: a replica that misses it finds the targets in its next round.
+if #wake > 0 then pcall(redis.call, 'PUBLISH', ARGV[2], table.concat(wake, '\\n')) end
+return results
 """
 )
+
+# Reads jobs with their payloads in one round trip (store.py's `_read`), either jobs by id or a target's
+# pending ones (its started jobs, then its line after an id): one command, not one per job and per payload,
+# which the relay's event loop pays for in packing and parsing. Reads only.
+# ARGV: prefix, field count, fields…, then "ids", job ids…, or "pending", target key, after id, limit.
+# Returns {started rows, rows, payloads}: a row is a job's id then its fields (false where absent); the
+# payloads are notification id, payload, … for the notifications of those rows, each once.
+JOBS = """
+local p = ARGV[1]
+local nf = tonumber(ARGV[2])
+local fields = {}
+for i = 1, nf do fields[i] = ARGV[2 + i] end
+local started, ids = {}, {}
+if ARGV[3 + nf] == 'pending' then
+  local tk, after = ARGV[4 + nf], ARGV[5 + nf]
+  if after == '0' then started = redis.call('SMEMBERS', p .. ':started:' .. tk) end
+  ids = redis.call('ZRANGEBYSCORE', p .. ':q:' .. tk, '(' .. after, '+inf', 'LIMIT', 0, ARGV[6 + nf])
+else
+  for i = 4 + nf, #ARGV do ids[#ids + 1] = ARGV[i] end
+end
+local payloads, seen = {}, {}
+local function rows_of(list)
+  local rows = {}
+  for _, id in ipairs(list) do
+    local row = redis.call('HMGET', p .. ':job:' .. id, unpack(fields))
+    table.insert(row, 1, id)
+    rows[#rows + 1] = row
+    local nid = row[2]
+    if nid and not seen[nid] then
+      seen[nid] = true
+      payloads[#payloads + 1] = nid
+      payloads[#payloads + 1] = redis.call('HGET', p .. ':notif:' .. nid, 'payload')
+    end
+  end
+  return rows
+end
+return {rows_of(started), rows_of(ids), payloads}
+"""
 
 # ARGV: prefix, probe value
 PROBE = """
