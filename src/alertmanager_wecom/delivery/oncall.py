@@ -34,6 +34,7 @@ from alertmanager_wecom.oncall.schedule import on_call
 from alertmanager_wecom.oncall.store import Incident, IncidentEvent, OncallStore, group_id
 from alertmanager_wecom.outbox import Job
 from alertmanager_wecom.reasons import Reason
+from alertmanager_wecom.rendering.strings import STRINGS, format_duration
 from alertmanager_wecom.rendering.message import Extras
 
 log = logging.getLogger(__name__)
@@ -198,7 +199,7 @@ class OnCall:
             kind="escalated",
             who=recipients_of(route.target),
             how=f"level {level(mark.step)}" + (f", round {mark.round + 1}" if mark.round else ""),
-            detail=f"{mark.after / 60:g} min unacknowledged",
+            detail=f"unacknowledged for {format_duration(mark.after, STRINGS['en'])}",
         )
         self.later(store.add_event(incident.id, event))
         return True
