@@ -34,8 +34,8 @@ from alertmanager_wecom.oncall.schedule import on_call
 from alertmanager_wecom.oncall.store import Incident, IncidentEvent, OncallStore, group_id
 from alertmanager_wecom.outbox import Job
 from alertmanager_wecom.reasons import Reason
-from alertmanager_wecom.rendering.strings import STRINGS, format_duration
 from alertmanager_wecom.rendering.message import Extras
+from alertmanager_wecom.rendering.strings import STRINGS, format_duration
 
 log = logging.getLogger(__name__)
 
