@@ -211,14 +211,9 @@ def test_a_runaway_preview_is_killed_at_its_deadline_and_the_service_stays_respo
         took = time.monotonic() - started
         assert "stopped" in answers[0]["error"] or "longer than" in answers[0]["error"], answers[0]
         assert took < 1.0 + 3, took  # the deadline, and the kill and reaping after it
-    # Under 100 ms; on a loaded shared machine, no worse than three times the same probe with no preview
-    # running, measured now (a blocked event loop would show the whole deadline, a second).
-    quiet = []
-    for _ in range(20):
-        t0 = time.monotonic()
-        assert httpx.get(f"{console}/healthz", timeout=5).status_code == 200
-        quiet.append(time.monotonic() - t0)
-    assert statistics.median(latencies) < max(0.1, 3 * statistics.median(quiet)), (latencies, quiet)
+    # A blocked event loop would hold each probe for the whole deadline (a second): the median probe is
+    # well under that. (How fast it is otherwise is bench/console.py's to measure, not a test's.)
+    assert statistics.median(latencies) < 0.5, latencies
     # Each killed worker was reaped, and at most one worker lives for the next preview.
     assert _preview(console, None)["error"] == ""
     assert len(_children()) <= len(before)
