@@ -92,18 +92,18 @@ async def query_range(
     status, body = await _get(api, params)
     if status != 200:
         try:
-            kind = str(json.loads(body).get("errorType", ""))[:40]
+            error_type = str(json.loads(body).get("errorType", ""))[:40]
         except (ValueError, AttributeError):
-            kind = ""
-        raise ChartSkipped(f"Prometheus answered HTTP {status}" + (f" ({kind})" if kind else ""))
+            error_type = ""
+        raise ChartSkipped(f"Prometheus answered HTTP {status}" + (f" ({error_type})" if error_type else ""))
     try:
         data: Any = json.loads(body)
         result = data["data"]["result"]
-        kind = data["data"]["resultType"]
+        result_type = data["data"]["resultType"]
     except (ValueError, KeyError, TypeError):
         raise ChartSkipped("Prometheus's answer is not a query_range result") from None
-    if kind != "matrix" or not isinstance(result, list):
-        raise ChartSkipped(f"Prometheus answered a {kind}, not a matrix")
+    if result_type != "matrix" or not isinstance(result, list):
+        raise ChartSkipped(f"Prometheus answered a {result_type}, not a matrix")
     return chart.series_from_matrix(result)
 
 

@@ -192,10 +192,10 @@ class JobDelivery:
                 self.s.outbox.progress(job.id, index + 1, self.s.clock()),
                 self.s.outbox.record_send(route.rate_keys, at),
             )
-        for kind, names in result.invalid.items():
+        for field, names in result.invalid.items():  # invaliduser, invalidparty, invalidtag
             log.warning(
                 "WeCom did not deliver to %s %s via %s: not found or outside the app's visible range (可见范围)",
-                kind.removeprefix("invalid"),
+                field.removeprefix("invalid"),
                 "|".join(names),
                 route.channel.name,
             )
