@@ -50,12 +50,12 @@ class PigeonChannel:
 
 class PigeonKind:
     target = PigeonTarget
-    kind = "pigeon"
+    channel_label = "pigeon"
 
     def __init__(self) -> None:
         self.inbox: list[Message] = []
 
-    def label(self, target: PigeonTarget) -> str:
+    def target_label(self, target: PigeonTarget) -> str:
         return f"pigeon:{target.pigeon}"
 
     def rate_windows(self, target: PigeonTarget, config: Config, settings: DeliverySettings) -> RateWindows:

@@ -1,4 +1,4 @@
-"""Each channel's kind: metrics kind and label, the rate keys and windows it asks for, descriptions."""
+"""Each channel's kind: its metrics labels (channel, target), rate keys and windows, descriptions."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def test_app_message_paces_each_recipient_and_the_apps_day() -> None:
         ("app:corp:7:tag:9", member),
         ("app:corp:7:day", (Window(500, 86400.0),)),
     ]
-    assert (kind.kind, kind.label(target)) == ("app", "app:ops")
+    assert (kind.channel_label, kind.target_label(target)) == ("app", "app:ops")
     assert kind.describe(target) == "app ops → a|party:2|tag:9" and kind.via(target) == "app ops"
     bare = validate_target({"app": "bare", "to_user": ["a"]})
     assert [key for key, _ in kind_of(bare).rate_windows(bare, config, config.delivery)] == [
@@ -62,7 +62,7 @@ def test_app_chat_limits_are_delivery_settings() -> None:
     assert kind.rate_windows(target, config, config.delivery) == [
         ("app:corp:7:chat:c1", (Window(20, 60.0), Window(300, 86400.0)))
     ]
-    assert (kind.kind, kind.label(target)) == ("chat", "app:ops")
+    assert (kind.channel_label, kind.target_label(target)) == ("chat", "app:ops")
     assert kind.describe(target) == "app ops → chat c1" and kind.via(target) == "app ops, chat c1"
 
 
@@ -71,7 +71,11 @@ def test_robot_is_paced_per_robot() -> None:
     target = validate_target({"robot": "sre", "mention": ["@all"]})
     kind = kind_of(target)
     assert kind.rate_windows(target, config, config.delivery) == [("robot:sre", (Window(10, 60.0),))]
-    assert (kind.kind, kind.label(target), kind.describe(target)) == ("robot", "robot:sre", "robot sre")
+    assert (kind.channel_label, kind.target_label(target), kind.describe(target)) == (
+        "robot",
+        "robot:sre",
+        "robot sre",
+    )
 
 
 def test_each_kind_builds_its_own_channel() -> None:

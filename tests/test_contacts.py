@@ -55,16 +55,16 @@ def test_two_addresses_are_never_one_value(first: str, second: str, separator: s
 
 
 @given(st.sampled_from(["email", "mobile"]), st.text(max_size=80))
-def test_whatever_the_value_a_contact_is_one_clean_value(kind: str, value: str) -> None:
+def test_whatever_the_value_a_contact_is_one_clean_value(form: str, value: str) -> None:
     # Any text at all: the parser never raises, and what it accepts is exactly what was written, with
     # nothing that could separate two people or open markup.
-    contact = parse_contact(f"{kind}:{value}")
+    contact = parse_contact(f"{form}:{value}")
     if contact is not None:
-        assert str(contact) == f"{kind}:{value}"
+        assert str(contact) == f"{form}:{value}"
         assert (
             not set(contact.value) & set(SEPARATORS.replace(" ", "")) and "@all" not in contact.value.lower()
         )
-        assert contact.value.count(" ") <= (1 if kind == "mobile" else 0)
+        assert contact.value.count(" ") <= (1 if form == "mobile" else 0)
 
 
 def test_examples_of_the_form() -> None:

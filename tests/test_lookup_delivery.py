@@ -62,7 +62,7 @@ def test_an_unknown_email_goes_to_the_fallback(
     assert not any(token in caplog.text for token in sim_state.issued_tokens)
 
 
-def test_an_unknown_mobile_without_fallback_is_a_dead_letter_naming_the_kind(
+def test_an_unknown_mobile_without_fallback_is_a_dead_letter_naming_the_form(
     relay_with: Any, sim_state: SimulatorState, tmp_path: Path
 ) -> None:
     relay = relay_with(

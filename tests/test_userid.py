@@ -48,9 +48,10 @@ def lookups(state: SimulatorState) -> int:
     return int(calls.get("user/get_userid_by_email", 0)) + int(calls.get("user/getuserid", 0))
 
 
-def metric(metrics: Metrics, kind: str, outcome: str) -> float:
+def metric(metrics: Metrics, form: str, outcome: str) -> float:
+    # The contact's form is the label named `kind` on /metrics (the name dashboards use).
     value = metrics.registry.get_sample_value(
-        "alertmanager_wecom_userid_lookups_total", {"app": "ops", "kind": kind, "outcome": outcome}
+        "alertmanager_wecom_userid_lookups_total", {"app": "ops", "kind": form, "outcome": outcome}
     )
     return value or 0.0
 
@@ -73,7 +74,7 @@ async def test_email_and_mobile_find_the_member_and_the_answer_is_cached(
     assert lookups(sim_state) == 3 and metric(metrics, "email", "found") == 2
 
 
-async def test_nobody_found_is_said_by_kind_and_cached_for_an_hour(
+async def test_nobody_found_is_said_by_form_and_cached_for_an_hour(
     token: AccessToken, sim_state: SimulatorState
 ) -> None:
     clock = Clock()

@@ -1,5 +1,6 @@
 """Prometheus metrics at /metrics. Labels are bounded: receiver and target names from the config,
-channel kinds and failure reasons (`reasons.Reason`); never alert labels or recipients."""
+channels (app, chat, robot, webhook) and failure reasons (`reasons.Reason`); never alert labels or
+recipients."""
 
 from __future__ import annotations
 

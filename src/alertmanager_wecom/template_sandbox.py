@@ -45,7 +45,7 @@ class Bounds:
 
 
 class BoundsExceeded(SecurityError):
-    """A render went past its `Bounds` (a SecurityError: Jinja's own kind of refusal, with a message)."""
+    """A render went past its `Bounds` (a SecurityError: Jinja's own refusal, with a message)."""
 
 
 @dataclass

@@ -9,6 +9,16 @@ What adding a channel takes (tests/test_channel_seam.py adds one that way and se
    `renders` if it does not send WeCom text, `build`). 3. One line in `_CHANNELS` below.
 Trade-off: model and channel are two files in two layers, so that a config loads without the channels
 (the config is a leaf); a section of its own in the config (`webhooks:`) is one more field of `Config`.
+
+"Kind" means one thing in this code: a channel's kind, what the channel knows of its targets
+(`ChannelKind`; `kind_of(target)`; `KINDS`, the registry). Its metrics labels are `channel_label` (the
+label `channel`: app | chat | robot | webhook) and `target_label(target)` (the label `target`). Elsewhere
+other words: a recipient written email:/mobile: has a `ContactForm` (config/contacts.py), a recipient's
+place (to_user, to_party, to_tag, mention) is a `RecipientField`, a simulator fault is a `Fault`. "kind"
+stays only where a name outside this code is spelt so: an incident event's `kind` (stored, and in the
+incidents API), the outbox's `notifications.kind` column, the lookups metric's label `kind` (email,
+mobile), OpenTelemetry's span kind (`tracing.span(kind=...)`), the simulator's fault `kinds` (its
+settings, admin API and `--fault-kinds`), Kubernetes' `kind` (tests/test_deploy.py).
 """
 
 from __future__ import annotations

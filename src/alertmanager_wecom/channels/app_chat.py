@@ -60,9 +60,9 @@ class AppChatChannel:
 
 class AppChatKind(TemplatedKind):
     target = ChatTarget
-    kind = "chat"
+    channel_label = "chat"
 
-    def label(self, target: ChatTarget) -> str:
+    def target_label(self, target: ChatTarget) -> str:
         return f"app:{target.app}"  # the chat id is not a bounded label
 
     def rate_windows(self, target: ChatTarget, config: Config, settings: DeliverySettings) -> RateWindows:

@@ -85,9 +85,9 @@ class AppMessageChannel:
 
 class AppMessageKind(TemplatedKind):
     target = AppTarget
-    kind = "app"
+    channel_label = "app"
 
-    def label(self, target: AppTarget) -> str:
+    def target_label(self, target: AppTarget) -> str:
         return f"app:{target.app}"
 
     def rate_windows(self, target: AppTarget, config: Config, settings: DeliverySettings) -> RateWindows:

@@ -1,5 +1,5 @@
 """What every channel implements: `Channel` sends one message; `ChannelKind` is everything else a
-channel owns about its targets (their model, metrics kind and label, rate limits, descriptions, its
+channel owns about its targets (their model, metrics labels, rate limits, descriptions, its
 content limit, its own rendering when it does not send WeCom text, how it is built).
 
 Adding a channel: see channels/__init__.py.
@@ -72,12 +72,12 @@ class ChannelKind(Protocol[T_contra]):
         ...
 
     @property
-    def kind(self) -> str:
-        """The metrics label of the channel: app | chat | robot | webhook."""
+    def channel_label(self) -> str:
+        """The metrics label `channel`: app | chat | robot | webhook."""
         ...
 
-    def label(self, target: T_contra) -> str:
-        """A bounded metrics label (``app:NAME``, ``robot:NAME``): never a recipient."""
+    def target_label(self, target: T_contra) -> str:
+        """The metrics label `target`, bounded (``app:NAME``, ``robot:NAME``): never a recipient."""
         ...
 
     def rate_windows(self, target: T_contra, config: Config, settings: DeliverySettings) -> RateWindows:

@@ -46,9 +46,9 @@ class RobotChannel:
 
 class RobotKind(TemplatedKind):
     target = RobotTarget
-    kind = "robot"
+    channel_label = "robot"
 
-    def label(self, target: RobotTarget) -> str:
+    def target_label(self, target: RobotTarget) -> str:
         return f"robot:{target.robot}"
 
     def rate_windows(self, target: RobotTarget, config: Config, settings: DeliverySettings) -> RateWindows:

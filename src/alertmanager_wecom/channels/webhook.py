@@ -152,9 +152,9 @@ class WebhookChannel:
 
 class WebhookKind:
     target = WebhookTarget
-    kind = "webhook"
+    channel_label = "webhook"
 
-    def label(self, target: WebhookTarget) -> str:
+    def target_label(self, target: WebhookTarget) -> str:
         return f"webhook:{target.webhook}"
 
     def rate_windows(self, target: WebhookTarget, config: Config, settings: DeliverySettings) -> RateWindows:

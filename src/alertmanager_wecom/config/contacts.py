@@ -29,8 +29,9 @@ class LookupSettings(Model):
     lookup_unknown_per_day: int = Field(default=100, ge=0)
 
 
-ContactKind = Literal["email", "mobile"]
-KINDS: Final[tuple[ContactKind, ...]] = ("email", "mobile")
+# The form a recipient is written in: the prefix that says what to look it up by.
+ContactForm = Literal["email", "mobile"]
+FORMS: Final[tuple[ContactForm, ...]] = ("email", "mobile")
 
 # WeCom's user/create takes an email of 6-64 bytes; an address is local@domain, the domain dotted.
 # Only the characters ordinary addresses use: no quotes, spaces, commas, semicolons, | or <>, so that one
@@ -46,27 +47,27 @@ _MOBILE: Final = re.compile(r"[0-9]{5,32}|\+[0-9]{1,4}[ -]?[0-9]{4,26}")
 
 @dataclass(frozen=True)
 class Contact:
-    kind: ContactKind
+    form: ContactForm
     value: str
 
     def __str__(self) -> str:
-        return f"{self.kind}:{self.value}"
+        return f"{self.form}:{self.value}"
 
     @property
     def noun(self) -> str:
-        """How a person reads the kind: 'email' / 'mobile number'."""
-        return "email" if self.kind == "email" else "mobile number"
+        """How a person reads the form: 'email' / 'mobile number'."""
+        return "email" if self.form == "email" else "mobile number"
 
 
-def kind_of(text: str) -> ContactKind | None:
-    """The kind a recipient is written as (its ``email:``/``mobile:`` prefix), None for a userid."""
+def form_of(text: str) -> ContactForm | None:
+    """The form a recipient is written in (its ``email:``/``mobile:`` prefix), None for a userid."""
     head, sep, _ = text.partition(":")
-    return head if sep and head in KINDS else None
+    return head if sep and head in FORMS else None
 
 
-def form_problem(kind: ContactKind, value: str) -> str | None:
+def form_problem(form: ContactForm, value: str) -> str | None:
     """Why `value` is not one email address / one mobile number (None when it is)."""
-    if kind == "email":
+    if form == "email":
         if not 6 <= len(value.encode()) <= 64 or not _EMAIL.fullmatch(value):
             return "is not one email address (name@domain, 6-64 bytes, no separators)"
         return None
@@ -77,27 +78,27 @@ def form_problem(kind: ContactKind, value: str) -> str | None:
 
 def parse_contact(text: str) -> Contact | None:
     """``email:X`` / ``mobile:X`` with X of the right form, else None (a userid, or an invalid value)."""
-    kind = kind_of(text)
-    if kind is None:
+    form = form_of(text)
+    if form is None:
         return None
     value = text.partition(":")[2]
-    return Contact(kind, value) if form_problem(kind, value) is None else None
+    return Contact(form, value) if form_problem(form, value) is None else None
 
 
 def contact_problem(text: str) -> str | None:
     """For a recipient with an ``email:``/``mobile:`` prefix: why it is not one valid value (None when it
     is, and for text without such a prefix)."""
-    kind = kind_of(text)
-    if kind is None:
+    form = form_of(text)
+    if form is None:
         return None
-    return form_problem(kind, text.partition(":")[2])
+    return form_problem(form, text.partition(":")[2])
 
 
 def check_recipients(field: str, values: list[str]) -> list[str]:
     """A target's to_user/to_party/to_tag (`field`): email:/mobile: only in to_user, and one value when
     written out (a templated one is checked when alert data fills it in: ingest/recipients.py)."""
     for value in values:
-        if kind_of(value) is None:
+        if form_of(value) is None:
             continue
         if field != "to_user":
             raise ValueError(f"{value!r}: email:/mobile: name people, so they go in to_user")
@@ -111,7 +112,7 @@ def check_mentions(values: list[str]) -> list[str]:
     """A robot's mention: userids and mobile: numbers (mentioned_mobile_list); a robot has no token to
     look an email up with."""
     for value in values:
-        if kind_of(value) == "email":
+        if form_of(value) == "email":
             raise ValueError(
                 f"{value!r}: a robot has no app token to look an email up: mention a userid or mobile:"
             )

@@ -31,10 +31,10 @@ def schedule_of(recipient: str) -> str | None:
     return recipient[len(PREFIX) :] if recipient.startswith(PREFIX) else None
 
 
-def _check_name(kind: str, names: dict[str, Any]) -> None:
+def _check_name(section: str, names: dict[str, Any]) -> None:
     for name in names:
         if not _NAME.match(name):
-            raise ValueError(f"{kind} {name!r}: use letters, digits, '_', '.', '-' (at most 64)")
+            raise ValueError(f"{section} {name!r}: use letters, digits, '_', '.', '-' (at most 64)")
 
 
 class Schedule(Model):

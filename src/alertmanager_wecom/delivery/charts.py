@@ -92,18 +92,18 @@ async def query_range(
     status, body = await _get(api, params)
     if status != 200:
         try:
-            kind = str(json.loads(body).get("errorType", ""))[:40]
+            error_type = str(json.loads(body).get("errorType", ""))[:40]
         except (ValueError, AttributeError):
-            kind = ""
-        raise ChartSkipped(f"Prometheus answered HTTP {status}" + (f" ({kind})" if kind else ""))
+            error_type = ""
+        raise ChartSkipped(f"Prometheus answered HTTP {status}" + (f" ({error_type})" if error_type else ""))
     try:
         data: Any = json.loads(body)
         result = data["data"]["result"]
-        kind = data["data"]["resultType"]
+        result_type = data["data"]["resultType"]
     except (ValueError, KeyError, TypeError):
         raise ChartSkipped("Prometheus's answer is not a query_range result") from None
-    if kind != "matrix" or not isinstance(result, list):
-        raise ChartSkipped(f"Prometheus answered a {kind}, not a matrix")
+    if result_type != "matrix" or not isinstance(result, list):
+        raise ChartSkipped(f"Prometheus answered a {result_type}, not a matrix")
     return chart.series_from_matrix(result)
 
 
@@ -122,7 +122,7 @@ class Charts:
             return
         if notification.digest_of:
             # A digest is a backlog's summary: its alerts' text is all there is room for.
-            self.s.metrics.charts.labels(route.kind, "skipped").inc()
+            self.s.metrics.charts.labels(route.channel_label, "skipped").inc()
             log.info(
                 "no chart for receiver=%s job=%d: a digest (backlog) sends text only", job.receiver, job.id
             )
@@ -140,13 +140,13 @@ class Charts:
             png = await self.make(job.receiver, route, notification)
             await self.send(job, route, png)
         except ChartSkipped as exc:
-            self.s.metrics.charts.labels(route.kind, "skipped").inc()
+            self.s.metrics.charts.labels(route.channel_label, "skipped").inc()
             log.info("no chart for receiver=%s job=%d: %s", job.receiver, job.id, exc)
         except DeliveryError as exc:
-            self.s.metrics.charts.labels(route.kind, "failed").inc()
+            self.s.metrics.charts.labels(route.channel_label, "failed").inc()
             log.warning("chart for receiver=%s job=%d not sent: %s", job.receiver, job.id, exc)
         except Exception:
-            self.s.metrics.charts.labels(route.kind, "failed").inc()
+            self.s.metrics.charts.labels(route.channel_label, "failed").inc()
             log.exception("chart for receiver=%s job=%d failed", job.receiver, job.id)
 
     async def make(self, receiver_name: str, route: TargetRoute, notification: Notification) -> bytes:
@@ -200,7 +200,7 @@ class Charts:
         at = self.s.limiter.record(route.rate_keys)
         await self.s.outbox.record_send(route.rate_keys, at)
         await route.channel.send_image(png)
-        self.s.metrics.charts.labels(route.kind, "sent").inc()
+        self.s.metrics.charts.labels(route.channel_label, "sent").inc()
         log.info(
             "chart sent receiver=%s job=%d target=%s bytes=%d",
             job.receiver,

@@ -44,7 +44,7 @@ async def take_slot(s: Services, job: Job, route: TargetRoute) -> float | None:
         if s.stopping():
             return None
         if not waited:
-            s.metrics.rate_limit_waits.labels(route.kind, route.label).inc()
+            s.metrics.rate_limit_waits.labels(route.channel_label, route.target_label).inc()
             log.info(
                 "pacing %s: waiting %.1fs for room under WeCom's limits (sends by other replicas)",
                 route.channel.name,

@@ -159,7 +159,7 @@ class JobDelivery:
             if self.s.stopping():
                 return False
             if not waited:
-                self.s.metrics.rate_limit_waits.labels(route.kind, route.label).inc()
+                self.s.metrics.rate_limit_waits.labels(route.channel_label, route.target_label).inc()
                 log.info("pacing %s: waiting %.1fs for room under WeCom's limits", route.channel.name, wait)
                 waited = True
             # In steps of at most a second, so that a shutdown does not wait for the whole window.
@@ -184,7 +184,7 @@ class JobDelivery:
         self, job: Job, route: TargetRoute, index: int, at: float, result: SendResult
     ) -> None:
         """Message `index` was accepted: the job's progress and the send (for the limits after a restart)."""
-        self.s.metrics.messages_sent.labels(job.receiver, route.kind, route.label).inc()
+        self.s.metrics.messages_sent.labels(job.receiver, route.channel_label, route.target_label).inc()
         if self.s.outbox.shared:  # the send was recorded with its slot (claims.py)
             await self.s.outbox.progress(job.id, index + 1, self.s.clock())
         else:  # together: the outbox's writer commits both in one transaction
@@ -192,10 +192,10 @@ class JobDelivery:
                 self.s.outbox.progress(job.id, index + 1, self.s.clock()),
                 self.s.outbox.record_send(route.rate_keys, at),
             )
-        for kind, names in result.invalid.items():
+        for field, names in result.invalid.items():  # invaliduser, invalidparty, invalidtag
             log.warning(
                 "WeCom did not deliver to %s %s via %s: not found or outside the app's visible range (可见范围)",
-                kind.removeprefix("invalid"),
+                field.removeprefix("invalid"),
                 "|".join(names),
                 route.channel.name,
             )
@@ -228,7 +228,9 @@ class JobDelivery:
         if messages and self.s.delivered is not None:
             self.s.delivered(job, route)
         if messages:
-            self.s.metrics.latency.labels(route.kind).observe(max(0.0, self.s.clock() - job.created_at))
+            self.s.metrics.latency.labels(route.channel_label).observe(
+                max(0.0, self.s.clock() - job.created_at)
+            )
         log.info(
             "delivered receiver=%s target=%s job=%d messages=%d%s",
             job.receiver,

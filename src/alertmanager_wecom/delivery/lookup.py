@@ -5,7 +5,7 @@ All the jobs of one target share its recipients, so they are looked up once per 
 resolved target has a route of its own (its rate keys are the members' userids, paced with every other
 target that names them). A value that finds nobody is dropped; when nobody is left, the jobs go to the
 target's `fallback` recipients (as alerts whose label named no valid recipient do at ingest), or else
-become dead letters that say which kind of value found nobody.
+become dead letters that say which form of value (email, mobile number) found nobody.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import logging
 
 from alertmanager_wecom.channels.base import token_for
 from alertmanager_wecom.config import AppTarget, target_spec
-from alertmanager_wecom.config.contacts import contact_problem, kind_of, parse_contact
+from alertmanager_wecom.config.contacts import contact_problem, form_of, parse_contact
 from alertmanager_wecom.delivery.retry import Failures
 from alertmanager_wecom.delivery.routes import Routes, TargetRoute
 from alertmanager_wecom.ingest.recipients import summarize
@@ -42,7 +42,7 @@ class Lookups:
             token = token_for(target.app, routes.config, routes.api, routes.tokens)
             for recipient in target.to_user:
                 contact = parse_contact(recipient)
-                if kind_of(recipient) is None:
+                if form_of(recipient) is None:
                     users.append(recipient)
                 elif contact is None:  # written by a version that checked less: never sent as is
                     missing.append(f"{recipient!r} {contact_problem(recipient)}")

@@ -267,7 +267,7 @@ class OnCall:
         if notification.status == "resolved":
             return  # the resolution is on the timeline from the webhook
         event = IncidentEvent(
-            at=self.s.clock(), kind="notified", who=recipients_of(route.target), how=route.label
+            at=self.s.clock(), kind="notified", who=recipients_of(route.target), how=route.target_label
         )
         await store.add_event(incident.id, event)
 
@@ -307,5 +307,5 @@ def recipients_of(target: Target) -> list[str]:
     elif isinstance(target, ChatTarget):
         people = [f"chat:{target.chat}"]
     else:  # another channel's (webhook:NAME): as its metrics label names it
-        people = [kind_of(target).label(target)]
+        people = [kind_of(target).target_label(target)]
     return people[:50]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import ParamSpec, TypeVar
 
 from alertmanager_wecom.config import RobotTarget, Target
-from alertmanager_wecom.config.contacts import kind_of
+from alertmanager_wecom.config.contacts import form_of
 from alertmanager_wecom.delivery.routes import TargetRoute
 from alertmanager_wecom.ingest.payload import LARGE_BODY, Notification, collector_paused, parse_notification
 from alertmanager_wecom.ingest.recipients import Budget, refusal, summarize
@@ -149,14 +149,14 @@ def mentions_for(target: Target, notification: Notification) -> tuple[list[str],
     if not isinstance(target, RobotTarget):
         return [], [], []
     # mobile: mentions (checked at load: one number each, text messages only) go as WeCom takes them.
-    users = [m for m in target.mention if kind_of(m) is None]
-    mobiles = [*target.mention_mobile, *(m.partition(":")[2] for m in target.mention if kind_of(m))]
+    users = [m for m in target.mention if form_of(m) is None]
+    mobiles = [*target.mention_mobile, *(m.partition(":")[2] for m in target.mention if form_of(m))]
     problems: list[str] = []
     budget = Budget(target.max_mentions)
     for source in target.mention_from:
-        kind, _, name = source.partition(".")
+        where, _, name = source.partition(".")
         for alert in notification.alerts:
-            value = (alert.labels if kind == "labels" else alert.annotations).get(name, "").strip()
+            value = (alert.labels if where == "labels" else alert.annotations).get(name, "").strip()
             if not value:
                 continue  # nobody named: nothing to refuse
             why = refusal("mention", value)

@@ -25,7 +25,9 @@ class Failures:
     async def send_failed(self, job: Job, route: TargetRoute, exc: DeliveryError, at: float) -> bool:
         """Record a send WeCom did not accept. False: stop working on this target for now."""
         self.s.limiter.forget(route.rate_keys, at)  # it does not count against WeCom's limits
-        self.s.metrics.messages_failed.labels(job.receiver, route.kind, route.label, exc.reason).inc()
+        self.s.metrics.messages_failed.labels(
+            job.receiver, route.channel_label, route.target_label, exc.reason
+        ).inc()
         self.s.metrics.wecom_errors.labels(exc.code or "none").inc()
         if exc.retryable:
             return await self.retry_later(job, route, exc)

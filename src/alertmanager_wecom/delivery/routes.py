@@ -25,8 +25,8 @@ class TargetRoute:
     renderer: Renderer
     channel: Channel
     rate_keys: list[str]
-    kind: str  # app | chat | robot: the channel label of metrics
-    label: str  # app:NAME or robot:NAME: a bounded metrics label (no recipients)
+    channel_label: str  # app | chat | robot | webhook: the metrics label `channel`
+    target_label: str  # app:NAME, robot:NAME, webhook:NAME: the metrics label `target` (no recipients)
     last_send: float = 0.0
     cards: CardBuilder | None = None  # msgtype template_card: builds the target's cards
     renders: OwnRendering | None = None  # the channel's own rendering (a webhook's JSON), else templates
@@ -65,8 +65,8 @@ class Routes:
                 self._renderer(target, kind.content_limit(target, self.config)),
                 channel,
                 self._rate_keys(target),
-                kind.kind,
-                kind.label(target),
+                kind.channel_label,
+                kind.target_label(target),
                 cards=builder_for(target, self.config) if target.msgtype == "template_card" else None,
                 renders=kind.renders(target, self.config),
             )

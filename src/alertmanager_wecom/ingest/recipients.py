@@ -13,29 +13,30 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
-from alertmanager_wecom.config.contacts import ContactKind, form_problem, kind_of
+from alertmanager_wecom.config.contacts import ContactForm, form_of, form_problem
 
 # WeCom userid (doc 90195, user/create): 1-64 bytes of letters, digits and "_-@.", the first a letter
 # or digit — which also keeps out "@all". Department and tag ids are positive 32-bit numbers.
 _USERID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 _NUMERIC_ID: Final = re.compile(r"[1-9][0-9]{0,9}")
-Kind = Literal["to_user", "to_party", "to_tag", "mention"]
+# Where a recipient from alert data goes: a target's field, or a robot's @mention.
+RecipientField = Literal["to_user", "to_party", "to_tag", "mention"]
 
 
-def written_kind(source: str) -> ContactKind | None:
-    """The kind of recipient a template's own text names (``email:{{ labels.owner_email }}``): only the
+def written_form(source: str) -> ContactForm | None:
+    """The form of recipient a template's own text names (``email:{{ labels.owner_email }}``): only the
     config decides that a value is an email or a mobile number, never the value itself."""
-    return kind_of(source.lstrip())
+    return form_of(source.lstrip())
 
 
-def bare(value: str, lookup: ContactKind | None) -> str:
+def bare(value: str, lookup: ContactForm | None) -> str:
     """The value without the prefix the config wrote: what the alert data filled in."""
     return value.removeprefix(f"{lookup}:") if lookup is not None else value
 
 
-def refusal(kind: Kind, value: str, lookup: ContactKind | None = None) -> str | None:
-    """Why `value` (from alert data) cannot be a recipient of `kind`, or None when it is one valid id.
-    `lookup`: the template was written ``email:…``/``mobile:…``; the value must be one of that kind."""
+def refusal(where: RecipientField, value: str, lookup: ContactForm | None = None) -> str | None:
+    """Why `value` (from alert data) cannot be a recipient in `where`, or None when it is one valid id.
+    `lookup`: the template was written ``email:…``/``mobile:…``; the value must be of that form."""
     if not bare(value, lookup):
         return "is empty for this alert"
     shown = value if len(value) <= 80 else value[:77] + "..."
@@ -44,12 +45,12 @@ def refusal(kind: Kind, value: str, lookup: ContactKind | None = None) -> str | 
         return None if problem is None else f"gives {shown!r}, which {problem or 'lost its prefix'}"
     if value.lower() == "@all":
         return f"gives {shown!r}: @all is allowed only when written in the config"
-    if kind_of(value) is not None:
+    if form_of(value) is not None:
         return (
             f"gives {shown!r}: email:/mobile: only when the config writes it "
             "(to_user: ['email:{{ labels.owner_email }}'])"
         )
-    person = kind in ("to_user", "mention")
+    person = where in ("to_user", "mention")
     if (_USERID if person else _NUMERIC_ID).fullmatch(value):
         return None
     if person:

@@ -19,16 +19,23 @@ from dataclasses import dataclass
 import jinja2
 
 from alertmanager_wecom.config import AppTarget, Config, Target, target_spec
-from alertmanager_wecom.config.contacts import kind_of
+from alertmanager_wecom.config.contacts import form_of
 from alertmanager_wecom.ingest.matchers import Matcher, matches_all, parse_matcher
 from alertmanager_wecom.ingest.payload import Alert, Notification, dump_notification
-from alertmanager_wecom.ingest.recipients import Budget, Kind, bare, refusal, summarize, written_kind
+from alertmanager_wecom.ingest.recipients import (
+    Budget,
+    RecipientField,
+    bare,
+    refusal,
+    summarize,
+    written_form,
+)
 from alertmanager_wecom.outbox import NewJob
 from alertmanager_wecom.template_sandbox import Bounds, SandboxedTemplates, bounded_render
 
 log = logging.getLogger(__name__)
 
-_FIELDS: tuple[Kind, ...] = ("to_user", "to_party", "to_tag")
+_FIELDS: tuple[RecipientField, ...] = ("to_user", "to_party", "to_tag")
 # Sandboxed and bounded like every template: a recipient template is the config's code (template_sandbox.py).
 _env = SandboxedTemplates(undefined=jinja2.ChainableUndefined, autoescape=False)
 _RECIPIENT_BOUNDS = Bounds(seconds=0.5, chars=4096)  # one id is at most 64 bytes
@@ -53,7 +60,7 @@ class _TargetRouting:
 
 
 def _resolve(
-    templates: list[jinja2.Template], alert: Alert, kind: Kind, budget: Budget
+    templates: list[jinja2.Template], alert: Alert, field: RecipientField, budget: Budget
 ) -> tuple[list[str], list[str], int]:
     """(valid ids, problems, how many of the problems are only an empty value) for one alert: each
     template gives one id, or a problem."""
@@ -65,18 +72,18 @@ def _resolve(
         try:
             value = bounded_render(template, context, _RECIPIENT_BOUNDS).strip()
         except Exception as exc:  # a template error on hostile data refuses the value, nothing more
-            problems.append(f"{kind} {template.source!r}: {type(exc).__name__}")  # type: ignore[attr-defined]
+            problems.append(f"{field} {template.source!r}: {type(exc).__name__}")  # type: ignore[attr-defined]
             continue
-        lookup = written_kind(template.source) if kind == "to_user" else None  # type: ignore[attr-defined]
-        why = refusal(kind, value, lookup)
+        lookup = written_form(template.source) if field == "to_user" else None  # type: ignore[attr-defined]
+        why = refusal(field, value, lookup)
         if not bare(value, lookup):
-            problems.append(f"{kind} {template.source!r} {why}")  # type: ignore[attr-defined]
+            problems.append(f"{field} {template.source!r} {why}")  # type: ignore[attr-defined]
             missing.append(True)
         elif why is not None:
-            problems.append(f"{kind} {template.source!r} {why}")  # type: ignore[attr-defined]
+            problems.append(f"{field} {template.source!r} {why}")  # type: ignore[attr-defined]
         elif not budget.admit(value):
             problems.append(
-                f"{kind} {value!r}: more than {budget.limit} distinct recipients from alert data in one "
+                f"{field} {value!r}: more than {budget.limit} distinct recipients from alert data in one "
                 "notification (target max_recipients)"
             )
         else:
@@ -213,7 +220,7 @@ class Router:
         jobs = []
         for (users, parties, tags), indices in groups.items():
             # Recipients looked up at send time keep the fallback: a look-up may find nobody.
-            looked_up = any(kind_of(u) for u in users)
+            looked_up = any(form_of(u) for u in users)
             spec = target.model_copy(
                 update={
                     "to_user": list(users),

@@ -114,7 +114,7 @@ _LINE_BREAK: Final = re.compile("\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]
 
 
 def annotation_text(value: str) -> str:
-    """Line breaks kept as plain "\\n" (any kind of break, each one); other control characters
+    """Line breaks kept as plain "\\n" (any line break, each one); other control characters
     become spaces."""
     if value.isprintable():
         return value
@@ -149,10 +149,10 @@ def finalizer(msgtype: str) -> Callable[[object], object]:
     escape = escaper(msgtype)
 
     def finalize(value: object) -> object:
-        kind = type(value)
-        if kind is str:
+        cls = type(value)
+        if cls is str:
             return escape(value)  # type: ignore[arg-type]
-        if kind is Safe or kind is int or kind is float or value is None:
+        if cls is Safe or cls is int or cls is float or value is None:
             return value
         return value if isinstance(value, Safe) else escape(str(value))
 

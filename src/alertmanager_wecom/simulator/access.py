@@ -75,14 +75,14 @@ class Access(Media):
             elif media_type == "image" and (problem := self.image_problem(data)) is not None:
                 reply = problem
             else:
-                kind = (
+                content_type = (
                     (image_type(data) or "image/png") if media_type == "image" else "application/octet-stream"
                 )
                 reply = {
                     "errcode": 0,
                     "errmsg": "",
                     "type": media_type,
-                    "media_id": self.keep_media(data, kind),
+                    "media_id": self.keep_media(data, content_type),
                     "created_at": str(int(self.clock())),
                 }
             self.count("media/upload", reply["errcode"])

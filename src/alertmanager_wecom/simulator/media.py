@@ -18,7 +18,7 @@ _MAGIC = {b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg"}
 
 
 def image_type(data: bytes) -> str | None:
-    return next((kind for magic, kind in _MAGIC.items() if data.startswith(magic)), None)
+    return next((content_type for magic, content_type in _MAGIC.items() if data.startswith(magic)), None)
 
 
 class Media(StateBase):
@@ -63,5 +63,5 @@ class Media(StateBase):
         problem = self.image_problem(data)
         if problem is not None:
             return problem
-        kind = image_type(data) or "image/png"
-        return self.keep_media(data, kind), f"[image {len(data)} bytes]"
+        content_type = image_type(data) or "image/png"
+        return self.keep_media(data, content_type), f"[image {len(data)} bytes]"

@@ -8,8 +8,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-FaultKind = Literal["busy", "rate_limit", "http_502", "slow"]
-ALL_FAULTS: tuple[FaultKind, ...] = ("busy", "rate_limit", "http_502", "slow")
+# The faults the simulator can inject (its settings' and admin API's `kinds`, `--fault-kinds`).
+Fault = Literal["busy", "rate_limit", "http_502", "slow"]
+ALL_FAULTS: tuple[Fault, ...] = ("busy", "rate_limit", "http_502", "slow")
 
 
 class _Model(BaseModel):
@@ -65,7 +66,7 @@ class SimCorp(_Model):
 
 class Faults(_Model):
     rate: float = Field(default=0.0, ge=0.0, le=1.0)
-    kinds: list[FaultKind] = Field(default_factory=lambda: list(ALL_FAULTS))
+    kinds: list[Fault] = Field(default_factory=lambda: list(ALL_FAULTS))
     slow_seconds: float = Field(default=2.0, ge=0.0)
     seed: int | None = None
 

@@ -39,16 +39,16 @@ class SimulatorServer:
 
     async def _fault(self, endpoint: str) -> Response | None:
         """Injected faults: WeCom's busy and limit answers, a gateway error, or a slow answer."""
-        kind = self.state.pick_fault()
-        if kind is None:
+        fault = self.state.pick_fault()
+        if fault is None:
             return None
-        if kind == "slow":
+        if fault == "slow":
             await asyncio.sleep(self.state.settings.faults.slow_seconds)
             return None
-        self.state.count(endpoint, -1 if kind == "busy" else 45009 if kind == "rate_limit" else 502)
-        if kind == "busy":
+        self.state.count(endpoint, -1 if fault == "busy" else 45009 if fault == "rate_limit" else 502)
+        if fault == "busy":
             return JSONResponse({"errcode": -1, "errmsg": "system busy"})
-        if kind == "rate_limit":
+        if fault == "rate_limit":
             return JSONResponse({"errcode": 45009, "errmsg": "api freq out of limit"})
         return HTMLResponse("<html><body><h1>502 Bad Gateway</h1></body></html>", status_code=502)
 

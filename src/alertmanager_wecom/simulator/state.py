@@ -21,7 +21,7 @@ from alertmanager_wecom.simulator.app_messages import AppMessages
 from alertmanager_wecom.simulator.common import InboxEntry, Reply, Token
 from alertmanager_wecom.simulator.directory import Directory
 from alertmanager_wecom.simulator.limits import SlidingWindows
-from alertmanager_wecom.simulator.model import FaultKind, Faults, SimulatorSettings
+from alertmanager_wecom.simulator.model import Fault, Faults, SimulatorSettings
 from alertmanager_wecom.simulator.robots import Robots
 
 __all__ = ["InboxEntry", "Reply", "SimulatorState"]
@@ -83,16 +83,16 @@ class SimulatorState(Access, AppMessages, Robots, AppChats, Directory):
                     return True
         return False
 
-    def pick_fault(self) -> FaultKind | None:
+    def pick_fault(self) -> Fault | None:
         faults = self.settings.faults
         if faults.rate <= 0 or not faults.kinds:
             return None
         with self._lock:
             if self._random.random() >= faults.rate:
                 return None
-            kind = self._random.choice(faults.kinds)
-            self.faults_injected[kind] = self.faults_injected.get(kind, 0) + 1
-            return kind
+            fault = self._random.choice(faults.kinds)
+            self.faults_injected[fault] = self.faults_injected.get(fault, 0) + 1
+            return fault
 
     def stats(self) -> dict[str, Any]:
         with self._lock:

@@ -6,7 +6,7 @@ message of such a target goes to the userids the values written out stand for.
 from __future__ import annotations
 
 from alertmanager_wecom.config import AppTarget, Config, Target
-from alertmanager_wecom.config.contacts import Contact, kind_of, parse_contact
+from alertmanager_wecom.config.contacts import Contact, form_of, parse_contact
 from alertmanager_wecom.wecom.api import WeComError
 from alertmanager_wecom.wecom.token import AccessToken
 from alertmanager_wecom.wecom.userid import UserIds
@@ -69,7 +69,7 @@ async def resolve_written(
     problems: list[str] = []
     for recipient in target.to_user:
         contact = parse_contact(recipient)
-        if kind_of(recipient) is None or contact is None:
+        if form_of(recipient) is None or contact is None:
             users.append(recipient)
             continue
         try:

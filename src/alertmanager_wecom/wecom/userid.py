@@ -6,7 +6,8 @@ an hour), because WeCom punishes wrong look-ups: once they pass 20 % of the corp
 are blocked for a day. So the look-ups that find nobody are also bounded, per corp and per 24 hours
 (`wecom.lookup_unknown_per_day`): past the bound no value outside the cache is looked up, and the log
 says so once. The misses are kept in the outbox's ledger of sends, so that a restart does not reset the
-bound; the cache is the process's own. A value is never a metrics label; the app name and the kind are.
+bound; the cache is the process's own. A value is never a metrics label; the app name and the form are
+(the lookups metric's label named `kind`: email, mobile).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ DAY = 86400.0
 # found nobody, under this key and the corp: a restart does not start the day's bound afresh.
 MISS_KEY = "lookup-miss:"
 Ledger = Callable[[list[str], float], Awaitable[None]]
-# The path and body of each kind's look-up.
+# The path of each form's look-up.
 _CALLS = {"email": "user/get_userid_by_email", "mobile": "user/getuserid"}
 
 
@@ -44,7 +45,7 @@ class Answer:
 
 
 def _body(contact: Contact) -> dict[str, object]:
-    if contact.kind == "email":
+    if contact.form == "email":
         return {"email": contact.value, "email_type": 1}  # 1: the corp's own mail (2: personal)
     return {"mobile": contact.value}
 
@@ -110,7 +111,7 @@ class UserIds:
                 "24 h (wecom.lookup_unknown_per_day; WeCom blocks look-ups for a day past 20 % of the member cap)",
             )
         try:
-            reply = await token.call("POST", _CALLS[contact.kind], body=_body(contact))
+            reply = await token.call("POST", _CALLS[contact.form], body=_body(contact))
         except WeComError as exc:
             if exc.action is not Action.NOT_FOUND:
                 self._count(app, contact, "failed")
@@ -126,7 +127,7 @@ class UserIds:
         userid = reply.get("userid")
         if not isinstance(userid, str) or not userid:
             self._count(app, contact, "failed")
-            detail = f"WeCom's {_CALLS[contact.kind]} answered without a userid"
+            detail = f"WeCom's {_CALLS[contact.form]} answered without a userid"
             raise WeComError(ErrInfo(Action.RETRY, Reason.HTTP_ERROR, detail), detail)
         self._cache[key] = (userid, now + self.settings.lookup_cache_found)
         self._count(app, contact, "found")
@@ -141,7 +142,7 @@ class UserIds:
             log.warning("could not record a look-up that found nobody in the outbox: %s", exc)
 
     def _count(self, app: str, contact: Contact, outcome: str) -> None:
-        self.metrics.lookups.labels(app, contact.kind, outcome).inc()
+        self.metrics.lookups.labels(app, contact.form, outcome).inc()
 
     @staticmethod
     def _not_found(contact: Contact) -> Answer:

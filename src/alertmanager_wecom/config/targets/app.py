@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from alertmanager_wecom.config.contacts import check_recipients, kind_of
+from alertmanager_wecom.config.contacts import check_recipients, form_of
 from alertmanager_wecom.config.fields import Duration, Model
 from alertmanager_wecom.config.targets.base import TargetBase
 
@@ -27,7 +27,7 @@ class Fallback(Model):
             raise ValueError("fallback needs at least one of to_user, to_party, to_tag")
         if any("{{" in r for r in (*self.to_user, *self.to_party, *self.to_tag)):
             raise ValueError("fallback recipients are written out, not templated")
-        if any(kind_of(r) for r in self.to_user):
+        if any(form_of(r) for r in self.to_user):
             # The fallback is where alerts go when a look-up finds nobody: it must not need one itself.
             raise ValueError("fallback recipients are userids, not email:/mobile: (a look-up could miss too)")
         return self
@@ -92,7 +92,7 @@ def app_shape(data: dict[str, Any]) -> None:
     if get("mention") or get("mention_mobile") or get("mention_from"):
         raise ValueError("mention: only group robots can @mention people")
     templated = any(_is_templated(get(k)) for k in RECIPIENT_FIELDS)
-    looked_up = any(isinstance(v, str) and kind_of(v) for v in get("to_user") or [])
+    looked_up = any(isinstance(v, str) and form_of(v) for v in get("to_user") or [])
     if get("fallback") is not None and not (templated or looked_up):
         raise ValueError(
             "fallback: only for templated recipients (to_user: ['{{ labels.owner }}']) or email:/mobile: ones"
@@ -149,7 +149,7 @@ class AppTarget(TargetBase):
     @property
     def lookups(self) -> bool:
         """Some recipients are email:/mobile:, looked up at send time (delivery/lookup.py)."""
-        return any(kind_of(r) for r in self.to_user)
+        return any(form_of(r) for r in self.to_user)
 
     @property
     def templated_recipients(self) -> bool:

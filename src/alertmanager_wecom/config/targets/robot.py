@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
-from alertmanager_wecom.config.contacts import check_mentions, kind_of
+from alertmanager_wecom.config.contacts import check_mentions, form_of
 from alertmanager_wecom.config.targets.base import TargetBase
 
 _MENTION_SOURCE = re.compile(r"^(labels|annotations)\.[A-Za-z_][A-Za-z0-9_]*$")
@@ -45,7 +45,7 @@ class RobotTarget(TargetBase):
             )
         if get("card") is not None:
             raise ValueError("card: only for app targets with msgtype template_card")
-        if msgtype != "text" and any(isinstance(m, str) and kind_of(m) for m in get("mention") or []):
+        if msgtype != "text" and any(isinstance(m, str) and form_of(m) for m in get("mention") or []):
             raise ValueError("mention: mobile: goes in mentioned_mobile_list, which only text messages have")
         if msgtype == "markdown_v2" and (get("mention") or get("mention_mobile") or get("mention_from")):
             raise ValueError("markdown_v2 cannot @mention anyone: use msgtype markdown or text for mentions")
