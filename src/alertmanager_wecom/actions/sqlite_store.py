@@ -4,10 +4,8 @@ small). One process: its locks are rows with an expiry, as Redis' are keys."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +19,7 @@ from alertmanager_wecom.actions.store import (
     state_from_json,
     state_to_json,
 )
-from alertmanager_wecom.outbox.sqlite.files import private_database
+from alertmanager_wecom.outbox.sqlite.small import SmallDatabase
 from alertmanager_wecom.rendering.card import CardState
 
 T = TypeVar("T")
@@ -104,23 +102,14 @@ def _card(row: sqlite3.Row) -> CardRecord:
 class SQLiteCardStore(CardStore):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        private_database(self.path)  # 0600 in a directory made 0700: response codes, who acted
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
-        self._lock = threading.Lock()
+        # 0600 in a directory made 0700: response codes, who acted.
+        self._db = SmallDatabase(self.path, _SCHEMA, busy_timeout=5.0)
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        def locked() -> T:
-            with self._lock:
-                return fn(self._db)
-
-        return await asyncio.to_thread(locked)
+        return await self._db.run(fn)
 
     async def close(self) -> None:
-        await self._run(lambda db: db.close())
+        await self._db.close()
 
     # -- cards ------------------------------------------------------------------------------------------
 

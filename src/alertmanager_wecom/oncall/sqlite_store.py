@@ -7,10 +7,8 @@ unique index keeps one open incident per group whatever happens.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
-import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +22,7 @@ from alertmanager_wecom.oncall.store import (
     Override,
     group_id,
 )
-from alertmanager_wecom.outbox.sqlite.files import private_database
+from alertmanager_wecom.outbox.sqlite.small import SmallDatabase
 
 T = TypeVar("T")
 
@@ -155,40 +153,17 @@ def _append(db: sqlite3.Connection, incident_id: str, event: IncidentEvent) -> N
 class SQLiteOncallStore(OncallStore):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        private_database(self.path)  # 0600 in a directory made 0700: who is on call, who acknowledged
-        # timeout: another process holding the write lock is waited for (its transactions are short).
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
-        self._lock = threading.Lock()
+        # 0600 in a directory made 0700: who is on call, who acknowledged.
+        self._db = SmallDatabase(self.path, _SCHEMA)
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        def locked() -> T:
-            with self._lock:
-                return fn(self._db)
-
-        return await asyncio.to_thread(locked)
+        return await self._db.run(fn)
 
     async def _transaction(self, fn: Callable[[sqlite3.Connection], T], write: bool = True) -> T:
-        """`fn` in one transaction. One that writes holds the write lock from its start (IMMEDIATE: a
-        read that decides a write is never overtaken by another process's write in between)."""
-
-        def transaction(db: sqlite3.Connection) -> T:
-            db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            try:
-                result = fn(db)
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-            return result
-
-        return await self._run(transaction)
+        return await self._db.transaction(fn, write)
 
     async def close(self) -> None:
-        await self._run(lambda db: db.close())
+        await self._db.close()
 
     # -- overrides ------------------------------------------------------------------------------------
 
