@@ -15,8 +15,6 @@ import dataclasses
 import json
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from alertmanager_wecom.actions.store import (
     CODE_LIFETIME,
     ActionRecord,
@@ -24,6 +22,7 @@ from alertmanager_wecom.actions.store import (
     CardStore,
     state_from_json,
 )
+from alertmanager_wecom.outbox.redis.calls import open_redis
 from alertmanager_wecom.rendering.card import CardState
 
 # Newest unused code younger than the cutoff, moved to the spent set: one step, so that two replicas
@@ -59,14 +58,8 @@ return 0
 class RedisCardStore(CardStore):
     def __init__(self, url: str, key_prefix: str, password: str | None = None, timeout: float = 5.0) -> None:
         self.prefix = f"{key_prefix}:cards"
-        # Any: redis-py types its replies as bytes | str | …; with decode_responses they are str.
-        self._redis: Any = aioredis.Redis.from_url(
-            url,
-            decode_responses=True,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            password=password,
-        )
+        # The outbox's client factory: a bounded pool, every socket operation bounded by `timeout`.
+        self._redis: Any = open_redis(url, timeout, password)
         self._take = self._redis.register_script(_TAKE_CODE)
         self._add = self._redis.register_script(_ADD_CODE)
         self._redraw = self._redis.register_script(_REDRAWN)
@@ -239,4 +232,4 @@ class RedisCardStore(CardStore):
         return gone
 
     async def close(self) -> None:
-        await self._redis.aclose()
+        await self._redis.aclose(close_connection_pool=True)  # open_redis: the pool is ours

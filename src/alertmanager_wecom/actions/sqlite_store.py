@@ -19,7 +19,7 @@ from alertmanager_wecom.actions.store import (
     state_from_json,
     state_to_json,
 )
-from alertmanager_wecom.outbox.sqlite.small import SmallDatabase
+from alertmanager_wecom.outbox.sqlite.small import SmallDatabase, beside
 from alertmanager_wecom.rendering.card import CardState
 
 T = TypeVar("T")
@@ -79,8 +79,7 @@ CREATE TABLE IF NOT EXISTS actions (
 
 
 def actions_path(outbox_path: str | Path) -> Path:
-    path = Path(outbox_path)
-    return path.with_name(f"{path.stem}-actions.db")
+    return beside(outbox_path, "actions")
 
 
 def _card(row: sqlite3.Row) -> CardRecord:

@@ -18,8 +18,6 @@ import json
 import uuid
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from alertmanager_wecom.oncall.store import (
     MOST_EVENTS,
     Incident,
@@ -28,6 +26,7 @@ from alertmanager_wecom.oncall.store import (
     Override,
     group_id,
 )
+from alertmanager_wecom.outbox.redis.calls import open_redis
 
 # Appends an event to a timeline, then drops the oldest past the cap but "opened" (the list's head).
 _APPEND = """
@@ -165,14 +164,8 @@ def _decode(fields: dict[str, str], events: list[str]) -> Incident | None:
 class RedisOncallStore(OncallStore):
     def __init__(self, url: str, key_prefix: str, password: str | None = None, timeout: float = 5.0) -> None:
         self.prefix = f"{key_prefix}:oncall"
-        # Any: redis-py types its replies as bytes | str | …; with decode_responses they are str.
-        self._redis: Any = aioredis.Redis.from_url(
-            url,
-            decode_responses=True,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            password=password,
-        )
+        # The outbox's client factory: a bounded pool, every socket operation bounded by `timeout`.
+        self._redis: Any = open_redis(url, timeout, password)
         self._open = self._redis.register_script(_OPEN)
         self._add_event = self._redis.register_script(_ADD_EVENT)
         self._acknowledge = self._redis.register_script(_ACKNOWLEDGE)
@@ -354,4 +347,4 @@ class RedisOncallStore(OncallStore):
         return gone
 
     async def close(self) -> None:
-        await self._redis.aclose()
+        await self._redis.aclose(close_connection_pool=True)  # open_redis: the pool is ours

@@ -22,7 +22,7 @@ from alertmanager_wecom.oncall.store import (
     Override,
     group_id,
 )
-from alertmanager_wecom.outbox.sqlite.small import SmallDatabase
+from alertmanager_wecom.outbox.sqlite.small import SmallDatabase, beside
 
 T = TypeVar("T")
 
@@ -79,8 +79,7 @@ _OPEN = "SELECT * FROM incidents WHERE receiver = ? AND group_id = ? AND resolve
 
 
 def oncall_path(outbox_path: str | Path) -> Path:
-    path = Path(outbox_path)
-    return path.with_name(f"{path.stem}-oncall.db")
+    return beside(outbox_path, "oncall")
 
 
 def _override(row: sqlite3.Row) -> Override:

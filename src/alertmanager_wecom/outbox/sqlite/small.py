@@ -17,6 +17,12 @@ from alertmanager_wecom.outbox.sqlite.files import private_database
 T = TypeVar("T")
 
 
+def beside(outbox_path: str | Path, name: str) -> Path:
+    """The file `<outbox stem>-<name>.db` beside the outbox file (outbox.db → outbox-actions.db)."""
+    path = Path(outbox_path)
+    return path.with_name(f"{path.stem}-{name}.db")
+
+
 class SmallDatabase:
     def __init__(self, path: str | Path, schema: str, busy_timeout: float = 10.0) -> None:
         self.path = Path(path)
