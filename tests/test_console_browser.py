@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Dialog
 from playwright.sync_api import Error as PlaywrightError
 
 from alertmanager_wecom import samples
@@ -21,7 +20,7 @@ from alertmanager_wecom.loading import parse_config
 from alertmanager_wecom.simulator.model import SANDBOX_SECRET
 from alertmanager_wecom.simulator.state import SimulatorState
 from alertmanager_wecom.web.app import create_app
-from tests.browser import screenshot
+from tests.browser import console_page, screenshot
 from tests.helpers import raw_config, wait_until
 from tests.servers import serve_in_thread
 
@@ -45,23 +44,8 @@ def relay(simulator: str, sim_state: SimulatorState, tmp_path: Path) -> Iterator
 
 @pytest.fixture
 def page(browser: Any, relay: str) -> Iterator[Any]:
-    context = browser.new_context(
-        http_credentials={"username": USER, "password": PASSWORD},
-        locale="zh-CN",
-        viewport={"width": 1280, "height": 900},
-        base_url=relay,
-    )
-    opened = context.new_page()
-    dialogs: list[str] = []
-
-    def answer(dialog: Dialog) -> None:
-        dialogs.append(dialog.message)
-        dialog.accept()
-
-    opened.on("dialog", answer)
-    opened.dialogs = dialogs
-    yield opened
-    context.close()
+    with console_page(browser, relay, USER, PASSWORD) as opened:
+        yield opened
 
 
 def test_an_operator_finds_a_delivery_fixes_a_dead_letter_and_edits_a_template(

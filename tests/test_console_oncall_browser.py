@@ -15,13 +15,12 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Dialog
 
 from alertmanager_wecom import samples
 from alertmanager_wecom.loading import parse_config
 from alertmanager_wecom.oncall.sqlite_store import SQLiteOncallStore, oncall_path
 from alertmanager_wecom.web.app import create_app
-from tests.browser import screenshot
+from tests.browser import console_page, screenshot
 from tests.helpers import wait_until
 from tests.servers import serve_in_thread
 from tests.test_console_oncall import AUTH, PASSWORD, USER, oncall_config
@@ -69,23 +68,8 @@ def relay(simulator: str, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def page(browser: Any, relay: str) -> Iterator[Any]:
-    context = browser.new_context(
-        http_credentials={"username": USER, "password": PASSWORD},
-        locale="zh-CN",
-        viewport={"width": 1280, "height": 900},
-        base_url=relay,
-    )
-    opened = context.new_page()
-    dialogs: list[str] = []
-
-    def answer(dialog: Dialog) -> None:
-        dialogs.append(dialog.message)
-        dialog.accept()
-
-    opened.on("dialog", answer)
-    opened.dialogs = dialogs
-    yield opened
-    context.close()
+    with console_page(browser, relay, USER, PASSWORD) as opened:
+        yield opened
 
 
 def test_an_override_is_added_after_a_confirmation_shown_in_the_calendar_and_removed(
