@@ -110,6 +110,8 @@ async def test_with_min_replicas_an_acceptance_is_answered_once_the_replicas_hav
             # refused the same way until a replica has it).
             with pytest.raises(OutboxUnavailable, match="only 0 of 1 Redis replicas acknowledged"):
                 await outbox.accept("default", [NewJob("t", TARGET, "{}")], "k0", 300, 1.0)
+            # The readiness probe's test write says so too (/readyz).
+            assert await outbox.check_writable(1.0) == "only 0 of 1 Redis replicas acknowledged"
 
             port = int(url.rsplit(":", 1)[1].split("/")[0])
             replica = redis.Redis.from_url(replica_url, decode_responses=True)
@@ -140,6 +142,14 @@ async def test_with_min_replicas_an_acceptance_is_answered_once_the_replicas_hav
                     continue
                 assert not result.duplicate and result.notification_id
                 assert replica.hget(f"{prefix}:notif:{result.notification_id}", "payload") is not None
+            # Ready means the replica has the probe's own write: its WAIT ran on the connection that wrote
+            # it (on another one of the pool it would have counted nothing of it).
+            for at in (4.0, 5.0, 6.0):
+                reason = await outbox.check_writable(at)
+                if reason is None:
+                    assert replica.get(f"{prefix}:probe") == repr(at)
+                else:  # a loaded machine: the replica missed WAIT's second
+                    assert "Redis replicas acknowledged" in reason
             again = await outbox.accept("default", [NewJob("t", TARGET, "{}")], "k0", 300, 3.0)
             assert again.duplicate  # the first, refused above, was stored
         finally:
@@ -183,3 +193,44 @@ def test_replies_are_parsed_by_hiredis() -> None:
     from redis.utils import HIREDIS_AVAILABLE
 
     assert HIREDIS_AVAILABLE
+
+
+@pytest.mark.anyio
+async def test_the_readiness_probe_waits_on_the_connection_that_wrote(redis_url: str) -> None:
+    """WAIT counts the replicas that have its own connection's writes: the probe's WAIT must run where its
+    test write ran, even while other calls keep the pool's connections changing hands."""
+    prefix = f"w{uuid.uuid4().hex[:8]}"
+    outbox = RedisOutbox(redis_url, key_prefix=prefix, min_replicas=1, timeout=3.0)
+    seen: list[tuple[str, str]] = []  # (client address, command) as Redis's MONITOR reports them
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    stop = False
+
+    def monitor() -> None:
+        with client.monitor() as m:  # type: ignore[no-untyped-call]
+            for command in m.listen():
+                seen.append((f"{command['client_address']}:{command['client_port']}", command["command"]))
+                if stop:
+                    return
+
+    watcher = asyncio.get_running_loop().run_in_executor(None, monitor)
+    try:
+        await asyncio.sleep(0.2)  # MONITOR started
+        for at in range(3):
+            results = await asyncio.gather(
+                *(outbox.stats(1.0) for _ in range(10)),
+                outbox.check_writable(float(at)),
+                *(outbox.stats(1.0) for _ in range(10)),
+            )
+            assert results[10] == "only 0 of 1 Redis replicas acknowledged"
+    finally:
+        stop = True
+        client.ping()  # one more command for the monitor to see, so that it returns
+        await watcher
+        await outbox.close()
+    waits = 0
+    for index, (address, command) in enumerate(seen):
+        if command.startswith("WAIT"):
+            waits += 1
+            probe = [a for a, c in seen[:index] if c.startswith("EVALSHA")][-1]  # the test write before it
+            assert probe == address, seen
+    assert waits == 3, seen

@@ -164,13 +164,6 @@ class RedisOutbox:
         again = name in _RETRY_SAFE if retry is None else retry
         return await self._call(lambda: script(keys=[], args=values), again, write=name in _ENDS_OUTAGE)
 
-    async def _durable(self) -> None:
-        """Wait until `min_replicas` replicas have the writes so far (Redis's WAIT)."""
-        if self.min_replicas:
-            got = await self._call(lambda: self._redis.wait(self.min_replicas, 1000))
-            if int(got) < self.min_replicas:
-                raise OutboxUnavailable(f"only {got} of {self.min_replicas} Redis replicas acknowledged")
-
     async def durability_warning(self) -> str | None:
         """Why an acknowledged notification could still be lost (None: appendfsync always), checked
         once at start where CONFIG GET is allowed."""
@@ -203,9 +196,21 @@ class RedisOutbox:
         return AcceptResult(int(first) or None, duplicate=False)
 
     async def check_writable(self, now: float) -> str | None:
+        async def write() -> None:
+            # The WAIT in the same pipeline as the test write: WAIT counts the replicas that have its own
+            # connection's writes, so on another connection from the pool it says nothing of this one.
+            async with self._redis.pipeline(transaction=False) as pipe:
+                await self._scripts["PROBE"](keys=[], args=[self.prefix, repr(now)], client=pipe)
+                if self.min_replicas:
+                    pipe.wait(self.min_replicas, 1000)
+                replies = await pipe.execute()
+            if self.min_replicas and int(replies[1]) < self.min_replicas:
+                raise OutboxUnavailable(
+                    f"only {replies[1]} of {self.min_replicas} Redis replicas acknowledged"
+                )
+
         async def probe() -> None:
-            await self._run("PROBE", repr(now))
-            await self._durable()
+            await self._call(write, retry=True, write=True)
 
         try:
             await asyncio.wait_for(probe(), PROBE_SECONDS)
