@@ -7,9 +7,10 @@ environment with that commit's dependencies, e.g. without a parser this checkout
 --backend redis starts a redis-server (appendonly, appendfsync always) in the work directory;
 --backend redis sqlite measures both, alternated in each round (on a shared machine only figures of one
 run compare).
-Besides requests/s, the relay's CPU per request (its process and children: SQLite's ingest child) while
-wrk ran: when the relay is what limits (one event loop), the ratio to the no-op is about the inverse of
-theirs, and it moves less than requests/s with what else the machine runs.
+Besides requests/s, the relay's CPU per request (its process and children: SQLite's ingest child,
+counted from its start when it started during the run) while wrk ran, and its own process's alone
+(`own`: its event loop and threads): when the relay's loop is what limits, the ratio to the no-op is
+about the inverse of theirs, and it moves less than requests/s with what else the machine runs.
 Each request carries a realistic 10-alert payload with a unique groupKey (so HA dedup never short-cuts).
 """
 
@@ -168,16 +169,23 @@ def one_run(
         for connections in args.concurrency:
             for name, path in (("noop", "/noop"), ("alerts", "/alerts/default")):
                 script.write_text((LUA % body).replace("RUNTAG", f"{name}-c{connections}"), encoding="utf-8")
-                pids = with_children(relay.pid)
-                cpu = sum(cpu_seconds(pid) for pid in pids)
+                # A child started during the run (SQLite's ingest child starts with the first webhook) counts
+                # from its start: the processes are listed again afterwards.
+                before = {pid: cpu_seconds(pid) for pid in with_children(relay.pid)}
                 result = run_wrk(f"http://127.0.0.1:{relay_port}{path}", script, connections, args.seconds)
-                cpu = sum(cpu_seconds(pid) for pid in pids) - cpu
-                result["cpu_us_per_request"] = round(cpu / (result["rps"] * args.seconds) * 1e6)
+                after = {pid: cpu_seconds(pid) for pid in with_children(relay.pid)}
+                requests = result["rps"] * args.seconds
+                cpu = sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+                result["cpu_us_per_request"] = round(cpu / requests * 1e6)
+                # The relay's own process (its event loop and threads) alone: what limits ingest when the
+                # loop is busy all the time.
+                own = after[relay.pid] - before[relay.pid]
+                result["own_cpu_us_per_request"] = round(own / requests * 1e6)
                 results["runs"].append({"endpoint": name, "concurrency": connections, **result})
                 print(
                     f"{name:<7} c={connections:<3} {result['rps']:8.0f} req/s  p50 {result['p50_ms']:6.2f} ms  "
                     f"p99 {result['p99_ms']:6.2f} ms  non-2xx {result['non_2xx']}  relay CPU"
-                    f" {result['cpu_us_per_request']} µs/request",
+                    f" {result['cpu_us_per_request']} µs/request (own {result['own_cpu_us_per_request']})",
                     flush=True,
                 )
         for connections in args.concurrency:
