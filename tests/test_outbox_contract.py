@@ -652,6 +652,29 @@ async def test_other_processes_hear_of_new_targets_or_listen_returns(reopen: Ope
     assert await listener.lease("t1", "b", 30)
 
 
+async def test_a_send_wecom_refused_for_good_is_given_back(reopen: Opener) -> None:
+    """A permanent failure WeCom answered (an invalid user, a bad message) frees the slot its write-ahead
+    took, as a transient one does; a job given up after a send that may have reached WeCom keeps it."""
+    mine = reopen()
+    if not mine.shared:
+        return  # one process: a send is recorded only once WeCom took it
+    first, second, third = await add(mine, 3)
+    person = ("member:zhangsan", ((2, 60.0),))
+    assert await mine.lease("t1", "a", 30)
+    assert (await mine.sending(first.id, 100.0, SendClaim("t1", "a", (person,)))).wait == 0
+    assert (await mine.sending(second.id, 101.0, SendClaim("t1", "a", (person,)))).wait == 0
+    assert (await mine.sending(third.id, 102.0, SendClaim("t1", "a", (person,)))).wait > 0  # full
+
+    await mine.dead(first.id, "errcode 81013", Reason.RECIPIENTS, 103.0, refused=True)
+    assert ("member:zhangsan", 100.0) not in await mine.recent_sends(0)
+    assert (await mine.sending(third.id, 104.0, SendClaim("t1", "a", (person,)))).wait == 0  # room again
+    await mine.dead(first.id, "errcode 81013", Reason.RECIPIENTS, 105.0, refused=True)  # again: nothing more
+
+    await mine.dead(second.id, "gave up: timeouts", Reason.NETWORK, 106.0)  # may have reached WeCom
+    assert sorted(await mine.recent_sends(0)) == [("member:zhangsan", 101.0), ("member:zhangsan", 104.0)]
+    assert (await job(mine, first.id)).state is JobState.DEAD
+
+
 async def test_times_come_back_exactly(outbox: Outbox) -> None:
     """Times as the relay's clock gives them (microseconds since 1970) are kept to the last digit, also
     through a merge (a backend that does arithmetic on them must not round them)."""

@@ -31,7 +31,7 @@ class Failures:
         self.s.metrics.wecom_errors.labels(exc.code or "none").inc()
         if exc.retryable:
             return await self.retry_later(job, route, exc)
-        await self.dead(job, route, exc.reason, exc.detail)
+        await self.dead(job, route, exc.reason, exc.detail, refused=not exc.maybe_delivered)
         return True
 
     async def retry_later(self, job: Job, route: TargetRoute, exc: DeliveryError) -> bool:
@@ -43,6 +43,7 @@ class Failures:
                 route,
                 exc.reason,
                 f"gave up after {settings.max_age:.0f}s of transient failures: {exc.detail}",
+                refused=not exc.maybe_delivered,
             )
             return True
         attempts = job.attempts + 1
@@ -71,9 +72,13 @@ class Failures:
         )
         return False
 
-    async def dead(self, job: Job, route: TargetRoute, reason: Reason, detail: str) -> None:
+    async def dead(
+        self, job: Job, route: TargetRoute, reason: Reason, detail: str, refused: bool = False
+    ) -> None:
+        """`refused`: WeCom answered that it did not take the message: its send is given back in the
+        shared ledger (the local limiter forgot it already, `send_failed`)."""
         self.s.metrics.dead_letters.labels(job.receiver, reason).inc()
-        await self.s.outbox.dead(job.id, detail, reason, self.s.clock())
+        await self.s.outbox.dead(job.id, detail, reason, self.s.clock(), refused=refused)
         log.error(
             "delivery failed permanently receiver=%s target=%s job=%d reason=%s: %s "
             "(kept as a dead letter: alertmanager-wecom outbox list --state dead)",

@@ -281,9 +281,13 @@ class Outbox(Protocol):
         Repeating the call with the same arguments changes nothing more."""
         ...
 
-    async def dead(self, job_id: int, error: str, reason: Reason, now: float) -> None:
+    async def dead(self, job_id: int, error: str, reason: Reason, now: float, refused: bool = False) -> None:
         """A permanent failure: DEAD, with `last_error` and `reason`, kept for operators (`requeue`).
-        Attempts, parts sent and `inflight` are kept as they are. Repeating it overwrites the error."""
+        Attempts, parts sent and `inflight` are kept as they are. Repeating it overwrites the error.
+
+        `refused`: WeCom answered that it did not take the message, so the send the last write-ahead
+        counted under the limits (a claim, on a shared outbox) is given back, as `retry_later` does when
+        the message was surely not delivered; without it, a send that may have reached WeCom stays counted."""
         ...
 
     async def merge(self, jobs: list[Job], payload: str, digest_of: int, now: float) -> Job:

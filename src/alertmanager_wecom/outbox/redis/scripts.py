@@ -233,6 +233,7 @@ DEAD = (
     + """
 if not set_state(ARGV[2], 'dead') then return 0 end
 redis.call('HSET', jk(ARGV[2]), 'last_error', ARGV[3], 'reason', ARGV[4], 'updated_at', ARGV[5])
+if ARGV[6] == '1' then uncount(jk(ARGV[2])) end  -- WeCom refused it: the send does not count
 return 1
 """
 )

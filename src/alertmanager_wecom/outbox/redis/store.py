@@ -339,8 +339,8 @@ class RedisOutbox:
             int(maybe_delivered),
         )
 
-    async def dead(self, job_id: int, error: str, reason: Reason, now: float) -> None:
-        await self._run("DEAD", job_id, error, str(reason), repr(now))
+    async def dead(self, job_id: int, error: str, reason: Reason, now: float, refused: bool = False) -> None:
+        await self._run("DEAD", job_id, error, str(reason), repr(now), int(refused))
 
     async def merge(self, jobs: list[Job], payload: str, digest_of: int, now: float) -> Job:
         digest = await self._run("MERGE", payload, digest_of, repr(now), *[j.id for j in jobs])

@@ -270,7 +270,8 @@ class SQLiteOutbox(OneProcess):
 
         await self._call(op)
 
-    async def dead(self, job_id: int, error: str, reason: Reason, now: float) -> None:
+    async def dead(self, job_id: int, error: str, reason: Reason, now: float, refused: bool = False) -> None:
+        # `refused` changes nothing here: one process records a send only once WeCom has taken it.
         await self._call(
             lambda conn: conn.execute(
                 "UPDATE jobs SET state = 'dead', last_error = ?, reason = ?, updated_at = ? WHERE id = ?",
