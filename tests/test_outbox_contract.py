@@ -675,6 +675,27 @@ async def test_a_send_wecom_refused_for_good_is_given_back(reopen: Opener) -> No
     assert (await job(mine, first.id)).state is JobState.DEAD
 
 
+async def test_a_send_that_is_no_jobs_is_counted_with_every_replicas_sends(reopen: Opener) -> None:
+    """A chart (`claim_send`): counted against the same windows as the jobs' claims, by any replica, in
+    one step; no lease needed; no room: nothing recorded. One process records it (its limiter decided)."""
+    mine, other = reopen(), reopen()
+    person = ("member:zhangsan", ((2, 60.0),))
+    if not mine.shared:
+        assert (await mine.claim_send(100.0, SendClaim("t1", "a", (person,)))).wait == 0
+        assert await mine.recent_sends(0) == [("member:zhangsan", 100.0)]
+        return
+    [first] = await add(mine, 1)
+    assert await mine.lease("t1", "a", 30)
+    assert (await mine.sending(first.id, 100.0, SendClaim("t1", "a", (person,)))).wait == 0
+    # b holds no lease on t1 and needs none; the person's window has room for one more.
+    assert (await other.claim_send(101.0, SendClaim("t1", "b", (person,)))).wait == 0
+    full = await mine.claim_send(102.0, SendClaim("t1", "a", (person,)))
+    assert full.wait == pytest.approx(58.0) and sorted(full.sends["member:zhangsan"]) == [100.0, 101.0]
+    assert sorted(await mine.recent_sends(0)) == [("member:zhangsan", 100.0), ("member:zhangsan", 101.0)]
+    assert (await other.claim_send(160.5, SendClaim("t1", "b", (person,)))).wait == 0
+    assert (await job(mine, first.id)).inflight  # the job's own write-ahead is untouched
+
+
 async def test_times_come_back_exactly(outbox: Outbox) -> None:
     """Times as the relay's clock gives them (microseconds since 1970) are kept to the last digit, also
     through a merge (a backend that does arithmetic on them must not round them)."""

@@ -20,6 +20,7 @@ from typing import Any
 
 from alertmanager_wecom.config import Config
 from alertmanager_wecom.config.apis import ChartSettings, PrometheusAPI
+from alertmanager_wecom.delivery.claims import claim_for
 from alertmanager_wecom.delivery.context import Services
 from alertmanager_wecom.delivery.routes import TargetRoute
 from alertmanager_wecom.ingest.payload import Alert, Notification
@@ -197,8 +198,20 @@ class Charts:
             raise ChartSkipped("alerts are waiting for this target: their text goes first")
         if self.s.limiter.wait_time(route.rate_keys) > 0:
             raise ChartSkipped("no room under WeCom's limits now: kept for alert text")
-        at = self.s.limiter.record(route.rate_keys)
-        await self.s.outbox.record_send(route.rate_keys, at)
+        if self.s.outbox.shared:
+            # Replicas: the room is decided in the shared ledger, counting every replica's sends to the
+            # same person and under the same app (this replica's limiter knows only its own).
+            ahead = await self.s.outbox.claim_send(now, claim_for(self.s, job, route))
+            if ahead.wait > 0:
+                for key, times in ahead.sends.items():
+                    self.s.limiter.load(key, times)
+                raise ChartSkipped(
+                    "no room under WeCom's limits now (sends by other replicas): kept for alert text"
+                )
+            self.s.limiter.record(route.rate_keys, now)
+        else:
+            at = self.s.limiter.record(route.rate_keys)
+            await self.s.outbox.record_send(route.rate_keys, at)
         await route.channel.send_image(png)
         self.s.metrics.charts.labels(route.channel_label, "sent").inc()
         log.info(

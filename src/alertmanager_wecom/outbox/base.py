@@ -248,6 +248,15 @@ class Outbox(Protocol):
         message, so it does not count); a crash leaves it (the message may have reached WeCom)."""
         ...
 
+    async def claim_send(self, now: float, claim: SendClaim) -> WriteAhead:
+        """A send that is no job's (a chart, after its notification's text), counted as `sending` with
+        a claim counts a job's, in one atomic step: when a rate key has no room in one of its windows
+        at `now` (counting every process's sends), nothing is recorded and the answer says how long to
+        wait; otherwise the send is recorded at `now` under each rate key. No lease is checked (the
+        chart follows its text, whichever replica holds the target now). Only a shared backend is
+        asked; one that only one process opens records the send (that process's limiter decided)."""
+        ...
+
     async def progress(self, job_id: int, sent_parts: int, now: float) -> None:
         """WeCom accepted message `sent_parts` (counting from 1): sets `sent_parts` (a number, not an
         increment: repeating it changes nothing more) and clears `inflight`."""

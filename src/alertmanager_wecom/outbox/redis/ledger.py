@@ -28,8 +28,8 @@ from alertmanager_wecom.outbox.redis.scripts import LIBRARY
 __all__ = ["CLAIM", "WRITTEN", "SendClaim", "WriteAhead", "claim_args", "write_ahead"]
 WRITTEN = WriteAhead()
 
-# ARGV: prefix, job id, now, target key, owner, rate key count, then per rate key: the key, its window
-# count, and per window: limit, seconds.
+# ARGV: prefix, job id ('' for a send that is no job's: no lease, no job to mark), now, target key, owner,
+# rate key count, then per rate key: the key, its window count, and per window: limit, seconds.
 # Reply: {'lost'}; {'0'} written; or {'wait', seconds, then per rate key: key, n, n send times}.
 # Times are formatted with %.6f: Lua's own number-to-text keeps 14 digits, a tenth of a millisecond off.
 CLAIM = (
@@ -37,8 +37,10 @@ CLAIM = (
     + r"""
 local DAY = 86400
 local id, now = ARGV[2], tonumber(ARGV[3])
-if redis.call('GET', p .. ':lease:' .. ARGV[4]) ~= ARGV[5] then return {'lost'} end
-if redis.call('EXISTS', jk(id)) == 0 then return {'0'} end
+if id ~= '' then  -- a job's write-ahead; '': a send that is no job's (a chart), under no lease
+  if redis.call('GET', p .. ':lease:' .. ARGV[4]) ~= ARGV[5] then return {'lost'} end
+  if redis.call('EXISTS', jk(id)) == 0 then return {'0'} end
+end
 local keys, longest, wait, i = {}, {}, 0, 7
 for _ = 1, tonumber(ARGV[6]) do
   local key, windows = ARGV[i], tonumber(ARGV[i + 1])
@@ -82,15 +84,19 @@ for _, key in ipairs(keys) do
   redis.call('EXPIRE', p .. ':rate:' .. key, DAY + 60)
   members[#members + 1] = member
 end
-redis.call('HSET', jk(id), 'inflight', 1, 'updated_at', ARGV[3], 'counted', table.concat(members, '\n'))
-mark_started(id)
+if id ~= '' then
+  redis.call('HSET', jk(id), 'inflight', 1, 'updated_at', ARGV[3], 'counted', table.concat(members, '\n'))
+  mark_started(id)
+end
 return {'0'}
 """
 )
 
 
-def claim_args(job_id: int, now: float, claim: SendClaim) -> list[object]:
-    args: list[object] = [job_id, repr(now), claim.target_key, claim.owner, len(claim.limits)]
+def claim_args(job_id: int | None, now: float, claim: SendClaim) -> list[object]:
+    """CLAIM's arguments after the prefix; `job_id` None: a send that is no job's (`claim_send`)."""
+    args: list[object] = ["" if job_id is None else job_id, repr(now), claim.target_key, claim.owner]
+    args.append(len(claim.limits))
     for key, windows in claim.limits:
         args += [key, len(windows)]
         for limit, seconds in windows:

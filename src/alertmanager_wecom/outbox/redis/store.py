@@ -312,6 +312,9 @@ class RedisOutbox:
             return ledger.WRITTEN
         return ledger.write_ahead(await self._run("CLAIM", *ledger.claim_args(job_id, now, claim)))
 
+    async def claim_send(self, now: float, claim: ledger.SendClaim) -> ledger.WriteAhead:
+        return ledger.write_ahead(await self._run("CLAIM", *ledger.claim_args(None, now, claim)))
+
     async def progress(self, job_id: int, sent_parts: int, now: float) -> None:
         await self._run("PROGRESS", job_id, sent_parts, repr(now))
 
