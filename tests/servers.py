@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -16,11 +17,30 @@ from typing import Any
 import httpx
 import uvicorn
 
+# Ports handed out by `free_port`: below the kernel's ephemeral range (32768 and up by default), a block
+# for each pytest-xdist worker. A port the kernel picked (port 0) was free when asked, but every client
+# connection of every worker takes its local port from that same range, so another worker's connection
+# could take it before the server bound it ("address already in use", a flaky test). These a client
+# never takes, and no other worker of this run hands them out.
+_PORT_BLOCK = 1000
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+_FIRST_PORT = 20000 + (int(_WORKER[2:]) % 12 if _WORKER[2:].isdigit() else 0) * _PORT_BLOCK
+_next_port = random.randrange(_PORT_BLOCK)  # another run on the same machine likely starts elsewhere
+
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port nothing listens on now, for a server the test starts next (see `_FIRST_PORT`)."""
+    global _next_port
+    for _ in range(_PORT_BLOCK):
+        port = _FIRST_PORT + _next_port % _PORT_BLOCK
+        _next_port += 1
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:  # taken (another run on this machine, a server still closing): the next one
+                continue
+            return port
+    raise RuntimeError(f"no free port in {_FIRST_PORT}-{_FIRST_PORT + _PORT_BLOCK - 1}")
 
 
 @contextmanager
