@@ -263,3 +263,20 @@ def test_the_simulator_command_sets_the_inbox_bound(tmp_path: Path) -> None:
             httpx.post(f"{url}/cgi-bin/message/send", params={"access_token": tok}, json=body)
         inbox = httpx.get(f"{url}/admin/inbox", params={"user": "zhangsan"}).json()
         assert [e["visible"] for e in inbox["entries"]] == ["m1", "m2"] and inbox["trimmed"] == 1
+
+
+def test_the_simulator_command_answers_only_its_own_hosts(tmp_path: Path) -> None:
+    """DNS rebinding: a page on a name that resolves to 127.0.0.1 gets 421 (it could read the inbox and
+    change the faults from a developer's browser); localhost, the listen address and --allowed-host work."""
+    port = free_port()
+    with cli_process(
+        ["simulator", "--listen", f"127.0.0.1:{port}", "--allowed-host", "wecom-sim"], tmp_path / "sim.log"
+    ):
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/admin/stats")
+        for host in ("evil.example", "wecom-sim.evil.example"):
+            refused = httpx.get(f"{url}/inbox", headers={"Host": host})
+            assert refused.status_code == 421, (host, refused.status_code)
+            assert "zhangsan" not in refused.text
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}", "wecom-sim:9096"):
+            assert httpx.get(f"{url}/admin/stats", headers={"Host": host}).status_code == 200, host

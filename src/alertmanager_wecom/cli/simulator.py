@@ -10,6 +10,7 @@ import httpx
 
 from alertmanager_wecom import samples
 from alertmanager_wecom.cli.common import parse_listen
+from alertmanager_wecom.web.hosts import AllowedHosts, HostPolicy
 from alertmanager_wecom.web.serving import run_server
 
 
@@ -37,6 +38,13 @@ from alertmanager_wecom.web.serving import run_server
     multiple=True,
     help="Only these caller IPs may send (others get 60020); repeat for several.",
 )
+@click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    help="Also answer requests for this host name (the simulator's name in a compose file or cluster;"
+    " *.example.com for subdomains); localhost and the listen address always. Repeat for several.",
+)
 def simulator(
     listen: str,
     config_path: str | None,
@@ -47,6 +55,7 @@ def simulator(
     fault_seed: int | None,
     inbox_per_recipient: int | None,
     trusted_ips: tuple[str, ...],
+    allowed_hosts: tuple[str, ...],
 ) -> None:
     """Run the WeCom simulator: gettoken, message/send, webhook/send, media/upload, and an inbox page."""
     from pydantic import ValidationError
@@ -87,7 +96,10 @@ def simulator(
             click.echo(f"    app: agent_id {app.agent_id}  secret {app.secret}")
     for name, key in settings.robots.items():
         click.echo(f"  robot {name}: key {key}")
-    run_server(create_simulator_app(settings), host, port, "warning")
+    # Only its own hosts, as the service (web/hosts.py): a web page whose name resolves to 127.0.0.1 (DNS
+    # rebinding) could otherwise read the inbox and change the faults from a developer's browser.
+    policy = HostPolicy.build(allowed_hosts, host, None)
+    run_server(AllowedHosts(create_simulator_app(settings), policy), host, port, "warning")
 
 
 @click.command()
