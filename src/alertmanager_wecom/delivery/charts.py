@@ -20,7 +20,7 @@ from typing import Any
 
 from alertmanager_wecom.config import Config
 from alertmanager_wecom.config.apis import ChartSettings, PrometheusAPI
-from alertmanager_wecom.delivery.claims import claim_for
+from alertmanager_wecom.delivery.claims import claim_for, learn
 from alertmanager_wecom.delivery.context import Services
 from alertmanager_wecom.delivery.routes import TargetRoute
 from alertmanager_wecom.ingest.payload import Alert, Notification
@@ -203,8 +203,7 @@ class Charts:
             # same person and under the same app (this replica's limiter knows only its own).
             ahead = await self.s.outbox.claim_send(now, claim_for(self.s, job, route))
             if ahead.wait > 0:
-                for key, times in ahead.sends.items():
-                    self.s.limiter.load(key, times)
+                learn(self.s, ahead)
                 raise ChartSkipped(
                     "no room under WeCom's limits now (sends by other replicas): kept for alert text"
                 )

@@ -15,7 +15,7 @@ import logging
 
 from alertmanager_wecom.delivery.context import Services
 from alertmanager_wecom.delivery.routes import TargetRoute
-from alertmanager_wecom.outbox import Job, SendClaim
+from alertmanager_wecom.outbox import Job, SendClaim, WriteAhead
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,12 @@ def claim_for(s: Services, job: Job, route: TargetRoute) -> SendClaim:
         (key, tuple((w.limit, w.seconds) for w in s.limiter.windows(key))) for key in route.rate_keys
     )
     return SendClaim(job.target_key, s.owner, limits)
+
+
+def learn(s: Services, ahead: WriteAhead) -> None:
+    """A refused claim brings this replica's limiter up to date with every replica's sends."""
+    for key, times in ahead.sends.items():
+        s.limiter.load(key, times)
 
 
 async def take_slot(s: Services, job: Job, route: TargetRoute) -> float | None:
@@ -39,8 +45,7 @@ async def take_slot(s: Services, job: Job, route: TargetRoute) -> float | None:
         if ahead.wait <= 0:
             route.last_send = s.limiter.record(route.rate_keys, now)
             return now
-        for key, times in ahead.sends.items():
-            s.limiter.load(key, times)
+        learn(s, ahead)
         if s.stopping():
             return None
         if not waited:

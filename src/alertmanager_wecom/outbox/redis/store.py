@@ -47,10 +47,6 @@ _SCRIPTS: tuple[str, ...] = (
     "LEASE",
     "RELEASE",
 )
-# The scripts whose success ends an outage in the log: they add data, as an acceptance does (batch.py
-# ends it for those), so they fail whenever a webhook would (out of memory, Redis still lets DONE or
-# RELEASE through: they free memory).
-_ENDS_OUTAGE = frozenset({"PROBE"})
 # The scripts a broken connection may run twice (calls.py): each sets values (a state, a number, a
 # flag) that a second run sets again to the same, or moves or deletes only what still matches (REQUEUE
 # and PURGE: a second run after a first that was not answered finds nothing and counts 0). Not MERGE
@@ -162,7 +158,7 @@ class RedisOutbox:
         script = self._scripts[name]
         values: list[Any] = [self.prefix, *args]
         again = name in _RETRY_SAFE if retry is None else retry
-        return await self._call(lambda: script(keys=[], args=values), again, write=name in _ENDS_OUTAGE)
+        return await self._call(lambda: script(keys=[], args=values), again)
 
     async def durability_warning(self) -> str | None:
         """Why an acknowledged notification could still be lost (None: appendfsync always), checked
@@ -210,6 +206,9 @@ class RedisOutbox:
                 )
 
         async def probe() -> None:
+            # Its success ends an outage in the log: it adds data, as an acceptance does (batch.py ends it
+            # for those), so it fails whenever a webhook would (out of memory, Redis still lets DONE or
+            # RELEASE through: they free memory).
             await self._call(write, retry=True, write=True)
 
         try:
