@@ -324,3 +324,35 @@ async def test_a_target_names_the_policy_and_a_step_posts_to_the_users_own_gatew
             [incident] = await r.store.incidents()
             assert incident.policy == "phone"
             assert [(e.kind, e.who) for e in incident.events][-1] == ("escalated", ["webhook:gateway"])
+
+
+async def test_a_storms_digest_is_not_parsed_again_for_the_timeline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Groups that reach the person on call one by one are marked "notified"; a digest (many groups, its
+    groupKey "digest") marks none, and its payload, a storm's worth of alerts, is not parsed again to
+    find that out."""
+    from alertmanager_wecom.delivery import oncall as oncall_module
+
+    parsed: list[int] = []  # digest_of of each job parsed for the timeline
+    real_parse = oncall_module.parse
+
+    def counted(job: Any) -> Any:
+        parsed.append(job.digest_of)
+        return real_parse(job)
+
+    monkeypatch.setattr(oncall_module, "parse", counted)
+    time = FakeTime()
+    state = simulator(time)
+    async with relay(tmp_path, make_config(tmp_path), state, time) as r:
+        for i in range(48):  # 3 groups alone, then more than a person may get in a minute: a digest
+            payload = samples.node_down(1, cluster=f"c{i}")
+            payload["groupKey"] = f'{{}}:{{cluster="c{i}"}}'
+            await r.post(payload)
+            if i == 2:
+                await r.run_for(30)
+        await r.run_for(120)
+        digests = [j for j in await r.outbox.list_jobs(None, 300) if j.digest_of]
+        notified = [e for i in await r.store.incidents() for e in i.events if e.kind == "notified"]
+    assert digests and all(j.state is JobState.DONE for j in digests)
+    assert len(notified) == 3 and parsed == [0, 0, 0]  # the groups sent alone, never the digest

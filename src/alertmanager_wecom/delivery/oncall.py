@@ -255,6 +255,10 @@ class OnCall:
             return
         if route.target.escalation_step is not None:
             return  # a step: "escalated" was written when it was taken
+        if job.digest_of:
+            # A digest names no group (its groupKey is "digest"): nothing to mark, and its payload, a
+            # storm's worth of alerts, is not parsed again to find that out.
+            return
         self.later(self._notified(store, job, route))
 
     async def _notified(self, store: OncallStore, job: Job, route: TargetRoute) -> None:
