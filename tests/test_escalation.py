@@ -333,13 +333,13 @@ async def test_a_storms_digest_is_not_parsed_again_for_the_timeline(
     groupKey "digest") marks none, and its payload, a storm's worth of alerts, is not parsed again to
     find that out."""
     from alertmanager_wecom.delivery import oncall as oncall_module
+    from alertmanager_wecom.delivery.render import parse
 
     parsed: list[int] = []  # digest_of of each job parsed for the timeline
-    real_parse = oncall_module.parse
 
     def counted(job: Any) -> Any:
         parsed.append(job.digest_of)
-        return real_parse(job)
+        return parse(job)
 
     monkeypatch.setattr(oncall_module, "parse", counted)
     time = FakeTime()
