@@ -56,6 +56,19 @@ def problems(base: str) -> str:
     return " ".join(response.json().get("problems", [])) if response.status_code == 503 else ""
 
 
+def checkpoint(db: Path) -> None:
+    """Everything into the file, so that nothing is read from the WAL: a TRUNCATE checkpoint, again until
+    it is complete. While the relay reads (its dispatcher) it may not be, and a page left in the WAL is
+    what every connection reads, whatever the test writes over that page in the file."""
+
+    def complete() -> bool:
+        with sqlite3.connect(db) as conn:
+            busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        return bool(busy == 0 and frames == copied == 0)
+
+    wait_until(complete, 10, "a complete checkpoint of the outbox's WAL")
+
+
 def pending(db: Path) -> int:
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         return int(conn.execute("SELECT count(*) FROM jobs WHERE state = 'pending'").fetchone()[0])
@@ -69,8 +82,7 @@ def test_a_corrupt_outbox_is_not_ready_until_it_is_restored(
     wait_until(lambda: sim_state.entries("zhangsan"), 10, "delivery")
     assert ready(base).status_code == 200
     db = tmp_path / "outbox.db"
-    with sqlite3.connect(db) as conn:  # everything into the file, so that nothing is read from the WAL
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    checkpoint(db)
     original = db.read_bytes()
     with db.open("r+b") as f:  # overwritten in place: the open connections have it cached
         f.write(b"\x00garbage" * (len(original) // 8))
@@ -249,8 +261,8 @@ def test_corrupt_pages_a_webhook_meets_make_the_outbox_not_ready_until_restored(
     wait_until(lambda: sim_state.entries("zhangsan"), 10, "delivery")
     db = tmp_path / "outbox.db"
     wait_until(lambda: pending(db) == 0, 10, "the job done")
-    with sqlite3.connect(db) as conn:  # everything into the file, so that nothing is read from the WAL
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    checkpoint(db)
+    with sqlite3.connect(db) as conn:
         jobs = int(conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'jobs'").fetchone()[0])
     original = overwrite_page(db, jobs)  # every new job walks through it; the probe's row does not
     os.kill(relay.outbox.ingest_pid, signal.SIGKILL)  # the next child reads the page from the file
