@@ -30,6 +30,21 @@ def test_merging_digests_counts_their_notifications() -> None:
     assert merge([digest, Notification.model_validate(samples.node_down(1, cluster="x"))]).digest_of == 5
 
 
+def test_a_digest_remembers_the_groups_it_merged_through_digests_of_digests() -> None:
+    """Each group once, in the order they came (on-call marks each group's incident from them)."""
+    a, b = samples.node_down(1, cluster="a"), samples.node_down(1, cluster="b")
+    a["groupKey"], b["groupKey"] = '{}:{cluster="a"}', '{}:{cluster="b"}'
+    first = merge(
+        [Notification.model_validate(a), Notification.model_validate(b), Notification.model_validate(a)]
+    )
+    assert first.group_key == "digest" and first.digest_groups == [a["groupKey"], b["groupKey"]]
+    c = {**samples.node_down(1, cluster="c"), "groupKey": '{}:{cluster="c"}'}
+    again = merge([first, Notification.model_validate(c), Notification.model_validate(b)])
+    assert again.digest_groups == [a["groupKey"], b["groupKey"], c["groupKey"]]  # not "digest"
+    stored = Notification.model_validate_json(digest.build([first])[1])
+    assert stored.digest_groups == first.digest_groups  # kept in its stored form (a resumed digest)
+
+
 def key(receiver: str, payload: dict[str, Any]) -> str:
     webhook = WEBHOOK.validate_python(payload)
     return dedup_key(receiver, webhook, alert_instants(webhook))

@@ -329,9 +329,9 @@ async def test_a_target_names_the_policy_and_a_step_posts_to_the_users_own_gatew
 async def test_a_storms_digest_is_not_parsed_again_for_the_timeline(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Groups that reach the person on call one by one are marked "notified"; a digest (many groups, its
-    groupKey "digest") marks none, and its payload, a storm's worth of alerts, is not parsed again to
-    find that out."""
+    """Groups that reach the person on call one by one are marked "notified"; so is each group a digest
+    merged (a storm's groups: the digest remembers them), and its payload, a storm's worth of alerts, is
+    not parsed again for that: delivery had it at hand."""
     from alertmanager_wecom.delivery import oncall as oncall_module
     from alertmanager_wecom.delivery.render import parse
 
@@ -355,4 +355,7 @@ async def test_a_storms_digest_is_not_parsed_again_for_the_timeline(
         digests = [j for j in await r.outbox.list_jobs(None, 300) if j.digest_of]
         notified = [e for i in await r.store.incidents() for e in i.events if e.kind == "notified"]
     assert digests and all(j.state is JobState.DONE for j in digests)
-    assert len(notified) == 3 and parsed == [0, 0, 0]  # the groups sent alone, never the digest
+    assert [e.how for e in notified].count("app:ops") == 3  # the groups sent alone
+    assert [e.how for e in notified].count("app:ops (digest)") == 45  # every group of the digest
+    assert all(e.who == ["lisi"] for e in notified)
+    assert parsed == [0, 0, 0]  # parsed again: the groups sent alone, never the digest

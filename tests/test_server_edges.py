@@ -358,8 +358,8 @@ def test_admin_ids_and_limits_are_checked(serve: Any) -> None:
 
 def test_a_webhook_cannot_set_internal_fields(serve: Any, sim_state: SimulatorState) -> None:
     base = serve()
-    for field in ("digest_of", "digest_max_messages"):
-        response = httpx.post(f"{base}/alerts/default", json={**samples.node_down(2), field: 7})
+    for field, value in (("digest_of", 7), ("digest_max_messages", 7), ("digest_groups", ["g"])):
+        response = httpx.post(f"{base}/alerts/default", json={**samples.node_down(2), field: value})
         assert response.status_code == 422 and field in json.dumps(response.json())
     assert httpx.post(f"{base}/alerts/default", json=samples.node_down(2)).status_code == 200
     wait_until(lambda: sim_state.entries("zhangsan"), 10, "delivery")

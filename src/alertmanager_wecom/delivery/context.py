@@ -102,7 +102,7 @@ class Services:
     # Spans of each job's delivery and its stages (tracing/); the relay sets it when tracing is on.
     tracing: Tracing = OFF
     # Told of every job delivered (the incidents' timelines: delivery/oncall.py); never blocks.
-    delivered: Callable[[Job, TargetRoute], None] | None = None
+    delivered: Callable[[Job, TargetRoute, Notification | None], None] | None = None
     # What on-call adds to a job's first message (its escalation step, an acknowledge link), from its
     # notification: delivery/oncall.py.
     extras: Callable[[Job, TargetRoute], Callable[[Notification], Extras | None] | None] | None = None

@@ -122,7 +122,7 @@ class JobDelivery:
                 if messages[index].card is not None and notification is not None:
                     await self.record_card(job, route, messages[index], result, notification.group_key)
         with stage("record"):
-            await self.record_done(job, route, len(messages))
+            await self.record_done(job, route, len(messages), notification)
         span.set("alertmanager_wecom.outcome", "delivered")
         if cards is not None and notification is not None and notification.status == "resolved":
             cards.later(
@@ -223,10 +223,13 @@ class JobDelivery:
                 "card of job %d delivered but not remembered: its buttons will not update it", job.id
             )
 
-    async def record_done(self, job: Job, route: TargetRoute, messages: int) -> None:
+    async def record_done(
+        self, job: Job, route: TargetRoute, messages: int, notification: Notification | None = None
+    ) -> None:
+        """`notification`: the job's payload, if it was parsed on the way (a digest always is)."""
         await self.s.outbox.done(job.id, self.s.clock())
         if messages and self.s.delivered is not None:
-            self.s.delivered(job, route)
+            self.s.delivered(job, route, notification)
         if messages:
             self.s.metrics.latency.labels(route.channel_label).observe(
                 max(0.0, self.s.clock() - job.created_at)

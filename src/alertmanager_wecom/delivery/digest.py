@@ -26,6 +26,11 @@ def merge(notifications: Sequence[Notification]) -> Notification:
     for notification in notifications[1:]:
         common = {k: v for k, v in common.items() if notification.common_labels.get(k) == v}
     first = notifications[0]
+    groups: dict[str, None] = {}  # each once, in the order they came
+    for notification in notifications:
+        for group in notification.digest_groups if notification.digest_of else [notification.group_key]:
+            if group:
+                groups[group] = None
     return Notification(
         version=first.version,
         groupKey="digest",
@@ -38,6 +43,7 @@ def merge(notifications: Sequence[Notification]) -> Notification:
         commonAnnotations={},
         externalURL=first.external_url,
         digest_of=sum(max(1, n.digest_of) for n in notifications),
+        digest_groups=list(groups),
     )
 
 

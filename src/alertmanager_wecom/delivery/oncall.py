@@ -247,33 +247,39 @@ class OnCall:
 
     # -- the timeline ---------------------------------------------------------------------------------
 
-    def delivered(self, job: Job, route: TargetRoute) -> None:
-        """A receiver's own notification reached WeCom: "notified" on its incident's timeline."""
+    def delivered(self, job: Job, route: TargetRoute, notification: Notification | None = None) -> None:
+        """A receiver's own notification reached WeCom: "notified" on its incident's timeline; a digest's,
+        on the timeline of each group it merged. `notification`: the job's payload if already parsed (a
+        digest's always is, except when a restart resumed it: a storm's worth of alerts is then parsed
+        again, once, beside delivery)."""
         store = self._store()
         receiver = self._config().receiver(job.receiver)
         if store is None or receiver is None or not escalates(receiver.escalation, route.target):
             return
         if route.target.escalation_step is not None:
             return  # a step: "escalated" was written when it was taken
-        if job.digest_of:
-            # A digest names no group (its groupKey is "digest"): nothing to mark, and its payload, a
-            # storm's worth of alerts, is not parsed again to find that out.
-            return
-        self.later(self._notified(store, job, route))
+        self.later(self._notified(store, job, route, notification))
 
-    async def _notified(self, store: OncallStore, job: Job, route: TargetRoute) -> None:
-        notification = await self.s.cpu.run(parse, job)
-        if not notification.group_key:
-            return
-        incident = await store.current(job.receiver, group_id(notification.group_key))
-        if incident is None or incident.started_at > job.created_at + _SLACK:
-            return
-        if notification.status == "resolved":
+    async def _notified(
+        self, store: OncallStore, job: Job, route: TargetRoute, notification: Notification | None
+    ) -> None:
+        if notification is None:
+            notification = await self.s.cpu.run(parse, job)
+        if notification.digest_of:
+            groups = notification.digest_groups  # its own status is the merged alerts': not the groups'
+        elif notification.status == "resolved":
             return  # the resolution is on the timeline from the webhook
-        event = IncidentEvent(
-            at=self.s.clock(), kind="notified", who=recipients_of(route.target), how=route.target_label
-        )
-        await store.add_event(incident.id, event)
+        else:
+            groups = [notification.group_key] if notification.group_key else []
+        how = route.target_label + (" (digest)" if notification.digest_of else "")
+        for group in groups:
+            incident = await store.current(job.receiver, group_id(group))
+            if incident is None or incident.started_at > job.created_at + _SLACK:
+                continue
+            if notification.digest_of and incident.resolved_at is not None:
+                continue  # resolved meanwhile: the digest reported its end
+            event = IncidentEvent(at=self.s.clock(), kind="notified", who=recipients_of(route.target), how=how)
+            await store.add_event(incident.id, event)
 
     def later(self, work: Any) -> None:
         """Timeline writes run beside delivery, their failure logged: never on delivery's path."""

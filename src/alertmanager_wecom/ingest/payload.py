@@ -72,6 +72,8 @@ class Notification(_Lenient):
     # budget when the digest was made (stored, so that a resumed digest splits the same way).
     digest_of: int = 0
     digest_max_messages: int = 0
+    # Set on digests too: the group keys of the notifications merged (an incident each, for on-call).
+    digest_groups: list[str] = Field(default_factory=list)
 
     @property
     def firing(self) -> list[Alert]:
@@ -125,6 +127,7 @@ class Webhook(TypedDict):
     message: NotRequired[str | None]
     digest_of: NotRequired[int]
     digest_max_messages: NotRequired[int]
+    digest_groups: NotRequired[list[str]]
 
 
 WEBHOOK: TypeAdapter[Webhook] = TypeAdapter(Webhook)

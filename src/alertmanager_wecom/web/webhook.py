@@ -36,7 +36,7 @@ from alertmanager_wecom.web.relay import Relay
 log = logging.getLogger(__name__)
 
 # State the dispatcher keeps in a stored notification (a digest's bookkeeping): never from a request.
-_INTERNAL_FIELDS = ("digest_of", "digest_max_messages")
+_INTERNAL_FIELDS = ("digest_of", "digest_max_messages", "digest_groups")
 
 
 class InternalFields(Exception):
