@@ -355,6 +355,11 @@ async def test_a_storms_digest_is_not_parsed_again_for_the_timeline(
         digests = [j for j in await r.outbox.list_jobs(None, 300) if j.digest_of]
         notified = [e for i in await r.store.incidents() for e in i.events if e.kind == "notified"]
     assert digests and all(j.state is JobState.DONE for j in digests)
+    # Its link names the digest (kept in the outbox), not 45 groups: one link acknowledges them all.
+    [text] = [t for t in texts(state, "lisi") if "认领全部" in t]
+    assert "[认领全部 45 组](https://alerts.example.com/ack/" in text
+    token = text.split("[认领全部 45 组](", 1)[1].split(")", 1)[0].rsplit("/", 1)[1]
+    assert verify(ACK_KEY.encode(), token, time()) == ("default", f"j{digests[0].id}")
     assert [e.how for e in notified].count("app:ops") == 3  # the groups sent alone
     assert [e.how for e in notified].count("app:ops (digest)") == 45  # every group of the digest
     assert all(e.who == ["lisi"] for e in notified)

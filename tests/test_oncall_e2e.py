@@ -5,6 +5,7 @@ is refused with a page that says why; the incident's timeline is in `GET /api/in
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -146,6 +147,43 @@ def test_a_tampered_or_expired_link_is_refused_with_a_page_that_says_why(tmp_pat
             "api",
         )
         assert ACK_KEY not in stack.relay_log()
+
+
+def test_a_storms_digest_carries_one_link_that_acknowledges_every_group_in_it(tmp_path: Path) -> None:
+    """In a storm the person on call gets digests: the digest's link names the digest (short, however
+    many groups), its page lists each group, and one POST acknowledges every group still open; a link
+    naming a digest of another receiver, or one no longer kept, is refused."""
+    with oncall_stack(tmp_path, step_after="1h") as stack:
+        keys = []
+        for i in range(43):  # 3 alone, then more than zhangsan may get in a minute: a digest
+            payload = samples.node_down(1, cluster=f"c{i}")
+            payload["groupKey"] = f'{{}}:{{cluster="c{i}"}}'
+            keys.append(payload["groupKey"])
+            post(stack, payload)
+            if i == 2:
+                wait_until(lambda: len(stack.inbox("zhangsan")) == 3, what="the first three alone")
+
+        def digest_text() -> str | None:
+            return next((e["visible"] for e in stack.inbox("zhangsan") if "认领全部" in e["visible"]), None)
+
+        text = wait_until(digest_text, timeout=60, what="a digest with a link for all its groups")
+        assert text is not None
+        count, link = re.search(r"认领全部 (\d+) 组: (\S+)", text).groups()  # type: ignore[union-attr]
+        assert int(count) >= 2 and len(link) < len(stack.relay) + 120
+        page = httpx.get(link, timeout=10)
+        assert page.status_code == 200 and page.text.count("<li>") == int(count)
+        assert f"认领全部 {count} 组" in page.text
+        done = httpx.post(link, data={"who": "张三"}, timeout=10)
+        assert done.status_code == 200 and done.text.count("已认领") == int(count)
+        acknowledged = [i for i in incidents(stack) if i["acknowledged_how"] == "link"]
+        assert len(acknowledged) == int(count) and all(i["acknowledged_by"] == "张三" for i in acknowledged)
+        assert {i["group_key"] for i in acknowledged} <= set(keys[3:])
+        again = httpx.get(link, timeout=10)
+        assert "<form" not in again.text and again.text.count("已由 张三 认领") == int(count)
+        # Signed, but naming a job that is no digest of this receiver (or no longer kept): refused.
+        forged = sign(ACK_KEY.encode(), "default", "j999999", time.time() + 600)
+        answer = httpx.get(f"{stack.relay}/ack/{forged}", timeout=10)
+        assert answer.status_code == 410 and "storage.retention" in answer.text
 
 
 def test_the_on_call_apis_answer_503_while_the_store_is_down(tmp_path: Path) -> None:

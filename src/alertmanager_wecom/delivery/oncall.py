@@ -29,7 +29,7 @@ from alertmanager_wecom.delivery.render import parse
 from alertmanager_wecom.delivery.retry import Failures
 from alertmanager_wecom.delivery.routes import Routes, TargetRoute
 from alertmanager_wecom.ingest.payload import Notification
-from alertmanager_wecom.oncall.ack_link import sign
+from alertmanager_wecom.oncall.ack_link import digest_link_group, sign
 from alertmanager_wecom.oncall.schedule import on_call
 from alertmanager_wecom.oncall.store import Incident, IncidentEvent, OncallStore, group_id
 from alertmanager_wecom.outbox import Job
@@ -231,16 +231,27 @@ class OnCall:
         expires = self.s.clock() + config.oncall.ack_link_ttl
 
         def extras(notification: Notification) -> Extras | None:
-            url = ""
-            if key is not None and base and notification.group_key and not notification.digest_of:
-                token = sign(key.reveal().encode(), job.receiver, group_id(notification.group_key), expires)
-                url = f"{base.rstrip('/')}/ack/{token}"
+            url, groups = "", 1
+            if key is not None and base:
+                # A digest's link acknowledges every group it merged (read from the digest the outbox
+                # keeps: the link stays short however many there are).
+                if notification.digest_of and notification.digest_groups:
+                    group, groups = digest_link_group(job.id), len(notification.digest_groups)
+                elif notification.group_key and not notification.digest_of:
+                    group = group_id(notification.group_key)
+                else:
+                    group = ""
+                if group:
+                    url = (
+                        f"{base.rstrip('/')}/ack/{sign(key.reveal().encode(), job.receiver, group, expires)}"
+                    )
             if mark is None and not url:
                 return None
             return Extras(
                 escalated_after=mark.after if mark is not None else None,
                 level=level(mark.step) if mark is not None else 0,
                 ack_url=url,
+                ack_groups=groups,
             )
 
         return extras
@@ -278,7 +289,9 @@ class OnCall:
                 continue
             if notification.digest_of and incident.resolved_at is not None:
                 continue  # resolved meanwhile: the digest reported its end
-            event = IncidentEvent(at=self.s.clock(), kind="notified", who=recipients_of(route.target), how=how)
+            event = IncidentEvent(
+                at=self.s.clock(), kind="notified", who=recipients_of(route.target), how=how
+            )
             await store.add_event(incident.id, event)
 
     def later(self, work: Any) -> None:

@@ -5,7 +5,8 @@ card's 认领 button needs one).
 A token names the receiver and the alert group (its `group_id`, never the group key: that is alert data)
 and when it expires, signed with HMAC-SHA256 under `oncall.ack_key`. Nothing else is trusted: the link
 acknowledges the group's current incident, once; a token altered in any byte, signed with another key,
-or past its time is refused with the reason.
+or past its time is refused with the reason. A digest's link names the digest instead (``j<job id>``,
+`digest_group`): its groups are read from the digest the outbox keeps, each acknowledged once.
 """
 
 from __future__ import annotations
@@ -18,7 +19,17 @@ import re
 _VERSION = "1"
 _SIGNATURE_BYTES = 16  # 128 bits: a forgery is a 2**-128 guess; the URL stays short
 _RECEIVER = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
-_GROUP = re.compile(r"^[0-9a-f]{20}$")
+_GROUP = re.compile(r"^([0-9a-f]{20}|j[1-9][0-9]{0,17})$")  # a group_id, or a digest's job
+
+
+def digest_link_group(job_id: int) -> str:
+    """What a digest's link names in place of a group: the outbox job that holds the digest."""
+    return f"j{job_id}"
+
+
+def digest_job(group: str) -> int | None:
+    """The digest's job id if the verified `group` names a digest (see `digest_link_group`), else None."""
+    return int(group[1:]) if group.startswith("j") else None
 
 
 class BadLink(Exception):

@@ -10,11 +10,13 @@ from typing import Any
 class Extras:
     """What on-call adds to a notification's first message: which escalation step it is and why
     (`escalated_after` seconds unacknowledged, `level`), and a signed link that acknowledges its group
-    (`ack_url`). Our own words and our own URL: never alert data."""
+    (`ack_url`), or, on a digest, every group it merged (`ack_groups` of them). Our own words and our own
+    URL: never alert data."""
 
     escalated_after: float | None = None
     level: int = 0
     ack_url: str = ""
+    ack_groups: int = 1
 
 
 @dataclass(frozen=True)

@@ -185,10 +185,15 @@ class Renderer:
             if self.msgtype == "markdown":
                 head = f'<font color="warning">{head}</font>'
         tail = ""
+        words = (
+            self.strings["acknowledge_all"] % extras.ack_groups
+            if extras.ack_groups > 1
+            else self.strings["acknowledge"]
+        )
         if extras.ack_url and self.msgtype in ("markdown", "markdown_v2"):
-            tail = f"[{self.strings['acknowledge']}]({extras.ack_url})"
+            tail = f"[{words}]({extras.ack_url})"
         elif extras.ack_url and self.msgtype == "text":
-            tail = f"{self.strings['acknowledge']}: {extras.ack_url}"
+            tail = f"{words}: {extras.ack_url}"
         return Safe(head), Safe(tail)
 
     def _mention_suffix(self, users: list[str]) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from alertmanager_wecom.outbox import OutboxUnavailable
 from alertmanager_wecom.secret import redact
 
 JSON = "application/json"
@@ -59,7 +60,7 @@ def error(status: int, message: str, **extra: Any) -> JSONResponse:
 def storage_failure(exc: BaseException) -> bool:
     """An outage of a store (the SQLite file, Redis), not a bug: answered 503, so the caller retries. Redis'
     errors are recognised by their module, so that redis-py is imported only where it is used."""
-    if isinstance(exc, sqlite3.Error | OSError | TimeoutError):
+    if isinstance(exc, sqlite3.Error | OSError | TimeoutError | OutboxUnavailable):
         return True
     return any(cls.__module__.startswith("redis") for cls in type(exc).__mro__)
 

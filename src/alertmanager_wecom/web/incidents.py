@@ -2,14 +2,17 @@
 and the signed acknowledge links of text and markdown messages (``/ack/<token>``: a page, then a POST).
 
 Opening a link never acknowledges by itself (a chat app or a mail scanner may fetch it ahead of the
-person): the page shows the incident and a button, and only that button's POST acknowledges.
+person): the page shows the incident and a button, and only that button's POST acknowledges. A digest's
+link (many groups, in a storm) shows each group's incident and acknowledges every one still open.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import html
 import re
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -18,7 +21,8 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from alertmanager_wecom.actions.acknowledge import AckResult
-from alertmanager_wecom.oncall.ack_link import BadLink, verify
+from alertmanager_wecom.ingest.payload import parse_notification
+from alertmanager_wecom.oncall.ack_link import BadLink, digest_job, verify
 from alertmanager_wecom.oncall.store import Incident, group_id
 from alertmanager_wecom.web.admin import Admin, Endpoint
 from alertmanager_wecom.web.answers import BodyTooLarge, BodyTooSlow, error, read_body, store_guarded
@@ -43,6 +47,8 @@ _WORDS = {
         "unknown": "找不到这条告警（可能早已恢复）。",
         "refused": "链接无效",
         "started": "开始于",
+        "button_all": "认领全部 %d 组",
+        "digest_gone": "这条汇总消息已不再保存（超过 storage.retention）：请在控制台认领。",
     },
     "en": {
         "title": "Acknowledge alert",
@@ -54,6 +60,8 @@ _WORDS = {
         "unknown": "No such alert (it may have resolved long ago).",
         "refused": "This link does not work",
         "started": "started",
+        "button_all": "Acknowledge all %d groups",
+        "digest_gone": "This digest is no longer kept (past storage.retention): acknowledge from the console.",
     },
 }
 
@@ -157,6 +165,10 @@ class Incidents:
         store = self.relay.oncall
         if store is None:
             return self._page(words, words["refused"], "the on-call store is not open", 503)
+        digest = digest_job(group)
+        groups = [group] if digest is None else await self._digest_groups(receiver, digest)
+        if groups is None:
+            return self._page(words, words["refused"], words["digest_gone"], 410)
         if request.method == "POST":
             try:
                 form = (await read_body(request, 4096, config.server.body_timeout)).decode("utf-8", "replace")
@@ -164,18 +176,64 @@ class Incidents:
                 return self._page(words, words["refused"], "request too large or too slow", 400)
             typed = _form_value(form, "who")
             who = typed if typed and _WHO.match(typed) else "link"
-            result = await self.relay.acks.acknowledge(receiver, group, who, "link")
-            return self._result(words, result)
+            results = [await self.relay.acks.acknowledge(receiver, g, who, "link") for g in groups]
+            if digest is None:
+                return self._result(words, results[0])
+            return self._digest_page(words, [(r.incident, r.outcome) for r in results if r.incident], "")
+        if digest is not None:
+            found = [await store.current(receiver, g) for g in groups]
+            incidents = [i for i in found if i is not None]
+            still = [i for i in incidents if i.resolved_at is None and i.acknowledged_at is None]
+            button = "" if not still else self._form(words, words["button_all"] % len(still))
+            return self._digest_page(words, [(i, self._state(i)) for i in incidents], button)
         incident = await store.current(receiver, group)
         if incident is None:
             return self._result(words, AckResult("unknown"))
         if incident.resolved_at is not None or incident.acknowledged_at is not None:
             return self._result(words, AckResult("resolved" if incident.resolved_at else "already", incident))
-        body = (
-            f"<p><b>{html.escape(incident.title)}</b></p>"
+        body = f"<p><b>{html.escape(incident.title)}</b></p>" + self._form(words, words["button"])
+        return self._page(words, words["title"], body, 200, raw=True)
+
+    async def _digest_groups(self, receiver: str, job_id: int) -> Sequence[str] | None:
+        """The group ids a digest merged, read from the digest the outbox keeps; None when it is gone
+        (purged after `storage.retention`) or is not this receiver's digest."""
+        outbox = self.relay.outbox
+        job = await outbox.get_job(job_id) if outbox is not None else None
+        if job is None or job.receiver != receiver or not job.digest_of:
+            return None
+        try:  # a storm's digest can be megabytes: parsed beside the event loop
+            notification = await asyncio.to_thread(parse_notification, job.payload)
+        except ValueError:
+            return None
+        return [group_id(key) for key in notification.digest_groups]
+
+    @staticmethod
+    def _state(incident: Incident) -> str | None:
+        """What a digest's page says of a group before its button is pressed (None: still open)."""
+        if incident.resolved_at is not None:
+            return "resolved"
+        return "already" if incident.acknowledged_at is not None else None
+
+    @staticmethod
+    def _form(words: dict[str, str], button: str) -> str:
+        return (
             f"<form method='post'><label>{words['who']}<br><input name='who' maxlength='64'></label>"
-            f"<p><button type='submit'>{words['button']}</button></p></form>"
+            f"<p><button type='submit'>{html.escape(button)}</button></p></form>"
         )
+
+    def _digest_page(
+        self, words: dict[str, str], rows: Sequence[tuple[Incident, str | None]], button: str
+    ) -> Response:
+        """A digest's groups, one line each (its incident, and what became of it), then the button."""
+        lines = []
+        for incident, outcome in rows:
+            said = (
+                ""
+                if outcome is None
+                else " — " + words[outcome].format(who=html.escape(incident.acknowledged_by or ""))
+            )
+            lines.append(f"<li><b>{html.escape(incident.title)}</b>{said}</li>")
+        body = (f"<ul>{''.join(lines)}</ul>" if lines else f"<p>{words['unknown']}</p>") + button
         return self._page(words, words["title"], body, 200, raw=True)
 
     def _result(self, words: dict[str, str], result: AckResult) -> Response:
