@@ -189,7 +189,10 @@ def test_a_storms_digest_carries_one_link_that_acknowledges_every_group_in_it(tm
 def test_the_on_call_apis_answer_503_while_the_store_is_down(tmp_path: Path) -> None:
     raw = raw_config("http://127.0.0.1:9", tmp_path, {"app": "ops", "to_user": ["zhangsan"]})
     raw["server"] = {"admin_allow_loopback": True}
-    raw["oncall"] = {"schedules": {"sre": {"members": ["zhangsan"], "start": "2026-01-01"}}}
+    raw["oncall"] = {
+        "ack_key": ACK_KEY,
+        "schedules": {"sre": {"members": ["zhangsan"], "start": "2026-01-01"}},
+    }
     redis = run_redis(tmp_path / "redis")
     url = redis.__enter__()
     running = True
@@ -209,6 +212,9 @@ def test_the_on_call_apis_answer_503_while_the_store_is_down(tmp_path: Path) -> 
                 timeout=20,
             )
             assert created.status_code == 503
+            # A digest's link reads the digest from the outbox, on the same Redis: 503, not 500.
+            digest_link = sign(ACK_KEY.encode(), "default", "j1", time.time() + 600)
+            assert httpx.get(f"{relay}/ack/{digest_link}", timeout=20).status_code == 503
     finally:
         if running:
             redis.__exit__(None, None, None)
