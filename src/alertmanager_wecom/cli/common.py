@@ -1,14 +1,27 @@
-"""What several commands share: loading the config with a one-line error, HOST:PORT, text arguments."""
+"""What several commands share: loading the config with a one-line error, HOST:PORT, text arguments,
+the on-call store the running service uses."""
 
 from __future__ import annotations
 
+import asyncio
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
 from alertmanager_wecom.config import Config, ConfigError
 from alertmanager_wecom.loading import load_config
+
+if TYPE_CHECKING:
+    from alertmanager_wecom.oncall.store import OncallStore
+
+T = TypeVar("T")
+
+config_option = click.option(
+    "--config", "config_path", required=True, type=click.Path(dir_okay=False), help="YAML config file."
+)
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -44,3 +57,18 @@ def read_text(text: str | None) -> str:
     if text is None or text == "-":
         return sys.stdin.read()
     return text
+
+
+def with_oncall_store(config: Config, work: Callable[[OncallStore], Awaitable[T]]) -> T:
+    """`work` run on the on-call store the config names (the running service's: the same file or
+    Redis), closed afterwards."""
+    from alertmanager_wecom.oncall.opening import open_oncall_store
+
+    async def run() -> T:
+        store = open_oncall_store(config.storage)
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())

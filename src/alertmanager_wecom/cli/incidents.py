@@ -4,35 +4,13 @@ running: it writes them there). Times on render.time_zone's clock."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 import click
 
-from alertmanager_wecom.cli.common import load_or_exit
-from alertmanager_wecom.config import Config
-from alertmanager_wecom.oncall.opening import open_oncall_store
-from alertmanager_wecom.oncall.store import Incident, OncallStore
-
-T = TypeVar("T")
-
-config_option = click.option(
-    "--config", "config_path", required=True, type=click.Path(dir_okay=False), help="YAML config file."
-)
-
-
-def _with_store(config: Config, work: Callable[[OncallStore], Awaitable[T]]) -> T:
-    async def run() -> T:
-        store = open_oncall_store(config.storage)
-        try:
-            return await work(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(run())
+from alertmanager_wecom.cli.common import config_option, load_or_exit, with_oncall_store
+from alertmanager_wecom.oncall.store import Incident
 
 
 def _when(at: float | None, zone: ZoneInfo) -> str:
@@ -62,7 +40,7 @@ def list_incidents(config_path: str, open_only: bool, limit: int) -> None:
     """The newest incidents first: id, start, receiver, status, title."""
     config = load_or_exit(config_path)
     zone = ZoneInfo(config.render.time_zone)
-    found = _with_store(config, lambda store: store.incidents(limit, open_only=open_only))
+    found = with_oncall_store(config, lambda store: store.incidents(limit, open_only=open_only))
     if not found:
         click.echo("no incidents" + (" open" if open_only else ""))
     for incident in found:
@@ -79,7 +57,7 @@ def show(config_path: str, incident_id: str) -> None:
     """INCIDENT_ID's timeline: every event with its time."""
     config = load_or_exit(config_path)
     zone = ZoneInfo(config.render.time_zone)
-    incident = _with_store(config, lambda store: store.incident(incident_id[:64]))
+    incident = with_oncall_store(config, lambda store: store.incident(incident_id[:64]))
     if incident is None:
         raise click.ClickException(f"no incident {incident_id!r} (see: incidents list)")
     click.echo(f"{incident.title}\nreceiver {incident.receiver}, {status_of(incident)}")

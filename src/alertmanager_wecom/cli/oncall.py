@@ -5,19 +5,15 @@ schedule it is for (`who` without a schedule: on render.time_zone's)."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import time
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 import click
 
-from alertmanager_wecom.cli.common import load_or_exit
+from alertmanager_wecom.cli.common import config_option, load_or_exit, with_oncall_store
 from alertmanager_wecom.config import Config
 from alertmanager_wecom.config.oncall import Schedule
-from alertmanager_wecom.oncall.opening import open_oncall_store
 from alertmanager_wecom.oncall.outlook import Outlook, outlook
 from alertmanager_wecom.oncall.overrides import (
     MOST_AHEAD,
@@ -30,7 +26,6 @@ from alertmanager_wecom.oncall.overrides import (
 from alertmanager_wecom.oncall.schedule import Shift, local, zone
 from alertmanager_wecom.oncall.store import OncallStore, Override
 
-T = TypeVar("T")
 USAGE = 2  # a wrong name or time: the exit code of click's usage errors
 
 
@@ -59,17 +54,6 @@ def _time(value: str, schedule: Schedule, now: float) -> float:
         raise InputError(str(exc)) from None
 
 
-def _with_store(config: Config, work: Callable[[OncallStore], Awaitable[T]]) -> T:
-    async def run() -> T:
-        store = open_oncall_store(config.storage)
-        try:
-            return await work(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(run())
-
-
 def when(schedule: Schedule, at: float) -> str:
     return local(schedule, at).strftime("%Y-%m-%d %H:%M %Z")
 
@@ -91,11 +75,6 @@ def _who_lines(view: Outlook) -> list[str]:
     for label, shift in (("now ", view.now), ("next", view.next)):
         lines.append(f"  {label}  " + (f"{shift.user:<16} {span(sched, shift)}" if shift else "nobody"))
     return lines
-
-
-config_option = click.option(
-    "--config", "config_path", required=True, type=click.Path(dir_okay=False), help="YAML config file."
-)
 
 
 @click.group()
@@ -123,7 +102,7 @@ def who(config_path: str, schedule: str | None, at_text: str) -> None:
     async def work(store: OncallStore) -> list[Outlook]:
         return [await outlook(store, name, sched, at, days=0) for name, sched in chosen]
 
-    for view in _with_store(config, work):
+    for view in with_oncall_store(config, work):
         click.echo("\n".join(_who_lines(view)))
 
 
@@ -138,7 +117,7 @@ def list_schedules(config_path: str, days: int) -> None:
     async def work(store: OncallStore) -> list[Outlook]:
         return [await outlook(store, n, s, now, days) for n, s in sorted(config.oncall.schedules.items())]
 
-    for view in _with_store(config, work):
+    for view in with_oncall_store(config, work):
         sched = view.schedule
         click.echo(f"{view.name}: {', '.join(sched.members)}")
         click.echo(
@@ -171,7 +150,7 @@ def override_add(config_path: str, schedule: str, user: str, start_text: str, en
         made = make_override(config.oncall.schedules, schedule, user, start, end, now, created_by="cli")
     except OverrideError as exc:
         raise InputError(str(exc)) from None
-    _with_store(config, lambda store: store.add_override(made))
+    with_oncall_store(config, lambda store: store.add_override(made))
     click.echo(f"added override {made.id}: {user} on call for {schedule} {span(sched, _shift(made))}")
 
 
@@ -184,7 +163,7 @@ def override_list(config_path: str, schedule: str | None) -> None:
     if schedule is not None:
         _schedule(config, schedule)
     now = time.time()
-    found = _with_store(config, lambda store: store.overrides(schedule, now, now + 2 * MOST_AHEAD))
+    found = with_oncall_store(config, lambda store: store.overrides(schedule, now, now + 2 * MOST_AHEAD))
     if not found:
         click.echo("no overrides now or later")
     for item in found:
@@ -207,6 +186,6 @@ def override_remove(config_path: str, override_id: str) -> None:
             f"{override_id[:40]!r} is not an override id (12 hex digits: see oncall override list)"
         )
     config = _config(config_path)
-    if not _with_store(config, lambda store: store.remove_override(override_id)):
+    if not with_oncall_store(config, lambda store: store.remove_override(override_id)):
         raise click.ClickException(f"no override {override_id}")
     click.echo(f"removed override {override_id}")
