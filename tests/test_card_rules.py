@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from alertmanager_wecom.actions.sqlite_store import actions_path
 from alertmanager_wecom.config import AppTarget, ConfigError
 from alertmanager_wecom.config.targets import CardSettings, parse_target, target_spec
 from alertmanager_wecom.ingest.payload import Notification
@@ -277,3 +279,65 @@ def test_ack_quiet_holds_back_repeats_of_an_acknowledged_group_but_never_its_res
         wait_until(
             lambda: any(e.card and "已恢复" in e.visible for e in sim_state.inbox[before:]), 10, "resolved"
         )
+
+
+def test_a_digest_cards_ack_acknowledges_each_group_it_merged_not_every_later_digest(
+    simulator: str, sim_state: SimulatorState, tmp_path: Path
+) -> None:
+    """A digest has no group of its own ("digest"): its 认领 acknowledges each group it merged. It used to
+    acknowledge the pseudo-group, so every later digest of the receiver showed "已认领" from the start and,
+    with card.ack_quiet, was held back unsent."""
+    raw = _raw(tmp_path, card={"ack_quiet": "1h", "buttons": [{"action": "ack"}]})
+    raw["wecom"]["api_url"] = f"{simulator}/cgi-bin/"
+
+    def storm(tag: str) -> list[str]:
+        keys = []
+        for i in range(35):  # more groups than zhangsan may get in a minute: the rest become a digest
+            payload = json.loads((SAMPLES / "am-0.25-firing-nodedown.json").read_text(encoding="utf-8"))
+            payload["groupKey"] = f'{{}}:{{cluster="{tag}{i}"}}'
+            for alert in payload["alerts"]:
+                alert["labels"]["cluster"] = f"{tag}{i}"
+            keys.append(payload["groupKey"])
+            assert post(relay, payload).status_code == 200
+        return keys
+
+    def digests() -> list[Any]:
+        """The digests' cards: each is the card just before its details (the 【告警汇总】 message)."""
+        inbox = list(sim_state.inbox)
+        found = []
+        for at, entry in enumerate(inbox):
+            if not entry.card and "【告警汇总】" in entry.visible:
+                card = next(e for e in reversed(inbox[:at]) if e.card)
+                if card not in found:
+                    found.append(card)
+        return found
+
+    with serve_in_thread(create_app(parse_config(raw))) as relay:
+        saved = httpx.post(
+            f"{simulator}/admin/callback",
+            json={"agent_id": SANDBOX_AGENT_ID, "url": f"{relay}/wecom/callback/ops", **CALLBACK},
+            timeout=10,
+        )
+        assert saved.json()["saved"], saved.text
+        first_keys = storm("a")
+        [digest] = wait_until(digests, 30, "a digest card")
+        pressed = httpx.post(
+            f"{simulator}/admin/click",
+            json={
+                "agent_id": SANDBOX_AGENT_ID,
+                "userid": "zhangsan",
+                "event_key": "ack",
+                "task_id": digest.card["task_id"],
+            },
+            timeout=10,
+        )
+        assert pressed.json()["sent"]
+        wait_until(lambda: "已认领 · zhangsan" in digest.visible, 10, "the acknowledgement on the card")
+        config = parse_config(raw)
+        with sqlite3.connect(f"file:{actions_path(config.storage.path)}?mode=ro", uri=True) as conn:
+            acked = {row[0] for row in conn.execute("SELECT group_key FROM acks WHERE receiver = 'default'")}
+        assert "digest" not in acked
+        assert acked and acked < set(first_keys)  # the groups in the digest, not those sent alone
+        storm("b")  # another storm: its digest is sent, and nobody has acknowledged it
+        later = wait_until(lambda: digests()[1:], 60, "the next digest card")
+        assert "已认领" not in later[0].visible

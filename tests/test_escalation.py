@@ -17,6 +17,7 @@ import pytest
 
 from alertmanager_wecom import samples
 from alertmanager_wecom.actions.acknowledge import Acknowledgements
+from alertmanager_wecom.actions.store import CardRecord
 from alertmanager_wecom.config import Config
 from alertmanager_wecom.delivery.dispatcher import Dispatcher
 from alertmanager_wecom.ingest.payload import validate_webhook
@@ -27,6 +28,7 @@ from alertmanager_wecom.oncall.ack_link import verify
 from alertmanager_wecom.oncall.sqlite_store import SQLiteOncallStore
 from alertmanager_wecom.oncall.store import group_id
 from alertmanager_wecom.outbox import JobState, SQLiteOutbox
+from alertmanager_wecom.rendering.card import CardState
 from alertmanager_wecom.simulator import SimulatorState
 from alertmanager_wecom.web.incident_intake import after_accept, before_accept
 from tests.helpers import raw_config
@@ -354,6 +356,24 @@ async def test_a_storms_digest_is_not_parsed_again_for_the_timeline(
         await r.run_for(120)
         digests = [j for j in await r.outbox.list_jobs(None, 300) if j.digest_of]
         notified = [e for i in await r.store.incidents() for e in i.events if e.kind == "notified"]
+        # Had the digest been a card, its 认领 acknowledges every group it merged (actions/groups.py).
+        [digest] = digests
+        card = CardRecord(
+            "t1",
+            "ops",
+            "default",
+            digest.target_spec,
+            "digest",
+            digest.id,
+            digest.payload,
+            {},
+            CardState(),
+            False,
+            time(),
+        )
+        await r.acks.from_card(card, "zhangsan")
+        by_card = [i for i in await r.store.incidents() if i.acknowledged_how == "card"]
+    assert len(by_card) == 45 and all(i.acknowledged_by == "zhangsan" for i in by_card)
     assert digests and all(j.state is JobState.DONE for j in digests)
     # Its link names the digest (kept in the outbox), not 45 groups: one link acknowledges them all.
     [text] = [t for t in texts(state, "lisi") if "认领全部" in t]

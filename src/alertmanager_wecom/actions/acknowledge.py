@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from alertmanager_wecom.actions.cards import CardActions
+from alertmanager_wecom.actions.groups import card_groups
 from alertmanager_wecom.actions.store import CardRecord
 from alertmanager_wecom.config import Config, target_spec
 from alertmanager_wecom.config.targets import EscalationMark
@@ -81,28 +82,30 @@ class Acknowledgements:
         return AckResult("acknowledged", await store.incident(incident.id) or incident)
 
     async def from_card(self, record: CardRecord, user: str) -> None:
-        """A card's 认领 (the card itself is redrawn by its click)."""
+        """A card's 认领 (the card itself is redrawn by its click); a digest's, each group's."""
         store = self._store()
         if store is None:
             return
-        incident = await store.current(record.receiver, group_id(record.group_key))
-        if incident is None or incident.resolved_at is not None:
-            return
-        now = self.clock()
-        if await store.acknowledge(incident.id, user, "card", now):
-            self.metrics.time_to_acknowledge.labels(record.receiver).observe(
-                max(0.0, now - incident.started_at)
-            )
-            await self._redraw_cards(incident, user, now, but=record.task_id)
+        for group in await card_groups(record):
+            incident = await store.current(record.receiver, group_id(group))
+            if incident is None or incident.resolved_at is not None:
+                continue
+            now = self.clock()
+            if await store.acknowledge(incident.id, user, "card", now):
+                self.metrics.time_to_acknowledge.labels(record.receiver).observe(
+                    max(0.0, now - incident.started_at)
+                )
+                await self._redraw_cards(incident, user, now, but=record.task_id)
 
     async def silenced(self, record: CardRecord, user: str, detail: str) -> None:
-        """A silence made from a card: escalation stops."""
+        """A silence made from a card: escalation stops (a digest's card: for each group it merged)."""
         store = self._store()
         if store is None:
             return
-        incident = await store.current(record.receiver, group_id(record.group_key))
-        if incident is not None and incident.resolved_at is None:
-            await store.silenced(incident.id, user, self.clock(), detail)
+        for group in await card_groups(record):
+            incident = await store.current(record.receiver, group_id(group))
+            if incident is not None and incident.resolved_at is None:
+                await store.silenced(incident.id, user, self.clock(), detail)
 
     async def note(self, incident: Incident, event: IncidentEvent) -> None:
         store = self._store()

@@ -20,10 +20,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
 from alertmanager_wecom.actions.alertmanager import AlertmanagerClient, AlertmanagerError
+from alertmanager_wecom.actions.groups import card_groups
 from alertmanager_wecom.actions.silences import offered_keys, scope_refusal, silence_matchers
 from alertmanager_wecom.actions.store import CardRecord, CardStore
 from alertmanager_wecom.config import AppTarget, Config, Target, parse_target
-from alertmanager_wecom.ingest.payload import Notification, parse_notification
+from alertmanager_wecom.ingest.payload import DIGEST_GROUP_KEY, Notification, parse_notification
 from alertmanager_wecom.metrics import Metrics
 from alertmanager_wecom.rendering.card import CardBuilder, CardState, builder_for, short_duration
 from alertmanager_wecom.tracing import OFF, Tracing
@@ -93,8 +94,8 @@ class CardActions:
     # -- delivery's side ----------------------------------------------------------------------------------
 
     async def state_for(self, receiver: str, group_key: str) -> CardState:
-        """What a new card of the group shows from the start: who acknowledged it."""
-        ack = await self.store.ack_of(receiver, group_key)
+        """What a new card of the group shows from the start: who acknowledged it (a digest: nobody)."""
+        ack = await self.store.ack_of(receiver, group_key) if group_key != DIGEST_GROUP_KEY else None
         return CardState(acked_by=ack[0], acked_at=ack[1]) if ack else CardState()
 
     async def quiet_reason(self, receiver: str, target: Target, notification: Notification) -> str | None:
@@ -102,7 +103,7 @@ class CardActions:
         if not isinstance(target, AppTarget):
             return None
         quiet = target.card_settings.ack_quiet
-        if not quiet or notification.resolved:
+        if not quiet or notification.resolved or notification.digest_of:
             return None
         ack = await self.store.ack_of(receiver, notification.group_key)
         if ack is None or self.clock() - ack[1] >= quiet:
@@ -223,7 +224,8 @@ class CardActions:
             log.info("card store: %d cards past their retention forgotten", gone)
 
     async def _ack(self, click: Click, record: CardRecord) -> None:
-        await self.store.ack(record.receiver, record.group_key, click.user, self.clock())
+        for group in await card_groups(record):  # a digest's card: each group it merged
+            await self.store.ack(record.receiver, group, click.user, self.clock())
         state = dataclasses.replace(record.state, acked_by=click.user, acked_at=self.clock(), failure="")
         if self.on_ack is not None:  # first: escalation stops before the card is redrawn
             await self.on_ack(record, click.user)

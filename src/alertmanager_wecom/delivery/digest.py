@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from alertmanager_wecom.ingest.payload import Alert, Notification, alert_identity, dump_notification
+from alertmanager_wecom.ingest.payload import (
+    DIGEST_GROUP_KEY,
+    Alert,
+    Notification,
+    alert_identity,
+    dump_notification,
+)
 
 DIGEST_MAX_MESSAGES = 40  # even with budget to spare, a digest is at most this many messages
 
@@ -33,7 +39,7 @@ def merge(notifications: Sequence[Notification]) -> Notification:
                 groups[group] = None
     return Notification(
         version=first.version,
-        groupKey="digest",
+        groupKey=DIGEST_GROUP_KEY,
         truncatedAlerts=sum(n.truncated_alerts for n in notifications),
         receiver=first.receiver,
         status="firing" if any(a.status == "firing" for a in alerts) else "resolved",

@@ -19,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapte
 from typing_extensions import TypedDict  # pydantic needs this one, not typing's, before Python 3.12
 
 Status = Literal["firing", "resolved"]
+# A digest's groupKey: it merges many groups (their keys: `Notification.digest_groups`), and is none.
+DIGEST_GROUP_KEY = "digest"
 # Alertmanager sends the zero time for alerts that have not ended.
 _ZERO_YEAR = 1
 
