@@ -81,12 +81,13 @@ class Acknowledgements:
         await self._redraw_cards(incident, user, now)
         return AckResult("acknowledged", await store.incident(incident.id) or incident)
 
-    async def from_card(self, record: CardRecord, user: str) -> None:
-        """A card's 认领 (the card itself is redrawn by its click); a digest's, each group's."""
+    async def from_card(self, record: CardRecord, user: str, groups: list[str] | None = None) -> None:
+        """A card's 认领 (the card itself is redrawn by its click); a digest's, each group's (`groups`:
+        the card's, `card_groups`, when the click has them already)."""
         store = self._store()
         if store is None:
             return
-        for group in await card_groups(record):
+        for group in groups if groups is not None else await card_groups(record):
             incident = await store.current(record.receiver, group_id(group))
             if incident is None or incident.resolved_at is not None:
                 continue

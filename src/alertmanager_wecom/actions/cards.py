@@ -71,7 +71,7 @@ class CardActions:
         self.tracing: Tracing = OFF
         self.traceparent_of: Callable[[int], Awaitable[str | None]] = _no_traceparent
         # The incident hears of acknowledgements and silences (actions/acknowledge.py plugs in).
-        self.on_ack: Callable[[CardRecord, str], Awaitable[None]] | None = None
+        self.on_ack: Callable[[CardRecord, str, list[str]], Awaitable[None]] | None = None
         self.on_silenced: Callable[[CardRecord, str, str], Awaitable[None]] | None = None
 
     def later(self, work: Coroutine[Any, Any, None], what: str) -> None:
@@ -224,11 +224,12 @@ class CardActions:
             log.info("card store: %d cards past their retention forgotten", gone)
 
     async def _ack(self, click: Click, record: CardRecord) -> None:
-        for group in await card_groups(record):  # a digest's card: each group it merged
+        groups = await card_groups(record)  # a digest's card: each group it merged
+        for group in groups:
             await self.store.ack(record.receiver, group, click.user, self.clock())
         state = dataclasses.replace(record.state, acked_by=click.user, acked_at=self.clock(), failure="")
         if self.on_ack is not None:  # first: escalation stops before the card is redrawn
-            await self.on_ack(record, click.user)
+            await self.on_ack(record, click.user, groups)
         await self._done(click, "ok", "acknowledged")
         await self.redraw(record, state)
 
