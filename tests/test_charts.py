@@ -66,7 +66,9 @@ def test_a_chart_shows_its_series_the_start_and_the_threshold() -> None:
     assert has_colour(png, chart.COLORS[0])  # the first series' line
     assert has_colour(png, "#c92a2a")  # the start and the threshold
     # 12 series: 7 kept, the rest summed as one "others" line in the 8th colour.
-    assert has_colour(png, chart.COLORS[7]) and not has_colour(png, chart.COLORS[8], at_least=1)
+    # No 9th line: a line is hundreds of pixels; a few anti-aliased pixels of text or grid can come within
+    # 2 % of its grey by chance (this failed once in CI with at_least=1).
+    assert has_colour(png, chart.COLORS[7]) and not has_colour(png, chart.COLORS[8], at_least=20)
     empty = chart.draw("nothing", [chart.Series("x", [])], now, None)
     assert not has_colour(empty, chart.COLORS[0], at_least=1)
 
