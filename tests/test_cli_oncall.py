@@ -167,3 +167,35 @@ def test_a_config_without_schedules_says_so(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(raw), encoding="utf-8")
     result = run("who", "--config", str(path))
     assert result.exit_code == 2 and "no schedules (oncall.schedules)" in result.output
+
+
+def test_incidents_list_pages_past_the_newest(tmp_path: Path) -> None:
+    """`incidents list --limit --offset`: the store the service writes, newest first, a page at a time."""
+    import asyncio
+
+    from alertmanager_wecom.loading import load_config
+    from alertmanager_wecom.oncall.opening import open_oncall_store
+
+    config_path = write_config(tmp_path)
+
+    async def three() -> None:
+        store = open_oncall_store(load_config(str(config_path)).storage)
+        try:
+            for i in range(3):
+                await store.open_incident(
+                    "default", f"{{}}:{{g{i}}}", f"title-{i}", None, 1_800_000_000.0 + i
+                )
+        finally:
+            await store.close()
+
+    asyncio.run(three())
+    runner = CliRunner()
+    middle = runner.invoke(
+        main, ["incidents", "list", "--config", str(config_path), "--limit", "1", "--offset", "1"]
+    )
+    assert middle.exit_code == 0, middle.output
+    assert "title-1" in middle.output and "title-0" not in middle.output and "title-2" not in middle.output
+    past = runner.invoke(main, ["incidents", "list", "--config", str(config_path), "--offset", "3"])
+    assert past.exit_code == 0 and "no incidents past that offset" in past.output
+    refused = runner.invoke(main, ["incidents", "list", "--config", str(config_path), "--offset", "-1"])
+    assert refused.exit_code == 2

@@ -177,3 +177,26 @@ def test_a_store_outage_is_a_503_with_the_reason(simulator: str, tmp_path: Path)
         for path in ("/ui/incidents", "/ui/oncall"):
             answer = httpx.get(f"{relay}{path}", auth=AUTH, timeout=10)
             assert answer.status_code == 503 and "store is unavailable" in answer.json()["error"]
+
+
+def test_the_incidents_api_pages_past_the_newest(relay: str) -> None:
+    """`limit` and `offset` page through the incidents, newest first; `next_offset` reads the next page
+    (none after the last); a bad offset is a 400 with the reason."""
+    for i in range(5):
+        payload = samples.node_down(1, cluster=f"c{i}", receiver="default")
+        payload["groupKey"] = f'{{}}:{{cluster="c{i}"}}'
+        assert httpx.post(f"{relay}/alerts/default", json=payload, timeout=10).status_code == 200
+    wait_until(lambda: len(incidents(relay)) == 5, 10, "five incidents")
+    every = [i["id"] for i in incidents(relay)]
+    seen: list[str] = []
+    offset: int | None = 0
+    while offset is not None:
+        page = get(relay, f"/api/incidents?limit=2&offset={offset}").json()
+        seen += [i["id"] for i in page["incidents"]]
+        offset = page["next_offset"]
+    assert seen == every  # each once, in order
+    assert get(relay, "/api/incidents?limit=5").json()["next_offset"] == 5  # full: maybe more
+    assert get(relay, "/api/incidents?offset=9").json() == {"incidents": [], "next_offset": None}
+    for bad in ("-1", "x", "1e3", "9999999999"):
+        answer = httpx.get(f"{relay}/api/incidents?offset={bad}", auth=AUTH, timeout=10)
+        assert answer.status_code == 400 and "offset" in answer.json()["error"], bad

@@ -317,6 +317,12 @@ async def test_incidents_newest_first_and_the_open_ones(store: OncallStore) -> N
     assert [i.title for i in open_ones] == ["t3", "t2", "t0"]
     assert all(i.open and i.events[0].kind == "opened" for i in open_ones)
     assert [i.title for i in await store.incidents(limit=1, open_only=True)] == ["t3"]
+    # Pages: past the newest, in the same order, nothing past the end.
+    assert [i.title for i in await store.incidents(limit=2, offset=2)] == ["t2", "t1"]
+    assert [i.title for i in await store.incidents(limit=2, offset=4)] == ["t0"]
+    assert await store.incidents(limit=2, offset=5) == []
+    assert [i.title for i in await store.incidents(limit=2, open_only=True, offset=1)] == ["t2", "t0"]
+    assert await store.incidents(limit=0) == []
 
 
 async def test_purge_forgets_what_ended_before_the_retention(store: OncallStore) -> None:

@@ -36,13 +36,16 @@ def incidents() -> None:
 @config_option
 @click.option("--open", "open_only", is_flag=True, help="Only incidents not resolved yet.")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000), help="How many.")
-def list_incidents(config_path: str, open_only: bool, limit: int) -> None:
+@click.option("--offset", default=0, type=click.IntRange(0), help="Skip this many of the newest (paging).")
+def list_incidents(config_path: str, open_only: bool, limit: int, offset: int) -> None:
     """The newest incidents first: id, start, receiver, status, title."""
     config = load_or_exit(config_path)
     zone = ZoneInfo(config.render.time_zone)
-    found = with_oncall_store(config, lambda store: store.incidents(limit, open_only=open_only))
+    found = with_oncall_store(
+        config, lambda store: store.incidents(limit, open_only=open_only, offset=offset)
+    )
     if not found:
-        click.echo("no incidents" + (" open" if open_only else ""))
+        click.echo("no incidents" + (" open" if open_only else "") + (" past that offset" if offset else ""))
     for incident in found:
         click.echo(
             f"{incident.id}  {_when(incident.started_at, zone)}  {incident.receiver:<12} "

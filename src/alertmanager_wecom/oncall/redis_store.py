@@ -275,10 +275,12 @@ class RedisOncallStore(OncallStore):
                 return found
         return None
 
-    async def incidents(self, limit: int = 100, open_only: bool = False) -> list[Incident]:
+    async def incidents(self, limit: int = 100, open_only: bool = False, offset: int = 0) -> list[Incident]:
         # By start, then by id (Redis orders equal scores by member), as SQLite does.
+        if limit <= 0:
+            return []
         ids = await self._redis.zrevrange(
-            self._key("incidents:open" if open_only else "incidents"), 0, max(0, limit - 1)
+            self._key("incidents:open" if open_only else "incidents"), offset, offset + limit - 1
         )
         return await self._load(ids)
 

@@ -244,12 +244,12 @@ class SQLiteOncallStore(OncallStore):
 
         return await self._run(get)
 
-    async def incidents(self, limit: int = 100, open_only: bool = False) -> list[Incident]:
+    async def incidents(self, limit: int = 100, open_only: bool = False, offset: int = 0) -> list[Incident]:
         def get(db: sqlite3.Connection) -> list[Incident]:
             rows = db.execute(
                 "SELECT * FROM incidents WHERE (? = 0 OR resolved_at IS NULL)"
-                " ORDER BY started_at DESC, id DESC LIMIT ?",
-                (int(open_only), limit),
+                " ORDER BY started_at DESC, id DESC LIMIT ? OFFSET ?",
+                (int(open_only), limit, offset),
             ).fetchall()
             return [i for r in rows if (i := _incident(db, r)) is not None]
 

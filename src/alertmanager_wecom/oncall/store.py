@@ -124,8 +124,8 @@ class OncallStore(abc.ABC):
         """The group's open incident, else its latest one, else None."""
 
     @abc.abstractmethod
-    async def incidents(self, limit: int = 100, open_only: bool = False) -> list[Incident]:
-        """The newest (by start) first."""
+    async def incidents(self, limit: int = 100, open_only: bool = False, offset: int = 0) -> list[Incident]:
+        """The newest (by start) first, from the `offset`-th (paging past the newest)."""
 
     @abc.abstractmethod
     async def add_event(self, incident_id: str, event: IncidentEvent) -> None:

@@ -96,9 +96,15 @@ class Incidents:
         raw = request.query_params.get("limit", "100")
         if not (raw.isascii() and raw.isdigit() and 0 < len(raw) <= 6 and int(raw) > 0):
             return error(400, "limit is a whole number from 1 (at most 1000 incidents are listed)")
+        skip = request.query_params.get("offset", "0")
+        if not (skip.isascii() and skip.isdigit() and len(skip) <= 9):
+            return error(400, "offset is a whole number from 0: how many of the newest to skip (paging)")
         open_only = request.query_params.get("open", "") in ("1", "true")
-        found = await store.incidents(min(1000, int(raw)), open_only=open_only)
-        return JSONResponse({"incidents": [incident_json(i) for i in found]})
+        limit, offset = min(1000, int(raw)), int(skip)
+        found = await store.incidents(limit, open_only=open_only, offset=offset)
+        # A full page may have more behind it: the offset that reads the next one.
+        more = offset + len(found) if len(found) == limit else None
+        return JSONResponse({"incidents": [incident_json(i) for i in found], "next_offset": more})
 
     async def one(self, request: Request) -> Response:
         store = self.relay.oncall
