@@ -240,6 +240,26 @@ async def test_the_simulator_retries_a_click_like_wecom_when_no_answer_comes_in_
     assert "<ResponseCode><![CDATA[code-1]]></ResponseCode>" in inner and "zhangsan" in inner
 
 
+def _save_callback(simulator: str, relay: str) -> None:
+    """The app's callback URL saved as in WeCom's console (the simulator checks it first)."""
+    saved = httpx.post(
+        f"{simulator}/admin/callback",
+        json={"agent_id": SANDBOX_AGENT_ID, "url": f"{relay}/wecom/callback/ops", **CALLBACK},
+        timeout=10,
+    )
+    assert saved.json()["saved"], saved.text
+
+
+def _press_ack(simulator: str, task_id: str) -> None:
+    """zhangsan presses 认领 on the card `task_id` (the simulator sends the click to the callback URL)."""
+    pressed = httpx.post(
+        f"{simulator}/admin/click",
+        json={"agent_id": SANDBOX_AGENT_ID, "userid": "zhangsan", "event_key": "ack", "task_id": task_id},
+        timeout=10,
+    )
+    assert pressed.json()["sent"]
+
+
 def test_ack_quiet_holds_back_repeats_of_an_acknowledged_group_but_never_its_resolution(
     simulator: str, sim_state: SimulatorState, tmp_path: Path
 ) -> None:
@@ -249,25 +269,10 @@ def test_ack_quiet_holds_back_repeats_of_an_acknowledged_group_but_never_its_res
     firing = json.loads((SAMPLES / "am-0.25-firing-nodedown.json").read_text(encoding="utf-8"))
     resolved = json.loads((SAMPLES / "am-0.25-resolved-nodedown.json").read_text(encoding="utf-8"))
     with serve_in_thread(create_app(parse_config(raw))) as relay:
-        saved = httpx.post(
-            f"{simulator}/admin/callback",
-            json={"agent_id": SANDBOX_AGENT_ID, "url": f"{relay}/wecom/callback/ops", **CALLBACK},
-            timeout=10,
-        )
-        assert saved.json()["saved"], saved.text
+        _save_callback(simulator, relay)
         assert post(relay, firing).status_code == 200
         card = wait_until(lambda: [e for e in sim_state.inbox if e.card], 15, "the card")[0]
-        pressed = httpx.post(
-            f"{simulator}/admin/click",
-            json={
-                "agent_id": SANDBOX_AGENT_ID,
-                "userid": "zhangsan",
-                "event_key": "ack",
-                "task_id": card.card["task_id"],
-            },
-            timeout=10,
-        )
-        assert pressed.json()["sent"]
+        _press_ack(simulator, card.card["task_id"])
         wait_until(lambda: "已认领 · zhangsan" in card.visible, 10, "the acknowledgement on the card")
         before = len(sim_state.inbox)
         repeat = post(relay, firing)  # Alertmanager's repeat of the group
@@ -313,25 +318,10 @@ def test_a_digest_cards_ack_acknowledges_each_group_it_merged_not_every_later_di
         return found
 
     with serve_in_thread(create_app(parse_config(raw))) as relay:
-        saved = httpx.post(
-            f"{simulator}/admin/callback",
-            json={"agent_id": SANDBOX_AGENT_ID, "url": f"{relay}/wecom/callback/ops", **CALLBACK},
-            timeout=10,
-        )
-        assert saved.json()["saved"], saved.text
+        _save_callback(simulator, relay)
         first_keys = storm("a")
         digest = wait_until(digests, 90, "a digest card")[0]
-        pressed = httpx.post(
-            f"{simulator}/admin/click",
-            json={
-                "agent_id": SANDBOX_AGENT_ID,
-                "userid": "zhangsan",
-                "event_key": "ack",
-                "task_id": digest.card["task_id"],
-            },
-            timeout=10,
-        )
-        assert pressed.json()["sent"]
+        _press_ack(simulator, digest.card["task_id"])
         wait_until(lambda: "已认领 · zhangsan" in digest.visible, 10, "the acknowledgement on the card")
         config = parse_config(raw)
         with sqlite3.connect(f"file:{actions_path(config.storage.path)}?mode=ro", uri=True) as conn:
