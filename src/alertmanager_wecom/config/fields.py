@@ -1,8 +1,10 @@
-"""What the config's models share: the frozen base model, durations, time zones, message types."""
+"""What the config's models share: the frozen base model, durations, time zones, message types, HTTP
+header names."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -50,3 +52,14 @@ def check_time_zone(value: str) -> str:
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Asia/Shanghai)") from None
     return value
+
+
+# RFC 9110's token: what an HTTP header name may be.
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+
+
+def check_header_names(names: Iterable[str]) -> None:
+    """Raises ValueError naming the first that is not an HTTP header name."""
+    for name in names:
+        if not _HEADER_NAME.match(name):
+            raise ValueError(f"{name!r} is not an HTTP header name")

@@ -9,11 +9,10 @@ from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 
-from alertmanager_wecom.config.fields import Duration, Model
+from alertmanager_wecom.config.fields import Duration, Model, check_header_names
 from alertmanager_wecom.secret import Secret
 
 # An HTTP header's name (RFC 9110's token): a value from the config must not split a request.
-_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 # What `tracing` needs installed: the `tracing` extra.
 _EXTRA_MODULES = ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http")
 
@@ -100,9 +99,7 @@ class TracingSettings(Model):
     @field_validator("headers")
     @classmethod
     def _headers(cls, value: dict[str, Secret]) -> dict[str, Secret]:
-        for name in value:
-            if not _HEADER_NAME.match(name):
-                raise ValueError(f"{name!r} is not an HTTP header name")
+        check_header_names(value)
         return value
 
     @model_validator(mode="after")

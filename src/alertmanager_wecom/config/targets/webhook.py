@@ -4,16 +4,14 @@ channel is channels/webhook.py."""
 
 from __future__ import annotations
 
-import re
 from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
-from alertmanager_wecom.config.fields import Duration, Model
+from alertmanager_wecom.config.fields import Duration, Model, check_header_names
 from alertmanager_wecom.config.targets.base import TargetBase
 from alertmanager_wecom.secret import Secret
 
-_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 # Set by the channel: a header of the config cannot change what the body is or where it goes.
 _OWN_HEADERS = frozenset({"content-type", "content-length", "host", "transfer-encoding"})
 
@@ -39,9 +37,8 @@ class WebhookConfig(Model):
     @field_validator("headers")
     @classmethod
     def _headers(cls, value: dict[str, Secret]) -> dict[str, Secret]:
+        check_header_names(value)
         for name in value:
-            if not _HEADER_NAME.match(name):
-                raise ValueError(f"{name!r} is not an HTTP header name")
             if name.lower() in _OWN_HEADERS:
                 raise ValueError(f"{name}: set by the service (the body is JSON), not by the config")
         return value
