@@ -19,6 +19,7 @@ import asyncio
 import functools
 from typing import Any
 
+import hiredis
 from redis.exceptions import NoScriptError, OutOfMemoryError, ReadOnlyError, ResponseError
 
 from alertmanager_wecom.outbox.base import OutboxUnavailable
@@ -41,6 +42,12 @@ def _error(text: str) -> ResponseError:
     return ResponseError(text)
 
 
+def _pack(args: list[object]) -> bytes:
+    """One command in Redis's protocol, packed in C; str is sent as UTF-8, int and float as their repr."""
+    packed: bytes = hiredis.pack_command(tuple(args))  # type: ignore[arg-type]  # its stub: a tuple of one
+    return packed
+
+
 class AcceptBatches:
     def __init__(
         self, calls: RedisCalls, script: Any, prefix: str, wake_channel: str, min_replicas: int = 0
@@ -50,6 +57,10 @@ class AcceptBatches:
         self._head = [prefix, wake_channel]
         self._min_replicas = min_replicas
         self._waiting: list[_Item] = []
+        # The batches' own connection, not one from the pool: one batch is on its way at a time, and
+        # the pool's checkout and redis-py's pipeline cost the event loop more than the batch's packing
+        # (packed once by hiredis, from the arguments as they are: str, bytes, int, float).
+        self._connection: Any = None
         self._sender: asyncio.Task[None] | None = None
 
     async def accept(self, args: list[object], wake: str, retry: bool) -> Any:
@@ -99,14 +110,13 @@ class AcceptBatches:
 
     async def _pipeline(self, batch: list[_Item]) -> list[Any]:
         """The batch's script (and WAIT) in one round trip: each item's result or error."""
-        args: list[object] = [*self._head]
+        args: list[object] = ["EVALSHA", self._script.sha, 0, *self._head]
         for item_args, wake, _retry, _future in batch:
             args += [wake, len(item_args), *item_args]
-        async with self._calls.redis.pipeline(transaction=False) as pipe:
-            pipe.evalsha(self._script.sha, 0, *args)
-            if self._min_replicas:
-                pipe.wait(self._min_replicas, 1000)
-            replies = await pipe.execute(raise_on_error=False)
+        commands = [_pack(args)]
+        if self._min_replicas:
+            commands.append(_pack(["WAIT", self._min_replicas, 1000]))
+        replies = await self._exchange(commands)
         reply = replies[0]
         if isinstance(reply, Exception):  # the whole script: NOSCRIPT, BUSY, …
             return [reply] * len(batch)
@@ -119,3 +129,28 @@ class AcceptBatches:
                 short = f"only {got} of {self._min_replicas} Redis replicas acknowledged"
                 results = [OutboxUnavailable(short) if isinstance(r, int) else r for r in results]
         return results
+
+    async def _exchange(self, commands: list[bytes]) -> list[Any]:
+        """`commands` (packed) on the batches' own connection, and their replies; an error reply is
+        returned, not raised. Anything else that goes wrong (a broken connection, the call's time bound
+        running out mid-way) closes the connection: what it would answer later belongs to no one."""
+        connection = self._connection
+        if connection is None:
+            pool = self._calls.redis.connection_pool
+            connection = self._connection = pool.connection_class(**pool.connection_kwargs)
+        try:
+            await connection.send_packed_command(commands, check_health=False)
+            replies: list[Any] = []
+            for _ in commands:
+                try:
+                    replies.append(await connection.read_response())
+                except ResponseError as exc:
+                    replies.append(exc)
+        except BaseException:
+            await connection.disconnect(nowait=True)
+            raise
+        return replies
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.disconnect()

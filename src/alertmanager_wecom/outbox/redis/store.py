@@ -405,4 +405,5 @@ class RedisOutbox:
     async def close(self) -> None:
         if not self._calls.closed:
             self._calls.closed = True
+            await self._accepts.close()
             await self._redis.aclose(close_connection_pool=True)
