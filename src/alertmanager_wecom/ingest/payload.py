@@ -315,26 +315,43 @@ def alert_instants(webhook: Webhook) -> list[tuple[float, float | None]]:
     but is no real date (a 13th month, a 25th hour), or one that no calendar can show in every time zone
     (9999-12-31T23:00:00Z is year 10000 in Shanghai): such an alert could never be rendered."""
     out: list[tuple[float, float | None]] = []
+    # A webhook repeats its times (every firing alert's zero endsAt; the startsAt of alerts that began
+    # in one evaluation): each is parsed once. This runs on every webhook, on the event loop.
+    parsed: dict[str, float] = {}
     for index, alert in enumerate(webhook["alerts"]):
-        field = "startsAt"
-        try:
-            starts = datetime.fromisoformat(alert["startsAt"]).timestamp()
-            field = "endsAt"
-            text = alert.get("endsAt")
-            ends = datetime.fromisoformat(text).timestamp() if text else None
-        except (ValueError, OverflowError):
-            raise InvalidTime(f"alerts.{index}.{field}", str(alert.get(field))) from None
-        if ends is not None and ends <= _ZERO_TIME:
-            ends = None  # the zero time: not ended
-        for field, instant in (("startsAt", starts), ("endsAt", ends)):
-            if instant is not None and not _EARLIEST <= instant <= _LATEST:
-                raise InvalidTime(
-                    f"alerts.{index}.{field}",
-                    str(alert.get(field)),
-                    "is out of range: times must lie between years 0001 and 9999 in every time zone",
-                )
+        text = alert["startsAt"]
+        starts = parsed.get(text)
+        if starts is None:
+            starts = parsed[text] = _timestamp(text, index, "startsAt")
+        if not _EARLIEST <= starts <= _LATEST:
+            raise _out_of_range(index, "startsAt", text)
+        ends: float | None = None
+        text = alert.get("endsAt") or ""
+        if text:
+            ends = parsed.get(text)
+            if ends is None:
+                ends = parsed[text] = _timestamp(text, index, "endsAt")
+            if ends <= _ZERO_TIME:
+                ends = None  # the zero time: not ended
+            elif ends > _LATEST:
+                raise _out_of_range(index, "endsAt", text)
         out.append((starts, ends))
     return out
+
+
+def _timestamp(text: str, index: int, field: str) -> float:
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except (ValueError, OverflowError):
+        raise InvalidTime(f"alerts.{index}.{field}", text) from None
+
+
+def _out_of_range(index: int, field: str, text: str) -> InvalidTime:
+    return InvalidTime(
+        f"alerts.{index}.{field}",
+        text,
+        "is out of range: times must lie between years 0001 and 9999 in every time zone",
+    )
 
 
 _ZERO_TIME = datetime(_ZERO_YEAR + 1, 1, 1, tzinfo=UTC).timestamp()
