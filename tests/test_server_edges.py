@@ -385,6 +385,27 @@ def test_a_body_over_the_limit_is_logged_with_the_fix_and_counted(
         assert 'alertmanager_wecom_webhooks_too_large_total{receiver="default"} 2.0' in metrics
 
 
+def test_a_body_in_pieces_is_read_whole_and_limited_without_a_length(simulator: str, tmp_path: Path) -> None:
+    """Chunked bodies (no Content-Length) arrive as several ASGI messages: all are read, and the limit
+    holds for their sum."""
+    body = json.dumps(samples.node_down(3)).encode()
+    config = relay_config(simulator + "/cgi-bin/", tmp_path / "o.db")
+    config = config.model_copy(
+        update={"server": config.server.model_copy(update={"max_body_bytes": 200_000})}
+    )
+
+    def pieces(data: bytes, size: int) -> Iterator[bytes]:
+        for start in range(0, len(data), size):
+            yield data[start : start + size]
+
+    with serve_in_thread(create_app(config)) as base:
+        response = httpx.post(f"{base}/alerts/default", content=pieces(body, 97))
+        assert response.status_code == 200, response.text
+        assert response.json()["status"] == "accepted"
+        too_large = httpx.post(f"{base}/alerts/default", content=pieces(b" " * 300_000, 50_000))
+        assert too_large.status_code == 413
+
+
 def large_realistic_alert(i: int) -> dict[str, Any]:
     """kube-prometheus's KubePodCrashLooping, as Alertmanager 0.25 sends it."""
     expr = (

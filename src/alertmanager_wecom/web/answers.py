@@ -8,7 +8,7 @@ import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from alertmanager_wecom.outbox import OutboxUnavailable
@@ -33,13 +33,20 @@ async def read_body(request: Request, limit: int, seconds: float) -> bytes:
         raise BodyTooLarge
     chunks: list[bytes] = []
     size = 0
+    receive = request.receive  # ASGI's messages, as Request.stream reads them, without its generator
     try:
         async with asyncio.timeout(seconds):
-            async for chunk in request.stream():
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":  # http.disconnect: the client is gone
+                    raise ClientDisconnect
+                chunk = message.get("body", b"")
                 size += len(chunk)
                 if size > limit:
                     raise BodyTooLarge
                 chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
     except TimeoutError:
         raise BodyTooSlow from None
     return b"".join(chunks)
