@@ -31,6 +31,10 @@ _Item = tuple[list[object], str, bool, "asyncio.Future[Any]"]
 # Acceptances per script at most: Redis runs nothing else while a script runs (some 50-80 µs each
 # here); those beyond go in the next batch.
 MAX_BATCH = 200
+# Batches on their way at once. With one, the webhooks that arrive while it waits for Redis's fsync
+# wait for all of it before theirs is even sent, and the event loop idles once it has read them all; a
+# second lets them go meanwhile (Redis runs the scripts one after the other all the same).
+IN_FLIGHT = 2
 
 
 def _error(text: str) -> ResponseError:
@@ -57,21 +61,26 @@ class AcceptBatches:
         self._head = [prefix, wake_channel]
         self._min_replicas = min_replicas
         self._waiting: list[_Item] = []
-        # The batches' own connection, not one from the pool: one batch is on its way at a time, and
-        # the pool's checkout and redis-py's pipeline cost the event loop more than the batch's packing
-        # (packed once by hiredis, from the arguments as they are: str, bytes, int, float).
-        self._connection: Any = None
-        self._sender: asyncio.Task[None] | None = None
+        # The batches' own connections (one per batch on its way), not the pool's: its checkout and
+        # redis-py's pipeline cost the event loop more than the batch's packing (packed once by hiredis,
+        # from the arguments as they are: str, bytes, int, float).
+        self._connections: list[Any] = []
+        self._idle: list[Any] = []
+        self._senders: set[asyncio.Task[None]] = set()
 
     async def accept(self, args: list[object], wake: str, retry: bool) -> Any:
         """ACCEPT's result for `args`, stored together with whatever else is waiting."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiting.append((args, wake, retry, future))
-        if self._sender is None or self._sender.done():
-            self._sender = asyncio.create_task(self._send_all(), name="redis-accept-batches")
+        if len(self._senders) < IN_FLIGHT:
+            sender = asyncio.create_task(self._send_all(), name="redis-accept-batches")
+            self._senders.add(sender)
+            sender.add_done_callback(self._senders.discard)
         return await future
 
     async def _send_all(self) -> None:
+        # The webhooks being read in this turn of the event loop join this batch.
+        await asyncio.sleep(0)
         while self._waiting:
             batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
             try:
@@ -134,10 +143,12 @@ class AcceptBatches:
         """`commands` (packed) on the batches' own connection, and their replies; an error reply is
         returned, not raised. Anything else that goes wrong (a broken connection, the call's time bound
         running out mid-way) closes the connection: what it would answer later belongs to no one."""
-        connection = self._connection
-        if connection is None:
+        if self._idle:
+            connection = self._idle.pop()
+        else:
             pool = self._calls.redis.connection_pool
-            connection = self._connection = pool.connection_class(**pool.connection_kwargs)
+            connection = pool.connection_class(**pool.connection_kwargs)
+            self._connections.append(connection)
         try:
             await connection.send_packed_command(commands, check_health=False)
             replies: list[Any] = []
@@ -149,8 +160,10 @@ class AcceptBatches:
         except BaseException:
             await connection.disconnect(nowait=True)
             raise
+        finally:
+            self._idle.append(connection)  # if closed, it connects again when next used
         return replies
 
     async def close(self) -> None:
-        if self._connection is not None:
-            await self._connection.disconnect()
+        for connection in self._connections:
+            await connection.disconnect()
