@@ -47,12 +47,14 @@ async def before_accept(
 ) -> tuple[list[NewJob], Intake]:
     """The jobs to accept (with the steps when the incident has none stored yet), and what was done."""
     intake = Intake()
+    if store is None or not config.oncall.escalations:  # no on-call: nothing to look up on this path
+        return jobs, intake
     # The receiver's policy, else that of the first target the notification went to that names one.
     name = receiver.escalation or next(
         (found for job in jobs if (found := parse_target(job.target_spec).escalation) is not None), None
     )
     group_key = webhook.get("groupKey", "")
-    if store is None or name is None or not group_key or not webhook["alerts"]:
+    if name is None or not group_key or not webhook["alerts"]:
         return jobs, intake
     policy = config.oncall.escalations.get(name)
     if policy is None:
