@@ -14,7 +14,8 @@ Keys, beside those of scripts.py:
                      call trims what is older than a day, WeCom's longest window, and it expires when
                      no send has been counted for a day
   P:job:<id> counted the members recorded by the last claim, taken back by a `retry_later` that says
-                     WeCom did not take the message (RETRY_LATER), kept by `progress`
+                     WeCom did not take the message (RETRY_LATER), kept by `progress`, which moves
+                     them to the time WeCom answered (a send counts from when WeCom had it)
 """
 
 from __future__ import annotations

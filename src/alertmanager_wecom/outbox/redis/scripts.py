@@ -205,12 +205,25 @@ return 1
 )
 
 # ARGV: prefix, job id, sent parts, now
+# WeCom took the part: its send counts (a later retry_later keeps it), and from when WeCom answered, not
+# from the claim (ledger.py): WeCom counts it when it arrives, which a replica stalled between the two
+# (a loaded machine, a long GC) makes seconds later, and every replica paces by the ledger's time.
 PROGRESS = (
     LIBRARY
     + """
-if redis.call('EXISTS', jk(ARGV[2])) == 0 then return 0 end
-redis.call('HSET', jk(ARGV[2]), 'sent_parts', ARGV[3], 'inflight', 0, 'updated_at', ARGV[4])
-redis.call('HDEL', jk(ARGV[2]), 'counted')  -- WeCom took it: it counts, a later retry_later keeps it
+local k = jk(ARGV[2])
+if redis.call('EXISTS', k) == 0 then return 0 end
+local counted, now = redis.call('HGET', k, 'counted'), tonumber(ARGV[4])
+if counted then
+  for member in string.gmatch(counted, '[^\\n]+') do
+    for _, zk in ipairs({p .. ':sends', p .. ':rate:' .. string.match(member, '^%d+|(.*)$')}) do
+      local at = redis.call('ZSCORE', zk, member)
+      if at and tonumber(at) < now then redis.call('ZADD', zk, ARGV[4], member) end
+    end
+  end
+end
+redis.call('HSET', k, 'sent_parts', ARGV[3], 'inflight', 0, 'updated_at', ARGV[4])
+redis.call('HDEL', k, 'counted')
 mark_started(ARGV[2])
 return 1
 """
