@@ -15,6 +15,7 @@ import pytest
 
 from alertmanager_wecom import samples
 from alertmanager_wecom.loading import parse_config
+from alertmanager_wecom.web import console_oncall
 from alertmanager_wecom.web.app import create_app
 from tests.helpers import raw_config, wait_until
 from tests.servers import serve_in_thread
@@ -200,3 +201,43 @@ def test_the_incidents_api_pages_past_the_newest(relay: str) -> None:
     for bad in ("-1", "x", "1e3", "9999999999"):
         answer = httpx.get(f"{relay}/api/incidents?offset={bad}", auth=AUTH, timeout=10)
         assert answer.status_code == 400 and "offset" in answer.json()["error"], bad
+
+
+def test_the_incidents_page_pages_through_the_closed_ones(
+    relay: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The closed incidents a page at a time (older / newer links), the open ones on every page; each
+    closed one on exactly one page, in the API's order."""
+    monkeypatch.setattr(console_oncall, "RECENT_SHOWN", 2)
+    for i in range(5):
+        payload = samples.node_down(1, cluster=f"c{i}", receiver="default")
+        payload["groupKey"] = f'{{}}:{{cluster="c{i}"}}'
+        assert httpx.post(f"{relay}/alerts/default", json=payload, timeout=10).status_code == 200
+        if i < 4:  # c4 stays open
+            payload = samples.node_down(1, "resolved", cluster=f"c{i}", receiver="default")
+            payload["groupKey"] = f'{{}}:{{cluster="c{i}"}}'
+            assert httpx.post(f"{relay}/alerts/default", json=payload, timeout=10).status_code == 200
+    wait_until(lambda: sum(not i["open"] for i in incidents(relay)) == 4, 10, "four closed incidents")
+    listed = incidents(relay)
+    [open_id] = [i["id"] for i in listed if i["open"]]
+    closed_order = [i["id"] for i in listed if not i["open"]]
+
+    def articles(page: str) -> tuple[list[str], list[str]]:
+        found = re.findall(r'<article class="incident( open)?[^"]*" data-id="([^"]+)"', page)
+        return [i for o, i in found if o], [i for o, i in found if not o]
+
+    seen: list[str] = []
+    path: str | None = "/ui/incidents"
+    pages = 0
+    while path is not None:
+        page = get(relay, path).text
+        opened, closed = articles(page)
+        assert opened == [open_id]  # on every page
+        seen += closed
+        pages += 1
+        older = re.search(r'<a id="older" href="\?offset=(\d+)"', page)
+        path = f"/ui/incidents?offset={older.group(1)}" if older else None
+        if pages > 1:
+            assert re.search(r'<a id="newer" href="\?offset=\d+"', page)
+    assert seen == closed_order and pages == 3  # 5 incidents, 2 a page
+    assert articles(get(relay, "/ui/incidents?offset=x").text)[1] == seen[:1]  # a bad offset: page one

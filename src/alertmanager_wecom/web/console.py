@@ -226,17 +226,27 @@ class Console:
         store = self.relay.oncall
         now = self.relay.clock()
         tz = ZoneInfo(self.relay.config.render.time_zone)
+        # The closed ones a page at a time, from `offset` of the whole list (newest first): the open ones
+        # are on every page; a bad offset reads the first page.
+        skip = request.query_params.get("offset", "0")
+        offset = int(skip) if skip.isascii() and skip.isdigit() and len(skip) <= 9 else 0
         shown: list[oncall_data.IncidentView] = []
         recent: list[Incident] = []
+        older = None
         if store is not None:
             open_ones = await store.incidents(oncall_data.OPEN_SHOWN, open_only=True)
             recent = await store.incidents(READ)
-            shown = [oncall_data.incident_view(i, tz) for i in oncall_data.ordered(open_ones, recent)]
+            page = await store.incidents(oncall_data.RECENT_SHOWN, offset=offset) if offset else recent
+            if len(page) >= oncall_data.RECENT_SHOWN:
+                older = offset + oncall_data.RECENT_SHOWN
+            shown = [oncall_data.incident_view(i, tz) for i in oncall_data.ordered(open_ones, page)]
         return self._page(
             request,
             "incidents.html",
             open_ones=[v for v in shown if v.incident.open],
             closed=[v for v in shown if not v.incident.open],
+            older=older,
+            newer=max(0, offset - oncall_data.RECENT_SHOWN) if offset else None,
             chart=tta_chart(recent, now, tz),
             me=_basic_user(request.headers.get("authorization", "")),
             zone=tz.key,

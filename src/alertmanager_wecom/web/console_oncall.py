@@ -204,7 +204,8 @@ def incident_view(incident: Incident, tz: ZoneInfo) -> IncidentView:
 
 
 def ordered(open_ones: list[Incident], recent: list[Incident]) -> list[Incident]:
-    """The open incidents first (newest first), then the recent closed ones (newest first), each once."""
+    """The open incidents first (newest first), then the closed ones of `recent` (a page of the whole
+    list, newest first: its first RECENT_SHOWN), each once."""
     seen = {i.id for i in open_ones}
-    rest = [i for i in recent if i.id not in seen and not i.open][:RECENT_SHOWN]
+    rest = [i for i in recent[:RECENT_SHOWN] if i.id not in seen and not i.open]
     return sorted(open_ones, key=lambda i: -i.started_at) + rest
