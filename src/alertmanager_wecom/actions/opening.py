@@ -15,9 +15,5 @@ def open_card_store(storage: StorageSettings) -> CardStore:
         # installed, and with tracing off nothing of it may be (tests/test_tracing.py).
         from alertmanager_wecom.actions.redis_store import RedisCardStore
 
-        assert storage.url is not None
-        password = storage.password.reveal() if storage.password else None
-        return RedisCardStore(
-            storage.url.reveal(), storage.key_prefix, password=password, timeout=storage.timeout
-        )
+        return RedisCardStore(**storage.redis_connection())
     return SQLiteCardStore(actions_path(storage.path))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.util
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
@@ -128,6 +128,15 @@ class Receiver(Model):
         return value
 
 
+class RedisConnection(TypedDict):
+    """What each Redis store (outbox, cards, on-call) is opened with, by keyword."""
+
+    url: str
+    key_prefix: str
+    password: str | None
+    timeout: float
+
+
 class StorageSettings(Model):
     # sqlite: one process, a local file (the default). redis: replicas sharing one Redis.
     backend: Literal["sqlite", "redis"] = "sqlite"
@@ -156,6 +165,16 @@ class StorageSettings(Model):
     # codes; the audit log of card actions this long.
     card_retention: Duration = Field(default=7 * 86400.0, ge=0)
     audit_retention: Duration = Field(default=90 * 86400.0, ge=3600)
+
+    def redis_connection(self) -> RedisConnection:
+        """backend redis: the URL and password revealed, here only, for the stores' clients."""
+        assert self.url is not None  # the backend needs one (checked below)
+        return RedisConnection(
+            url=self.url.reveal(),
+            key_prefix=self.key_prefix,
+            password=self.password.reveal() if self.password else None,
+            timeout=self.timeout,
+        )
 
     @model_validator(mode="after")
     def _redis(self) -> StorageSettings:

@@ -15,9 +15,5 @@ def open_oncall_store(storage: StorageSettings) -> OncallStore:
         # installed, and with tracing off nothing of it may be (tests/test_tracing.py).
         from alertmanager_wecom.oncall.redis_store import RedisOncallStore
 
-        assert storage.url is not None
-        password = storage.password.reveal() if storage.password else None
-        return RedisOncallStore(
-            storage.url.reveal(), storage.key_prefix, password=password, timeout=storage.timeout
-        )
+        return RedisOncallStore(**storage.redis_connection())
     return SQLiteOncallStore(oncall_path(storage.path))

@@ -14,14 +14,7 @@ def open_outbox(storage: StorageSettings, on_ingest_exit: Callable[[], None] | N
     if storage.backend == "redis":
         from alertmanager_wecom.outbox.redis import RedisOutbox
 
-        assert storage.url is not None
-        return RedisOutbox(
-            storage.url.reveal(),
-            key_prefix=storage.key_prefix,
-            min_replicas=storage.min_replicas,
-            timeout=storage.timeout,
-            password=storage.password.reveal() if storage.password else None,
-        )
+        return RedisOutbox(**storage.redis_connection(), min_replicas=storage.min_replicas)
     from alertmanager_wecom.outbox.sqlite.store import SQLiteOutbox
 
     return SQLiteOutbox(
