@@ -276,3 +276,18 @@ def test_the_collector_pauses_while_any_large_work_runs() -> None:
     leave.set()
     thread.join(30)
     assert gc.isenabled()
+
+
+def test_a_time_that_is_no_date_is_named_before_a_time_out_of_range() -> None:
+    """Both of an alert's times are read before either is checked for range, so the 422 names the one
+    that is no date at all."""
+    webhook = WEBHOOK.validate_python(
+        {
+            "status": "firing",
+            "alerts": [
+                {"status": "firing", "startsAt": "0001-01-01T00:00:00Z", "endsAt": "0001-00-00T00:00:00Z"}
+            ],
+        }
+    )
+    with pytest.raises(InvalidTime, match=r"alerts\.0\.endsAt: .* is not a valid date"):
+        alert_instants(webhook)

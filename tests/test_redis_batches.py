@@ -6,6 +6,7 @@ only once that many replicas have it (the WAIT on the connection that wrote it).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,6 +19,8 @@ from redis.asyncio.connection import AbstractConnection
 
 from alertmanager_wecom.outbox import NewJob, OutboxUnavailable
 from alertmanager_wecom.outbox.redis import RedisOutbox
+from alertmanager_wecom.outbox.redis.batch import AcceptBatches
+from alertmanager_wecom.outbox.redis.calls import RedisCalls
 from tests.redis_server import run_redis
 
 TARGET = '{"app": "ops", "to_user": ["zhangsan"]}'
@@ -234,3 +237,44 @@ async def test_the_readiness_probe_waits_on_the_connection_that_wrote(redis_url:
             probe = [a for a, c in seen[:index] if c.startswith("EVALSHA")][-1]  # the test write before it
             assert probe == address, seen
     assert waits == 3, seen
+
+
+@pytest.mark.anyio
+async def test_an_acceptance_arriving_as_both_batches_finish_is_sent() -> None:
+    """Both batches answered in one turn of the loop, and a webhook accepted in that same turn (its body
+    came with the replies): it starts a batch of its own rather than waiting for the next webhook. (The
+    interleaving is made exact with a stand-in for Redis's round trip; no Redis is needed for it.)"""
+    loop = asyncio.get_running_loop()
+    batches = AcceptBatches(RedisCalls(None, 5.0, logging.getLogger("t")), None, "p", "w")
+    answered = loop.create_future()  # both replies, arriving in one select()
+
+    async def round_trip(batch: list[Any]) -> list[Any]:
+        await answered
+        return [1] * len(batch)
+
+    batches._send = round_trip  # type: ignore[method-assign]
+    first = batches.accept(["a"], "", True)
+    await asyncio.sleep(0.01)
+    second = batches.accept(["b"], "", True)
+    await asyncio.sleep(0.01)  # two batches on their way
+    later: list[asyncio.Future[Any]] = []
+    answered.set_result(None)
+    loop.call_soon(lambda: later.append(batches.accept(["c"], "", True)))  # queued behind both senders
+    assert await first == 1 and await second == 1
+    assert await asyncio.wait_for(later[0], 2.0) == 1
+
+
+@pytest.mark.anyio
+async def test_a_batch_connection_redis_closed_while_idle_is_opened_again(redis_url: str) -> None:
+    """Redis closes idle clients (its `timeout`; or it restarted): the next batch opens its connection
+    again instead of failing, also for an acceptance that may not be tried twice (no dedup window)."""
+    outbox = RedisOutbox(redis_url, key_prefix=f"i{uuid.uuid4().hex[:8]}")
+    job = [NewJob("t", TARGET, "{}")]
+    try:
+        assert (await outbox.accept("default", job, "k1", 0, 1.0)).notification_id
+        redis.Redis.from_url(redis_url).config_set("timeout", 1)
+        await asyncio.sleep(2.5)  # Redis has closed the batches' idle connection
+        assert (await outbox.accept("default", job, "k2", 0, 2.0)).notification_id
+    finally:
+        redis.Redis.from_url(redis_url).config_set("timeout", 0)
+        await outbox.close()

@@ -319,22 +319,24 @@ def alert_instants(webhook: Webhook) -> list[tuple[float, float | None]]:
     # in one evaluation): each is parsed once. This runs on every webhook, on the event loop.
     parsed: dict[str, float] = {}
     for index, alert in enumerate(webhook["alerts"]):
+        # Both parsed before either is checked for range: a time that is no date is named first.
         text = alert["startsAt"]
         starts = parsed.get(text)
         if starts is None:
             starts = parsed[text] = _timestamp(text, index, "startsAt")
+        ends: float | None = None
+        ended = alert.get("endsAt") or ""
+        if ended:
+            ends = parsed.get(ended)
+            if ends is None:
+                ends = parsed[ended] = _timestamp(ended, index, "endsAt")
         if not _EARLIEST <= starts <= _LATEST:
             raise _out_of_range(index, "startsAt", text)
-        ends: float | None = None
-        text = alert.get("endsAt") or ""
-        if text:
-            ends = parsed.get(text)
-            if ends is None:
-                ends = parsed[text] = _timestamp(text, index, "endsAt")
+        if ends is not None:
             if ends <= _ZERO_TIME:
                 ends = None  # the zero time: not ended
             elif ends > _LATEST:
-                raise _out_of_range(index, "endsAt", text)
+                raise _out_of_range(index, "endsAt", ended)
         out.append((starts, ends))
     return out
 

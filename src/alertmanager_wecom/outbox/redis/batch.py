@@ -74,12 +74,18 @@ class AcceptBatches:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiting.append((args, wake, retry, future))
         if len(self._senders) < IN_FLIGHT:
-            sender = asyncio.create_task(self._send_all(), name="redis-accept-batches")
-            self._senders.add(sender)
-            sender.add_done_callback(self._senders.discard)
+            self._senders.add(asyncio.create_task(self._send_all(), name="redis-accept-batches"))
         return future
 
     async def _send_all(self) -> None:
+        try:
+            await self._send_waiting()
+        finally:
+            # Here, with no await since the last look at `_waiting`: a done-callback would run a turn
+            # later, and an acceptance in between would see no free sender and wait for the next one.
+            self._senders.discard(asyncio.current_task())
+
+    async def _send_waiting(self) -> None:
         # The webhooks being read in this turn of the event loop join this batch.
         await asyncio.sleep(0)
         while self._waiting:
@@ -144,13 +150,16 @@ class AcceptBatches:
         """`commands` (packed) on the batches' own connection, and their replies; an error reply is
         returned, not raised. Anything else that goes wrong (a broken connection, the call's time bound
         running out mid-way) closes the connection: what it would answer later belongs to no one."""
+        pool = self._calls.redis.connection_pool
         if self._idle:
             connection = self._idle.pop()
         else:
-            pool = self._calls.redis.connection_pool
             connection = pool.connection_class(**pool.connection_kwargs)
             self._connections.append(connection)
         try:
+            # As the pool does for its own: connected, and a connection Redis closed while it was idle
+            # (a restart, its `timeout`) opened again rather than failing this batch.
+            await pool.ensure_connection(connection)
             await connection.send_packed_command(commands, check_health=False)
             replies: list[Any] = []
             for _ in commands:
