@@ -681,7 +681,9 @@ async def test_a_send_that_is_no_jobs_is_counted_with_every_replicas_sends(reope
     mine, other = reopen(), reopen()
     person = ("member:zhangsan", ((2, 60.0),))
     if not mine.shared:
-        assert (await mine.claim_send(100.0, SendClaim("t1", "a", (person,)))).wait == 0
+        ahead = await mine.claim_send(100.0, SendClaim("t1", "a", (person,)))
+        assert ahead.wait == 0
+        await mine.sent(ahead.counted, 103.0)  # its limiter paces it: the record stays as it was
         assert await mine.recent_sends(0) == [("member:zhangsan", 100.0)]
         return
     [first] = await add(mine, 1)
@@ -692,8 +694,17 @@ async def test_a_send_that_is_no_jobs_is_counted_with_every_replicas_sends(reope
     full = await mine.claim_send(102.0, SendClaim("t1", "a", (person,)))
     assert full.wait == pytest.approx(58.0) and sorted(full.sends["member:zhangsan"]) == [100.0, 101.0]
     assert sorted(await mine.recent_sends(0)) == [("member:zhangsan", 100.0), ("member:zhangsan", 101.0)]
-    assert (await other.claim_send(160.5, SendClaim("t1", "b", (person,)))).wait == 0
+    late = await other.claim_send(160.5, SendClaim("t1", "b", (person,)))
+    assert late.wait == 0 and len(late.counted) == 1
     assert (await job(mine, first.id)).inflight  # the job's own write-ahead is untouched
+    # WeCom took b's chart at 163 (the image was uploaded first): it counts from then, as a job's send
+    # does from `progress`.
+    await other.sent(late.counted, 163.0)
+    sends = sorted(await mine.recent_sends(0))
+    assert ("member:zhangsan", 163.0) in sends and ("member:zhangsan", 160.5) not in sends
+    await other.sent(late.counted, 150.0)  # never earlier than it was
+    assert ("member:zhangsan", 163.0) in await mine.recent_sends(0)
+    await other.sent((), 170.0)  # nothing counted: nothing to do
 
 
 async def test_times_come_back_exactly(outbox: Outbox) -> None:

@@ -11,6 +11,7 @@ down: the chart is skipped with the reason logged, never retried.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -25,7 +26,7 @@ from alertmanager_wecom.delivery.context import Services
 from alertmanager_wecom.delivery.routes import TargetRoute
 from alertmanager_wecom.ingest.payload import Alert, Notification
 from alertmanager_wecom.outbound import api_client
-from alertmanager_wecom.outbox import Job
+from alertmanager_wecom.outbox import Job, OutboxUnavailable
 from alertmanager_wecom.reasons import DeliveryError
 from alertmanager_wecom.rendering import chart
 from alertmanager_wecom.rendering.escaping import label_text
@@ -198,6 +199,7 @@ class Charts:
             raise ChartSkipped("alerts are waiting for this target: their text goes first")
         if self.s.limiter.wait_time(route.rate_keys) > 0:
             raise ChartSkipped("no room under WeCom's limits now: kept for alert text")
+        counted: tuple[str, ...] = ()
         if self.s.outbox.shared:
             # Replicas: the room is decided in the shared ledger, counting every replica's sends to the
             # same person and under the same app (this replica's limiter knows only its own).
@@ -208,10 +210,15 @@ class Charts:
                     "no room under WeCom's limits now (sends by other replicas): kept for alert text"
                 )
             self.s.limiter.record(route.rate_keys, now)
+            counted = ahead.counted
         else:
             at = self.s.limiter.record(route.rate_keys)
             await self.s.outbox.record_send(route.rate_keys, at)
         await route.channel.send_image(png)
+        if counted:
+            # WeCom has it now: it counts from here, not from the claim (the image was uploaded first).
+            with contextlib.suppress(OutboxUnavailable):  # the chart is sent; the ledger errs early
+                await self.s.outbox.sent(counted, self.s.clock())
         self.s.metrics.charts.labels(route.channel_label, "sent").inc()
         log.info(
             "chart sent receiver=%s job=%d target=%s bytes=%d",

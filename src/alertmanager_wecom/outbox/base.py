@@ -150,6 +150,8 @@ class WriteAhead:
 
     wait: float = 0.0
     sends: dict[str, list[float]] = field(default_factory=dict)
+    # Written by `claim_send` on a shared backend: the ledger's entries for the send, for `sent`.
+    counted: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -255,6 +257,11 @@ class Outbox(Protocol):
         wait; otherwise the send is recorded at `now` under each rate key. No lease is checked (the
         chart follows its text, whichever replica holds the target now). Only a shared backend is
         asked; one that only one process opens records the send (that process's limiter decided)."""
+        ...
+
+    async def sent(self, counted: tuple[str, ...], now: float) -> None:
+        """WeCom took the send `claim_send` answered with `counted` (its `WriteAhead.counted`): it counts
+        from `now`, when WeCom answered, not from the claim (as `progress` does for a job's send)."""
         ...
 
     async def progress(self, job_id: int, sent_parts: int, now: float) -> None:

@@ -31,7 +31,8 @@ WRITTEN = WriteAhead()
 
 # ARGV: prefix, job id ('' for a send that is no job's: no lease, no job to mark), now, target key, owner,
 # rate key count, then per rate key: the key, its window count, and per window: limit, seconds.
-# Reply: {'lost'}; {'0'} written; or {'wait', seconds, then per rate key: key, n, n send times}.
+# Reply: {'lost'}; {'0'} written (for a send that is no job's, then the members recorded, for SENT); or
+# {'wait', seconds, then per rate key: key, n, n send times}.
 # Times are formatted with %.6f: Lua's own number-to-text keeps 14 digits, a tenth of a millisecond off.
 CLAIM = (
     LIBRARY
@@ -88,8 +89,9 @@ end
 if id ~= '' then
   redis.call('HSET', jk(id), 'inflight', 1, 'updated_at', ARGV[3], 'counted', table.concat(members, '\n'))
   mark_started(id)
+  return {'0'}
 end
-return {'0'}
+return {'0', unpack(members)}  -- no job to keep them: the caller hands them to SENT
 """
 )
 
@@ -110,7 +112,7 @@ def write_ahead(reply: list[Any]) -> WriteAhead:
     if reply[0] == "lost":
         raise LeaseLost("the target's lease is no longer this replica's")
     if reply[0] == "0":
-        return WRITTEN
+        return WriteAhead(counted=tuple(reply[1:])) if len(reply) > 1 else WRITTEN
     sends: dict[str, list[float]] = {}
     at = 2
     while at < len(reply):

@@ -83,6 +83,17 @@ local function uncount(k)
   end
   redis.call('HDEL', k, 'counted')
 end
+-- Sends counted by a claim (ledger.py) that WeCom took: they count from `now`, when WeCom answered, if
+-- that is later than their claim (WeCom counts a send when it arrives; a replica stalled in between
+-- makes that seconds later). `counted`: the members, one a line.
+local function recount(counted, now)
+  for member in string.gmatch(counted, '[^\\n]+') do
+    for _, zk in ipairs({p .. ':sends', p .. ':rate:' .. string.match(member, '^%d+|(.*)$')}) do
+      local at = redis.call('ZSCORE', zk, member)
+      if at and tonumber(at) < tonumber(now) then redis.call('ZADD', zk, now, member) end
+    end
+  end
+end
 local function new_notification(receiver, now, payload)
   local nid = redis.call('INCR', p .. ':seq:notif')
   redis.call('HSET', p .. ':notif:' .. nid, 'receiver', receiver, 'received_at', now, 'payload', payload, 'refs', 0)
@@ -213,18 +224,21 @@ PROGRESS = (
     + """
 local k = jk(ARGV[2])
 if redis.call('EXISTS', k) == 0 then return 0 end
-local counted, now = redis.call('HGET', k, 'counted'), tonumber(ARGV[4])
-if counted then
-  for member in string.gmatch(counted, '[^\\n]+') do
-    for _, zk in ipairs({p .. ':sends', p .. ':rate:' .. string.match(member, '^%d+|(.*)$')}) do
-      local at = redis.call('ZSCORE', zk, member)
-      if at and tonumber(at) < now then redis.call('ZADD', zk, ARGV[4], member) end
-    end
-  end
-end
+local counted = redis.call('HGET', k, 'counted')
+if counted then recount(counted, ARGV[4]) end
 redis.call('HSET', k, 'sent_parts', ARGV[3], 'inflight', 0, 'updated_at', ARGV[4])
 redis.call('HDEL', k, 'counted')
 mark_started(ARGV[2])
+return 1
+"""
+)
+
+# A send that is no job's (a chart), counted by `claim_send`, that WeCom took: as PROGRESS does for a job's.
+# ARGV: prefix, now, the members CLAIM returned (one an argument)
+SENT = (
+    LIBRARY
+    + """
+recount(table.concat(ARGV, '\\n', 3), ARGV[2])
 return 1
 """
 )

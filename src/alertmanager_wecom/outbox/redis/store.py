@@ -37,6 +37,7 @@ _SCRIPTS: tuple[str, ...] = (
     "PROBE",
     "SENDING",
     "PROGRESS",
+    "SENT",
     "DONE",
     "DEAD",
     "RETRY_LATER",
@@ -52,7 +53,9 @@ _SCRIPTS: tuple[str, ...] = (
 # and PURGE: a second run after a first that was not answered finds nothing and counts 0). Not MERGE
 # (a second digest), RECORD_SEND (a second send counted), nor the leases' scripts (their owners' to
 # judge); ACCEPT only under a dedup key (`accept`).
-_RETRY_SAFE = frozenset({"PROBE", "SENDING", "PROGRESS", "DONE", "DEAD", "RETRY_LATER", "REQUEUE", "PURGE"})
+_RETRY_SAFE = frozenset(
+    {"PROBE", "SENDING", "PROGRESS", "SENT", "DONE", "DEAD", "RETRY_LATER", "REQUEUE", "PURGE"}
+)
 _FIELDS = (
     "notification_id",
     "receiver",
@@ -313,6 +316,10 @@ class RedisOutbox:
 
     async def claim_send(self, now: float, claim: ledger.SendClaim) -> ledger.WriteAhead:
         return ledger.write_ahead(await self._run("CLAIM", *ledger.claim_args(None, now, claim)))
+
+    async def sent(self, counted: tuple[str, ...], now: float) -> None:
+        if counted:
+            await self._run("SENT", repr(now), *counted)
 
     async def progress(self, job_id: int, sent_parts: int, now: float) -> None:
         await self._run("PROGRESS", job_id, sent_parts, repr(now))

@@ -234,6 +234,9 @@ class SQLiteOutbox(OneProcess):
         await self.record_send([key for key, _windows in claim.limits], now)
         return _WRITTEN
 
+    async def sent(self, counted: tuple[str, ...], now: float) -> None:
+        return None  # one process: `claim_send` recorded the send; its limiter paces by its own clock
+
     async def progress(self, job_id: int, sent_parts: int, now: float) -> None:
         await self._call(
             lambda conn: conn.execute(
