@@ -70,11 +70,24 @@ async def test_a_broken_connection_is_tried_again_once_where_that_is_safe(redis_
         assert kill_clients(redis_url) >= 1
         await outbox.done(job.id, 3.0)
         assert (await outbox.stats(3.0)).pending == 1
-        # Not tried again: an acceptance without a dedup key (a second run would store it twice).
+        # A closed connection found before anything is sent is opened again, whatever the call.
         assert kill_clients(redis_url) >= 1
-        with pytest.raises(OutboxUnavailable, match="ConnectionError"):
-            await outbox.accept("default", [NewJob("t", TARGET, "{}")], None, 300, 4.0)
-        assert (await outbox.stats(4.0)).pending == 1
+        third = await outbox.accept("default", [NewJob("t", TARGET, "{}")], None, 300, 4.0)
+        assert third.notification_id is not None
+        assert (await outbox.stats(4.0)).pending == 2
+        # Not tried again: an acceptance without a dedup key whose connection breaks once Redis has it
+        # (a second run could store it twice). Redis holds writes meanwhile (CLIENT PAUSE WRITE).
+        admin = redis.Redis.from_url(redis_url)
+        admin.client_pause(5000, all=False)
+        try:
+            sent = asyncio.create_task(outbox.accept("default", [NewJob("t", TARGET, "{}")], None, 300, 5.0))
+            await asyncio.sleep(0.3)  # sent, and held by the pause
+            assert not sent.done() and kill_clients(redis_url) >= 1
+            with pytest.raises(OutboxUnavailable, match="ConnectionError"):
+                await sent
+        finally:
+            admin.client_unpause()
+        assert (await outbox.stats(5.0)).pending == 2
     finally:
         await outbox.close()
 
