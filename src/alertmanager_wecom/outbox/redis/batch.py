@@ -1,5 +1,5 @@
-"""Group commit for the Redis outbox's acceptances: the webhooks that arrive while one batch is on its
-way to Redis go together in the next, as one script (scripts.py's ACCEPT).
+"""Group commit for the Redis outbox's acceptances: the webhooks that arrive while a batch is on its
+way to Redis go together in the next (two on their way at most), as one script (scripts.py's ACCEPT).
 
 With ``appendfsync always`` Redis fsyncs once per turn of its event loop, before it answers what that
 turn ran; a webhook waits for that fsync. Sent one script per round trip, the webhooks in flight reach
@@ -9,8 +9,9 @@ per acceptance: the relay's event loop is what limits ingest on Redis, and each 
 packing, a reply to parse and a result to route, whatever its size; so does each wake-up message, which
 is now one for the batch (sent by the script) instead of one per acceptance, and heard once by every
 replica's listener, this one's too. Each acceptance is still all or nothing and fails alone (see the
-script). With `min_replicas`, the WAIT goes in the same pipeline, on the same connection: WAIT counts the
-replicas that have this connection's writes, so on another connection it would not cover them.
+script). With `min_replicas`, the WAIT follows the script in the same round trip, on the same connection:
+WAIT counts the replicas that have this connection's writes, so on another connection it would not
+cover them.
 """
 
 from __future__ import annotations
