@@ -705,6 +705,11 @@ async def test_a_send_that_is_no_jobs_is_counted_with_every_replicas_sends(reope
     await other.sent(late.counted, 150.0)  # never earlier than it was
     assert ("member:zhangsan", 163.0) in await mine.recent_sends(0)
     await other.sent((), 170.0)  # nothing counted: nothing to do
+    # Any rate key (they come from config names): each entry is moved as it is.
+    odd = ("robot:a|b\nc", ((5, 60.0),))
+    ahead = await other.claim_send(200.0, SendClaim("t1", "b", (odd, person)))
+    await other.sent(ahead.counted, 201.0)
+    assert {("robot:a|b\nc", 201.0), ("member:zhangsan", 201.0)} <= set(await mine.recent_sends(0))
 
 
 async def test_times_come_back_exactly(outbox: Outbox) -> None:

@@ -85,9 +85,9 @@ local function uncount(k)
 end
 -- Sends counted by a claim (ledger.py) that WeCom took: they count from `now`, when WeCom answered, if
 -- that is later than their claim (WeCom counts a send when it arrives; a replica stalled in between
--- makes that seconds later). `counted`: the members, one a line.
-local function recount(counted, now)
-  for member in string.gmatch(counted, '[^\\n]+') do
+-- makes that seconds later). `members`: a list of them.
+local function recount(members, now)
+  for _, member in ipairs(members) do
     for _, zk in ipairs({p .. ':sends', p .. ':rate:' .. string.match(member, '^%d+|(.*)$')}) do
       local at = redis.call('ZSCORE', zk, member)
       if at and tonumber(at) < tonumber(now) then redis.call('ZADD', zk, now, member) end
@@ -224,8 +224,11 @@ PROGRESS = (
     + """
 local k = jk(ARGV[2])
 if redis.call('EXISTS', k) == 0 then return 0 end
-local counted = redis.call('HGET', k, 'counted')
-if counted then recount(counted, ARGV[4]) end
+local counted, members = redis.call('HGET', k, 'counted'), {}
+if counted then
+  for member in string.gmatch(counted, '[^\\n]+') do members[#members + 1] = member end
+  recount(members, ARGV[4])
+end
 redis.call('HSET', k, 'sent_parts', ARGV[3], 'inflight', 0, 'updated_at', ARGV[4])
 redis.call('HDEL', k, 'counted')
 mark_started(ARGV[2])
@@ -238,7 +241,7 @@ return 1
 SENT = (
     LIBRARY
     + """
-recount(table.concat(ARGV, '\\n', 3), ARGV[2])
+recount({unpack(ARGV, 3)}, ARGV[2])
 return 1
 """
 )
