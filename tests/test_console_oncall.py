@@ -241,3 +241,12 @@ def test_the_incidents_page_pages_through_the_closed_ones(
             assert re.search(r'<a id="newer" href="\?offset=\d+"', page)
     assert seen == closed_order and pages == 3  # 5 incidents, 2 a page
     assert articles(get(relay, "/ui/incidents?offset=x").text)[1] == seen[:1]  # a bad offset: page one
+    # Past the end (typed by hand): nothing, and the way back to the first page.
+    beyond = get(relay, "/ui/incidents?offset=999999").text
+    assert articles(beyond)[1] == [] and '<a id="newer" href="?offset=0"' in beyond
+    # Exactly one page's worth: no link to an empty older page.
+    monkeypatch.setattr(console_oncall, "RECENT_SHOWN", 5)
+    assert 'id="older"' not in get(relay, "/ui/incidents").text
+    monkeypatch.setattr(console_oncall, "RECENT_SHOWN", 1)
+    last = get(relay, "/ui/incidents?offset=4").text
+    assert articles(last)[1] == closed_order[-1:] and 'id="older"' not in last

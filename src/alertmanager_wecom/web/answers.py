@@ -52,6 +52,13 @@ async def read_body(request: Request, limit: int, seconds: float) -> bytes:
     return b"".join(chunks)
 
 
+def paging_offset(request: Request) -> int | None:
+    """`?offset=`: how many of the newest to skip (paging; 0 when absent); None unless it is a whole
+    number of at most nine ASCII digits."""
+    skip = request.query_params.get("offset", "0")
+    return int(skip) if skip.isascii() and skip.isdigit() and len(skip) <= 9 else None
+
+
 def body_too_slow(timeout: float) -> JSONResponse:
     return JSONResponse(
         {"error": f"the request body did not arrive within server.body_timeout ({timeout:g}s)"},

@@ -31,7 +31,7 @@ from alertmanager_wecom.simulator import view
 from alertmanager_wecom.web import console_data as data
 from alertmanager_wecom.web import console_oncall as oncall_data
 from alertmanager_wecom.web.admin import Admin, Endpoint
-from alertmanager_wecom.web.answers import error, store_guarded
+from alertmanager_wecom.web.answers import error, paging_offset, store_guarded
 from alertmanager_wecom.web.console_chart import READ, duration, tta_chart
 from alertmanager_wecom.web.console_text import TEXT, language
 from alertmanager_wecom.web.preview_worker import PreviewWorker
@@ -228,17 +228,20 @@ class Console:
         tz = ZoneInfo(self.relay.config.render.time_zone)
         # The closed ones a page at a time, from `offset` of the whole list (newest first): the open ones
         # are on every page; a bad offset reads the first page.
-        skip = request.query_params.get("offset", "0")
-        offset = int(skip) if skip.isascii() and skip.isdigit() and len(skip) <= 9 else 0
+        offset = paging_offset(request) or 0
         shown: list[oncall_data.IncidentView] = []
         recent: list[Incident] = []
-        older = None
+        older = newer = None
         if store is not None:
+            per_page = oncall_data.RECENT_SHOWN
             open_ones = await store.incidents(oncall_data.OPEN_SHOWN, open_only=True)
             recent = await store.incidents(READ)
-            page = await store.incidents(oncall_data.RECENT_SHOWN, offset=offset) if offset else recent
-            if len(page) >= oncall_data.RECENT_SHOWN:
-                older = offset + oncall_data.RECENT_SHOWN
+            # One more than a page: whether there is an older page at all.
+            page = await store.incidents(per_page + 1, offset=offset) if offset else recent
+            if len(page) > per_page:
+                older = offset + per_page
+            if offset:  # back a page; from past the end (an offset typed by hand), to the first
+                newer = max(0, offset - per_page) if page else 0
             shown = [oncall_data.incident_view(i, tz) for i in oncall_data.ordered(open_ones, page)]
         return self._page(
             request,
@@ -246,7 +249,7 @@ class Console:
             open_ones=[v for v in shown if v.incident.open],
             closed=[v for v in shown if not v.incident.open],
             older=older,
-            newer=max(0, offset - oncall_data.RECENT_SHOWN) if offset else None,
+            newer=newer,
             chart=tta_chart(recent, now, tz),
             me=_basic_user(request.headers.get("authorization", "")),
             zone=tz.key,

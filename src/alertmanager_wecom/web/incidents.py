@@ -25,7 +25,14 @@ from alertmanager_wecom.ingest.payload import parse_notification
 from alertmanager_wecom.oncall.ack_link import BadLink, digest_job, verify
 from alertmanager_wecom.oncall.store import Incident, group_id
 from alertmanager_wecom.web.admin import Admin, Endpoint
-from alertmanager_wecom.web.answers import BodyTooLarge, BodyTooSlow, error, read_body, store_guarded
+from alertmanager_wecom.web.answers import (
+    BodyTooLarge,
+    BodyTooSlow,
+    error,
+    paging_offset,
+    read_body,
+    store_guarded,
+)
 from alertmanager_wecom.web.relay import Relay
 
 # Who acknowledged, as typed on the link's page or sent to the API: a name a person reads, one line.
@@ -96,11 +103,11 @@ class Incidents:
         raw = request.query_params.get("limit", "100")
         if not (raw.isascii() and raw.isdigit() and 0 < len(raw) <= 6 and int(raw) > 0):
             return error(400, "limit is a whole number from 1 (at most 1000 incidents are listed)")
-        skip = request.query_params.get("offset", "0")
-        if not (skip.isascii() and skip.isdigit() and len(skip) <= 9):
+        offset = paging_offset(request)
+        if offset is None:
             return error(400, "offset is a whole number from 0: how many of the newest to skip (paging)")
         open_only = request.query_params.get("open", "") in ("1", "true")
-        limit, offset = min(1000, int(raw)), int(skip)
+        limit = min(1000, int(raw))
         found = await store.incidents(limit, open_only=open_only, offset=offset)
         # A full page may have more behind it: the offset that reads the next one.
         more = offset + len(found) if len(found) == limit else None
