@@ -219,3 +219,33 @@ def test_without_schedules_the_answers_are_empty(tmp_path: Path) -> None:
         assert httpx.get(f"{base}/api/oncall/overrides", headers=ADMIN).json() == {"overrides": []}
         answer = add(base, {"schedule": "sre", "user": "lisi", "start": "now", "end": "2099-01-01"})
         assert answer.status_code == 400 and "none defined" in answer.json()["error"]
+
+
+def test_an_override_is_changed_in_place(service: tuple[str, Path]) -> None:
+    """PUT /api/oncall/overrides/ID: the same override (its id) with a new person and times, in one step;
+    the same checks as adding; 404 for an id that is not there."""
+    base, _ = service
+    now = dt.datetime.now(dt.UTC)
+    start, end = now + dt.timedelta(hours=2), now + dt.timedelta(hours=5)
+    made = add(base, {"schedule": "sre", "user": "sunqi", "start": iso(start), "end": iso(end)}).json()
+    url = f"{base}/api/oncall/overrides/{made['id']}"
+    later = now + dt.timedelta(hours=8)
+    body = {"schedule": "sre", "user": "zhouba", "start": iso(start), "end": iso(later)}
+    changed = httpx.put(url, json=body, headers=ADMIN)
+    assert changed.status_code == 200, changed.text
+    assert (changed.json()["id"], changed.json()["user"]) == (made["id"], "zhouba")
+    listed = httpx.get(f"{base}/api/oncall/overrides", headers=ADMIN).json()["overrides"]
+    assert [(o["id"], o["user"], o["end"]) for o in listed] == [
+        (made["id"], "zhouba", later.replace(microsecond=0).timestamp())
+    ]
+    during = httpx.get(f"{base}/api/oncall", params={"at": iso(now + dt.timedelta(hours=6))}, headers=ADMIN)
+    sre = next(s for s in during.json()["schedules"] if s["name"] == "sre")
+    assert sre["now"]["user"] == "zhouba" and sre["now"]["override"] == made["id"]
+
+    bad = httpx.put(url, json=body | {"user": "zhou ba"}, headers=ADMIN)
+    assert bad.status_code == 400 and "one WeCom userid" in bad.json()["error"]
+    assert httpx.put(f"{base}/api/oncall/overrides/0123456789ab", json=body, headers=ADMIN).status_code == 404
+    assert httpx.put(f"{base}/api/oncall/overrides/nope", json=body, headers=ADMIN).status_code == 404
+    assert httpx.delete(url, headers=ADMIN).status_code == 204
+    assert httpx.put(url, json=body, headers=ADMIN).status_code == 404  # removed: not brought back
+    assert httpx.get(f"{base}/api/oncall/overrides", headers=ADMIN).json() == {"overrides": []}

@@ -5,6 +5,7 @@ on its schedule's clock, `?at=` on render.time_zone's, one instant for every sch
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -95,6 +96,7 @@ class OncallApi:
             Route("/api/oncall", guarded(self.schedules, changes=False), methods=["GET"]),
             Route("/api/oncall/overrides", guarded(self.overrides, changes=False), methods=["GET"]),
             Route("/api/oncall/overrides", guarded(self.add, changes=True), methods=["POST"]),
+            Route("/api/oncall/overrides/{override_id}", guarded(self.change, changes=True), methods=["PUT"]),
             # A DELETE carries no body: no content type is asked of it (the Origin check stays).
             Route(
                 "/api/oncall/overrides/{override_id}",
@@ -147,6 +149,36 @@ class OncallApi:
 
     async def add(self, request: Request) -> Response:
         """A new override from {schedule, user, start, end}: 201 with it, or 400 with the reason."""
+        made = await self._override(request)
+        if isinstance(made, Response):
+            return made
+        store = self._store()
+        if isinstance(store, Response):
+            return store
+        await store.add_override(made)
+        return JSONResponse(override_json(made, self.relay.config.oncall.schedules[made.schedule]), 201)
+
+    async def change(self, request: Request) -> Response:
+        """The override ID, changed in place to {schedule, user, start, end} (one step: never a moment
+        without it, as removing and adding would leave): 200 with it, 404 if there is none, or 400."""
+        override_id = request.path_params["override_id"]
+        if not valid_id(override_id):
+            return error(404, "no such override (an id is 12 hex digits)")
+        changed = await self._override(request)
+        if isinstance(changed, Response):
+            return changed
+        store = self._store()
+        if isinstance(store, Response):
+            return store
+        now = self.relay.clock()
+        if not any(o.id == override_id for o in await store.overrides(None, now, now + 2 * MOST_AHEAD)):
+            return error(404, f"no override {override_id} (or it is over)")
+        changed = dataclasses.replace(changed, id=override_id)
+        await store.add_override(changed)  # the same id: replaced
+        return JSONResponse(override_json(changed, self.relay.config.oncall.schedules[changed.schedule]))
+
+    async def _override(self, request: Request) -> Override | Response:
+        """The override a request's {schedule, user, start, end} asks for, checked; or the 400."""
         try:
             body = await self.admin.json_body(request)
         except ValueError as exc:
@@ -164,14 +196,9 @@ class OncallApi:
             end = parse_time(body["end"], now, zone(sched))
             # Who made it, for the list: the console says so; anything else is the API.
             via = "console" if body.get("via") == "console" else "api"
-            made = make_override(schedules, name, user, start, end, now, created_by=via)
+            return make_override(schedules, name, user, start, end, now, created_by=via)
         except OverrideError as exc:
             return error(400, str(exc))
-        store = self._store()
-        if isinstance(store, Response):
-            return store
-        await store.add_override(made)
-        return JSONResponse(override_json(made, sched), status_code=201)
 
     async def remove(self, request: Request) -> Response:
         store = self._store()
