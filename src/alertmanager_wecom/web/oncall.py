@@ -30,6 +30,7 @@ from alertmanager_wecom.web.answers import error, store_guarded
 from alertmanager_wecom.web.relay import Relay
 
 CALENDAR_DAYS = 28
+NO_SUCH_ID = "no such override (an id is 12 hex digits)"
 USAGE = (
     'send {"schedule": "sre", "user": "lisi", "start": "2026-12-01T09:00+08:00", "end": ...}'
     " (times ISO 8601, without an offset on the schedule's clock, or seconds since 1970)"
@@ -143,8 +144,7 @@ class OncallApi:
                 schedule_named(schedules, name)
             except OverrideError as exc:
                 return error(404, str(exc))
-        now = self.relay.clock()
-        found = await store.overrides(name, now, now + 2 * MOST_AHEAD)
+        found = await self._current(store, name)
         return JSONResponse({"overrides": [override_json(o, schedules.get(o.schedule)) for o in found]})
 
     async def add(self, request: Request) -> Response:
@@ -163,19 +163,23 @@ class OncallApi:
         without it, as removing and adding would leave): 200 with it, 404 if there is none, or 400."""
         override_id = request.path_params["override_id"]
         if not valid_id(override_id):
-            return error(404, "no such override (an id is 12 hex digits)")
+            return error(404, NO_SUCH_ID)
         changed = await self._override(request)
         if isinstance(changed, Response):
             return changed
         store = self._store()
         if isinstance(store, Response):
             return store
-        now = self.relay.clock()
-        if not any(o.id == override_id for o in await store.overrides(None, now, now + 2 * MOST_AHEAD)):
+        if not any(o.id == override_id for o in await self._current(store, None)):
             return error(404, f"no override {override_id} (or it is over)")
         changed = dataclasses.replace(changed, id=override_id)
         await store.add_override(changed)  # the same id: replaced
         return JSONResponse(override_json(changed, self.relay.config.oncall.schedules[changed.schedule]))
+
+    async def _current(self, store: OncallStore, schedule: str | None) -> list[Override]:
+        """The overrides in force now or later (`schedule`'s, or every schedule's)."""
+        now = self.relay.clock()
+        return await store.overrides(schedule, now, now + 2 * MOST_AHEAD)
 
     async def _override(self, request: Request) -> Override | Response:
         """The override a request's {schedule, user, start, end} asks for, checked; or the 400."""
@@ -206,7 +210,7 @@ class OncallApi:
             return store
         override_id = request.path_params["override_id"]
         if not valid_id(override_id):
-            return error(404, "no such override (an id is 12 hex digits)")
+            return error(404, NO_SUCH_ID)
         if not await store.remove_override(override_id):
             return error(404, f"no override {override_id}")
         return Response(status_code=204)
